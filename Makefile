@@ -1,0 +1,53 @@
+# `make test` and `make demo` set up everything they need on a fresh machine:
+# a .venv with the package and its test tools, the JS bundle, and Debian's chromium.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP_STAMP := $(VENV)/.installed
+JS_STAMP := js/node_modules/.installed
+BUNDLE := saliency_widgets/static/saliency_map.js
+TORCH_PIN := torch==2.13.0
+
+.PHONY: install test test-python test-js bundle chromium demo bench clean
+
+install: $(PIP_STAMP) $(BUNDLE)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(PIP_STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[torch,tensorflow,dev]"
+	touch $@
+
+$(JS_STAMP): js/package.json js/package-lock.json
+	cd js && npm ci --no-audit --no-fund
+	touch $@
+
+$(BUNDLE): $(JS_STAMP) $(shell find js/src -type f 2>/dev/null) js/build.mjs
+	cd js && npm run build
+
+bundle: $(BUNDLE)
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test-js: $(JS_STAMP)
+	cd js && npm test
+
+test-python: install chromium
+	$(PY) -m pytest
+
+test: test-js test-python
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+demo: install
+	$(VENV)/bin/jupyter lab examples/
+
+clean:
+	rm -rf $(VENV) js/node_modules saliency_widgets/static test-artifacts
