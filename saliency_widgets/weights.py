@@ -1,17 +1,26 @@
 """Framework-free descriptions of layers and their weight arrays.
 
 Backends turn a framework's raw variables into these records; widgets and
-``sw.layers`` / ``sw.layer_weights`` only ever see these.
+``sw.layers`` / ``sw.layer_weights`` only ever see these. Everything that both
+frameworks share lives here: the gate packing tables, the block names, the
+description sentences and the update equations. The backend modules
+(``backends/torch_weights.py``, ``backends/keras_weights.py``) only map their
+framework's variables onto the builders below.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 import numpy as np
 
+from .errors import SaliencyError
+
 Role = Literal["kernel", "input", "recurrent", "bias"]
+Framework = Literal["keras", "torch"]
+CellKind = Literal["simple", "lstm", "gru"]
 
 
 @dataclass(frozen=True)
@@ -42,3 +51,353 @@ class WeightBlock:
     @property
     def shape(self) -> tuple:
         return tuple(self.array.shape)
+
+
+# ------------------------------------------------------------------ public API
+def layers(model: Any, example: Any = None, *, input_shape: Optional[Sequence[int]] = None) -> list[LayerInfo]:
+    """Every layer of ``model`` with its per-sample output shape and parameter count.
+
+    Torch models need ``example`` (a batch, as the model takes it) or
+    ``input_shape`` (one sample's shape, filled with zeros) to know output
+    shapes; without either, ``output_shape`` is ``None``. Models that take
+    integer tokens need an integer ``example``.
+    """
+    from .backends import get_backend
+
+    backend = get_backend(model)
+    if example is not None and input_shape is not None:
+        raise SaliencyError("pass either example= (a batch) or input_shape= (one sample's shape), not both")
+    if example is not None:
+        example = backend.to_numpy(example)
+    elif input_shape is not None:
+        example = np.zeros((1, *tuple(int(n) for n in input_shape)), dtype=np.float32)
+    return backend.layers(example)
+
+
+def layer_equation(model: Any, layer: Any) -> Optional[str]:
+    """The update equation of a recurrent layer, naming its weight blocks; ``None`` for other layers."""
+    from .backends import get_backend
+
+    return get_backend(model).layer_equation(layer)
+
+
+def layer_weights(model: Any, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
+    """The named, documented weight blocks of one layer.
+
+    ``layer`` is a name (as in :func:`layers`), an index into :func:`layers`,
+    or the layer object. With ``split_gates`` the packed gate matrices of LSTM
+    and GRU layers come back as one block per gate.
+    """
+    from .backends import get_backend
+
+    return get_backend(model).layer_weights(layer, split_gates=split_gates)
+
+
+# ------------------------------------------------------------- layer lookup
+def resolve_layer(named: Sequence[tuple[str, Any]], layer: Any) -> tuple[str, Any]:
+    """Finds ``layer`` (a name, an index or the object itself) among ``(name, object)`` pairs."""
+    if isinstance(layer, str):
+        for name, obj in named:
+            if name == layer:
+                return name, obj
+    elif isinstance(layer, (int, np.integer)) and not isinstance(layer, bool):
+        if -len(named) <= layer < len(named):
+            return named[int(layer)]
+    else:
+        for name, obj in named:
+            if obj is layer:
+                return name, obj
+    valid = ", ".join(repr(name) for name, _ in named) or "(none)"
+    raise SaliencyError(f"no layer {layer!r} in this model; valid layers (names or indices 0..{len(named) - 1}): {valid}")
+
+
+def no_weights_error(name: str, layer_type: str) -> SaliencyError:
+    """The error for a layer that holds no weight arrays."""
+    return SaliencyError(f"layer {name!r} ({layer_type}) has no weights")
+
+
+# ------------------------------------------------------------ descriptions
+def shape_text(shape: Sequence[int]) -> str:
+    """``(1, 3)`` → ``"1×3"``; ``(3,)`` → ``"3"``."""
+    return "×".join(str(int(n)) for n in shape) if len(shape) else "scalar"
+
+
+def describe(name: str, shape: Sequence[int], what: str, axes: Sequence[str]) -> str:
+    """One sentence: ``"<name> (<shape>): <what>; <meaning of the axes>"``.
+
+    :func:`block_axes` reads the axis names back, so axis names must not
+    contain ``", "`` or ``"; "``.
+    """
+    return f"{name} ({shape_text(shape)}): {what}; {_axes_phrase(axes)}"
+
+
+def _axes_phrase(axes: Sequence[str]) -> str:
+    if len(axes) == 0:
+        return "a single value"
+    if len(axes) == 1:
+        return f"one value per {axes[0]}"
+    if len(axes) == 2:
+        return f"rows = {axes[0]}, columns = {axes[1]}"
+    return f"axes = ({', '.join(axes)})"
+
+
+def block_axes(block: WeightBlock) -> tuple[str, ...]:
+    """The names of ``block.array``'s axes, as its description states them."""
+    phrase = block.description.rsplit("; ", 1)[-1]
+    if phrase.startswith("one value per "):
+        return (phrase[len("one value per "):],)
+    match = re.fullmatch(r"rows = (.*), columns = (.*)", phrase)
+    if match:
+        return match.group(1), match.group(2)
+    if phrase.startswith("axes = ("):
+        return tuple(phrase[len("axes = ("):-1].split(", "))
+    return tuple(f"axis {i}" for i in range(block.array.ndim))
+
+
+def as_array(values: Any) -> np.ndarray:
+    """A float32 numpy copy (the block never shares memory with the model)."""
+    return np.array(values, dtype=np.float32, copy=True)
+
+
+def block(name: str, role: Role, source: str, array: Any, what: str, axes: Sequence[str], gate: Optional[str] = None) -> WeightBlock:
+    """A :class:`WeightBlock` whose description follows :func:`describe`."""
+    array = as_array(array)
+    return WeightBlock(name, role, gate, source, array, describe(name, array.shape, what, axes))
+
+
+# ------------------------------------------------------ feed-forward layers
+Layout = Literal["in_out", "out_in"]
+"""``"in_out"``: Keras (input axes first, outputs last); ``"out_in"``: torch (outputs first)."""
+
+
+def dense_kernel(source: str, array: Any, layout: Layout) -> WeightBlock:
+    """The matrix of a Dense (Keras, ``y = x·W + b``) or Linear (torch, ``y = x·Wᵀ + b``) layer."""
+    if layout == "in_out":
+        return block("kernel", "kernel", source, array, "multiplies the input x (y = x·W + b)", ("input features", "units"))
+    return block("kernel", "kernel", source, array, "multiplies the input x (y = x·Wᵀ + b)", ("units", "input features"))
+
+
+def conv_kernel(source: str, array: Any, layout: Layout, groups: int = 1) -> WeightBlock:
+    """A convolution kernel: Keras ``(*window, in, filters)``, torch ``(filters, in, *window)``."""
+    array = as_array(array)
+    window = {1: ("kernel position",), 2: ("kernel row", "kernel column")}.get(
+        array.ndim - 2, tuple(f"kernel axis {i}" for i in range(array.ndim - 2))
+    )
+    channels = "input channels" if groups == 1 else f"input channels per group ({groups} groups)"
+    axes = (*window, channels, "filters") if layout == "in_out" else ("filters", channels, *window)
+    what = "slides over the input and multiplies each window of it; filter k produces output channel k"
+    return block("kernel", "kernel", source, array, what, axes)
+
+
+def bias_block(source: str, array: Any, per: str = "unit") -> WeightBlock:
+    """The bias of a Dense/Linear ("unit") or convolution ("filter") layer."""
+    return block("bias", "bias", source, array, f"added to each {per}'s output", (per,))
+
+
+def embedding_table(source: str, array: Any) -> WeightBlock:
+    """An embedding table ``(vocabulary, dimensions)`` (same layout in both frameworks)."""
+    what = "looked up, not multiplied: token i's vector is row i"
+    return block("embeddings", "kernel", source, array, what, ("tokens", "embedding dimensions"))
+
+
+_BATCHNORM = {
+    "gamma": ("scale γ", "kernel", "multiplies the normalized input"),
+    "beta": ("offset β", "bias", "added after scaling"),
+    "mean": ("moving mean", "bias", "subtracted from the input at inference (a running statistic, not trained)"),
+    "variance": (
+        "moving variance",
+        "kernel",
+        "the input is divided by √(variance + ε) at inference (a running statistic, not trained)",
+    ),
+}
+
+
+def batchnorm_block(part: Literal["gamma", "beta", "mean", "variance"], source: str, array: Any) -> WeightBlock:
+    """One of a batch normalization's four arrays: y = γ·(x − mean)/√(variance + ε) + β."""
+    name, role, what = _BATCHNORM[part]
+    return block(name, role, source, array, what, ("channel",))
+
+
+_BIAS_WORDS = ("bias", "beta", "offset", "shift")
+
+
+def raw_block(source: str, array: Any, layer_type: str) -> WeightBlock:
+    """A variable of a layer type this module does not interpret, shown as stored."""
+    array = as_array(array)
+    role: Role = "bias" if any(w in source.lower() for w in _BIAS_WORDS) else "kernel"
+    what = (
+        f"a stored variable of a {layer_type} layer; its layout is not interpreted here, "
+        f"so its axes are shown as the framework stores them"
+    )
+    return block(source, role, source, array, what, tuple(f"axis {i}" for i in range(array.ndim)))
+
+
+# -------------------------------------------------------- recurrent layers
+#: Gates in each framework's packing order: (symbol, gate name).
+GATES: dict[tuple[Framework, CellKind], tuple[tuple[str, str], ...]] = {
+    ("keras", "lstm"): (("i", "input"), ("f", "forget"), ("c", "cell"), ("o", "output")),
+    ("torch", "lstm"): (("i", "input"), ("f", "forget"), ("g", "cell"), ("o", "output")),
+    ("keras", "gru"): (("z", "update"), ("r", "reset"), ("h", "candidate")),
+    ("torch", "gru"): (("r", "reset"), ("z", "update"), ("n", "candidate")),
+    ("keras", "simple"): (),
+    ("torch", "simple"): (),
+}
+
+
+@dataclass(frozen=True)
+class RecurrentCell:
+    """What a recurrent layer computes, enough to write its update equation."""
+
+    framework: Framework
+    kind: CellKind
+    activation: str = "tanh"
+    recurrent_activation: str = "sigmoid"
+    reset_after: bool = True
+    num_layers: int = 1
+    bidirectional: bool = False
+    projection: bool = False
+
+    @property
+    def gates(self) -> tuple[tuple[str, str], ...]:
+        return GATES[(self.framework, self.kind)]
+
+
+@dataclass(frozen=True)
+class Packed:
+    """One recurrent variable before gate splitting.
+
+    ``axis`` is the axis along which the gates are packed (Keras: last, torch:
+    first); in ``axes`` that axis is named ``"units"``. ``notes`` adds a clause
+    to the description of one gate's slice (by gate name).
+    """
+
+    source: str
+    part: str
+    role: Role
+    array: np.ndarray
+    axis: int
+    what: str
+    axes: tuple[str, ...]
+    notes: dict = field(default_factory=dict)
+
+
+def direction_prefix(layer_index: Optional[int], direction: Optional[str]) -> str:
+    """``"layer 1 · reverse · "`` for stacked / bidirectional RNNs, ``""`` otherwise."""
+    parts = ([f"layer {layer_index}"] if layer_index is not None else []) + ([direction] if direction else [])
+    return "".join(f"{p} · " for p in parts)
+
+
+def gate_block_name(prefix: str, part: str, gate: Optional[str]) -> str:
+    """``"layer 1 · input kernel · forget gate"``."""
+    return f"{prefix}{part}" + (f" · {gate} gate" if gate else "")
+
+
+def split_packed(array: np.ndarray, n: int, axis: int) -> list[np.ndarray]:
+    """Cuts ``array`` into ``n`` equal slices along ``axis`` (the gates, in packing order)."""
+    if array.shape[axis] % n:
+        raise SaliencyError(f"cannot split an axis of {array.shape[axis]} into {n} gates")
+    return np.split(array, n, axis=axis)
+
+
+def recurrent_blocks(cell: RecurrentCell, packed: Sequence[Packed], split_gates: bool, prefix: str = "") -> list[WeightBlock]:
+    """The blocks of one recurrent cell (one layer and direction), split by gate or kept packed."""
+    gates = cell.gates
+    out = []
+    for var in packed:
+        array = as_array(var.array)
+        if not gates or not split_gates:
+            out.append(_packed_block(var, array, gates, prefix))
+            continue
+        for (symbol, gate), piece in zip(gates, split_packed(array, len(gates), var.axis)):
+            name = gate_block_name(prefix, var.part, gate)
+            what = f"{var.what}, in the {gate} gate {symbol}" + (f"; {var.notes[gate]}" if gate in var.notes else "")
+            out.append(WeightBlock(name, var.role, gate, var.source, piece.copy(), describe(name, piece.shape, what, var.axes)))
+    return out
+
+
+def _packed_block(var: Packed, array: np.ndarray, gates: Sequence[tuple[str, str]], prefix: str) -> WeightBlock:
+    name = gate_block_name(prefix, var.part, None)
+    axes = list(var.axes)
+    what = var.what
+    if gates:
+        symbols = " ".join(s for s, _ in gates)
+        axes[var.axis] = f"{len(gates)} gates ({symbols}) × units"
+        order = ", ".join(f"{s} ({g})" for s, g in gates)
+        what += f", for all {len(gates)} gates packed one after another in the order {order}"
+        what += "".join(f"; {var.notes[g]}" for _, g in gates if g in var.notes)
+    return WeightBlock(name, var.role, None, var.source, array, describe(name, array.shape, what, axes))
+
+
+# ---------------------------------------------------------------- equations
+def _act(name: str) -> str:
+    return "σ" if name == "sigmoid" else name
+
+
+def recurrent_equation(cell: RecurrentCell) -> str:
+    """The update equation of a recurrent layer, with its symbols mapped to block names."""
+    body = (_keras_equation if cell.framework == "keras" else _torch_equation)(cell)
+    notes = []
+    if cell.num_layers > 1:
+        inputs = "both directions' h_t concatenated" if cell.bidirectional else "h_t"
+        notes.append(f"layer l ≥ 1 reads layer l−1's {inputs} as its input x_t")
+    if cell.bidirectional:
+        notes.append("the reverse direction runs from the last time step to the first, with its own weights")
+    return "\n".join([*body, *notes])
+
+
+def _gate_legend(cell: RecurrentCell) -> str:
+    return "* = gate: " + ", ".join(f"{s} = {g} gate" for s, g in cell.gates)
+
+
+def _keras_equation(cell: RecurrentCell) -> list[str]:
+    a, s = _act(cell.activation), _act(cell.recurrent_activation)
+    if cell.kind == "simple":
+        return [
+            f"h_t = {a}(x_t·W_x + h_{{t−1}}·W_h + b)",
+            "W_x = input kernel, W_h = recurrent kernel, b = bias",
+        ]
+    if cell.kind == "lstm":
+        lines = [f"{g}_t = {s}(x_t·W_x{g} + h_{{t−1}}·W_h{g} + b_{g})" for g in "ifo"]
+        lines.insert(2, f"c̃_t = {a}(x_t·W_xc + h_{{t−1}}·W_hc + b_c)")
+        return [
+            *lines,
+            "c_t = f_t ⊙ c_{t−1} + i_t ⊙ c̃_t",
+            f"h_t = o_t ⊙ {a}(c_t)",
+            f"W_x* = input kernel, W_h* = recurrent kernel, b_* = bias; {_gate_legend(cell)}",
+        ]
+    if cell.reset_after:
+        lines = [f"{g}_t = {s}(x_t·W_x{g} + b_x{g} + h_{{t−1}}·W_h{g} + b_h{g})" for g in "zr"]
+        lines.append(f"h̃_t = {a}(x_t·W_xh + b_xh + r_t ⊙ (h_{{t−1}}·W_hh + b_hh))")
+        legend = "W_x* = input kernel, W_h* = recurrent kernel, b_x* = input bias, b_h* = recurrent bias"
+    else:
+        lines = [f"{g}_t = {s}(x_t·W_x{g} + h_{{t−1}}·W_h{g} + b_{g})" for g in "zr"]
+        lines.append(f"h̃_t = {a}(x_t·W_xh + (r_t ⊙ h_{{t−1}})·W_hh + b_h)")
+        legend = "W_x* = input kernel, W_h* = recurrent kernel, b_* = bias"
+    return [*lines, "h_t = z_t ⊙ h_{t−1} + (1 − z_t) ⊙ h̃_t", f"{legend}; {_gate_legend(cell)}"]
+
+
+def _torch_equation(cell: RecurrentCell) -> list[str]:
+    a, s = _act(cell.activation), _act(cell.recurrent_activation)
+    legend = (
+        "W_i* = input kernel (weight_ih), W_h* = recurrent kernel (weight_hh), "
+        "b_i* = bias (input-hidden) (bias_ih), b_h* = bias (hidden-hidden) (bias_hh)"
+    )
+    if cell.kind == "simple":
+        return [
+            f"h_t = {a}(W_ih x_t + b_ih + W_hh h_{{t−1}} + b_hh)",
+            "W_ih = input kernel (weight_ih), W_hh = recurrent kernel (weight_hh), "
+            "b_ih + b_hh = bias (input-hidden) + bias (hidden-hidden): torch adds them, only their sum matters",
+        ]
+    if cell.kind == "lstm":
+        lines = [f"{g}_t = {s}(W_i{g} x_t + b_i{g} + W_h{g} h_{{t−1}} + b_h{g})" for g in "if"]
+        lines.append(f"g_t = {a}(W_ig x_t + b_ig + W_hg h_{{t−1}} + b_hg)")
+        lines.append(f"o_t = {s}(W_io x_t + b_io + W_ho h_{{t−1}} + b_ho)")
+        lines.append("c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t")
+        lines.append(f"h_t = W_hr (o_t ⊙ {a}(c_t))" if cell.projection else f"h_t = o_t ⊙ {a}(c_t)")
+        if cell.projection:
+            legend += ", W_hr = projection (weight_hr)"
+    else:
+        lines = [f"{g}_t = {s}(W_i{g} x_t + b_i{g} + W_h{g} h_{{t−1}} + b_h{g})" for g in "rz"]
+        lines.append(f"n_t = {a}(W_in x_t + b_in + r_t ⊙ (W_hn h_{{t−1}} + b_hn))")
+        lines.append("h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}")
+    return [*lines, f"{legend}; {_gate_legend(cell)}"]

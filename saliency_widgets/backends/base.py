@@ -7,7 +7,9 @@ and the widgets only call these methods and only see numpy arrays.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Optional, Sequence
+import types
+import weakref
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -27,12 +29,27 @@ class Backend(ABC):
     framework: str = ""
 
     def __init__(self, model: Any) -> None:
-        self.model = model
+        # A weak reference where possible: backends are cached per model, and the
+        # cache must not keep a model alive that the user has dropped.
+        # Bound methods are created on access and would die at once: hold those.
+        self._model_ref: Callable[[], Any] = lambda: model
+        if not isinstance(model, types.MethodType):
+            try:
+                self._model_ref = weakref.ref(model)
+            except TypeError:
+                pass
+
+    @property
+    def model(self) -> Any:
+        model = self._model_ref()
+        if model is None:
+            raise ReferenceError("the model of this backend no longer exists")
+        return model
 
     # ----------------------------------------------------------------- inputs
-    @abstractmethod
     def to_numpy(self, x: Any) -> np.ndarray:
         """The user's input (numpy, torch or tf tensor) as a numpy array, dtype kept."""
+        return to_numpy(x)
 
     @abstractmethod
     def describe_expected_input(self) -> Optional[str]:
@@ -75,6 +92,15 @@ class Backend(ABC):
         """The named weight blocks of one layer (a name, an index or the layer object)."""
 
 
-def flat_names(names: Sequence[str]) -> str:
-    """``"a, b, c"``: for messages that list valid choices."""
-    return ", ".join(repr(n) for n in names)
+def to_numpy(x: Any) -> np.ndarray:
+    """A numpy view of ``x`` (numpy, torch tensor, tf tensor or nested lists), dtype kept.
+
+    Duck-typed so that this module imports no framework.
+    """
+    if isinstance(x, np.ndarray):
+        return x
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor
+        return x.detach().cpu().numpy()
+    if hasattr(x, "numpy") and callable(x.numpy):  # tf.Tensor / tf.Variable
+        return np.asarray(x.numpy())
+    return np.asarray(x)

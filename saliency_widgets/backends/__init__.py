@@ -1,0 +1,64 @@
+"""Framework detection. The only place that decides which backend module to import.
+
+Detection looks at the model's class hierarchy by module name, so that
+``import saliency_widgets`` never imports torch or tensorflow: a backend module
+is imported only once a model of its framework shows up.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from typing import Any
+
+from ..errors import NotAModelError
+from .base import Backend
+
+_KERAS_ROOTS = ("keras", "tf_keras", "tensorflow")
+
+
+def _class_roots(obj: Any) -> set[str]:
+    return {cls.__module__.split(".")[0] for cls in type(obj).__mro__}
+
+
+# One backend per live model: it keeps compiled functions (Keras), the chosen
+# Jacobian strategy and the detected final activation across calls.
+_cache: "weakref.WeakKeyDictionary[Any, Backend]" = weakref.WeakKeyDictionary()
+
+
+def get_backend(model: Any) -> Backend:
+    """The backend for ``model``: a ``torch.nn.Module`` (or a callable on torch
+    tensors) or a Keras 3 model on the TensorFlow backend."""
+    if isinstance(model, Backend):
+        return model
+    try:
+        return _cache[model]
+    except (KeyError, TypeError):
+        pass
+    backend = _make_backend(model)
+    try:
+        _cache[model] = backend
+    except TypeError:  # not weak-referenceable (e.g. a bound method): no caching
+        pass
+    return backend
+
+
+def _make_backend(model: Any) -> Backend:
+    roots = _class_roots(model)
+    if "torch" in roots:
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(model)
+    if roots & set(_KERAS_ROOTS):
+        from .keras_backend import KerasBackend
+
+        return KerasBackend(model)
+    if callable(model) and "torch" in sys.modules and not isinstance(model, type):
+        from .torch_backend import TorchBackend
+
+        return TorchBackend(model)
+    raise NotAModelError(
+        f"expected a model: a torch.nn.Module, a callable on torch tensors, or a Keras 3 "
+        f"model (keras.Model / Sequential / functional) on the TensorFlow backend; "
+        f"got {type(model).__module__}.{type(model).__qualname__}"
+    )
