@@ -1,28 +1,48 @@
 """saliency_widgets: see inside neural networks from a notebook.
 
 Importing this package imports neither torch nor tensorflow; a backend is
-loaded when a model of its framework is first passed in.
+loaded when a model of its framework is first passed in. The widgets (and
+anywidget) load on first use of their names.
 """
+
+from typing import Any
 
 from .attribution import METHODS, Attribution, attribute, jacobian, saliency
 from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, NotAModelError, SaliencyError, SaliencyWarning
-from .weights import LayerInfo, WeightBlock
+from .weights import LayerInfo, WeightBlock, layer_equation, layer_weights, layers
 
 __version__ = "0.1.0"
+
+_WIDGETS = ("SaliencyMap", "JacobianGrid", "WeightInspector")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WIDGETS:
+        from . import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'saliency_widgets' has no attribute {name!r}")
+
 
 __all__ = [
     "METHODS",
     "Attribution",
+    "JacobianGrid",
     "LayerInfo",
     "MemoryBudgetError",
     "NonDifferentiableError",
     "NotAModelError",
     "SaliencyError",
+    "SaliencyMap",
     "SaliencyWarning",
     "WeightBlock",
+    "WeightInspector",
     "attribute",
     "config",
     "jacobian",
+    "layer_equation",
+    "layer_weights",
+    "layers",
     "saliency",
 ]

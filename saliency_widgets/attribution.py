@@ -139,6 +139,8 @@ def resolve_targets(target: Target, scores: np.ndarray) -> np.ndarray:
     batch, out_shape = scores.shape[0], scores.shape[1:]
     if target is None:
         return scores.reshape(batch, -1).argmax(axis=1).astype(np.int64)
+    if isinstance(target, (str, bytes, float)):
+        return np.full(batch, _flat_index(target, out_shape, "target"), dtype=np.int64)
     if isinstance(target, (tuple, int, np.integer)):
         return np.full(batch, _flat_index(target, out_shape, "target"), dtype=np.int64)
     per_sample = target.tolist() if isinstance(target, np.ndarray) else list(target)
@@ -199,8 +201,7 @@ def _batched_gradient_sum(backend: Backend, xs: np.ndarray, cotangent: np.ndarra
         w = weights[start:start + per_copy]
         points = make_points(len(w))
         flat_points = points.reshape(len(w) * xs.shape[0], *xs.shape[1:])
-        tiled_cot = np.broadcast_to(cotangent, (len(w), *cotangent.shape)).reshape(
-            len(w) * cotangent.shape[0], *cotangent.shape[1:])
+        tiled_cot = np.concatenate([cotangent] * len(w))
         grads = _vjp(backend, flat_points, tiled_cot, logits).reshape(points.shape)
         total += np.tensordot(w, grads, axes=1)
     return total.astype(np.float32)

@@ -15,9 +15,11 @@ class Config:
     #: The largest Jacobian ``sw.jacobian`` will return; larger requests are refused
     #: with a message suggesting ``outputs=``.
     jacobian_budget_bytes: int = 1 << 30
-    #: Memory one batched pass may use for its input copies and gradients; work is
-    #: split into chunks under it (Jacobian rows, SmoothGrad samples, IG steps).
-    chunk_budget_bytes: int = 256 << 20
+    #: Working memory of one batched pass (estimated from the input size); Jacobian
+    #: rows, SmoothGrad samples and IG steps are split into passes under it. Small
+    #: enough for the activations to stay in the CPU cache, which is faster than
+    #: one huge batch.
+    chunk_budget_bytes: int = 16 << 20
     #: A widget sends one sample's full Jacobian to the browser when it fits this
     #: budget, so that clicking another output needs no kernel round trip.
     prefetch_budget_bytes: int = 8 << 20

@@ -69,7 +69,8 @@ class KerasBackend(Backend):
         last = model.layers[-1] if model.layers else None
         while last is not None and _is_graph_model(last, self._keras) and last.layers:
             last = last.layers[-1]
-        if last is None or (len(model.outputs) != 1):
+        several_outputs = not isinstance(model, self._keras.Sequential) and len(model.outputs) != 1
+        if last is None or several_outputs:
             return None, None
         if isinstance(last, self._keras.layers.Softmax):
             return last, "softmax"
@@ -186,6 +187,8 @@ class KerasBackend(Backend):
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
         from .keras_weights import keras_layers
 
+        if example is not None:
+            self._ensure_built(example)
         return keras_layers(self.model, example)
 
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:

@@ -1,0 +1,103 @@
+"""Computing attributions leaves no trace on the model, the input or global RNG state (DESIGN §5)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import saliency_widgets as sw  # noqa: E402
+from models import torch_cnn  # noqa: E402
+
+
+def snapshot(model):
+    return {
+        "training": [m.training for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [p.grad for p in model.parameters()],
+        "state": {k: v.clone() for k, v in model.state_dict().items()},
+    }
+
+
+def assert_unchanged(model, before):
+    after = snapshot(model)
+    assert after["training"] == before["training"]
+    assert after["requires_grad"] == before["requires_grad"]
+    assert all(g is None for g in after["grads"])
+    for key, value in before["state"].items():
+        assert torch.equal(after["state"][key], value), key
+
+
+@pytest.fixture
+def trained_looking_cnn():
+    model = torch_cnn().train()
+    bn = model[1]
+    bn.running_mean.copy_(torch.linspace(-1, 1, 4))
+    bn.running_var.copy_(torch.linspace(0.5, 2, 4))
+    model[3].training = False  # a mixed pattern of flags must come back exactly
+    model[0].weight.requires_grad_(False)
+    return model
+
+
+@pytest.mark.parametrize("method", sw.METHODS)
+def test_methods_leave_model_input_and_rng_alone(trained_looking_cnn, method, rng):
+    model = trained_looking_cnn
+    before = snapshot(model)
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    x_copy = x.copy()
+    torch_rng, numpy_rng = torch.get_rng_state(), np.random.get_state()
+    with pytest.warns(sw.SaliencyWarning, match="training mode"):
+        sw.saliency(model, x, method=method, **({"n_samples": 4} if method == "smoothgrad" else {}))
+    assert_unchanged(model, before)
+    np.testing.assert_array_equal(x, x_copy)
+    assert torch.equal(torch.get_rng_state(), torch_rng)
+    assert np.array_equal(np.random.get_state()[1], numpy_rng[1])
+
+
+def test_eval_mode_is_used_so_batchnorm_uses_running_statistics(trained_looking_cnn, rng):
+    model = trained_looking_cnn
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    with pytest.warns(sw.SaliencyWarning):
+        got = sw.saliency(model, x, target=1)
+    reference = torch_cnn()
+    reference.load_state_dict(model.state_dict())
+    reference.eval()
+    xt = torch.tensor(x, requires_grad=True)
+    (expected,) = torch.autograd.grad(reference(xt)[:, 1].sum(), xt)
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_jacobian_leaves_model_alone(trained_looking_cnn, rng):
+    before = snapshot(trained_looking_cnn)
+    with pytest.warns(sw.SaliencyWarning):
+        sw.jacobian(trained_looking_cnn, rng.normal(size=(2, 3, 12, 12)).astype(np.float32))
+    assert_unchanged(trained_looking_cnn, before)
+
+
+class FailsHalfway(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.Linear(3, 2)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        if x.requires_grad:
+            raise RuntimeError("boom in the middle of the backward setup")
+        return self.drop(self.layer(x))
+
+
+def test_state_restored_when_an_exception_is_raised_half_way():
+    model = FailsHalfway().train()
+    before = snapshot(model)
+    with pytest.warns(sw.SaliencyWarning), pytest.raises(sw.SaliencyError, match="boom"):
+        sw.saliency(model, np.ones((1, 3), np.float32), target=0)
+    assert_unchanged(model, before)
+    assert model.training and model.drop.training
+
+
+def test_torch_tensor_input_is_not_modified():
+    model = torch_cnn()
+    x = torch.randn(1, 3, 12, 12)
+    original = x.clone()
+    sw.saliency(model, x, method="integrated_gradients", steps=4)
+    assert torch.equal(x, original) and not x.requires_grad and x.grad is None

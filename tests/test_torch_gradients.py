@@ -1,0 +1,220 @@
+"""PyTorch attributions against independent references: hand-written autograd,
+central finite differences, captum, and closed-form cases."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import saliency_widgets as sw  # noqa: E402
+from models import central_differences, torch_cnn, torch_lstm, torch_mlp  # noqa: E402
+
+
+def autograd_gradient(model, x, target):
+    """d model(x)[i, target[i]] / d x, written out by hand."""
+    xt = torch.tensor(x, requires_grad=True)
+    out = model(xt)
+    selected = out.reshape(len(x), -1)[torch.arange(len(x)), torch.as_tensor(target)]
+    (grad,) = torch.autograd.grad(selected.sum(), xt)
+    return grad.numpy()
+
+
+def test_mlp_gradient_matches_autograd_and_finite_differences(rng):
+    model = torch_mlp()
+    x = rng.normal(size=(3, 6)).astype(np.float32)
+    got = sw.saliency(model, x, target=2)
+    np.testing.assert_allclose(got, autograd_gradient(model, x, [2, 2, 2]), rtol=1e-5, atol=1e-6)
+
+    model64 = torch_mlp().double()
+
+    def f(z):
+        with torch.no_grad():
+            return model64(torch.tensor(z[None]))[0, 2].item()
+
+    fd = central_differences(f, x[0].astype(np.float64))
+    np.testing.assert_allclose(got[0], fd, rtol=1e-3, atol=1e-5)
+    assert got.dtype == np.float32 and got.shape == x.shape
+
+
+def test_argmax_target_is_each_samples_top_output(rng):
+    model = torch_mlp()
+    x = rng.normal(size=(4, 6)).astype(np.float32)
+    top = model(torch.tensor(x)).argmax(1).numpy()
+    np.testing.assert_allclose(sw.saliency(model, x), autograd_gradient(model, x, top), rtol=1e-5)
+    assert [t[0] for t in sw.attribute(model, x).targets] == top.tolist()
+
+
+def test_one_target_per_sample(rng):
+    model = torch_mlp()
+    x = rng.normal(size=(3, 6)).astype(np.float32)
+    np.testing.assert_allclose(sw.saliency(model, x, target=[0, 3, 1]),
+                               autograd_gradient(model, x, [0, 3, 1]), rtol=1e-5)
+
+
+def test_samples_do_not_mix_across_the_batch(rng):
+    model = torch_cnn()
+    x = rng.normal(size=(3, 3, 12, 12)).astype(np.float32)
+    batch = sw.saliency(model, x, target=[1, 2, 4])
+    for i, t in enumerate([1, 2, 4]):
+        np.testing.assert_allclose(batch[i], sw.saliency(model, x[i:i + 1], target=t)[0], rtol=1e-4, atol=1e-6)
+    J = sw.jacobian(model, x)
+    for i in range(3):
+        np.testing.assert_allclose(J[i], sw.jacobian(model, x[i:i + 1])[0], rtol=1e-4, atol=1e-6)
+
+
+def test_all_ones_convolution_pixel_gradient_is_top_left_block():
+    """3×3 all-ones kernel on a 4×4 all-ones image: output pixel (1, 1) sees input rows/cols 0..2."""
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    x = np.ones((1, 1, 4, 4), np.float32)
+    got = sw.saliency(conv, x, target=(0, 1, 1))
+    expected = np.zeros((4, 4), np.float32)
+    expected[:3, :3] = 1
+    np.testing.assert_array_equal(got[0, 0], expected)
+    corner = sw.saliency(conv, x, target=(0, 0, 0))[0, 0]
+    assert corner[:2, :2].sum() == 4 and corner.sum() == 4
+
+
+def test_cnn_methods_match_captum(rng):
+    captum_attr = pytest.importorskip("captum.attr")
+    model = torch_cnn()
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    xt = torch.tensor(x)
+    target = [1, 3]
+    np.testing.assert_allclose(
+        sw.saliency(model, x, target),
+        captum_attr.Saliency(model).attribute(xt, target=target, abs=False).numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        sw.saliency(model, x, target, method="input_x_gradient"),
+        captum_attr.InputXGradient(model).attribute(xt, target=target).detach().numpy(), rtol=1e-4, atol=1e-6)
+    ours = sw.saliency(model, x, target, method="integrated_gradients", steps=32)
+    theirs = captum_attr.IntegratedGradients(model).attribute(xt, target=target, n_steps=32).detach().numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-3, atol=1e-5)
+
+
+def test_integrated_gradients_completeness(rng):
+    model = torch_cnn()
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    baseline = rng.normal(size=(3, 12, 12)).astype(np.float32) * 0.1
+    result = sw.attribute(model, x, target=[0, 4], method="integrated_gradients", steps=256, baseline=baseline)
+    with torch.no_grad():
+        f_x = model(torch.tensor(x))[[0, 1], [0, 4]].numpy()
+        f_b = model(torch.tensor(np.stack([baseline] * 2)))[[0, 1], [0, 4]].numpy()
+    sums = result.values.reshape(2, -1).sum(1)
+    np.testing.assert_allclose(sums, f_x - f_b, rtol=0.01, atol=1e-4)
+    np.testing.assert_allclose(result.completeness_error, sums - (f_x - f_b), atol=1e-4)
+
+
+def test_smoothgrad_is_mean_gradient_of_noisy_copies(rng):
+    model = torch_mlp()
+    x = rng.normal(size=(2, 6)).astype(np.float32)
+    got = sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)
+    noise_rng = np.random.default_rng(7)
+    sigma = 0.2 * (x.max(1, keepdims=True) - x.min(1, keepdims=True))
+    noisy = x + sigma * noise_rng.standard_normal((8, *x.shape))
+    expected = np.mean([autograd_gradient(model, n.astype(np.float32), [1, 1]) for n in noisy], axis=0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    again = sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)
+    np.testing.assert_array_equal(got, again)
+
+
+def test_logits_skip_trailing_softmax(rng):
+    logits_model = torch_mlp()
+    softmax_model = torch_mlp(softmax=True)
+    x = rng.normal(size=(2, 6)).astype(np.float32)
+    np.testing.assert_allclose(sw.saliency(softmax_model, x, 1), sw.saliency(logits_model, x, 1), rtol=1e-5)
+    probs = sw.saliency(softmax_model, x, 1, output="probabilities")
+    np.testing.assert_allclose(probs, autograd_gradient(softmax_model, x, [1, 1]), rtol=1e-5, atol=1e-7)
+    assert not np.allclose(probs, sw.saliency(softmax_model, x, 1))
+
+
+def test_jacobian_matches_torch_autograd_functional(rng):
+    model = torch_mlp()
+    x = rng.normal(size=(2, 6)).astype(np.float32)
+    J = sw.jacobian(model, x)
+    assert J.shape == (2, 4, 6)
+    for i in range(2):
+        ref = torch.autograd.functional.jacobian(lambda z: model(z[None])[0], torch.tensor(x[i]))
+        np.testing.assert_allclose(J[i], ref.numpy(), rtol=1e-5, atol=1e-7)
+    subset = sw.jacobian(model, x, outputs=[3, 1])
+    np.testing.assert_allclose(subset, J[:, [3, 1]], rtol=1e-6)
+
+
+def test_cnn_jacobian_equals_per_target_gradients(rng):
+    model = torch_cnn()
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    J = sw.jacobian(model, x)
+    assert J.shape == (2, 5, 3, 12, 12)
+    for t in range(5):
+        np.testing.assert_allclose(J[:, t], autograd_gradient(model, x, [t, t]), rtol=1e-4, atol=1e-6)
+
+
+def test_both_jacobian_strategies_agree(rng):
+    from saliency_widgets.backends import get_backend
+
+    backend = get_backend(torch_cnn())
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    rows = np.array([4, 0, 2])
+    np.testing.assert_allclose(backend._jacobian_vmap(x, rows, True), backend._jacobian_tile(x, rows, True),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_multidimensional_output_jacobian_and_tuple_target(rng):
+    conv = nn.Conv2d(2, 3, 3, padding=1)
+    x = rng.normal(size=(2, 2, 5, 5)).astype(np.float32)
+    J = sw.jacobian(conv, x)
+    assert J.shape == (2, 3, 5, 5, 2, 5, 5)
+    np.testing.assert_allclose(J[:, 2, 1, 3], sw.saliency(conv, x, target=(2, 1, 3)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(sw.jacobian(conv, x, outputs=[(2, 1, 3), 0])[:, 0], J[:, 2, 1, 3], rtol=1e-6)
+
+
+def test_lstm_then_dense_matches_finite_differences(rng):
+    model = torch_lstm()
+    x = rng.normal(size=(2, 7, 3)).astype(np.float32)
+    got = sw.saliency(model, x, target=1)
+    np.testing.assert_allclose(got, autograd_gradient(model, x, [1, 1]), rtol=1e-4, atol=1e-6)
+    model64 = torch_lstm().double()
+
+    def f(z):
+        with torch.no_grad():
+            return model64(torch.tensor(z[None]))[0, 1].item()
+
+    np.testing.assert_allclose(got[1], central_differences(f, x[1].astype(np.float64)), rtol=1e-3, atol=1e-5)
+    J = sw.jacobian(model, x)
+    np.testing.assert_allclose(J[:, 1], got, rtol=1e-4, atol=1e-6)
+
+
+class LinearOnSequenceWithBmm(nn.Module):
+    """nn.Linear on a 3-D input followed by a batched matrix product with the input."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x):  # x: (batch, time, 4)
+        scores = torch.bmm(self.proj(x), x.transpose(1, 2))  # (batch, time, time)
+        return scores.mean(dim=2)  # (batch, time)
+
+
+def test_linear_on_3d_input_with_bmm(rng):
+    model = LinearOnSequenceWithBmm()
+    x = rng.normal(size=(2, 5, 4)).astype(np.float32)
+    got = sw.saliency(model, x, target=3)
+    np.testing.assert_allclose(got, autograd_gradient(model, x, [3, 3]), rtol=1e-5, atol=1e-6)
+    J = sw.jacobian(model, x)
+    assert J.shape == (2, 5, 5, 4)
+    ref = torch.autograd.functional.jacobian(lambda z: model(z[None])[0], torch.tensor(x[0]))
+    np.testing.assert_allclose(J[0], ref.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_plain_callable_and_tensor_inputs(rng):
+    model = torch_mlp()
+    x = rng.normal(size=(2, 6)).astype(np.float32)
+    expected = autograd_gradient(model, x, [0, 0])
+    np.testing.assert_allclose(sw.saliency(lambda t: model(t) * 1.0, x, 0), expected, rtol=1e-5)
+    xt = torch.tensor(x, requires_grad=True)
+    np.testing.assert_allclose(sw.saliency(model, xt, 0), expected, rtol=1e-5)
+    assert xt.grad is None
