@@ -75,10 +75,18 @@ def layers(model: Any, example: Any = None, *, input_shape: Optional[Sequence[in
 
 
 def layer_equation(model: Any, layer: Any) -> Optional[str]:
-    """The update equation of a recurrent layer, naming its weight blocks; ``None`` for other layers."""
+    """The update equation of a recurrent layer, naming its weight blocks; ``None`` for other layers.
+
+    The framework's weights module is imported only once ``get_backend`` has
+    recognised the model, so this keeps ``import saliency_widgets`` light.
+    """
+    from importlib import import_module
+
     from .backends import get_backend
 
-    return get_backend(model).layer_equation(layer)
+    backend = get_backend(model)
+    module = import_module(f"{__package__}.backends.{backend.framework}_weights")
+    return getattr(module, f"{backend.framework}_layer_equation")(backend.model, layer)
 
 
 def layer_weights(model: Any, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
@@ -267,8 +275,9 @@ class Packed:
     """One recurrent variable before gate splitting.
 
     ``axis`` is the axis along which the gates are packed (Keras: last, torch:
-    first); in ``axes`` that axis is named ``"units"``. ``notes`` adds a clause
-    to the description of one gate's slice (by gate name).
+    first); in ``axes`` that axis is named for one gate's slice (e.g. ``"units"``).
+    A gate's description reads ``"<what> in the <gate> gate <symbol>; <extra>"``;
+    ``notes[gate]``, when given, replaces ``extra`` for that gate.
     """
 
     source: str
@@ -278,6 +287,7 @@ class Packed:
     axis: int
     what: str
     axes: tuple[str, ...]
+    extra: str = ""
     notes: dict = field(default_factory=dict)
 
 
@@ -296,7 +306,7 @@ def split_packed(array: np.ndarray, n: int, axis: int) -> list[np.ndarray]:
     """Cuts ``array`` into ``n`` equal slices along ``axis`` (the gates, in packing order)."""
     if array.shape[axis] % n:
         raise SaliencyError(f"cannot split an axis of {array.shape[axis]} into {n} gates")
-    return np.split(array, n, axis=axis)
+    return [piece.copy() for piece in np.split(array, n, axis=axis)]
 
 
 def recurrent_blocks(cell: RecurrentCell, packed: Sequence[Packed], split_gates: bool, prefix: str = "") -> list[WeightBlock]:
@@ -310,21 +320,28 @@ def recurrent_blocks(cell: RecurrentCell, packed: Sequence[Packed], split_gates:
             continue
         for (symbol, gate), piece in zip(gates, split_packed(array, len(gates), var.axis)):
             name = gate_block_name(prefix, var.part, gate)
-            what = f"{var.what}, in the {gate} gate {symbol}" + (f"; {var.notes[gate]}" if gate in var.notes else "")
-            out.append(WeightBlock(name, var.role, gate, var.source, piece.copy(), describe(name, piece.shape, what, var.axes)))
+            what = _clauses(f"{var.what} in the {gate} gate {symbol}", var.notes.get(gate, var.extra))
+            out.append(WeightBlock(name, var.role, gate, var.source, piece, describe(name, piece.shape, what, var.axes)))
     return out
+
+
+def _clauses(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def _packed_block(var: Packed, array: np.ndarray, gates: Sequence[tuple[str, str]], prefix: str) -> WeightBlock:
     name = gate_block_name(prefix, var.part, None)
+    if not gates:
+        return WeightBlock(name, var.role, None, var.source, array, describe(name, array.shape, _clauses(var.what, var.extra), var.axes))
     axes = list(var.axes)
-    what = var.what
-    if gates:
-        symbols = " ".join(s for s, _ in gates)
-        axes[var.axis] = f"{len(gates)} gates ({symbols}) × units"
-        order = ", ".join(f"{s} ({g})" for s, g in gates)
-        what += f", for all {len(gates)} gates packed one after another in the order {order}"
-        what += "".join(f"; {var.notes[g]}" for _, g in gates if g in var.notes)
+    symbols = " ".join(s for s, _ in gates)
+    axes[var.axis] = f"{len(gates)} gates ({symbols}) × {axes[var.axis]}"
+    order = ", ".join(f"{s} ({g})" for s, g in gates)
+    what = _clauses(
+        f"{var.what} for all {len(gates)} gates, packed one after another in the order {order}",
+        var.extra,
+        *(var.notes[g] for _, g in gates if g in var.notes),
+    )
     return WeightBlock(name, var.role, None, var.source, array, describe(name, array.shape, what, axes))
 
 
@@ -338,10 +355,10 @@ def recurrent_equation(cell: RecurrentCell) -> str:
     body = (_keras_equation if cell.framework == "keras" else _torch_equation)(cell)
     notes = []
     if cell.num_layers > 1:
-        inputs = "both directions' h_t concatenated" if cell.bidirectional else "h_t"
-        notes.append(f"layer l ≥ 1 reads layer l−1's {inputs} as its input x_t")
+        both = " (both directions concatenated)" if cell.bidirectional else ""
+        notes.append(f"layer l ≥ 1 reads the h_t of layer l−1{both} as its input x_t")
     if cell.bidirectional:
-        notes.append("the reverse direction runs from the last time step to the first, with its own weights")
+        notes.append("the reverse (backward) direction runs from the last time step to the first, with its own weights")
     return "\n".join([*body, *notes])
 
 
