@@ -10,7 +10,6 @@ framework's variables onto the builders below.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Sequence
 
@@ -47,6 +46,8 @@ class WeightBlock:
     source: str
     array: np.ndarray = field(repr=False)
     description: str
+    #: What each axis of ``array`` runs over, e.g. ``("input features", "units")``.
+    axes: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple:
@@ -131,11 +132,7 @@ def shape_text(shape: Sequence[int]) -> str:
 
 
 def describe(name: str, shape: Sequence[int], what: str, axes: Sequence[str]) -> str:
-    """One sentence: ``"<name> (<shape>): <what>; <meaning of the axes>"``.
-
-    :func:`block_axes` reads the axis names back, so axis names must not
-    contain ``", "`` or ``"; "``.
-    """
+    """One sentence: ``"<name> (<shape>): <what>; <meaning of the axes>"``."""
     return f"{name} ({shape_text(shape)}): {what}; {_axes_phrase(axes)}"
 
 
@@ -149,19 +146,6 @@ def _axes_phrase(axes: Sequence[str]) -> str:
     return f"axes = ({', '.join(axes)})"
 
 
-def block_axes(block: WeightBlock) -> tuple[str, ...]:
-    """The names of ``block.array``'s axes, as its description states them."""
-    phrase = block.description.rsplit("; ", 1)[-1]
-    if phrase.startswith("one value per "):
-        return (phrase[len("one value per "):],)
-    match = re.fullmatch(r"rows = (.*), columns = (.*)", phrase)
-    if match:
-        return match.group(1), match.group(2)
-    if phrase.startswith("axes = ("):
-        return tuple(phrase[len("axes = ("):-1].split(", "))
-    return tuple(f"axis {i}" for i in range(block.array.ndim))
-
-
 def as_array(values: Any) -> np.ndarray:
     """A float32 numpy copy (the block never shares memory with the model)."""
     return np.array(values, dtype=np.float32, copy=True)
@@ -170,7 +154,7 @@ def as_array(values: Any) -> np.ndarray:
 def block(name: str, role: Role, source: str, array: Any, what: str, axes: Sequence[str], gate: Optional[str] = None) -> WeightBlock:
     """A :class:`WeightBlock` whose description follows :func:`describe`."""
     array = as_array(array)
-    return WeightBlock(name, role, gate, source, array, describe(name, array.shape, what, axes))
+    return WeightBlock(name, role, gate, source, array, describe(name, array.shape, what, axes), tuple(axes))
 
 
 # ------------------------------------------------------ feed-forward layers
@@ -321,7 +305,8 @@ def recurrent_blocks(cell: RecurrentCell, packed: Sequence[Packed], split_gates:
         for (symbol, gate), piece in zip(gates, split_packed(array, len(gates), var.axis)):
             name = gate_block_name(prefix, var.part, gate)
             what = _clauses(f"{var.what} in the {gate} gate {symbol}", var.notes.get(gate, var.extra))
-            out.append(WeightBlock(name, var.role, gate, var.source, piece, describe(name, piece.shape, what, var.axes)))
+            out.append(WeightBlock(name, var.role, gate, var.source, piece, describe(name, piece.shape, what, var.axes),
+                                   tuple(var.axes)))
     return out
 
 
@@ -332,7 +317,8 @@ def _clauses(*parts: str) -> str:
 def _packed_block(var: Packed, array: np.ndarray, gates: Sequence[tuple[str, str]], prefix: str) -> WeightBlock:
     name = gate_block_name(prefix, var.part, None)
     if not gates:
-        return WeightBlock(name, var.role, None, var.source, array, describe(name, array.shape, _clauses(var.what, var.extra), var.axes))
+        return WeightBlock(name, var.role, None, var.source, array,
+                           describe(name, array.shape, _clauses(var.what, var.extra), var.axes), tuple(var.axes))
     axes = list(var.axes)
     symbols = " ".join(s for s, _ in gates)
     axes[var.axis] = f"{len(gates)} gates ({symbols}) × {axes[var.axis]}"
@@ -342,7 +328,7 @@ def _packed_block(var: Packed, array: np.ndarray, gates: Sequence[tuple[str, str
         var.extra,
         *(var.notes[g] for _, g in gates if g in var.notes),
     )
-    return WeightBlock(name, var.role, None, var.source, array, describe(name, array.shape, what, axes))
+    return WeightBlock(name, var.role, None, var.source, array, describe(name, array.shape, what, axes), tuple(axes))
 
 
 # ---------------------------------------------------------------- equations

@@ -58,7 +58,7 @@ def test_dense_kernel_in_keras_orientation():
     np.testing.assert_array_equal(blocks["kernel"].array, kernel)
     np.testing.assert_array_equal(blocks["bias"].array, bias)
     assert blocks["kernel"].shape == (4, 3)
-    assert sw_weights.block_axes(blocks["kernel"]) == ("input features", "units")
+    assert blocks["kernel"].axes == ("input features", "units")
     assert keras_layer_equation(model, 0) is None
 
 
@@ -76,7 +76,7 @@ def test_conv_kernels(layer, input_shape, axes):
     blocks = _by_name(sw_weights.layer_weights(model, 0))
     np.testing.assert_array_equal(blocks["kernel"].array, kernel)
     np.testing.assert_array_equal(blocks["bias"].array, bias)
-    assert sw_weights.block_axes(blocks["kernel"]) == axes
+    assert blocks["kernel"].axes == axes
 
 
 def test_embedding():
@@ -120,7 +120,7 @@ def test_lstm_unsplit_blocks_equal_get_weights():
     blocks = sw_weights.layer_weights(model, 0, split_gates=False)
     for block, expected in zip(blocks, model.layers[0].get_weights()):
         np.testing.assert_array_equal(block.array, expected)
-    assert sw_weights.block_axes(blocks[0]) == ("input features", "4 gates (i f c o) × units")
+    assert blocks[0].axes == ("input features", "4 gates (i f c o) × units")
 
 
 def test_gru_reset_after_bias_rows_and_gates():

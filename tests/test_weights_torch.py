@@ -41,7 +41,7 @@ def test_linear_blocks_are_weight_and_bias():
     np.testing.assert_array_equal(blocks["bias"].array, _np(model[0].bias))
     assert blocks["kernel"].shape == (3, 4) and blocks["kernel"].source == "weight"
     assert (blocks["kernel"].role, blocks["bias"].role) == ("kernel", "bias")
-    assert sw_weights.block_axes(blocks["kernel"]) == ("units", "input features")
+    assert blocks["kernel"].axes == ("units", "input features")
     assert blocks["kernel"].array.dtype == np.float32
 
 
@@ -65,8 +65,8 @@ def test_conv_kernels_keep_torch_orientation(conv, axes):
     blocks = _by_name(sw_weights.layer_weights(nn.Sequential(conv), 0))
     np.testing.assert_array_equal(blocks["kernel"].array, _np(conv.weight))
     np.testing.assert_array_equal(blocks["bias"].array, _np(conv.bias))
-    assert sw_weights.block_axes(blocks["kernel"]) == axes
-    assert sw_weights.block_axes(blocks["bias"]) == ("filter",)
+    assert blocks["kernel"].axes == axes
+    assert blocks["bias"].axes == ("filter",)
 
 
 def test_linear_without_bias_has_one_block():
@@ -79,7 +79,7 @@ def test_embedding_table():
     (block,) = sw_weights.layer_weights(nn.Sequential(emb), 0)
     np.testing.assert_array_equal(block.array, _np(emb.weight))
     assert block.source == "weight" and block.shape == (7, 3)
-    assert sw_weights.block_axes(block) == ("tokens", "embedding dimensions")
+    assert block.axes == ("tokens", "embedding dimensions")
 
 
 @pytest.mark.parametrize("bn", [nn.BatchNorm1d(3), nn.BatchNorm2d(3)])
@@ -136,7 +136,7 @@ def test_split_gates_false_keeps_one_block_per_parameter():
     for block, (_, param) in zip(blocks, lstm.named_parameters()):
         np.testing.assert_array_equal(block.array, _np(param))
         assert block.gate is None
-    assert sw_weights.block_axes(blocks[0]) == ("4 gates (i f g o) × units", "input features")
+    assert blocks[0].axes == ("4 gates (i f g o) × units", "input features")
     assert "i (input), f (forget), g (cell), o (output)" in blocks[0].description
 
 
