@@ -10,13 +10,14 @@ TORCH_PIN := torch==2.13.0
 
 .PHONY: install test test-python test-js bundle chromium demo bench clean
 
-install: $(PIP_STAMP) $(BUNDLE)
+install: $(BUNDLE) $(PIP_STAMP)
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(PIP_STAMP): pyproject.toml | $(PY)
+# The bundle comes first, so the build hook finds it and does not run npm itself.
+$(PIP_STAMP): pyproject.toml | $(PY) $(BUNDLE)
 	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[torch,tensorflow,dev]"
 	touch $@
 
@@ -43,8 +44,9 @@ test-python: install chromium
 
 test: test-js test-python
 
-bench: install
-	$(PY) benchmarks/run_all.py
+bench: install chromium
+	$(PY) benchmarks/engine_bench.py
+	$(PY) benchmarks/widgets_bench.py
 
 demo: install
 	$(VENV)/bin/jupyter lab examples/

@@ -1,9 +1,101 @@
-import { decode } from "./decode";
+/** anywidget entry of SaliencyMap: output panel + attribution map of the selected output. */
+import { localAttribution, reduceChannels, type LocalMethod } from "./attribution";
+import { OutputPanel } from "./bars";
+import { exportButtons, field, select } from "./controls";
+import { h } from "./dom";
+import { formatValue } from "./format";
+import { Frame, FRAME_TRAITS } from "./frame";
+import { MapView, type MapLayout } from "./mapview";
+import { onChanges, tensor, update, type AnyModel, type RenderProps } from "./model";
 
-/** anywidget entry point (placeholder until the widget issue lands). */
-export default {
-  render({ el }: { el: HTMLElement }) {
-    el.dataset.swWidget = "saliency-map";
-    el.textContent = typeof decode === "function" ? "saliency_widgets" : "";
-  },
+const METHOD_TEXT: Record<string, string> = {
+  gradient: "gradient",
+  input_x_gradient: "gradient × input",
+  smoothgrad: "SmoothGrad",
+  integrated_gradients: "integrated gradients",
 };
+
+interface Current {
+  values: Float32Array;
+  completeness: number | null;
+}
+
+/** The map for the current (target, index, method, output): derived locally from the
+ *  prefetched Jacobian when possible, else the kernel's reply if its tag matches; null while computing. */
+export function currentAttribution(model: AnyModel, layout: MapLayout): Current | null {
+  const target = Number(model.get("target"));
+  const index = Number(model.get("index"));
+  const method = String(model.get("method"));
+  const output = String(model.get("output"));
+  const jac = tensor(model, "_jacobian");
+  const input = tensor(model, "_input");
+  if (jac && input && (model.get("_local_methods") as string[]).includes(method) && jac.meta.index === index && jac.meta.output === output && input.meta.index === index) {
+    const size = input.values.length;
+    const values = localAttribution(jac.values, size, target, method as LocalMethod, input.values);
+    return { values: reduceChannels(values, layout.sample_shape, layout.channel_axis), completeness: null };
+  }
+  const reply = tensor(model, "_attribution");
+  const m = reply?.meta;
+  if (reply && m && m.target === target && m.index === index && m.method === method && m.output === output) {
+    return { values: Float32Array.from(reply.values), completeness: m.completeness_error ?? null };
+  }
+  return null;
+}
+
+function render({ model, el }: RenderProps): () => void {
+  const frame = new Frame(model, el, "saliency-map");
+  const layout = model.get("_layout") as MapLayout;
+  const view = new MapView(layout, model.get("_feature_names") as string[], frame.tooltip);
+  const panel = new OutputPanel((k) => update(model, { target: k }));
+  const methods = (model.get("_methods") as string[]).map((m): [string, string] => [m, METHOD_TEXT[m] ?? m]);
+  const method = select("attribution method", "method", methods, (v) => update(model, { method: v }));
+  const opacity = h("input", { type: "range", min: 0, max: 1, step: 0.05, "data-sw-action": "opacity", "aria-label": "opacity" });
+  opacity.addEventListener("input", () => {
+    view.setOpacity(Number(opacity.value));
+    update(model, { opacity: Number(opacity.value) });
+  });
+  const labelOf = (k: number) => (model.get("_labels") as string[])[k] ?? String(k);
+  const exports = exportButtons(() => ({
+    canvas: view.compose(Number(model.get("opacity"))),
+    title: `${METHOD_TEXT[model.get("method")] ?? model.get("method")} of ${labelOf(model.get("target"))}`,
+    name: `saliency-${model.get("target")}`,
+  }));
+  frame.toolbar.append(field("method", method), ...frame.commonControls());
+  if (layout.kind === "image") frame.toolbar.append(field("opacity", opacity));
+  frame.toolbar.append(h("span", { class: "sw-spacer" }), ...exports);
+  const legend = h("div", { class: "sw-legend" }, [frame.colorbar.el]);
+  view.el.append(legend);
+  frame.body.append(panel.el, view.el);
+
+  let paintedImage: unknown = null;
+  const redraw = () => {
+    const target = Number(model.get("target"));
+    const scores = tensor(model, "_scores");
+    panel.update(scores ? scores.values : new Float32Array(0), model.get("_labels"), target, String(model.get("output")));
+    method.value = String(model.get("method"));
+    opacity.value = String(model.get("opacity"));
+    view.setOpacity(Number(model.get("opacity")));
+    const image = model.get("_image");
+    if (image && image !== paintedImage) {
+      const pic = tensor(model, "_image");
+      if (pic) view.setImage(pic.values as Uint8Array, pic.shape[2] ?? 1);
+      paintedImage = image;
+    }
+    const current = currentAttribution(model, layout);
+    frame.setBusy(current === null, view.stage);
+    frame.title.textContent = `Saliency of “${labelOf(target)}”`;
+    if (current) {
+      const m = frame.scaleFor(current.values);
+      const input = tensor(model, "_input");
+      view.draw(current.values, frame.signValue, m, frame.lut(), layout.kind === "vector" && input ? input.values : null);
+      const ce = current.completeness;
+      frame.sub.textContent = `${METHOD_TEXT[model.get("method")] ?? model.get("method")} · ${model.get("output")}` + (ce === null ? "" : ` · completeness error ${formatValue(ce)}`);
+    }
+    frame.sync(Number(model.get("_n_samples")));
+  };
+  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution"], redraw);
+  redraw();
+  return stop;
+}
+
+export default { render };

@@ -21,3 +21,10 @@ describe("decode", () => {
     expect(() => decode({ data: new ArrayBuffer(8), shape: [3], dtype: "float32" })).toThrow(/needs 12 bytes/);
   });
 });
+
+describe("decode buffers", () => {
+  it("reads a plain ArrayBuffer and uint8 data", () => {
+    const buf = new Uint8Array([1, 2, 255]).buffer;
+    expect(Array.from(decode({ data: buf, shape: [3], dtype: "uint8" }))).toEqual([1, 2, 255]);
+  });
+});

@@ -1,0 +1,133 @@
+"""Widget transport and drawing budgets, measured in one run.
+
+- bytes sent per map update vs. the raw float32 payload (budget ≤ 1.05×);
+- browser redraw of a 224×224 map (≤ 16 ms) and of a 100-tile 28×28 grid
+  (≤ 100 ms), timed with performance.now() in headless Chromium;
+- click-to-redraw with a prefetched Jacobian (≤ 50 ms), checking that the only
+  message to the kernel is the target change.
+
+Run: ``.venv/bin/python benchmarks/widgets_bench.py`` (needs /usr/bin/chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import statistics
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+import torch
+
+from saliency_widgets.transport import wire_nbytes
+from saliency_widgets.widgets import JacobianGrid, SaliencyMap
+from saliency_widgets.widgets.standalone import record_messages, standalone_html
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+REPEATS = 25
+
+# Times a redraw caused by a kernel-side change (the widget redraws in a microtask).
+TIME_REDRAW = """async (n) => {
+  const times = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    window.__sw.kernelSet("outlier_perc", 2 + (i % 2) * 0.5);
+    await Promise.resolve();
+    times.push(performance.now() - t0);
+  }
+  return times;
+}"""
+
+# Times click → redrawn canvas, and returns what the page sent to the kernel.
+TIME_CLICKS = """async (targets) => {
+  const times = [];
+  for (const k of targets) {
+    const bar = document.querySelector(`[data-sw-output="${k}"]`);
+    const t0 = performance.now();
+    bar.click();
+    await Promise.resolve();
+    times.push(performance.now() - t0);
+  }
+  const busy = document.querySelector('[data-sw-role="status"]').dataset.busy;
+  return { times, log: window.__sw.log.map((e) => ({ type: e.type, changes: e.changes })), busy };
+}"""
+
+
+def report(name: str, value: float, budget: float, unit: str) -> bool:
+    ok = value <= budget
+    print(f"  {name:<48} {value:10.3f} {unit:<3} (budget ≤ {budget:g} {unit}) {'PASS' if ok else 'FAIL'}")
+    return ok
+
+
+def bytes_per_update() -> bool:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 4, stride=4), torch.nn.Flatten(), torch.nn.Linear(4 * 56 * 56, 1000)).eval()
+    x = np.random.default_rng(0).uniform(size=(1, 3, 224, 224)).astype(np.float32)
+    w = SaliencyMap(model, x, target=0)
+    assert w._jacobian is None  # 1000 × 3×224×224 does not fit the prefetch budget
+    with record_messages(w) as sent:
+        w.target = 7
+    total = sum(len(json.dumps(m)) + sum(map(len, b)) for m, b in sent)
+    payload = wire_nbytes(w._attribution)
+    print(f"  one retarget sent {total} bytes in {len(sent)} messages for a {payload}-byte float32 map (224×224)")
+    return report("bytes sent / raw float32 payload", total / payload, 1.05, "×")
+
+
+def in_browser(browser, widget, script: str, arg):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "bench.html"
+        path.write_text(standalone_html(widget), encoding="utf-8")
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(path.as_uri())
+        page.wait_for_function("window.__sw && window.__sw.ready", timeout=60_000)
+        result = page.evaluate(script, arg)
+        page.close()
+        return result
+
+
+def main() -> int:
+    warnings.filterwarnings("ignore")
+    from playwright.sync_api import sync_playwright
+
+    ok = [bytes_per_update()]
+    torch.manual_seed(0)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        big = SaliencyMap(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(224 * 224, 3)).eval(),
+            np.random.default_rng(1).normal(size=(1, 1, 224, 224)).astype(np.float32),
+        )
+        times = in_browser(browser, big, TIME_REDRAW, REPEATS)
+        ok.append(report("redraw 224×224 map, median", statistics.median(times), 16, "ms"))
+
+        grid = JacobianGrid(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(28 * 28, 100)).eval(),
+            np.random.default_rng(2).normal(size=(1, 1, 28, 28)).astype(np.float32),
+        )
+        times = in_browser(browser, grid, TIME_REDRAW, REPEATS)
+        ok.append(report("redraw 100-tile 28×28 grid, median", statistics.median(times), 100, "ms"))
+
+        mnist_like = SaliencyMap(
+            torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10)).eval(),
+            np.random.default_rng(3).normal(size=(1, 1, 28, 28)).astype(np.float32),
+            target=0,
+        )
+        assert mnist_like._jacobian is not None
+        targets = [1 + i % 9 for i in range(REPEATS)]
+        res = in_browser(browser, mnist_like, TIME_CLICKS, targets)
+        ok.append(report("click → redraw, prefetched Jacobian, max", max(res["times"]), 50, "ms"))
+        print(f"  (median {statistics.median(res['times']):.3f} ms over {len(targets)} clicks)")
+        expected = [{"type": "save_changes", "changes": {"target": k}} for k in targets]
+        no_extra = res["log"] == expected and res["busy"] == "false"
+        print(f"  messages to the kernel: {len(res['log'])} (only target changes: {'PASS' if no_extra else 'FAIL'})")
+        ok.append(no_extra)
+        browser.close()
+    print("all budgets met" if all(ok) else "SOME BUDGETS MISSED")
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+/** The chrome both attribution widgets share: header, toolbar, colour scale controls, errors. */
+import { scaleMax, SIGNS, type Sign } from "./colors";
+import { ColorBar } from "./colorbar";
+import { button, ErrorBox, field, SampleStepper, select, statusBadge } from "./controls";
+import { decode } from "./decode";
+import { h } from "./dom";
+import { Tooltip } from "./heatmap";
+import { update, type AnyModel } from "./model";
+import { injectStyle } from "./style";
+
+const SIGN_OPTIONS: [string, string][] = [
+  ["all", "signed"],
+  ["positive", "positive"],
+  ["negative", "negative"],
+  ["absolute_value", "absolute"],
+];
+
+export class Frame {
+  readonly root: HTMLElement;
+  readonly title = h("span", { class: "sw-title" });
+  readonly sub = h("span", { class: "sw-sub" });
+  readonly status = statusBadge();
+  readonly toolbar = h("div", { class: "sw-toolbar", role: "toolbar" });
+  readonly errors = new ErrorBox();
+  readonly body = h("div", { class: "sw-body" });
+  readonly colorbar = new ColorBar();
+  readonly tooltip: Tooltip;
+  /** The colour scale magnitude of the last drawing (what "lock" freezes). */
+  lastM = 1;
+  private stepper: SampleStepper;
+  private sign: HTMLSelectElement;
+  private lock: HTMLButtonElement;
+
+  constructor(private model: AnyModel, el: HTMLElement, widget: string) {
+    injectStyle(el);
+    this.root = h("div", { class: "sw-root", "data-sw-widget": widget });
+    this.tooltip = new Tooltip(this.root);
+    this.stepper = new SampleStepper((i) => update(model, { index: i }));
+    this.sign = select("colour scale sign", "sign", SIGN_OPTIONS, (v) => update(model, { sign: v }));
+    this.lock = button("lock scale", "lock-scale", () => this.toggleLock(), "keep this colour scale across outputs, samples and methods");
+    this.root.append(h("div", { class: "sw-head" }, [this.title, this.sub, this.status]), this.toolbar, this.errors.el, this.body);
+    el.replaceChildren(this.root);
+  }
+
+  /** The toolbar's common controls, after widget-specific ones. */
+  commonControls(): HTMLElement[] {
+    return [this.stepper.el, field("show", this.sign), this.lock];
+  }
+
+  get signValue(): Sign {
+    const s = this.model.get("sign");
+    return (SIGNS as readonly string[]).includes(s) ? (s as Sign) : "all";
+  }
+
+  /** The LUT for the current sign. */
+  lut(): Uint8Array {
+    const wire = this.model.get("_luts")[this.signValue];
+    return decode(wire) as Uint8Array;
+  }
+
+  /** The colour scale magnitude for `values`: locked, or by the normalization rule. */
+  scaleFor(values: ArrayLike<number>): number {
+    const m = this.model.get("lock_scale") && this.model.get("scale_max") > 0
+      ? Number(this.model.get("scale_max"))
+      : scaleMax(values, this.signValue, Number(this.model.get("outlier_perc")));
+    this.lastM = m;
+    return m;
+  }
+
+  /** Re-reads the common traits into the controls and the colour bar. */
+  sync(batchSize: number): void {
+    this.stepper.update(Number(this.model.get("index")), batchSize);
+    this.sign.value = this.signValue;
+    this.lock.setAttribute("aria-pressed", String(Boolean(this.model.get("lock_scale"))));
+    this.errors.show(String(this.model.get("_error") ?? ""));
+    this.colorbar.update({
+      lut: this.lut(),
+      sign: this.signValue,
+      m: this.lastM,
+      outlierPerc: Number(this.model.get("outlier_perc")),
+      locked: Boolean(this.model.get("lock_scale")),
+    });
+  }
+
+  setBusy(busy: boolean, stage: HTMLElement): void {
+    this.status.dataset.busy = String(busy);
+    stage.classList.toggle("sw-stale", busy);
+  }
+
+  private toggleLock(): void {
+    if (this.model.get("lock_scale")) update(this.model, { lock_scale: false, scale_max: 0 });
+    else update(this.model, { lock_scale: true, scale_max: this.lastM });
+  }
+}
+
+/** Traits every frame re-reads on change. */
+export const FRAME_TRAITS = ["index", "sign", "outlier_perc", "lock_scale", "scale_max", "_luts", "_error", "_scores", "_labels"];

@@ -1,0 +1,128 @@
+/** One attribution map drawn for its input kind: vector strip, image overlay, or time × feature grid. */
+import { BarList } from "./bars";
+import { greyscale, toIndex, type Sign } from "./colors";
+import { composeLayers } from "./controls";
+import { h, throttleFrame } from "./dom";
+import { formatValue } from "./format";
+import { Heatmap, type Tooltip } from "./heatmap";
+import { cellSize } from "./layout";
+import { topK } from "./ranking";
+
+export interface MapLayout {
+  kind: "vector" | "image" | "sequence";
+  sample_shape: number[];
+  display_shape: number[];
+  channel_axis: number | null;
+}
+
+/** Grid geometry of a display map: rows × cols on screen and the value index of each pixel. */
+export function mapGrid(layout: MapLayout): { rows: number; cols: number; at?: (k: number) => number } {
+  const d = layout.display_shape;
+  if (layout.kind === "vector") return { rows: 1, cols: d[0] };
+  if (layout.kind === "image") return { rows: d[0], cols: d[1] };
+  const [time, features] = d;
+  return { rows: features, cols: time, at: (k) => (k % time) * features + Math.floor(k / time) };
+}
+
+const FEATURE_LIST = 12;
+
+export class MapView {
+  readonly el = h("div", { class: "sw-view" });
+  readonly stage = h("div", { class: "sw-stage" });
+  readonly heat = new Heatmap();
+  private background: Heatmap | null = null;
+  private features: BarList | null = null;
+  private featureNote = h("div", { class: "sw-note" });
+  private grid: ReturnType<typeof mapGrid>;
+  private size = { width: 0, height: 0 };
+  private values: Float32Array = new Float32Array(0);
+  private input: ArrayLike<number> | null = null;
+
+  constructor(private layout: MapLayout, private names: string[], tooltip: Tooltip) {
+    this.grid = mapGrid(layout);
+    const { rows, cols } = this.grid;
+    const cell = layout.kind === "vector" ? cellSize(1, cols, 560, 28, 0.25, 40) : layout.kind === "image" ? cellSize(rows, cols, 320, 320, 0.5, 12) : cellSize(rows, cols, 560, 300, 0.5, 24);
+    this.size = { width: cols * cell, height: layout.kind === "vector" ? 28 : rows * cell };
+    this.heat.setDisplaySize(this.size.width, this.size.height);
+    if (layout.kind === "image") {
+      this.background = new Heatmap({ "data-sw-role": "input-image" });
+      this.background.setDisplaySize(this.size.width, this.size.height);
+      this.stage.append(this.background.canvas);
+    }
+    this.stage.append(this.heat.canvas);
+    this.el.append(this.stage);
+    if (layout.kind === "sequence") this.el.replaceChildren(this.sequenceFrame(rows, cell));
+    if (layout.kind === "vector") {
+      this.features = new BarList();
+      this.el.append(h("div", { class: "sw-panel-head" }, "Features"), this.features.el, this.featureNote);
+    }
+    const hover = throttleFrame((ev: MouseEvent) => {
+      const cell = this.heat.cellFromEvent(ev);
+      if (cell) tooltip.show(this.describe(cell.row, cell.col), ev);
+      else tooltip.hide();
+    });
+    this.heat.canvas.addEventListener("mousemove", hover);
+    this.heat.canvas.addEventListener("mouseleave", () => requestAnimationFrame(() => tooltip.hide()));
+  }
+
+  /** Draws `values` (display shape, flat) at scale m; `input` (flat sample) enriches hover. */
+  draw(values: Float32Array, sign: Sign, m: number, lut: Uint8Array, input: ArrayLike<number> | null = null): void {
+    this.values = values;
+    this.input = input;
+    const { rows, cols, at } = this.grid;
+    this.heat.draw(values, rows, cols, sign, m, lut, { overlay: this.background !== null, at });
+    if (this.features) this.drawFeatures(values, sign, m, lut);
+  }
+
+  /** The input picture under an image map, drawn in grey so the colours stay readable. */
+  setImage(pixels: Uint8Array, channels: number): void {
+    const { rows, cols } = this.grid;
+    this.background?.paintRGB(greyscale(pixels, channels), rows, cols, 1);
+  }
+
+  setOpacity(opacity: number): void {
+    if (this.background) this.heat.canvas.style.opacity = String(opacity);
+  }
+
+  /** The map as drawn on screen, one canvas, for export. */
+  compose(opacity: number): HTMLCanvasElement {
+    const scale = Math.max(1, Math.ceil(400 / Math.max(this.size.width, 1)));
+    const layers = this.background ? [this.background.canvas, this.heat.canvas] : [this.heat.canvas];
+    const alphas = this.background ? [1, opacity] : [1];
+    return composeLayers(layers, this.size.width * scale, this.size.height * scale, alphas);
+  }
+
+  private name(i: number): string {
+    return this.names[i] ?? `feature ${i}`;
+  }
+
+  private describe(row: number, col: number): string {
+    const d = this.layout.display_shape;
+    if (this.layout.kind === "vector") {
+      const x = this.input ? `\ninput ${formatValue(this.input[col])}` : "";
+      return `${this.name(col)} (#${col})\nattribution ${formatValue(this.values[col])}${x}`;
+    }
+    if (this.layout.kind === "image") return `pixel (${row}, ${col})\nattribution ${formatValue(this.values[row * d[1] + col])}`;
+    return `t = ${col}, ${this.name(row)}\nattribution ${formatValue(this.values[col * d[1] + row])}`;
+  }
+
+  private drawFeatures(values: Float32Array, sign: Sign, m: number, lut: Uint8Array): void {
+    const n = values.length;
+    const keys = n <= FEATURE_LIST ? Array.from({ length: n }, (_, i) => i) : topK(Array.from(values, Math.abs), FEATURE_LIST);
+    const color = (v: number) => {
+      const i = toIndex(v, sign, m) * 4;
+      return `rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`;
+    };
+    (this.features as BarList).render(keys.map((k) => ({ key: k, label: this.name(k), value: values[k], color: color(values[k]) })));
+    this.featureNote.textContent = n > FEATURE_LIST ? `${FEATURE_LIST} strongest of ${n} features · hover the strip for any` : "";
+  }
+
+  private sequenceFrame(rows: number, cell: number): HTMLElement {
+    const labels = h("div", { class: "sw-rowlabels" });
+    labels.style.height = `${this.size.height}px`;
+    if (cell >= 9) for (let r = 0; r < rows; r++) labels.append(h("div", { style: `height:${cell}px;cursor:default` }, this.name(r)));
+    const time = h("div", { class: "sw-axis" }, [h("span", {}, "0"), h("span", { class: "sw-spacer" }), h("span", {}, "time →"), h("span", { class: "sw-spacer" }), h("span", {}, String(this.layout.display_shape[0] - 1))]);
+    time.style.width = `${this.size.width}px`;
+    return h("div", { class: "sw-matrix" }, [labels, this.stage, h("div", {}), time]);
+  }
+}

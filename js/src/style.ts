@@ -1,0 +1,81 @@
+/** The widgets' stylesheet, scoped under .sw-root; injected once per document. */
+const CSS = `
+.sw-root{--sw-fg:#1f2430;--sw-muted:#5f6673;--sw-line:#dfe3ea;--sw-bg:#ffffff;--sw-soft:#f4f6f9;--sw-accent:#3b6fd8;--sw-accent-soft:#e3ecfd;
+ position:relative;box-sizing:border-box;display:flex;flex-direction:column;gap:10px;padding:12px 14px;max-width:100%;
+ font:12.5px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--sw-fg);
+ background:var(--sw-bg);border:1px solid var(--sw-line);border-radius:10px;color-scheme:light}
+.sw-root *{box-sizing:border-box}
+.sw-head{display:flex;align-items:baseline;gap:10px;flex-wrap:wrap}
+.sw-title{font-weight:600;font-size:13.5px}
+.sw-sub{color:var(--sw-muted)}
+.sw-toolbar{display:flex;align-items:center;gap:6px 14px;flex-wrap:wrap;padding:6px 8px;background:var(--sw-soft);border-radius:8px}
+.sw-field{display:inline-flex;align-items:center;gap:5px;color:var(--sw-muted)}
+.sw-root select{max-width:170px}
+.sw-root select,.sw-root input[type=number],.sw-root input[type=search]{font:inherit;color:var(--sw-fg);background:#fff;border:1px solid var(--sw-line);border-radius:6px;padding:2px 6px;height:24px}
+.sw-root input[type=number]{width:44px}
+.sw-root input[type=range]{width:70px;accent-color:var(--sw-accent)}
+.sw-btn{font:inherit;color:var(--sw-fg);background:#fff;border:1px solid var(--sw-line);border-radius:6px;padding:2px 8px;height:24px;cursor:pointer}
+.sw-btn:hover{border-color:var(--sw-accent);color:var(--sw-accent)}
+.sw-btn[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent);color:var(--sw-accent)}
+.sw-spacer{flex:1}
+.sw-body{display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap}
+.sw-panel{display:flex;flex-direction:column;gap:6px;min-width:220px;max-width:300px;flex:0 1 280px}
+.sw-panel-head{display:flex;align-items:center;gap:6px;font-weight:600}
+.sw-panel-head .sw-sub{font-weight:400}
+.sw-list{display:flex;flex-direction:column;gap:1px;max-height:340px;overflow-y:auto;padding-right:2px}
+.sw-bar{display:grid;grid-template-columns:minmax(40px,92px) 1fr 58px;align-items:center;gap:6px;padding:2px 4px;border-radius:5px;border:1px solid transparent}
+.sw-bar[role=button]{cursor:pointer}
+.sw-bar[role=button]:hover{background:var(--sw-soft)}
+.sw-bar[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent);font-weight:600}
+.sw-bar-label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.sw-bar-track{position:relative;height:10px;background:var(--sw-soft);border-radius:3px}
+.sw-bar-fill{position:absolute;top:0;bottom:0;border-radius:3px;background:#9db3e0}
+.sw-bar[aria-pressed=true] .sw-bar-fill{background:var(--sw-accent)}
+.sw-bar-zero{position:absolute;top:-2px;bottom:-2px;width:1px;background:#9aa1ad}
+.sw-bar-value{text-align:right;font-variant-numeric:tabular-nums;color:var(--sw-muted)}
+.sw-note{color:var(--sw-muted);font-size:11.5px}
+.sw-colorbar .sw-note{white-space:nowrap}
+.sw-view{display:flex;flex-direction:column;gap:8px;min-width:0;flex:1 1 320px}
+.sw-stage{position:relative;display:inline-block;width:fit-content;justify-self:start;line-height:0;align-self:flex-start;border-radius:4px;overflow:hidden;box-shadow:0 0 0 1px var(--sw-line)}
+.sw-stage canvas{image-rendering:pixelated;display:block}
+.sw-stage canvas+canvas{position:absolute;left:0;top:0}
+.sw-stale{opacity:.45;transition:opacity .15s}
+.sw-status{display:none;align-items:center;gap:6px;color:var(--sw-accent)}
+.sw-status[data-busy=true]{display:inline-flex}
+.sw-status::before{content:"";width:10px;height:10px;border:2px solid var(--sw-accent-soft);border-top-color:var(--sw-accent);border-radius:50%;animation:sw-spin .8s linear infinite}
+@keyframes sw-spin{to{transform:rotate(360deg)}}
+.sw-error{display:flex;gap:8px;align-items:flex-start;padding:6px 10px;border-radius:6px;background:#fdecec;color:#9b1c1c;border:1px solid #f5c2c2;white-space:pre-wrap}
+.sw-error[hidden]{display:none}
+.sw-error button{margin-left:auto;background:none;border:0;color:inherit;cursor:pointer;font-size:14px;line-height:1}
+.sw-colorbar{display:grid;grid-template-columns:200px;gap:2px}
+.sw-colorbar canvas{width:200px;height:10px;image-rendering:auto;border-radius:2px;box-shadow:0 0 0 1px var(--sw-line)}
+.sw-ticks{position:relative;height:14px;font-size:11px;color:var(--sw-muted);font-variant-numeric:tabular-nums}
+.sw-ticks span{position:absolute;transform:translateX(-50%);white-space:nowrap}
+.sw-ticks span:first-child{transform:none}.sw-ticks span:last-child{transform:translateX(-100%)}
+.sw-legend{display:flex;align-items:flex-end;gap:14px;flex-wrap:wrap}
+.sw-tooltip{position:absolute;pointer-events:none;z-index:10;background:rgba(31,36,48,.94);color:#fff;padding:4px 7px;border-radius:5px;font-size:11.5px;line-height:1.35;white-space:pre;display:none;font-variant-numeric:tabular-nums}
+.sw-axis{display:flex;color:var(--sw-muted);font-size:11px}
+.sw-rowlabels{display:flex;max-width:160px;flex-direction:column;justify-content:stretch;text-align:right;padding-right:6px}
+.sw-rowlabels>div{display:flex;align-items:center;justify-content:flex-end;white-space:nowrap;overflow:hidden;border-radius:3px;padding:0 4px;cursor:pointer}
+.sw-rowlabels>div[aria-pressed=true]{background:var(--sw-accent-soft);color:var(--sw-accent);font-weight:600}
+.sw-collabels{position:relative;height:46px}
+.sw-collabels span{position:absolute;top:2px;transform-origin:0 0;transform:rotate(50deg);white-space:nowrap;font-size:10.5px;color:var(--sw-muted)}
+.sw-matrix{display:grid;grid-template-columns:max-content max-content;align-items:start;justify-content:start}
+.sw-mark{position:absolute;pointer-events:none;box-shadow:0 0 0 1.5px #111,0 0 0 3px rgba(255,255,255,.8)}
+.sw-grid{display:grid;gap:8px}
+.sw-tile{display:flex;flex-direction:column;gap:2px;align-items:center;padding:3px;border-radius:6px;border:1px solid transparent;cursor:pointer;line-height:1.2}
+.sw-tile:hover{background:var(--sw-soft)}
+.sw-tile[aria-pressed=true]{border-color:var(--sw-accent);background:var(--sw-accent-soft)}
+.sw-tile .sw-stage{align-self:center}
+.sw-tile-label{font-size:11px;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+`;
+
+/** Adds the stylesheet to the document the widget lives in (once). */
+export function injectStyle(el: HTMLElement): void {
+  const doc = el.ownerDocument;
+  if (doc.getElementById("sw-style")) return;
+  const style = doc.createElement("style");
+  style.id = "sw-style";
+  style.textContent = CSS;
+  doc.head.append(style);
+}

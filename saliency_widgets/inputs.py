@@ -1,0 +1,110 @@
+"""What an input sample looks like on screen: its ``kind`` and display layout.
+
+Rules (documented in the widget docstrings):
+
+- ``kind`` inferred from the per-sample shape: 1-D → ``"vector"``;
+  2-D → ``"sequence"`` (time × features, as RNNs take it); 3-D → ``"image"``,
+  channels-first ``(C, H, W)`` for PyTorch models and channels-last
+  ``(H, W, C)`` for Keras models. Pass ``kind=`` to override (e.g.
+  ``kind="image"`` for a 2-D grey image).
+- Channel reduction for images: an attribution map shows the **sum over
+  channels** of the signed values (as captum's ``visualize_image_attr`` does);
+  the sign transform is applied after the sum.
+- A vector of any other rank is flattened (C order).
+- Background images are min-max scaled to uint8 RGB (grey repeated), from the
+  input sample itself unless an ``image=`` is given; the browser draws them in
+  grey (luminance) under the heatmap so its colours stay readable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .errors import SaliencyError
+
+KINDS = ("vector", "image", "sequence")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one sample of shape ``sample_shape`` is drawn."""
+
+    kind: str
+    sample_shape: tuple[int, ...]
+    #: Axis of ``sample_shape`` holding image channels (summed for display), or None.
+    channel_axis: Optional[int]
+
+    @property
+    def display_shape(self) -> tuple[int, ...]:
+        """``(N,)`` for a vector, ``(T, F)`` for a sequence, ``(H, W)`` for an image."""
+        if self.kind == "vector":
+            return (int(np.prod(self.sample_shape, dtype=np.int64)),)
+        if self.channel_axis is None:
+            return self.sample_shape
+        return tuple(s for i, s in enumerate(self.sample_shape) if i != self.channel_axis)
+
+    def reduce(self, values: np.ndarray) -> np.ndarray:
+        """Attribution(s) for display: the trailing ``sample_shape`` axes become
+        ``display_shape`` (leading axes, e.g. Jacobian rows, are kept)."""
+        v = np.asarray(values, dtype=np.float32)
+        lead = v.shape[: v.ndim - len(self.sample_shape)]
+        if self.channel_axis is not None:
+            v = v.sum(axis=len(lead) + self.channel_axis, dtype=np.float32)
+        return v.reshape(lead + self.display_shape)
+
+
+def infer_layout(sample_shape: tuple[int, ...], framework: str, kind: Optional[str] = None) -> Layout:
+    """The display layout of samples of ``sample_shape`` for a ``framework`` model."""
+    shape = tuple(int(s) for s in sample_shape)
+    if kind is None:
+        kind = {1: "vector", 2: "sequence", 3: "image"}.get(len(shape))
+        if kind is None:
+            raise SaliencyError(
+                f"cannot tell how to draw samples of shape {shape}; pass kind='vector', 'image' or 'sequence'"
+            )
+    if kind not in KINDS:
+        raise SaliencyError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
+    if kind == "vector":
+        return Layout("vector", shape, None)
+    if kind == "sequence":
+        if len(shape) != 2:
+            raise SaliencyError(f"kind='sequence' needs samples shaped (time, features); got {shape}")
+        return Layout("sequence", shape, None)
+    if len(shape) == 2:
+        return Layout("image", shape, None)
+    if len(shape) != 3:
+        raise SaliencyError(f"kind='image' needs samples shaped (H, W) or with a channel axis; got {shape}")
+    return Layout("image", shape, 0 if framework == "torch" else 2)
+
+
+def background_image(sample: np.ndarray, layout: Layout, image: Any = None) -> np.ndarray:
+    """The (H, W, 3) uint8 picture an image attribution is drawn over.
+
+    ``image`` (optional) may be (H, W), (H, W, C) or, for channels-first layouts,
+    (C, H, W); otherwise the input ``sample`` itself is used.
+    """
+    h, w = layout.display_shape
+    if image is None:
+        pic = np.asarray(sample, dtype=np.float64)
+        if layout.channel_axis is not None:
+            pic = np.moveaxis(pic, layout.channel_axis, -1)
+    else:
+        pic = np.asarray(image, dtype=np.float64)
+        if pic.ndim == 3 and pic.shape[:2] != (h, w) and pic.shape[1:] == (h, w):
+            pic = np.moveaxis(pic, 0, -1)
+    if pic.ndim == 2:
+        pic = pic[..., None]
+    if pic.ndim != 3 or pic.shape[:2] != (h, w):
+        raise SaliencyError(f"image= must be {h}×{w} (grey, RGB or RGBA) to match the input; got shape {np.shape(image)}")
+    channels = pic.shape[-1]
+    if channels in (3, 4):
+        pic = pic[..., :3]
+    else:
+        pic = np.repeat(pic.mean(axis=-1, keepdims=True), 3, axis=-1)
+    pic = np.nan_to_num(pic)
+    lo, hi = float(pic.min()), float(pic.max())
+    scaled = (pic - lo) / (hi - lo) if hi > lo else np.zeros_like(pic)
+    return np.round(scaled * 255).astype(np.uint8)

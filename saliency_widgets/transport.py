@@ -1,0 +1,46 @@
+"""numpy arrays ⇄ the wire format the widgets sync with the browser.
+
+A wire array is a dict ``{"data": <bytes>, "shape": [...], "dtype": "float32"}``.
+ipywidgets lifts every ``bytes``/``memoryview`` inside synced state out of the
+JSON and sends it as a binary buffer, so arrays never travel as JSON lists of
+floats. Extra keys (metadata such as the target an attribution belongs to) may
+sit in the same dict, so that an array and its metadata change in one update.
+The browser decodes it with ``js/src/decode.ts``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+#: dtypes the browser decoder understands (little-endian on the wire).
+WIRE_DTYPES = ("float32", "float64", "uint8", "int32")
+
+
+def to_wire(array: Any, dtype: str = "float32", **meta: Any) -> dict[str, Any]:
+    """``array`` as a wire dict (C order, little-endian ``dtype``), plus ``meta`` keys."""
+    if dtype not in WIRE_DTYPES:
+        raise ValueError(f"dtype must be one of {WIRE_DTYPES}, got {dtype!r}")
+    reserved = {"data", "shape", "dtype"} & set(meta)
+    if reserved:
+        raise ValueError(f"metadata may not use the reserved keys {sorted(reserved)}")
+    arr = np.ascontiguousarray(np.asarray(array), dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"data": memoryview(arr.reshape(-1)).cast("B"), "shape": list(arr.shape), "dtype": dtype, **meta}
+
+
+def from_wire(wire: Mapping[str, Any]) -> np.ndarray:
+    """The array held by a wire dict (a read-only view of its bytes where possible)."""
+    dtype = str(wire["dtype"])
+    if dtype not in WIRE_DTYPES:
+        raise ValueError(f"unsupported wire dtype {dtype!r}")
+    shape = tuple(int(s) for s in wire["shape"])
+    flat = np.frombuffer(wire["data"], dtype=np.dtype(dtype).newbyteorder("<"))
+    if flat.size != int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"wire array of shape {shape} holds {flat.size} values")
+    return flat.reshape(shape)
+
+
+def wire_nbytes(wire: Mapping[str, Any]) -> int:
+    """Bytes of the binary payload of a wire dict."""
+    return memoryview(wire["data"]).nbytes

@@ -1,0 +1,7 @@
+"""The notebook widgets (anywidget): ``SaliencyMap``, ``JacobianGrid`` and ``WeightInspector``."""
+
+from .jacobian_grid import JacobianGrid
+from .saliency_map import SaliencyMap
+from .weight_inspector import WeightInspector
+
+__all__ = ["SaliencyMap", "JacobianGrid", "WeightInspector"]

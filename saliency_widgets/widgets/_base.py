@@ -1,0 +1,204 @@
+"""State shared by the widgets that show one sample of a batch.
+
+Heavy work is delegated to the functional core; this module only keeps
+traitlets in sync with it. Wire arrays are built with :mod:`..transport`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Callable, Optional, Sequence
+
+import anywidget
+import numpy as np
+import traitlets as t
+
+from .. import colors
+from ..errors import SaliencyError
+from ..inputs import Layout, infer_layout
+from ..transport import to_wire
+
+STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
+OUTPUTS = ("logits", "probabilities")
+
+
+def output_labels(out_shape: tuple[int, ...], labels: Optional[Sequence[Any]]) -> list[str]:
+    """One display label per flat output index (user labels as plain text)."""
+    count = int(np.prod(out_shape, dtype=np.int64))
+    if labels is None:
+        if len(out_shape) <= 1:
+            return [str(i) for i in range(count)]
+        return [str(tuple(int(j) for j in np.unravel_index(i, out_shape))) for i in range(count)]
+    names = [str(label) for label in labels]
+    if len(names) != count:
+        raise SaliencyError(f"labels= has {len(names)} entries but the model has {count} outputs")
+    return names
+
+
+def feature_labels(layout: Layout, feature_names: Optional[Sequence[Any]]) -> list[str]:
+    """Names of the vector entries or of the sequence features (empty for images)."""
+    if feature_names is None:
+        return []
+    names = [str(n) for n in feature_names]
+    expected = {"vector": layout.display_shape[0], "sequence": layout.display_shape[-1]}.get(layout.kind)
+    if expected is None:
+        raise SaliencyError("feature_names= applies to vector and sequence inputs, not images")
+    if len(names) != expected:
+        raise SaliencyError(f"feature_names= has {len(names)} entries but the input has {expected} features")
+    return names
+
+
+class SampleWidget(anywidget.AnyWidget):
+    """Base of the widgets: one model, one batch ``x``, one displayed sample ``index``."""
+
+    #: Which sample of the batch is shown.
+    index = t.Int(0).tag(sync=True)
+    #: ``"logits"`` or ``"probabilities"`` (see ``sw.saliency``).
+    output = t.Unicode("logits").tag(sync=True)
+    #: Colour scale: ``"all"``, ``"positive"``, ``"negative"`` or ``"absolute_value"``.
+    sign = t.Unicode("all").tag(sync=True)
+    #: Percent of the largest magnitudes that saturate the colour scale.
+    outlier_perc = t.Float(2.0).tag(sync=True)
+    #: Keep the colour scale fixed at ``scale_max`` across targets, samples and methods.
+    lock_scale = t.Bool(False).tag(sync=True)
+    #: Magnitude where colours saturate while ``lock_scale`` is on (set on locking).
+    scale_max = t.Float(0.0).tag(sync=True)
+
+    _n_samples = t.Int(1).tag(sync=True)
+    _layout = t.Dict().tag(sync=True)
+    _luts = t.Dict().tag(sync=True)
+    _labels = t.List(t.Unicode()).tag(sync=True)
+    _out_shape = t.List(t.Int()).tag(sync=True)
+    _feature_names = t.List(t.Unicode()).tag(sync=True)
+    _scores = t.Dict().tag(sync=True)
+    _error = t.Unicode("").tag(sync=True)
+
+    def __init__(
+        self,
+        model: Any,
+        x: Any,
+        *,
+        kind: Optional[str],
+        labels: Optional[Sequence[Any]],
+        feature_names: Optional[Sequence[Any]],
+        **state: Any,
+    ) -> None:
+        from ..backends import get_backend
+
+        self._ready = False
+        self._reverting = False
+        self._model = model
+        self._backend = get_backend(model)
+        batch = np.asarray(self._backend.to_numpy(x))
+        if batch.ndim < 2:
+            raise SaliencyError(
+                f"x needs a leading batch axis; got shape {batch.shape} (for one sample use x[None])"
+            )
+        self._x = batch
+        self._layout_info = infer_layout(batch.shape[1:], self._backend.framework, kind)
+        self._score_cache: dict[str, np.ndarray] = {}
+        state.setdefault("output", "logits")
+        out_shape = self._all_scores(state["output"]).shape[1:]
+        super().__init__(
+            _n_samples=len(batch),
+            _layout={
+                "kind": self._layout_info.kind,
+                "sample_shape": list(self._layout_info.sample_shape),
+                "display_shape": list(self._layout_info.display_shape),
+                "channel_axis": self._layout_info.channel_axis,
+            },
+            _luts={s: to_wire(colors.sign_lut(s), "uint8") for s in colors.SIGNS},
+            _labels=output_labels(out_shape, labels),
+            _out_shape=list(out_shape),
+            _feature_names=feature_labels(self._layout_info, feature_names),
+            **state,
+        )
+
+    # ------------------------------------------------------------- helpers
+    @property
+    def n_outputs(self) -> int:
+        """Number of output neurons of one sample (flat)."""
+        return len(self._labels)
+
+    def _all_scores(self, output: str) -> np.ndarray:
+        if output not in self._score_cache:
+            self._score_cache[output] = np.asarray(
+                self._backend.forward(self._x, logits=output == "logits"), dtype=np.float32
+            )
+        return self._score_cache[output]
+
+    def _scores_wire(self) -> dict[str, Any]:
+        return to_wire(self._all_scores(self.output)[self.index].reshape(-1), index=self.index, output=self.output)
+
+    def _unravel(self, flat: int) -> Any:
+        """A flat output index as the engine's per-sample target (int or index tuple)."""
+        if len(self._out_shape) <= 1:
+            return int(flat)
+        return tuple(int(i) for i in np.unravel_index(flat, tuple(self._out_shape)))
+
+    def _invalid(self, message: str) -> None:
+        self._error = message
+        raise SaliencyError(message)
+
+    def _guarded(self, change: dict[str, Any], update: Callable[[], None]) -> None:
+        """Run ``update`` for a trait change; on failure show the error, restore
+        the trait's old value (the previous view stays) and re-raise."""
+        if not self._ready or self._reverting:
+            return
+        try:
+            with self.hold_sync():
+                update()
+        except Exception as exc:
+            self._reverting = True
+            try:
+                setattr(self, change["name"], change["old"])
+            finally:
+                self._reverting = False
+            self._error = str(exc) or type(exc).__name__
+            raise
+        self._error = ""
+
+    def _display_values(self) -> np.ndarray:
+        """The values currently drawn (for locking the colour scale)."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------- validation
+    @t.validate("index")
+    def _check_index(self, proposal: Any) -> int:
+        i = int(proposal["value"])
+        if not 0 <= i < len(self._x):
+            self._invalid(f"index must be in 0..{len(self._x) - 1} (the batch has {len(self._x)} samples); got {i}")
+        return i
+
+    @t.validate("output")
+    def _check_output(self, proposal: Any) -> str:
+        if proposal["value"] not in OUTPUTS:
+            self._invalid(f"output must be 'logits' or 'probabilities'; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @t.validate("sign")
+    def _check_sign(self, proposal: Any) -> str:
+        if proposal["value"] not in colors.SIGNS:
+            self._invalid(f"sign must be one of {', '.join(map(repr, colors.SIGNS))}; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @t.validate("outlier_perc")
+    def _check_outlier_perc(self, proposal: Any) -> float:
+        p = float(proposal["value"])
+        if not 0 <= p < 100:
+            self._invalid(f"outlier_perc must be in [0, 100); got {p}")
+        return p
+
+    @t.observe("lock_scale")
+    def _on_lock(self, change: dict[str, Any]) -> None:
+        if not self._ready:
+            return
+        if change["new"] and self.scale_max <= 0:
+            self.scale_max = colors.scale_max(self._display_values(), self.sign, self.outlier_perc)
+        elif not change["new"]:
+            self.scale_max = 0.0
+
+    @t.observe("sign", "outlier_perc")
+    def _on_scale(self, change: dict[str, Any]) -> None:
+        if self._ready and self.lock_scale and not self._reverting:
+            self.scale_max = colors.scale_max(self._display_values(), self.sign, self.outlier_perc)

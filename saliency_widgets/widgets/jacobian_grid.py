@@ -1,0 +1,140 @@
+"""``JacobianGrid``: every output × every input of one sample at once."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import traitlets as t
+
+from ..errors import SaliencyError
+from ..transport import to_wire
+from ._base import STATIC, SampleWidget, output_labels
+
+#: The largest display Jacobian sent to the browser; beyond it, ask for ``outputs=``.
+MAX_WIRE_BYTES = 64 << 20
+
+
+class JacobianGrid(SampleWidget):
+    """The Jacobian of sample ``index``: how each input moves each output.
+
+    ``sw.JacobianGrid(model, x, outputs=None, labels=None, kind=None)``. Vector
+    inputs show one (outputs × inputs) heatmap with row and column labels;
+    image and sequence inputs show one small map per output, all on one shared
+    colour scale (channels summed, see :mod:`saliency_widgets.inputs`).
+    ``outputs=`` restricts the rows to some output indices (flat ints or index
+    tuples). Clicking a row or tile sets ``selected`` (a flat output index);
+    hovering an input shows how it moves every output. ``jacobian`` is the
+    current sample's Jacobian, ``sw.jacobian(model, x, outputs=outputs)[index]``.
+    """
+
+    _esm = STATIC / "jacobian_grid.js"
+
+    #: Flat index of the highlighted output (one of the rows).
+    selected = t.Int(0).tag(sync=True)
+
+    _rows = t.List(t.Int()).tag(sync=True)
+    _jacobian = t.Dict().tag(sync=True)
+
+    def __init__(
+        self,
+        model: Any,
+        x: Any,
+        *,
+        outputs: Optional[Sequence[Any]] = None,
+        labels: Optional[Sequence[Any]] = None,
+        kind: Optional[str] = None,
+        feature_names: Optional[Sequence[Any]] = None,
+        output: str = "logits",
+        index: int = 0,
+        sign: str = "all",
+        outlier_perc: float = 2.0,
+    ) -> None:
+        self._outputs_arg = None if outputs is None else list(outputs)
+        self._cache: dict[tuple[int, str], np.ndarray] = {}
+        super().__init__(
+            model, x, kind=kind, labels=None, feature_names=feature_names,
+            output=output, index=index, sign=sign, outlier_perc=outlier_perc,
+        )
+        rows = self._flat_rows()
+        self._labels = self._row_aware_labels(labels, rows)
+        scores = self._all_scores(self.output)[self.index].reshape(-1)
+        with self.hold_sync():
+            self._rows = rows
+            self.selected = rows[int(np.argmax(scores[rows]))]
+            self._send_jacobian()
+        self._ready = True
+
+    @property
+    def jacobian(self) -> np.ndarray:
+        """``sw.jacobian(model, x, output=output, outputs=outputs)[index]``."""
+        return self._jacobian_of(self.index, self.output)
+
+    # ------------------------------------------------------------ helpers
+    def _flat_rows(self) -> list[int]:
+        if self._outputs_arg is None:
+            return list(range(self.n_outputs))
+        shape = tuple(self._out_shape)
+        rows = []
+        for o in self._outputs_arg:
+            idx = tuple(o) if isinstance(o, (tuple, list)) else (int(o),)
+            try:
+                rows.append(int(np.ravel_multi_index(idx, shape)) if len(idx) == len(shape) else int(idx[0]))
+            except ValueError:
+                raise SaliencyError(f"outputs= entry {o!r} is not an output index of shape {shape}") from None
+            if not 0 <= rows[-1] < self.n_outputs:
+                raise SaliencyError(f"outputs= entry {o!r} is out of range for {self.n_outputs} outputs")
+        return rows
+
+    def _row_aware_labels(self, labels: Optional[Sequence[Any]], rows: list[int]) -> list[str]:
+        """Labels for every output; ``labels`` may also name just the ``outputs=`` rows."""
+        if labels is not None and len(labels) == len(rows) != self.n_outputs:
+            names = list(self._labels)
+            for r, label in zip(rows, labels):
+                names[r] = str(label)
+            return names
+        return output_labels(tuple(self._out_shape), labels)
+
+    def _jacobian_of(self, index: int, output: str) -> np.ndarray:
+        key = (index, output)
+        if key not in self._cache:
+            from ..attribution import jacobian
+
+            rows_bytes = len(self._rows or self._flat_rows())
+            display = int(np.prod(self._layout_info.display_shape, dtype=np.int64))
+            if rows_bytes * display * 4 > MAX_WIRE_BYTES:
+                raise SaliencyError(
+                    f"the Jacobian has {rows_bytes} outputs × {display} inputs, too large to draw; "
+                    "pass outputs=[...] to pick the outputs to show"
+                )
+            jac = jacobian(self._model, self._x[index : index + 1], output=output, outputs=self._outputs_arg)
+            self._cache = {key: np.asarray(jac[0], dtype=np.float32)}
+        return self._cache[key]
+
+    def _rows_matrix(self) -> np.ndarray:
+        """The current Jacobian as ``(rows, *sample_shape)``."""
+        jac = self._jacobian_of(self.index, self.output)
+        return jac.reshape((len(self._rows),) + self._x.shape[1:])
+
+    def _display_values(self) -> np.ndarray:
+        return self._layout_info.reduce(self._rows_matrix())
+
+    def _send_jacobian(self) -> None:
+        self._scores = self._scores_wire()
+        self._jacobian = to_wire(self._display_values(), index=self.index, output=self.output)
+
+    # ----------------------------------------------------------- observers
+    @t.validate("selected")
+    def _check_selected(self, proposal: Any) -> int:
+        i = int(proposal["value"])
+        if self._rows and i not in self._rows:
+            self._invalid(f"selected must be one of the shown outputs {self._rows[:10]}{'…' if len(self._rows) > 10 else ''}; got {i}")
+        return i
+
+    @t.observe("index", "output")
+    def _on_sample(self, change: dict[str, Any]) -> None:
+        def update() -> None:
+            self._jacobian_of(self.index, self.output)
+            self._send_jacobian()
+
+        self._guarded(change, update)

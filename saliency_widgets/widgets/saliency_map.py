@@ -1,0 +1,203 @@
+"""``SaliencyMap``: the model's outputs, and the attribution of the selected one."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+import traitlets as t
+
+from ..config import config
+from ..inputs import background_image
+from ..transport import to_wire
+from ._base import STATIC, SampleWidget
+
+#: Methods the browser can compute from a prefetched Jacobian without the kernel.
+LOCAL_METHODS = ("gradient", "input_x_gradient")
+_CACHE_SIZE = 64
+
+
+class SaliencyMap(SampleWidget):
+    """Click an output neuron, see which inputs made it fire.
+
+    ``sw.SaliencyMap(model, x, target=None, method="gradient", output="logits",
+    labels=None, feature_names=None, kind=None, image=None)`` shows sample
+    ``index`` of the batch ``x``: every output as a clickable bar, and the
+    attribution of output ``target`` (a flat index; None = the sample's arg-max)
+    drawn for the input ``kind`` (see :mod:`saliency_widgets.inputs`: vectors as
+    a strip, images as a heatmap over ``image`` or the input itself with the
+    channels summed, sequences as a time × feature grid).
+
+    Set ``target``, ``method``, ``index``, ``sign``, ``outlier_perc``,
+    ``lock_scale`` or ``opacity`` from Python or in the browser; read the current
+    map as ``attribution`` (numpy, one sample, the input's shape).
+    ``method_kwargs`` passes options per method, e.g.
+    ``{"smoothgrad": {"n_samples": 20}}``. When one sample's Jacobian fits
+    ``sw.config.prefetch_budget_bytes`` it is sent once, and the browser switches
+    targets for gradient and input×gradient without a kernel round trip.
+    """
+
+    _esm = STATIC / "saliency_map.js"
+
+    #: Flat index of the selected output neuron.
+    target = t.Int(0).tag(sync=True)
+    #: One of ``saliency_widgets.attribution.METHODS``.
+    method = t.Unicode("gradient").tag(sync=True)
+    #: Opacity of the heatmap over an image (0..1).
+    opacity = t.Float(0.75).tag(sync=True)
+
+    _methods = t.List(t.Unicode()).tag(sync=True)
+    _local_methods = t.List(t.Unicode(), list(LOCAL_METHODS)).tag(sync=True)
+    _input = t.Dict().tag(sync=True)
+    _image = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    _jacobian = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    _attribution = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+
+    def __init__(
+        self,
+        model: Any,
+        x: Any,
+        *,
+        target: Optional[int] = None,
+        method: str = "gradient",
+        output: str = "logits",
+        labels: Optional[Sequence[Any]] = None,
+        feature_names: Optional[Sequence[Any]] = None,
+        kind: Optional[str] = None,
+        image: Any = None,
+        index: int = 0,
+        sign: str = "all",
+        outlier_perc: float = 2.0,
+        opacity: float = 0.75,
+        method_kwargs: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    ) -> None:
+        from ..attribution import METHODS
+
+        self._all_methods = tuple(METHODS)
+        self._user_image = image
+        self._method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
+        self._cache: OrderedDict[tuple, tuple[np.ndarray, Optional[float]]] = OrderedDict()
+        self._jacobians: dict[tuple[int, str], Optional[np.ndarray]] = {}
+        self._values: Optional[np.ndarray] = None
+        super().__init__(
+            model, x, kind=kind, labels=labels, feature_names=feature_names,
+            output=output, index=index, sign=sign, outlier_perc=outlier_perc,
+            method=method, opacity=opacity, _methods=list(METHODS),
+        )
+        first = int(np.argmax(self._all_scores(self.output)[self.index])) if target is None else target
+        with self.hold_sync():
+            self.target = first
+            self._send_sample()
+            self._send_attribution()
+        self._ready = True
+
+    # -------------------------------------------------------------- results
+    @property
+    def attribution(self) -> np.ndarray:
+        """The attribution of ``target`` for sample ``index`` (the sample's shape, float32)."""
+        return self._values
+
+    @property
+    def completeness_error(self) -> Optional[float]:
+        """Integrated gradients' ``|sum(attribution) - (f(x) - f(baseline))|`` (else None)."""
+        return self._lookup()[1]
+
+    # ------------------------------------------------------------ computing
+    def _jacobian_of(self, index: int, output: str) -> Optional[np.ndarray]:
+        """One sample's Jacobian ``(n_outputs, *sample_shape)`` if it fits the prefetch budget."""
+        key = (index, output)
+        if key not in self._jacobians:
+            sample_size = int(np.prod(self._x.shape[1:], dtype=np.int64))
+            if self.n_outputs * sample_size * 4 > config.prefetch_budget_bytes:
+                self._jacobians[key] = None
+            else:
+                from ..attribution import jacobian
+
+                jac = jacobian(self._model, self._x[index : index + 1], output=output)
+                self._jacobians[key] = np.asarray(jac, dtype=np.float32).reshape(
+                    (self.n_outputs,) + self._x.shape[1:]
+                )
+        return self._jacobians[key]
+
+    def _lookup(self) -> tuple[np.ndarray, Optional[float]]:
+        key = (self.index, self.target, self.method, self.output)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        jac = self._jacobian_of(self.index, self.output) if self.method in LOCAL_METHODS else None
+        if jac is not None:
+            row = jac[self.target]
+            sample = self._x[self.index].astype(np.float32)
+            result = (row if self.method == "gradient" else row * sample, None)
+        else:
+            from ..attribution import attribute
+
+            res = attribute(
+                self._model, self._x[self.index : self.index + 1], self._unravel(self.target),
+                method=self.method, output=self.output, **self._method_kwargs.get(self.method, {}),
+            )
+            err = None if res.completeness_error is None else float(np.asarray(res.completeness_error)[0])
+            result = (np.asarray(res.values[0], dtype=np.float32), err)
+        self._cache[key] = result
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return result
+
+    def _display_values(self) -> np.ndarray:
+        return self._layout_info.reduce(self._values)
+
+    # ------------------------------------------------------------- syncing
+    def _send_sample(self) -> None:
+        """Scores, input, background image and (when it fits) the Jacobian of sample ``index``."""
+        sample = self._x[self.index]
+        self._scores = self._scores_wire()
+        self._input = to_wire(sample, index=self.index)
+        if self._layout_info.kind == "image":
+            pic = background_image(sample, self._layout_info, self._user_image)
+            self._image = to_wire(pic, "uint8", index=self.index)
+        jac = self._jacobian_of(self.index, self.output)
+        self._jacobian = None if jac is None else to_wire(jac, index=self.index, output=self.output)
+
+    def _send_attribution(self) -> None:
+        """Compute the current map; send it unless the browser derives it from the Jacobian."""
+        values, err = self._lookup()
+        self._values = values
+        local = self.method in LOCAL_METHODS and self._jacobian is not None
+        if not local:
+            self._attribution = to_wire(
+                self._layout_info.reduce(values), target=self.target, index=self.index,
+                method=self.method, output=self.output, completeness_error=err,
+            )
+
+    # ----------------------------------------------------------- observers
+    @t.validate("target")
+    def _check_target(self, proposal: Any) -> int:
+        i = int(proposal["value"])
+        if not 0 <= i < self.n_outputs:
+            self._invalid(f"target must be a flat output index in 0..{self.n_outputs - 1}; got {i}")
+        return i
+
+    @t.validate("method")
+    def _check_method(self, proposal: Any) -> str:
+        if proposal["value"] not in self._all_methods:
+            self._invalid(f"method must be one of {', '.join(map(repr, self._all_methods))}; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @t.validate("opacity")
+    def _check_opacity(self, proposal: Any) -> float:
+        return min(max(float(proposal["value"]), 0.0), 1.0)
+
+    @t.observe("target", "method")
+    def _on_target(self, change: dict[str, Any]) -> None:
+        self._guarded(change, self._send_attribution)
+
+    @t.observe("index", "output")
+    def _on_sample(self, change: dict[str, Any]) -> None:
+        def update() -> None:
+            self._jacobian_of(self.index, self.output)
+            self._lookup()  # compute before assigning anything, so a failure changes nothing
+            self._send_sample()
+            self._send_attribution()
+
+        self._guarded(change, update)

@@ -1,0 +1,109 @@
+"""A widget as a self-contained HTML page: the bundle, its state and a stand-in model.
+
+The page needs no kernel: a small in-page model object (``get``, ``set``, ``on``,
+``off``, ``save_changes``, ``send``) holds the widget's synced state, with its
+binary buffers restored as ``DataView`` objects at a non-zero byte offset (as
+ipywidgets delivers them). Everything the front end asks of the kernel is
+recorded in ``window.__sw.log``. The browser tests and benchmarks drive widgets
+through it; a static ``to_html`` export can be built on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ipywidgets.widgets.widget import _remove_buffers
+
+_SKIP = {"_esm", "_css", "layout", "comm", "keys"}
+
+_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{margin:16px;background:{background};font-family:sans-serif}}</style></head>
+<body><div id="sw-host"></div>
+<script type="module">
+const STATE = {state};
+const BUFFERS = {buffers};
+const BUNDLE = {bundle};
+const PAD = 8;
+function view(b64) {{
+  const bin = atob(b64);
+  const buf = new ArrayBuffer(bin.length + PAD);
+  const bytes = new Uint8Array(buf, PAD, bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return new DataView(buf, PAD, bin.length);
+}}
+for (const [path, b64] of BUFFERS) {{
+  let obj = STATE;
+  for (const key of path.slice(0, -1)) obj = obj[key];
+  obj[path[path.length - 1]] = view(b64);
+}}
+const log = [];
+const listeners = new Map();
+let pending = {{}};
+function fire(name, value) {{
+  for (const cb of listeners.get("change:" + name) ?? []) cb(model, value);
+  for (const cb of listeners.get("change") ?? []) cb(model);
+}}
+const model = {{
+  get: (k) => STATE[k],
+  set(k, v) {{ STATE[k] = v; pending[k] = v; fire(k, v); }},
+  on(ev, cb) {{ for (const e of ev.split(" ")) {{ if (!listeners.has(e)) listeners.set(e, []); listeners.get(e).push(cb); }} }},
+  off(ev, cb) {{ for (const e of (ev ?? "").split(" ")) listeners.set(e, (listeners.get(e) ?? []).filter((f) => cb && f !== cb)); }},
+  save_changes() {{ log.push({{ type: "save_changes", changes: pending, t: performance.now() }}); pending = {{}}; }},
+  send(content) {{ log.push({{ type: "send", content, t: performance.now() }}); }},
+}};
+window.__sw = {{
+  model, log, STATE, view,
+  /** A state change coming from the kernel (not logged as a browser message). */
+  kernelSet(k, v) {{ STATE[k] = v; fire(k, v); }},
+}};
+const url = URL.createObjectURL(new Blob([BUNDLE], {{ type: "text/javascript" }}));
+const mod = await import(url);
+const el = document.getElementById("sw-host");
+window.__sw.el = el;
+window.__sw.cleanup = mod.default.render({{ model, el }});
+window.__sw.ready = true;
+</script></body></html>
+"""
+
+
+def widget_state(widget: Any) -> tuple[dict[str, Any], list[tuple[list[Any], str]]]:
+    """The widget's synced state without the bundle, and its binary buffers as
+    ``(path, base64)`` pairs."""
+    state = {k: v for k, v in widget.get_state().items() if k not in _SKIP}
+    stripped, paths, buffers = _remove_buffers(state)
+    return stripped, [(list(p), base64.b64encode(bytes(b)).decode("ascii")) for p, b in zip(paths, buffers)]
+
+
+def standalone_html(widget: Any, *, title: str = "saliency_widgets", background: str = "#ffffff") -> str:
+    """An HTML page that renders ``widget`` without a kernel (see the module docstring)."""
+    state, buffers = widget_state(widget)
+    return _PAGE.format(
+        title=title, background=background, state=_script_json(state),
+        buffers=_script_json(buffers), bundle=_script_json(str(widget._esm)),
+    )
+
+
+def _script_json(obj: Any) -> str:
+    """JSON that is safe inside a <script> element."""
+    return json.dumps(obj).replace("</", "<\\/")
+
+
+@contextmanager
+def record_messages(widget: Any) -> Iterator[list[tuple[dict[str, Any], list[bytes]]]]:
+    """Records ``(message, buffers)`` for each message ``widget`` sends to the front end."""
+    sent: list[tuple[dict[str, Any], list[bytes]]] = []
+    original = widget._send
+
+    def send(msg: dict[str, Any], buffers: Any = None) -> None:
+        sent.append((msg, [bytes(b) for b in buffers or []]))
+        original(msg, buffers=buffers)
+
+    widget._send = send
+    try:
+        yield sent
+    finally:
+        del widget._send

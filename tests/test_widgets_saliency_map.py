@@ -1,0 +1,171 @@
+"""Tier A: SaliencyMap driven from Python, without a browser."""
+
+import json
+
+import numpy as np
+import pytest
+from _widget_models import batch, cnn, mlp
+
+import saliency_widgets as sw
+from saliency_widgets import colors
+from saliency_widgets.config import config
+from saliency_widgets.errors import SaliencyError
+from saliency_widgets.transport import from_wire
+from saliency_widgets.widgets import SaliencyMap
+from saliency_widgets.widgets.standalone import record_messages
+
+TOL = dict(rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def model():
+    return mlp()
+
+
+@pytest.fixture
+def x():
+    return batch(3, 8)
+
+
+@pytest.fixture
+def no_prefetch(monkeypatch):
+    monkeypatch.setattr(config, "prefetch_budget_bytes", 0)
+
+
+def test_starts_on_the_argmax_with_the_engines_attribution(model, x):
+    w = SaliencyMap(model, x, labels=list("abcde"))
+    scores = model(__import__("torch").as_tensor(x)).detach().numpy()
+    assert w.target == int(scores[0].argmax())
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=w.target)[0], **TOL)
+    np.testing.assert_allclose(from_wire(w._scores), scores[0], **TOL)
+    assert w._labels == list("abcde")
+
+
+def test_retarget_uses_the_prefetched_jacobian_without_resending(model, x):
+    w = SaliencyMap(model, x)
+    assert w._jacobian is not None and w._jacobian["shape"] == [5, 8]
+    np.testing.assert_allclose(from_wire(w._jacobian), sw.jacobian(model, x)[0], **TOL)
+    with record_messages(w) as sent:
+        w.target = 2
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=2)[0], **TOL)
+    assert [list(m["state"]) for m, _ in sent] == [["target"]]  # the browser derives the map itself
+
+
+def test_input_x_gradient_is_derived_locally_too(model, x):
+    w = SaliencyMap(model, x, target=1, method="input_x_gradient")
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=1, method="input_x_gradient")[0], **TOL)
+    assert w._attribution is None
+
+
+def test_method_change_sends_a_tagged_map(model, x):
+    w = SaliencyMap(model, x, target=3, method_kwargs={"smoothgrad": {"n_samples": 8, "seed": 0}})
+    w.method = "smoothgrad"
+    expected = sw.saliency(model, x[:1], target=3, method="smoothgrad", n_samples=8, seed=0)[0]
+    np.testing.assert_allclose(w.attribution, expected, **TOL)
+    tag = {k: w._attribution[k] for k in ("target", "index", "method", "output")}
+    assert tag == {"target": 3, "index": 0, "method": "smoothgrad", "output": "logits"}
+    np.testing.assert_allclose(from_wire(w._attribution), expected, **TOL)
+
+
+def test_integrated_gradients_reports_completeness(model, x):
+    w = SaliencyMap(model, x, target=0, method="integrated_gradients")
+    assert w.completeness_error is not None and w.completeness_error < 1e-2
+    assert w._attribution["completeness_error"] == pytest.approx(w.completeness_error)
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=0, method="integrated_gradients")[0], rtol=1e-4, atol=1e-5)
+
+
+def test_sample_index_switches_scores_input_jacobian_and_map(model, x):
+    w = SaliencyMap(model, x, target=2)
+    w.index = 2
+    assert w.target == 2
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=2)[2], **TOL)
+    np.testing.assert_array_equal(from_wire(w._input), x[2])
+    assert w._input["index"] == w._jacobian["index"] == w._scores["index"] == 2
+    np.testing.assert_allclose(from_wire(w._jacobian), sw.jacobian(model, x)[2], **TOL)
+
+
+def test_without_prefetch_every_retarget_is_computed_and_tagged(model, x, no_prefetch):
+    w = SaliencyMap(model, x, target=0)
+    assert w._jacobian is None
+    with record_messages(w) as sent:
+        w.target = 4
+    assert w._attribution["target"] == 4
+    np.testing.assert_allclose(from_wire(w._attribution), sw.saliency(model, x, target=4)[0], **TOL)
+    assert [list(m["state"]) for m, _ in sent] == [["target"], ["_attribution"]]
+    msg, buffers = sent[1]
+    payload = 8 * 4
+    assert sum(map(len, buffers)) == payload
+    assert len(json.dumps(msg)) < 400  # metadata only: no JSON float lists
+
+
+def test_a_browser_click_updates_the_kernel(model, x):
+    w = SaliencyMap(model, x, target=0)
+    w.set_state({"target": 3})  # what ipywidgets does with the browser's update
+    assert w.target == 3
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=3)[0], **TOL)
+
+
+def test_bad_values_raise_and_keep_the_previous_view(model, x):
+    w = SaliencyMap(model, x, target=1, method_kwargs={"integrated_gradients": {"steps": 0}})
+    before = w.attribution.copy()
+    with pytest.raises(SaliencyError, match="target must be a flat output index in 0..4"):
+        w.target = 9
+    assert w.target == 1 and "target must be" in w._error
+    with pytest.raises(SaliencyError):
+        w.method = "integrated_gradients"  # steps=0 makes the engine refuse
+    assert w.method == "gradient" and w._error
+    np.testing.assert_array_equal(w.attribution, before)
+    w.target = 2
+    assert w._error == ""
+    with pytest.raises(SaliencyError, match="index must be in 0..2"):
+        w.index = 3
+
+
+def test_constructor_checks_user_data(model, x):
+    with pytest.raises(SaliencyError, match="labels= has 2 entries but the model has 5 outputs"):
+        SaliencyMap(model, x, labels=["a", "b"])
+    with pytest.raises(SaliencyError, match="feature_names= has 1 entries"):
+        SaliencyMap(model, x, feature_names=["a"])
+    with pytest.raises(SaliencyError, match="leading batch axis"):
+        SaliencyMap(model, x[0])
+
+
+def test_lock_scale_freezes_the_colour_range(model, x):
+    w = SaliencyMap(model, x, target=0)
+    w.lock_scale = True
+    locked = w.scale_max
+    assert locked == colors.scale_max(w.attribution, "all", 2.0)
+    w.target = 3
+    assert w.scale_max == locked
+    w.lock_scale = False
+    assert w.scale_max == 0.0
+
+
+def test_torch_image_is_channels_first_and_summed_over_channels():
+    model, xi = cnn(), batch(2, 3, 8, 8, seed=1)
+    w = SaliencyMap(model, xi, target=4, method_kwargs={"smoothgrad": {"n_samples": 4, "seed": 1}})
+    assert w._layout["kind"] == "image" and w._layout["channel_axis"] == 0
+    assert w._image["shape"] == [8, 8, 3] and w._image["dtype"] == "uint8"
+    w.method = "smoothgrad"
+    expected = sw.saliency(model, xi[:1], target=4, method="smoothgrad", n_samples=4, seed=1)[0]
+    np.testing.assert_allclose(from_wire(w._attribution), expected.sum(axis=0), rtol=1e-4, atol=1e-6)
+
+
+def test_sequences_are_time_by_feature():
+    import torch
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6 * 2, 3))
+    w = SaliencyMap(model, batch(2, 6, 2), feature_names=["price", "volume"])
+    assert w._layout["kind"] == "sequence" and w._layout["display_shape"] == [6, 2]
+    assert w._feature_names == ["price", "volume"]
+
+
+@pytest.mark.slow
+def test_keras_images_are_channels_last():
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(4)])
+    xk = batch(2, 6, 6, 3, seed=3)
+    w = SaliencyMap(model, xk, target=1)
+    assert w._layout["channel_axis"] == 2 and w._layout["display_shape"] == [6, 6]
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, xk, target=1)[0], rtol=1e-4, atol=1e-6)
