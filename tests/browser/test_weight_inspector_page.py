@@ -7,24 +7,15 @@ state that the real Python widget produced for that layer.
 from __future__ import annotations
 
 import base64
-import json
-import pathlib
-import shutil
 
 import pytest
 
 torch = pytest.importorskip("torch")
-sync_api = pytest.importorskip("playwright.sync_api")
 from torch import nn  # noqa: E402
 
 from saliency_widgets.widgets.weight_inspector import STATIC, WeightInspector  # noqa: E402
 
 pytestmark = pytest.mark.browser
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 FAKE_MODEL = """
 async ({ bundle, states, first }) => {
@@ -80,25 +71,22 @@ class LSTMHead(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def page():
-    if not (STATIC / "weight_inspector.js").exists():
-        pytest.skip("JS bundle not built (make bundle)")
+def inspector_page(chromium):
+    """The bundle in a plain page, driven by a fake model that replays the kernel's states."""
     torch.manual_seed(0)
     widget = WeightInspector(LSTMHead(), input_shape=(5, 2))
     states = {}
     for name in ("lstm", "head"):
         widget.layer = name
         states[name] = _jsonable(widget.get_state())
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1200, "height": 900})
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.set_content("<!doctype html><html><body></body></html>")
-        pg.evaluate(FAKE_MODEL, {"bundle": (STATIC / "weight_inspector.js").read_text(), "states": states, "first": "lstm"})
-        pg.errors = errors
-        yield pg
-        browser.close()
+    pg = chromium.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.set_content("<!doctype html><html><body></body></html>")
+    pg.evaluate(FAKE_MODEL, {"bundle": (STATIC / "weight_inspector.js").read_text(), "states": states, "first": "lstm"})
+    pg.errors = errors
+    yield pg
+    pg.close()
 
 
 def _pixels(page, block: str) -> dict:
@@ -110,7 +98,8 @@ def _pixels(page, block: str) -> dict:
     )
 
 
-def test_click_a_layer_redraws_its_blocks(page):
+def test_click_a_layer_redraws_its_blocks(inspector_page, artifacts):
+    page = inspector_page
     assert page.locator('[data-sw-widget="weight-inspector"]').count() == 1
     assert page.locator('[data-sw-layer="lstm"]').get_attribute("aria-pressed") == "true"
     assert page.locator("[data-sw-block]").count() == 16
@@ -131,9 +120,8 @@ def test_click_a_layer_redraws_its_blocks(page):
     tooltip = page.locator(".sw-tooltip")
     tooltip.wait_for(state="visible")
     assert tooltip.inner_text().startswith("kernel [0, 0]")
-    ARTIFACTS.mkdir(exist_ok=True)
     page.locator('[data-sw-layer="lstm"]').click()
     page.wait_for_selector('[data-sw-layer="lstm"][aria-pressed="true"]')
     page.wait_for_function("document.querySelectorAll('[data-sw-block]').length === 16")
-    page.screenshot(path=str(ARTIFACTS / "weight_inspector.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "weight_inspector.png"), full_page=True)
     assert page.errors == []
