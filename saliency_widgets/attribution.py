@@ -72,12 +72,7 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
               output: str = "logits", **kw: Any) -> Attribution:
     """Like :func:`saliency`, returning the targets, scores and IG completeness error too."""
     options = _method_options(method, kw)
-    _check_choice("output", output, OUTPUTS)
-    backend = get_backend(model)
-    xs = _prepare_input(backend, x)
-    logits = output == "logits"
-    _warn_if_training(backend)
-    scores = _forward(backend, xs, logits)
+    backend, xs, logits, scores = _start(model, x, output)
     flat_targets = resolve_targets(target, scores)
     if not logits:
         _warn_if_saturated(backend, scores, flat_targets)
@@ -113,12 +108,7 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     Computed in vectorized chunks under ``config.chunk_budget_bytes``; refused with
     a :class:`MemoryBudgetError` above ``config.jacobian_budget_bytes``.
     """
-    _check_choice("output", output, OUTPUTS)
-    backend = get_backend(model)
-    xs = _prepare_input(backend, x)
-    logits = output == "logits"
-    _warn_if_training(backend)
-    scores = _forward(backend, xs, logits)
+    backend, xs, logits, scores = _start(model, x, output)
     out_shape = scores.shape[1:]
     n_out = int(np.prod(out_shape, dtype=np.int64))
     rows = (np.arange(n_out) if outputs is None
@@ -217,6 +207,17 @@ def _completeness_error(backend: Backend, values: np.ndarray, baseline: np.ndarr
 
 
 # ------------------------------------------------------------------- helpers
+def _start(model: Any, x: Any, output: str) -> tuple[Backend, np.ndarray, bool, np.ndarray]:
+    """Validates ``output`` and ``x``, warns about training mode, and runs the model once:
+    ``(backend, x as float32 numpy, logits?, scores (batch, *out))``."""
+    _check_choice("output", output, OUTPUTS)
+    backend = get_backend(model)
+    xs = _prepare_input(backend, x)
+    logits = output == "logits"
+    _warn_if_training(backend)
+    return backend, xs, logits, _forward(backend, xs, logits)
+
+
 def _forward(backend: Backend, xs: np.ndarray, logits: bool) -> np.ndarray:
     scores = _guarded(lambda: backend.forward(xs, logits=logits))
     if scores.ndim == 0 or scores.shape[0] != xs.shape[0]:
