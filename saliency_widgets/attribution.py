@@ -76,23 +76,28 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
               output: str = "logits", **kw: Any) -> Attribution:
     """Like :func:`saliency`, returning the targets, scores and IG completeness error too."""
     options = _method_options(method, kw)
-    backend, xs, logits, scores = _start(model, x, output)
-    flat_targets = resolve_targets(target, scores)
+    backend, xs, logits = _prepare(model, x, output)
+    out_shape = _output_shape(backend, xs, logits)
+    # Scores are needed first only to find arg-max targets; otherwise they come with the gradient.
+    scores = _forward(backend, xs, logits) if target is None else None
+    flat_targets = resolve_targets(target, (len(xs), *out_shape), scores)
+    cotangent = _one_hot(flat_targets, (len(xs), *out_shape))
+    delta = None
+    if method in ("gradient", "input_x_gradient"):
+        scores, values = _vjp(backend, xs, cotangent, logits)
+        if method == "input_x_gradient":
+            values = xs * values
+    else:
+        scores = _forward(backend, xs, logits) if scores is None else scores
+        if method == "smoothgrad":
+            values = _smoothgrad(backend, xs, cotangent, logits, **options)
+        else:
+            values, baseline = _integrated_gradients(backend, xs, cotangent, logits, **options)
+            delta = _completeness_error(backend, values, baseline, scores, flat_targets, logits)
     if not logits:
         _warn_if_saturated(backend, scores, flat_targets)
-    cotangent = _one_hot(flat_targets, scores.shape)
-    delta = None
-    if method == "gradient":
-        values = _vjp(backend, xs, cotangent, logits)
-    elif method == "input_x_gradient":
-        values = xs * _vjp(backend, xs, cotangent, logits)
-    elif method == "smoothgrad":
-        values = _smoothgrad(backend, xs, cotangent, logits, **options)
-    else:
-        values, baseline = _integrated_gradients(backend, xs, cotangent, logits, **options)
-        delta = _completeness_error(backend, values, baseline, scores, flat_targets, logits)
     _warn_if_not_finite(values, "the attribution")
-    targets = [np.unravel_index(int(t), scores.shape[1:]) for t in flat_targets]
+    targets = [np.unravel_index(int(t), out_shape) for t in flat_targets]
     return Attribution(
         values=values.astype(np.float32, copy=False),
         targets=[tuple(int(i) for i in t) for t in targets],
@@ -112,8 +117,8 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     Computed in vectorized chunks under ``config.chunk_budget_bytes``; refused with
     a :class:`MemoryBudgetError` above ``config.jacobian_budget_bytes``.
     """
-    backend, xs, logits, scores = _start(model, x, output)
-    out_shape = scores.shape[1:]
+    backend, xs, logits = _prepare(model, x, output)
+    out_shape = _output_shape(backend, xs, logits)
     n_out = int(np.prod(out_shape, dtype=np.int64))
     rows = (np.arange(n_out) if outputs is None
             else np.array([_flat_index(o, out_shape, "outputs") for o in outputs], dtype=np.int64))
@@ -128,14 +133,17 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     return result.astype(np.float32, copy=False)
 
 
-def resolve_targets(target: Target, scores: np.ndarray) -> np.ndarray:
-    """One flat output index per sample, validated against ``scores`` = (batch, *out)."""
-    batch, out_shape = scores.shape[0], scores.shape[1:]
+def resolve_targets(target: Target, scores_shape: tuple, scores: Optional[np.ndarray] = None) -> np.ndarray:
+    """One flat output index per sample, validated against ``scores_shape`` = (batch, *out).
+
+    ``scores`` (the model's outputs) are needed only for ``target=None`` (arg-max).
+    """
+    batch, out_shape = scores_shape[0], scores_shape[1:]
     if target is None:
+        if scores is None:
+            raise ValueError("arg-max targets need the scores")
         return scores.reshape(batch, -1).argmax(axis=1).astype(np.int64)
-    if isinstance(target, (str, bytes, float)):
-        return np.full(batch, _flat_index(target, out_shape, "target"), dtype=np.int64)
-    if isinstance(target, (tuple, int, np.integer)):
+    if isinstance(target, (str, bytes, float, tuple, int, np.integer)):
         return np.full(batch, _flat_index(target, out_shape, "target"), dtype=np.int64)
     per_sample = target.tolist() if isinstance(target, np.ndarray) else list(target)
     if len(per_sample) != batch:
@@ -196,7 +204,7 @@ def _batched_gradient_sum(backend: Backend, xs: np.ndarray, cotangent: np.ndarra
         points = make_points(len(w))
         flat_points = points.reshape(len(w) * xs.shape[0], *xs.shape[1:])
         tiled_cot = np.concatenate([cotangent] * len(w))
-        grads = _vjp(backend, flat_points, tiled_cot, logits).reshape(points.shape)
+        grads = _vjp(backend, flat_points, tiled_cot, logits)[1].reshape(points.shape)
         total += np.tensordot(w, grads, axes=1)
     return total.astype(np.float32)
 
@@ -211,32 +219,43 @@ def _completeness_error(backend: Backend, values: np.ndarray, baseline: np.ndarr
 
 
 # ------------------------------------------------------------------- helpers
-def _start(model: Any, x: Any, output: str) -> tuple[Backend, np.ndarray, bool, np.ndarray]:
-    """Validates ``output`` and ``x``, warns about training mode, and runs the model once:
-    ``(backend, x as float32 numpy, logits?, scores (batch, *out))``."""
+def _prepare(model: Any, x: Any, output: str) -> tuple[Backend, np.ndarray, bool]:
+    """Validates ``output`` and ``x`` and warns about training mode:
+    ``(backend, x as float32 numpy, logits?)``."""
     _check_choice("output", output, OUTPUTS)
     backend = get_backend(model)
     xs = _prepare_input(backend, x)
-    logits = output == "logits"
     _warn_if_training(backend)
-    return backend, xs, logits, _forward(backend, xs, logits)
+    return backend, xs, output == "logits"
+
+
+def _output_shape(backend: Backend, xs: np.ndarray, logits: bool) -> tuple[int, ...]:
+    """One sample's output shape, from a forward pass; remembered by the backend per
+    input shape, so repeated Jacobians skip that pass."""
+    key = (xs.shape[1:], logits)
+    if key not in backend.output_shapes:
+        backend.output_shapes[key] = _forward(backend, xs, logits).shape[1:]
+    return backend.output_shapes[key]
 
 
 def _forward(backend: Backend, xs: np.ndarray, logits: bool) -> np.ndarray:
-    scores = _guarded(lambda: backend.forward(xs, logits=logits))
-    if scores.ndim == 0 or scores.shape[0] != xs.shape[0]:
+    return _as_scores(_guarded(lambda: backend.forward(xs, logits=logits)), len(xs))
+
+
+def _vjp(backend: Backend, xs: np.ndarray, cotangent: np.ndarray, logits: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(scores, gradient)`` for a batch; the backend reshapes the cotangent to its output."""
+    outputs, grad = _guarded(lambda: backend.vjp(xs, cotangent, logits=logits))
+    return _as_scores(outputs, len(xs)), grad
+
+
+def _as_scores(outputs: np.ndarray, batch: int) -> np.ndarray:
+    """The model's outputs as ``(batch, *out)``; one score per sample becomes ``(batch, 1)``."""
+    if outputs.ndim == 0 or outputs.shape[0] != batch:
         raise SaliencyError(
-            f"the model's output has shape {scores.shape}, but a batch of {xs.shape[0]} needs a "
+            f"the model's output has shape {outputs.shape}, but a batch of {batch} needs a "
             "leading batch axis of the same size"
         )
-    if scores.ndim == 1:  # one score per sample: explain it as output 0
-        scores = scores[:, None]
-    return scores
-
-
-def _vjp(backend: Backend, xs: np.ndarray, cotangent: np.ndarray, logits: bool) -> np.ndarray:
-    _, grad = _guarded(lambda: backend.vjp(xs, cotangent, logits=logits))
-    return grad
+    return outputs[:, None] if outputs.ndim == 1 else outputs
 
 
 def _guarded(compute: Callable[[], Any]) -> Any:
@@ -344,7 +363,8 @@ def _check_jacobian_budget(xs: np.ndarray, n_rows: int, all_outputs: bool) -> No
 
 
 def _warn_if_not_finite(values: np.ndarray, what: str) -> None:
-    if not np.all(np.isfinite(values)):
+    # NaN and ±inf survive a float64 sum (which cannot overflow here): one cheap pass.
+    if not np.isfinite(np.sum(values, dtype=np.float64)):
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         warnings.warn(f"{what} contains {bad} NaN or infinite values", SaliencyWarning, stacklevel=3)
 

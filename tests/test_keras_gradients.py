@@ -126,3 +126,16 @@ def test_torch_and_keras_with_same_weights_agree(rng):
     np.testing.assert_allclose(sw.saliency(keras_model, x, 2, method="smoothgrad", seed=3, n_samples=10),
                                sw.saliency(torch_model, x, 2, method="smoothgrad", seed=3, n_samples=10),
                                rtol=1e-4, atol=1e-6)
+
+
+def test_one_score_per_sample_does_not_mix_samples(rng):
+    inputs = keras.Input((6,))
+    model = keras.Model(inputs, keras.ops.squeeze(keras.layers.Dense(1, activation="tanh")(inputs), -1))
+    x = rng.normal(size=(3, 6)).astype(np.float32)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        total = tf.reduce_sum(model(xt, training=False))
+    expected = tape.gradient(total, xt).numpy()
+    np.testing.assert_allclose(sw.saliency(model, x, target=0), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(sw.jacobian(model, x)[:, 0], expected, rtol=1e-5, atol=1e-7)

@@ -218,3 +218,26 @@ def test_plain_callable_and_tensor_inputs(rng):
     xt = torch.tensor(x, requires_grad=True)
     np.testing.assert_allclose(sw.saliency(model, xt, 0), expected, rtol=1e-5)
     assert xt.grad is None
+
+
+class Regressor(nn.Module):
+    """One score per sample: output shape (batch,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.layer = nn.Linear(6, 1)
+
+    def forward(self, x):
+        return torch.tanh(self.layer(x)).squeeze(-1)
+
+
+def test_one_score_per_sample_does_not_mix_samples(rng):
+    model = Regressor()
+    x = rng.normal(size=(3, 6)).astype(np.float32)
+    xt = torch.tensor(x, requires_grad=True)
+    (expected,) = torch.autograd.grad(model(xt).sum(), xt)
+    result = sw.attribute(model, x)
+    np.testing.assert_allclose(result.values, expected.numpy(), rtol=1e-5, atol=1e-7)
+    assert result.outputs.shape == (3, 1) and result.targets == [(0,)] * 3
+    np.testing.assert_allclose(sw.jacobian(model, x)[:, 0], expected.numpy(), rtol=1e-5, atol=1e-7)

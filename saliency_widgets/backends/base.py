@@ -29,6 +29,8 @@ class Backend(ABC):
     framework: str = ""
 
     def __init__(self, model: Any) -> None:
+        #: Per-sample output shape by (per-sample input shape, logits), filled by attribution.py.
+        self.output_shapes: dict[tuple, tuple[int, ...]] = {}
         # A weak reference where possible: backends are cached per model, and the
         # cache must not keep a model alive that the user has dropped.
         # Bound methods are created on access and would die at once: hold those.
@@ -72,7 +74,8 @@ class Backend(ABC):
 
     @abstractmethod
     def vjp(self, x: np.ndarray, cotangent: np.ndarray, *, logits: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``(outputs, d sum(outputs * cotangent) / d x)`` for a batch."""
+        """``(outputs, d sum(outputs * cotangent) / d x)`` for a batch; ``cotangent`` has the
+        outputs' size and is reshaped to their shape."""
 
     @abstractmethod
     def jacobian_rows(self, x: np.ndarray, rows: np.ndarray, *, logits: bool) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Optional
 
@@ -12,6 +13,9 @@ from ..weights import LayerInfo, WeightBlock
 from .base import Backend
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
+
+# Keras colours its error messages for terminals.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _import_frameworks() -> tuple[Any, Any]:
@@ -125,7 +129,7 @@ class KerasBackend(Backend):
                 with tf.GradientTape() as tape:
                     tape.watch(x)
                     y = outputs(x, logits)
-                    weighted = tf.reduce_sum(y * tf.cast(cotangent, y.dtype))
+                    weighted = tf.reduce_sum(y * tf.reshape(tf.cast(cotangent, y.dtype), tf.shape(y)))
                 return y, tape.gradient(weighted, x)
 
             def jacobian(x: Any, rows: Any) -> Any:
@@ -158,7 +162,8 @@ class KerasBackend(Backend):
 
     def _shape_error(self, shape: tuple, err: Exception) -> SaliencyError:
         expected = self.describe_expected_input()
-        lines = [ln.strip() for ln in str(err).strip().splitlines() if ln.strip()]
+        text = _ANSI_ESCAPE.sub("", str(err))
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
         said = next((ln for ln in lines if "shape" in ln.lower() or "incompatible" in ln.lower()),
                     lines[0] if lines else type(err).__name__)
         hint = f"; the model expects {expected}" if expected else ""

@@ -107,22 +107,25 @@ class TorchBackend(Backend):
 
     @contextmanager
     def _inference(self) -> Iterator[None]:
-        """Eval mode, no parameter gradients, grad recording on; everything restored after."""
+        """Eval mode, no parameter gradients, grad recording on; everything restored after.
+
+        Only the flags this flips are recorded and flipped back, also after an exception.
+        """
         module = self._module
-        modes = [(m, m.training) for m in module.modules()] if module is not None else []
-        flags = [(p, p.requires_grad) for p in module.parameters()] if module is not None else []
+        training = [m for m in module.modules() if m.training] if module is not None else []
+        trainable = [p for p in module.parameters() if p.requires_grad] if module is not None else []
         try:
-            if module is not None:
+            if training:
                 module.eval()
-                for p, _ in flags:
-                    p.requires_grad_(False)
+            for p in trainable:
+                p.requires_grad_(False)
             with torch.inference_mode(False), torch.enable_grad():
                 yield
         finally:
-            for m, training in modes:
-                m.training = training
-            for p, requires_grad in flags:
-                p.requires_grad_(requires_grad)
+            for m in training:
+                m.training = True
+            for p in trainable:
+                p.requires_grad_(True)
 
     def _call(self, xt: torch.Tensor, logits: bool) -> torch.Tensor:
         """The model's output, or the input of its trailing softmax/sigmoid when ``logits``."""
@@ -169,7 +172,7 @@ class TorchBackend(Backend):
     def vjp(self, x: np.ndarray, cotangent: np.ndarray, *, logits: bool) -> tuple[np.ndarray, np.ndarray]:
         with self._inference():
             xt, out = self._differentiable_output(x, logits)
-            cot = torch.tensor(cotangent, dtype=out.dtype, device=out.device)
+            cot = torch.tensor(cotangent, dtype=out.dtype, device=out.device).reshape(out.shape)
             (grad,) = torch.autograd.grad(out, xt, grad_outputs=cot, allow_unused=True)
             if grad is None:
                 raise NonDifferentiableError("the model's output does not depend on its input")
