@@ -111,3 +111,18 @@ def colorize(
     if m is None:
         m = scale_max(values, sign, outlier_perc)
     return sign_lut(sign)[to_index(values, sign, m)]
+
+
+def greyscale(pixels: np.ndarray) -> np.ndarray:
+    """Luminance (Rec. 601, rounded half up as JS ``Math.round``) of an (..., 3|4) uint8 picture:
+    the grey backdrop of image overlays (``greyscale`` in ``js/src/colors.ts``)."""
+    p = np.asarray(pixels, dtype=np.float64)
+    return np.floor(0.299 * p[..., 0] + 0.587 * p[..., 1] + 0.114 * p[..., 2] + 0.5).astype(np.uint8)
+
+
+def overlay(rgba: np.ndarray, grey: np.ndarray, opacity: float) -> np.ndarray:
+    """Opaque RGB (uint8) of heatmap pixels ``rgba`` (alpha from :func:`overlay_alpha`)
+    drawn with ``opacity`` over the ``grey`` backdrop, as the browser composites them."""
+    a = rgba[..., 3:4].astype(np.float64) / 255.0 * float(opacity)
+    g = np.asarray(grey, dtype=np.float64)[..., None]
+    return np.floor(rgba[..., :3] * a + g * (1.0 - a) + 0.5).astype(np.uint8)

@@ -8,6 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from saliency_widgets.export import COLORBAR_GID  # noqa: E402
 from saliency_widgets.errors import SaliencyError  # noqa: E402
 from saliency_widgets.transport import from_wire  # noqa: E402
 from saliency_widgets.weights import layer_weights  # noqa: E402
@@ -115,7 +116,8 @@ def test_large_layer_is_downsampled_by_largest_magnitude_with_exact_values():
 def test_to_figure_and_savefig(tmp_path):
     w = WeightInspector(nn.Sequential(nn.GRU(2, 3)))
     fig = w.to_figure()
-    assert len(fig.axes) == 12
+    maps = [ax for ax in fig.axes if ax.images and ax.images[0].get_gid() != COLORBAR_GID]
+    assert len(maps) == 12 and len(fig.axes) == 24  # each block and its colour bar
     w.savefig(tmp_path / "gru.png")
     assert (tmp_path / "gru.png").stat().st_size > 1000
 

@@ -15,8 +15,10 @@ import traitlets as t
 
 from .. import colors
 from ..errors import SaliencyError
+from ..export import Scale
 from ..inputs import Layout, infer_layout
 from ..transport import to_wire
+from ._export import ExportMixin
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 OUTPUTS = ("logits", "probabilities")
@@ -48,7 +50,7 @@ def feature_labels(layout: Layout, feature_names: Optional[Sequence[Any]]) -> li
     return names
 
 
-class SampleWidget(anywidget.AnyWidget):
+class SampleWidget(ExportMixin, anywidget.AnyWidget):
     """Base of the widgets: one model, one batch ``x``, one displayed sample ``index``."""
 
     #: Which sample of the batch is shown.
@@ -161,6 +163,16 @@ class SampleWidget(anywidget.AnyWidget):
     def _display_values(self) -> np.ndarray:
         """The values currently drawn (for locking the colour scale)."""
         raise NotImplementedError
+
+    def _scale(self) -> Scale:
+        """The colour scale on screen: locked at ``scale_max``, or the rule applied to the drawn values."""
+        locked = self.lock_scale and self.scale_max > 0
+        m = self.scale_max if locked else colors.scale_max(self._display_values(), self.sign, self.outlier_perc)
+        return Scale(self.sign, m, self.outlier_perc, locked)
+
+    def _sample_text(self) -> str:
+        """`` · sample i / n`` for batches of more than one sample."""
+        return f" · sample {self.index + 1} / {self._n_samples}" if self._n_samples > 1 else ""
 
     # ---------------------------------------------------------- validation
     @t.validate("index")

@@ -8,6 +8,7 @@ import numpy as np
 import traitlets as t
 
 from ..errors import SaliencyError
+from ..export import format_value, jacobian_figure
 from ..transport import to_wire
 from ._base import STATIC, SampleWidget, output_labels
 
@@ -69,6 +70,22 @@ class JacobianGrid(SampleWidget):
     def jacobian(self) -> np.ndarray:
         """``sw.jacobian(model, x, output=output, outputs=outputs)[index]``."""
         return self._jacobian_of(self.index, self.output)
+
+    def to_figure(self, **kw: Any) -> Any:
+        """The grid on screen as a matplotlib Figure: one shared colour scale, labels, colour bar
+        (``kw`` go to ``matplotlib.figure.Figure``, e.g. ``figsize``)."""
+        info = self._layout_info
+        channels = " · channels summed" if info.channel_axis is not None else ""
+        shape = "×".join(map(str, info.display_shape))
+        scores = self._all_scores(self.output)[self.index].reshape(-1)
+        tile = info.kind != "vector"
+        labels = [f"{self._labels[r]} · {format_value(scores[r])}" if tile else self._labels[r] for r in self._rows]
+        return jacobian_figure(
+            self._display_values(), kind=info.kind, scale=self._scale(),
+            row_labels=labels, selected=self._rows.index(self.selected),
+            title="Jacobian", feature_names=self._feature_names,
+            subtitle=f"{len(self._rows)} outputs × {shape} inputs · {self.output}{channels}{self._sample_text()}", **kw,
+        )
 
     # ------------------------------------------------------------ helpers
     def _flat_rows(self) -> list[int]:

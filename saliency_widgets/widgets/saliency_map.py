@@ -9,6 +9,7 @@ import numpy as np
 import traitlets as t
 
 from ..config import config
+from ..export import METHOD_TEXT, format_value, saliency_figure
 from ..inputs import background_image
 from ..transport import to_wire
 from ._base import STATIC, SampleWidget
@@ -102,6 +103,22 @@ class SaliencyMap(SampleWidget):
     def completeness_error(self) -> Optional[float]:
         """Integrated gradients' ``|sum(attribution) - (f(x) - f(baseline))|`` (else None)."""
         return self._lookup()[1]
+
+    def to_figure(self, **kw: Any) -> Any:
+        """The map on screen as a matplotlib Figure: same colours, scale, labels and colour bar
+        (``kw`` go to ``matplotlib.figure.Figure``, e.g. ``figsize``)."""
+        info = self._layout_info
+        err = self.completeness_error
+        score = self._all_scores(self.output)[self.index].reshape(-1)[self.target]
+        subtitle = (
+            f"{METHOD_TEXT.get(self.method, self.method)} · {self.output} {format_value(score)}{self._sample_text()}"
+            + ("" if err is None else f" · completeness error {format_value(err)}")
+        )
+        image = background_image(self._x[self.index], info, self._user_image) if info.kind == "image" else None
+        return saliency_figure(
+            self._display_values(), kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
+            subtitle=subtitle, feature_names=self._feature_names, image=image, opacity=self.opacity, **kw,
+        )
 
     # ------------------------------------------------------------ computing
     def _jacobian_of(self, index: int, output: str) -> Optional[np.ndarray]:

@@ -5,15 +5,21 @@ The page needs no kernel: a small in-page model object (``get``, ``set``, ``on``
 binary buffers restored as ``DataView`` objects at a non-zero byte offset (as
 ipywidgets delivers them). Everything the front end asks of the kernel is
 recorded in ``window.__sw.log``. The browser tests and benchmarks drive widgets
-through it; a static ``to_html`` export can be built on it.
+through it, and the widgets' ``to_html`` writes it to a file.
+
+``variants`` stand in for the kernel's answers: ``{trait: {str(value): patch}}``
+— when the page saves ``trait = value``, the state keys in ``patch`` are set
+as if the kernel had sent them (e.g. every layer's blocks for the
+WeightInspector).
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping, Optional
 
 from ipywidgets.widgets.widget import _remove_buffers
 
@@ -24,7 +30,7 @@ _PAGE = """<!doctype html>
 <style>body{{margin:16px;background:{background};font-family:sans-serif}}</style></head>
 <body><div id="sw-host"></div>
 <script type="module">
-const STATE = {state};
+const DOC = {doc};
 const BUFFERS = {buffers};
 const BUNDLE = {bundle};
 const PAD = 8;
@@ -36,10 +42,12 @@ function view(b64) {{
   return new DataView(buf, PAD, bin.length);
 }}
 for (const [path, b64] of BUFFERS) {{
-  let obj = STATE;
+  let obj = DOC;
   for (const key of path.slice(0, -1)) obj = obj[key];
   obj[path[path.length - 1]] = view(b64);
 }}
+const STATE = DOC.state;
+const VARIANTS = DOC.variants;
 const log = [];
 const listeners = new Map();
 let pending = {{}};
@@ -52,7 +60,14 @@ const model = {{
   set(k, v) {{ STATE[k] = v; pending[k] = v; fire(k, v); }},
   on(ev, cb) {{ for (const e of ev.split(" ")) {{ if (!listeners.has(e)) listeners.set(e, []); listeners.get(e).push(cb); }} }},
   off(ev, cb) {{ for (const e of (ev ?? "").split(" ")) listeners.set(e, (listeners.get(e) ?? []).filter((f) => cb && f !== cb)); }},
-  save_changes() {{ log.push({{ type: "save_changes", changes: pending, t: performance.now() }}); pending = {{}}; }},
+  save_changes() {{
+    log.push({{ type: "save_changes", changes: pending, t: performance.now() }});
+    for (const [k, v] of Object.entries(pending)) {{
+      const patch = VARIANTS[k]?.[String(v)];
+      if (patch) setTimeout(() => {{ for (const [pk, pv] of Object.entries(patch)) window.__sw.kernelSet(pk, pv); }}, 0);
+    }}
+    pending = {{}};
+  }},
   send(content) {{ log.push({{ type: "send", content, t: performance.now() }}); }},
 }};
 window.__sw = {{
@@ -70,26 +85,35 @@ window.__sw.ready = true;
 """
 
 
-def widget_state(widget: Any) -> tuple[dict[str, Any], list[tuple[list[Any], str]]]:
-    """The widget's synced state without the bundle, and its binary buffers as
-    ``(path, base64)`` pairs."""
+Variants = Mapping[str, Mapping[Any, Mapping[str, Any]]]
+
+
+def page_data(widget: Any, variants: Optional[Variants] = None) -> tuple[dict[str, Any], list[tuple[list[Any], str]]]:
+    """``{"state": synced state without the bundle, "variants": ...}`` with its binary
+    buffers lifted out as ``(path, base64)`` pairs."""
     state = {k: v for k, v in widget.get_state().items() if k not in _SKIP}
-    stripped, paths, buffers = _remove_buffers(state)
+    doc = {
+        "state": state,
+        "variants": {trait: {str(v): dict(patch) for v, patch in by_value.items()} for trait, by_value in (variants or {}).items()},
+    }
+    stripped, paths, buffers = _remove_buffers(doc)
     return stripped, [(list(p), base64.b64encode(bytes(b)).decode("ascii")) for p, b in zip(paths, buffers)]
 
 
-def standalone_html(widget: Any, *, title: str = "saliency_widgets", background: str = "#ffffff") -> str:
+def standalone_html(
+    widget: Any, *, title: str = "saliency_widgets", background: str = "#ffffff", variants: Optional[Variants] = None
+) -> str:
     """An HTML page that renders ``widget`` without a kernel (see the module docstring)."""
-    state, buffers = widget_state(widget)
+    doc, buffers = page_data(widget, variants)
     return _PAGE.format(
-        title=title, background=background, state=_script_json(state),
+        title=html.escape(title), background=html.escape(background), doc=_script_json(doc),
         buffers=_script_json(buffers), bundle=_script_json(str(widget._esm)),
     )
 
 
 def _script_json(obj: Any) -> str:
-    """JSON that is safe inside a <script> element."""
-    return json.dumps(obj).replace("</", "<\\/")
+    """JSON that is safe inside a <script> element (no ``<`` can open or close a tag or comment)."""
+    return json.dumps(obj).replace("<", "\\u003c")
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import pathlib
 import warnings
 from typing import Any, Optional, Sequence
@@ -13,16 +12,20 @@ import traitlets as t
 
 from .. import colors
 from ..errors import SaliencyError, SaliencyWarning
+from ..export import Scale, weights_figure
 from ..transport import to_wire
 from ..weights import LayerInfo, WeightBlock, layer_equation, layer_weights, layers, shape_text
+from ._export import ExportMixin
 from .weight_display import histogram, picture, scale
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 #: Signed weights: red positive, blue negative, white at 0.
 CMAP = "RdBu_r"
+#: Most weight bytes ``to_html`` embeds (all layers up to it, so the page can switch layers).
+HTML_BUDGET_BYTES = 16 << 20
 
 
-class WeightInspector(anywidget.AnyWidget):
+class WeightInspector(ExportMixin, anywidget.AnyWidget):
     """A layer list and, for the selected layer, its weight blocks as heatmaps.
 
     ``sw.WeightInspector(model, layer=None)``: the list shows every layer (name,
@@ -93,29 +96,39 @@ class WeightInspector(anywidget.AnyWidget):
         """The selected layer's update equation (recurrent layers), else None."""
         return self._equation or None
 
-    def to_figure(self, **kw: Any):
-        """The selected layer's blocks as a matplotlib figure (same pictures and colours as the widget)."""
-        from matplotlib.figure import Figure
-
-        blocks = self._blocks_exact
-        ncols = min(3, len(blocks))
-        nrows = math.ceil(len(blocks) / ncols)
-        fig = Figure(figsize=kw.pop("figsize", (4.2 * ncols, 3.2 * nrows)), layout="constrained", **kw)
+    def to_figure(self, **kw: Any) -> Any:
+        """The selected layer's blocks as a matplotlib Figure: the same pictures and colours
+        as the widget, each with its colour bar (``kw`` go to ``matplotlib.figure.Figure``)."""
+        pictures = [picture(b) for b in self._blocks_exact]
         info = self._info(self.layer)
-        fig.suptitle(f"{info.name} ({info.type})")
-        for k, block in enumerate(blocks):
-            ax = fig.add_subplot(nrows, ncols, k + 1)
-            pic = picture(block)
-            ax.imshow(colors.lut(CMAP)[colors.to_index(pic.values, "all", scale(block.array))], interpolation="nearest", aspect="auto")
-            ax.set_title(f"{block.name}\n{shape_text(block.shape)} · ±{scale(block.array):.3g}", fontsize=9)
-            ax.set_ylabel(pic.row_label, fontsize=8)
-            ax.set_xlabel(pic.col_label, fontsize=8)
-            ax.tick_params(labelsize=7)
-        return fig
+        return weights_figure(
+            [p.values for p in pictures],
+            [Scale("all", scale(b.array)) for b in self._blocks_exact],
+            [f"{b.name}  {shape_text(b.shape)}" for b in self._blocks_exact],
+            [(p.row_label, p.col_label) for p in pictures],
+            title=f"Weights of “{info.name}” ({info.type})",
+            subtitle=self._equation, **kw,
+        )
 
-    def savefig(self, path: Any, **kw: Any) -> None:
-        """Writes :meth:`to_figure` to ``path`` (png, svg or pdf, from the suffix)."""
-        self.to_figure().savefig(path, **kw)
+    def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:
+        """Every layer's blocks, so the offline page switches layers (up to ``HTML_BUDGET_BYTES``;
+        a layer without weights shows the message the live widget would raise)."""
+        patches: dict[Any, dict[str, Any]] = {}
+        total = 0
+        for info in self._infos:
+            patch: dict[str, Any] = {"layer": info.name, "_blocks": [], "_equation": "", "_error": ""}
+            try:
+                blocks = layer_weights(self._model, info.name, split_gates=self.split_gates)
+            except SaliencyError as exc:
+                patches[info.name] = {**patch, "_error": str(exc)}
+                continue
+            total += sum(b.array.nbytes for b in blocks)
+            if total > HTML_BUDGET_BYTES:
+                break
+            patch["_blocks"] = [_block_wire(b) for b in blocks]
+            patch["_equation"] = layer_equation(self._model, info.name) or ""
+            patches[info.name] = patch
+        return {"layer": patches}
 
     # ------------------------------------------------------------ internals
     def _info(self, name: str) -> LayerInfo:

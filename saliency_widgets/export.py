@@ -1,0 +1,318 @@
+"""Matplotlib figures of what the widgets show (their ``to_figure`` / ``savefig``).
+
+Colours come from :mod:`.colors` exactly as the browser computes them: the
+same lookup table, scale ``m`` and index rule, drawn as precomputed RGBA pixels
+with ``imshow(..., interpolation="nearest")`` (never a matplotlib colormap and
+norm, which could round differently). Image maps are composited over the grey
+input as on screen (:func:`colors.overlay`). Layouts follow the screen:
+vectors as a 1 × N strip (plus one bar per feature), sequences as features ×
+time, images as H × W. Every map has a colour bar with its value range and the
+``sign`` / ``outlier_perc`` in use.
+
+Figures are ``matplotlib.figure.Figure`` objects, independent of pyplot's
+global state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from . import colors
+
+#: Suffixes ``savefig`` writes.
+FORMATS = ("png", "svg", "pdf")
+
+METHOD_TEXT = {
+    "gradient": "gradient",
+    "input_x_gradient": "gradient × input",
+    "smoothgrad": "SmoothGrad",
+    "integrated_gradients": "integrated gradients",
+}
+
+_SIGN_TEXT = {
+    "all": "signed (red +, blue −)",
+    "positive": "positive part",
+    "negative": "negative part",
+    "absolute_value": "absolute value",
+}
+#: Most features with a bar in a vector figure (the strongest ones beyond it).
+MAX_BARS = 24
+#: ``gid`` of colour bar images (every other image of a figure is a map, one pixel per cell).
+COLORBAR_GID = "sw-colorbar"
+#: Most tick labels along an axis.
+MAX_TICKS = 40
+_SUBTITLE = {"fontsize": 9, "color": "#5f6673"}
+
+
+def format_value(v: float) -> str:
+    """4 significant digits, exponent for tiny/huge values (``js/src/format.ts``)."""
+    v = float(v)
+    if not math.isfinite(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e5 or abs(v) < 1e-3:
+        mantissa, exp = f"{v:.3e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exp):+d}"
+    return f"{float(f'{v:.4g}'):g}"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One colour scale: the ``sign`` shown, saturation magnitude ``m`` and how it was chosen."""
+
+    sign: str
+    m: float
+    outlier_perc: float = 0.0
+    locked: bool = False
+
+    def rgba(self, values: np.ndarray) -> np.ndarray:
+        """LUT colours (uint8 RGBA) of ``values``, as the browser paints them."""
+        return colors.sign_lut(self.sign)[colors.to_index(values, self.sign, self.m)]
+
+    def caption(self) -> str:
+        """E.g. ``"signed (red +, blue −) · top 2% clipped"`` (the widget's colour bar caption)."""
+        if self.locked:
+            clip = "scale locked"
+        elif self.outlier_perc > 0:
+            clip = f"top {format_value(self.outlier_perc)}% clipped"
+        else:
+            clip = "no clipping"
+        return f"{_SIGN_TEXT[self.sign]} · {clip}"
+
+    def ticks(self) -> list[tuple[float, str]]:
+        """(fraction along the bar, label) in the attribution's own units."""
+        lo, hi = colors.value_range(self.m, self.sign)
+        if self.sign == "all":
+            return [(0.0, format_value(lo)), (0.5, "0"), (1.0, format_value(hi))]
+        return [(0.0, "0"), (1.0, format_value(-hi if self.sign == "negative" else hi))]
+
+
+def screen_grid(display: np.ndarray, kind: str) -> np.ndarray:
+    """A display map as the rows × cols grid drawn on screen (sequences: features × time)."""
+    d = np.asarray(display)
+    if kind == "vector":
+        return d.reshape(1, -1)
+    if kind == "sequence":
+        return d.T
+    return d
+
+
+def map_pixels(
+    display: np.ndarray, kind: str, scale: Scale, *, image: Optional[np.ndarray] = None, opacity: float = 1.0
+) -> np.ndarray:
+    """The screen's pixels of a display map: LUT RGBA, or over ``image`` (H, W, 3 uint8) opaque RGB."""
+    grid = screen_grid(display, kind)
+    rgba = scale.rgba(grid)
+    if image is None:
+        return rgba
+    rgba = rgba.copy()
+    rgba[..., 3] = colors.overlay_alpha(colors.to_index(grid, scale.sign, scale.m), scale.sign)
+    return colors.overlay(rgba, colors.greyscale(image), opacity)
+
+
+def draw_colorbar(ax: Any, scale: Scale, label: str = "") -> None:
+    """The LUT as a horizontal bar with the value range and the scale's caption."""
+    ax.imshow(colors.sign_lut(scale.sign)[None], aspect="auto", interpolation="nearest", extent=(0, 1, 0, 1), gid=COLORBAR_GID)
+    ticks = scale.ticks()
+    ax.set_xticks([t for t, _ in ticks], [text for _, text in ticks], fontsize=8)
+    ax.set_yticks([])
+    ax.set_xlabel(" · ".join(p for p in (label, scale.caption()) if p), fontsize=8)
+
+
+def _label_axis(ax: Any, axis: str, names: Sequence[str], *, rotate: bool = False) -> None:
+    """Name every cell along ``axis`` (``"x"`` or ``"y"``), or a few evenly spaced ticks when there are many."""
+    n = len(names)
+    if n == 0:
+        return
+    step = max(1, math.ceil(n / MAX_TICKS))
+    pos = list(range(0, n, step))
+    labels = [names[i] for i in pos]
+    if axis == "x":
+        ax.set_xticks(pos, labels, fontsize=8, rotation=45 if rotate else 0, ha="right" if rotate else "center")
+    else:
+        ax.set_yticks(pos, labels, fontsize=8)
+
+
+def _new_figure(size: tuple[float, float], **kw: Any) -> Any:
+    """A constrained-layout Figure of ``size`` inches unless ``kw`` give a ``figsize``."""
+    from matplotlib.figure import Figure
+
+    kw.setdefault("figsize", size)
+    kw.setdefault("layout", "constrained")
+    return Figure(**kw)
+
+
+def _titles(fig: Any, ax: Any, title: str, subtitle: str) -> None:
+    fig.suptitle(title, fontsize=12)
+    ax.set_title(subtitle, **_SUBTITLE)
+
+
+def saliency_figure(
+    display: np.ndarray,
+    *,
+    kind: str,
+    scale: Scale,
+    title: str,
+    subtitle: str = "",
+    feature_names: Sequence[str] = (),
+    image: Optional[np.ndarray] = None,
+    opacity: float = 0.75,
+    **fig_kw: Any,
+) -> Any:
+    """One attribution map (a display map, channels already summed) as the SaliencyMap draws it."""
+    grid = screen_grid(display, kind)
+    rows, cols = grid.shape
+    if kind == "vector":
+        return _vector_figure(grid[0], scale, title, subtitle, feature_names, **fig_kw)
+    if kind == "image":
+        size = min(6.0, max(3.5, 0.3 * max(rows, cols)))
+        fig = _new_figure((size, size * rows / cols + 1.3), **fig_kw)
+        ax, bar = fig.subplots(2, 1, height_ratios=[12, 1])
+        ax.imshow(map_pixels(display, kind, scale, image=image, opacity=opacity), interpolation="nearest")
+        ax.set_xlabel("column", fontsize=8)
+        ax.set_ylabel("row", fontsize=8)
+        _cell_ticks(ax)
+    else:
+        fig = _new_figure((min(10.0, max(5.0, 0.3 * cols + 2)), min(8.0, 0.35 * rows + 2.2)), **fig_kw)
+        ax, bar = fig.subplots(2, 1, height_ratios=[max(3, rows), 1.2])
+        ax.imshow(map_pixels(display, kind, scale), interpolation="nearest", aspect="auto")
+        ax.set_xlabel("time step", fontsize=8)
+        _cell_ticks(ax)
+        _label_axis(ax, "y", list(feature_names) or [f"feature {i}" for i in range(rows)])
+    _titles(fig, ax, title, subtitle)
+    draw_colorbar(bar, scale, "attribution")
+    return fig
+
+
+def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, names: Sequence[str], **fig_kw: Any) -> Any:
+    """A strip of all features, then one bar per feature (the strongest ``MAX_BARS``) in its colour."""
+    n = len(values)
+    names = list(names) or [f"feature {i}" for i in range(n)]
+    keys = list(range(n)) if n <= MAX_BARS else sorted(np.argsort(-np.abs(values), kind="stable")[:MAX_BARS].tolist())
+    fig = _new_figure((7.0, 2.4 + 0.28 * len(keys)), **fig_kw)
+    strip, bars, bar = fig.subplots(3, 1, height_ratios=[1.3, max(2.0, 0.5 * len(keys)), 0.7])
+    strip.imshow(scale.rgba(values[None]), interpolation="nearest", aspect="auto")
+    _cell_ticks(strip)
+    strip.set_yticks([])
+    strip.set_xlabel("feature index", fontsize=8)
+    _titles(fig, strip, title, subtitle)
+    y = np.arange(len(keys))
+    bars.barh(y, values[keys], color=scale.rgba(values[keys])[:, :3] / 255.0, edgecolor="#5f6673", linewidth=0.4)
+    bars.axvline(0, color="#5f6673", linewidth=0.8)
+    bars.set_yticks(y, [names[k] for k in keys], fontsize=8)
+    bars.invert_yaxis()
+    bars.tick_params(axis="x", labelsize=7)
+    bars.set_xlabel("attribution" + ("" if n <= MAX_BARS else f" ({MAX_BARS} strongest of {n} features)"), fontsize=8)
+    draw_colorbar(bar, scale)
+    return fig
+
+
+def jacobian_figure(
+    rows_display: np.ndarray,
+    *,
+    kind: str,
+    scale: Scale,
+    row_labels: Sequence[str],
+    selected: int,
+    title: str,
+    subtitle: str = "",
+    feature_names: Sequence[str] = (),
+    **fig_kw: Any,
+) -> Any:
+    """A Jacobian (rows, *display_shape) on one shared scale: an outputs × inputs matrix
+    for vector inputs, else one small map per output; row ``selected`` is framed."""
+    from matplotlib.patches import Rectangle
+
+    n_rows = len(rows_display)
+    if kind == "vector":
+        n = rows_display.shape[1]
+        fig = _new_figure((min(11.0, max(4.5, 0.32 * n + 2.5)), min(10.0, max(2.8, 0.3 * n_rows + 2.2))), **fig_kw)
+        ax, bar = fig.subplots(2, 1, height_ratios=[max(2, n_rows), 1.0])
+        ax.imshow(scale.rgba(rows_display), interpolation="nearest", aspect="auto")
+        _label_axis(ax, "y", list(row_labels))
+        _label_axis(ax, "x", list(feature_names) or [str(j) for j in range(n)], rotate=bool(feature_names))
+        ax.set_xlabel("input", fontsize=8)
+        ax.set_ylabel("output", fontsize=8)
+        ax.add_patch(Rectangle((-0.5, selected - 0.5), n, 1, fill=False, edgecolor="#1f2430", linewidth=1.5))
+        _titles(fig, ax, title, subtitle)
+        draw_colorbar(bar, scale, "∂output / ∂input")
+        return fig
+    ncols = grid_columns(n_rows)
+    nrows = math.ceil(n_rows / ncols)
+    first = screen_grid(rows_display[0], kind)
+    tile = 1.6 if kind == "image" else 2.2
+    fig = _new_figure((tile * ncols + 0.4, tile * nrows * first.shape[0] / first.shape[1] + 1.6), **fig_kw)
+    spec = fig.add_gridspec(nrows + 1, ncols, height_ratios=[1.0] * nrows + [0.25])
+    for i in range(n_rows):
+        ax = fig.add_subplot(spec[i // ncols, i % ncols])
+        ax.imshow(map_pixels(rows_display[i], kind, scale), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(row_labels[i], fontsize=8, fontweight="bold" if i == selected else "normal")
+        for spine in ax.spines.values():
+            spine.set_linewidth(2.0 if i == selected else 0.5)
+    fig.suptitle(f"{title}\n{subtitle}" if subtitle else title, fontsize=11)
+    draw_colorbar(fig.add_subplot(spec[nrows, :]), scale, "∂output / ∂input")
+    return fig
+
+
+def grid_columns(n: int, max_cols: int = 10) -> int:
+    """Columns of a roughly square grid of ``n`` tiles (``gridColumns`` in ``js/src/layout.ts``)."""
+    return max(1, min(n, max_cols, math.ceil(math.sqrt(n * 1.6))))
+
+
+def weights_figure(
+    pictures: Sequence[np.ndarray],
+    scales: Sequence[Scale],
+    titles: Sequence[str],
+    axis_labels: Sequence[tuple[str, str]],
+    *,
+    title: str,
+    subtitle: str = "",
+    **fig_kw: Any,
+) -> Any:
+    """Weight blocks, each a 2-D picture on its own scale (NaN separators drawn as 0, like
+    the screen), three per row; one-row pictures (biases) get short panels."""
+    count = max(1, len(pictures))
+    ncols = min(3, count)
+    nrows = math.ceil(count / ncols)
+    heights = [1.0 if any(p.shape[0] > 1 for p in pictures[r * ncols : (r + 1) * ncols]) else 0.3 for r in range(nrows)]
+    width = 4.2 * ncols
+    head = _wrap(f"{title}\n{subtitle}" if subtitle else title, width)
+    fig = _new_figure((width, sum(3.0 * h + 0.9 for h in heights) + 0.2 * head.count("\n")), **fig_kw)
+    spec = fig.add_gridspec(2 * nrows, ncols, height_ratios=[x for h in heights for x in (h, 0.09)])
+    for k, (values, scale, name, (row_label, col_label)) in enumerate(zip(pictures, scales, titles, axis_labels)):
+        r, c = divmod(k, ncols)
+        ax = fig.add_subplot(spec[2 * r, c])
+        ax.imshow(scale.rgba(values), interpolation="nearest", aspect="auto")
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel(row_label, fontsize=8)
+        ax.set_xlabel(col_label, fontsize=8)
+        _cell_ticks(ax)
+        if values.shape[0] == 1:
+            ax.set_yticks([])
+        draw_colorbar(fig.add_subplot(spec[2 * r + 1, c]), scale)
+    fig.suptitle(head, fontsize=10)
+    return fig
+
+
+def _wrap(text: str, width_in: float) -> str:
+    """``text`` with each line wrapped to fit ``width_in`` inches at a 10 pt font."""
+    import textwrap
+
+    chars = max(40, int(width_in * 13))
+    return "\n".join(textwrap.fill(line, chars) for line in text.splitlines())
+
+
+def _cell_ticks(ax: Any) -> None:
+    """Integer (cell index) ticks in a small font."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=7)

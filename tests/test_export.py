@@ -1,0 +1,192 @@
+"""Figures, files and the static PNG exported from every widget (no browser)."""
+
+import base64
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+from _figure_pixels import cell_pixels, heatmaps, render
+from _widget_models import batch, cnn, mlp
+
+import saliency_widgets as sw
+from saliency_widgets import colors
+from saliency_widgets.errors import SaliencyError
+from saliency_widgets.export import format_value
+from saliency_widgets.inputs import background_image
+from saliency_widgets.transport import from_wire
+from saliency_widgets.widgets import JacobianGrid, SaliencyMap, WeightInspector
+
+LABELS = ["cat", "dog", "car", "<script>alert(1)</script>", "ship"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class SeqHead(torch.nn.Module):
+    """An LSTM over (time, 2 features) followed by a linear head (3 outputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(2)
+        self.lstm = torch.nn.LSTM(2, 4, batch_first=True)
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.head(self.lstm(x)[0][:, -1])
+
+
+WIDGETS = {
+    "saliency-vector": lambda: SaliencyMap(mlp(), batch(3, 8), labels=LABELS, feature_names=[f"f{i}" for i in range(8)]),
+    "saliency-image": lambda: SaliencyMap(cnn(), batch(2, 3, 8, 8, seed=1), target=3),
+    "saliency-sequence": lambda: SaliencyMap(SeqHead(), batch(2, 6, 2), feature_names=["temp", "wind"]),
+    "jacobian-vector": lambda: JacobianGrid(mlp(), batch(2, 8), labels=LABELS),
+    "jacobian-image": lambda: JacobianGrid(cnn(), batch(2, 3, 8, 8, seed=1)),
+    "jacobian-sequence": lambda: JacobianGrid(SeqHead(), batch(2, 6, 2)),
+    "weights": lambda: WeightInspector(mlp()),
+}
+
+
+def assert_cells(fig, expected: list[np.ndarray]) -> None:
+    """Every cell centre of the figure's maps has the expected RGB (±1 per channel)."""
+    pixels = render(fig)
+    images = heatmaps(fig)
+    assert len(images) == len(expected)
+    for image, want in zip(images, expected):
+        got = cell_pixels(fig, image, pixels)
+        assert got.shape[:2] == want.shape[:2]
+        np.testing.assert_allclose(got[..., :3].astype(int), want[..., :3].astype(int), atol=1)
+
+
+@pytest.mark.parametrize("name", list(WIDGETS))
+def test_savefig_writes_valid_png_svg_and_pdf(name, tmp_path):
+    widget = WIDGETS[name]()
+    png = widget.savefig(tmp_path / f"{name}.png", dpi=60)
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    svg = widget.savefig(tmp_path / f"{name}.SVG")
+    assert ET.parse(svg).getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    pdf = widget.savefig(tmp_path / f"{name}.pdf")
+    data = pdf.read_bytes()
+    assert data[:5] == b"%PDF-" and data.rstrip().endswith(b"%%EOF")
+
+
+def test_savefig_refuses_other_suffixes(tmp_path):
+    widget = WIDGETS["saliency-vector"]()
+    with pytest.raises(SaliencyError, match=r"\.png, \.svg, \.pdf.*'map\.jpg'"):
+        widget.savefig(tmp_path / "map.jpg")
+    assert not (tmp_path / "map.jpg").exists()
+
+
+def test_dpi_sets_the_png_size(tmp_path):
+    widget = WIDGETS["saliency-image"]()
+    fig = widget.to_figure(figsize=(4, 5))
+    assert tuple(fig.get_size_inches()) == (4, 5)
+    path = widget.savefig(tmp_path / "map.png", dpi=50, figsize=(4, 5))
+    width, height = np.frombuffer(path.read_bytes()[16:24], dtype=">u4")
+    assert (width, height) == (200, 250)
+
+
+def test_vector_map_cells_are_the_lut_colours():
+    w = WIDGETS["saliency-vector"]()
+    w.target = 3
+    fig = w.to_figure()
+    assert_cells(fig, [colors.colorize(w.attribution)[None]])
+    assert fig._suptitle.get_text() == "Saliency of “<script>alert(1)</script>”"
+    labels = [t.get_text() for t in fig.axes[1].get_yticklabels()]
+    assert labels == [f"f{i}" for i in range(8)]
+
+
+def test_vector_bars_carry_each_features_colour():
+    w = WIDGETS["saliency-vector"]()
+    fig = w.to_figure()
+    bars = fig.axes[1].patches
+    want = colors.colorize(w.attribution)[:, :3] / 255.0
+    np.testing.assert_allclose([b.get_facecolor()[:3] for b in bars], want, atol=1e-9)
+    np.testing.assert_allclose([b.get_width() for b in bars], w.attribution, rtol=1e-6)
+
+
+def test_image_map_is_the_overlay_over_the_grey_input():
+    w = WIDGETS["saliency-image"]()
+    w.opacity = 0.6
+    display = w.attribution.sum(axis=0)
+    idx = colors.to_index(display, "all", colors.scale_max(display))
+    rgba = colors.sign_lut("all")[idx].copy()
+    rgba[..., 3] = colors.overlay_alpha(idx, "all")
+    grey = colors.greyscale(background_image(w._x[0], w._layout_info))
+    a = rgba[..., 3:4] / 255.0 * 0.6
+    want = np.floor(rgba[..., :3] * a + grey[..., None] * (1 - a) + 0.5)
+    assert_cells(w.to_figure(), [want])
+    assert np.abs(want - grey[..., None]).max() > 60  # the overlay shows, not just the grey input
+
+
+def test_sequence_map_is_features_by_time_with_sign_and_outliers():
+    w = WIDGETS["saliency-sequence"]()
+    w.sign, w.outlier_perc = "absolute_value", 10.0
+    fig = w.to_figure()
+    assert_cells(fig, [colors.colorize(w.attribution.T, "absolute_value", 10.0)])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["temp", "wind"]
+    assert "absolute value · top 10% clipped" in fig.axes[-1].get_xlabel()
+
+
+def test_locked_scale_is_used_and_shown():
+    w = WIDGETS["saliency-vector"]()
+    w.lock_scale = True
+    w.scale_max = 0.05
+    fig = w.to_figure()
+    assert_cells(fig, [colors.colorize(w.attribution, m=0.05)[None]])
+    bar = fig.axes[-1]
+    assert [t.get_text() for t in bar.get_xticklabels()] == [format_value(-0.05), "0", format_value(0.05)]
+    assert "scale locked" in bar.get_xlabel()
+
+
+def test_jacobian_matrix_cells_and_labels():
+    g = WIDGETS["jacobian-vector"]()
+    fig = g.to_figure()
+    assert_cells(fig, [colors.colorize(g.jacobian)])
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == LABELS
+
+
+@pytest.mark.parametrize("name", ["jacobian-image", "jacobian-sequence"])
+def test_jacobian_tiles_share_one_scale(name):
+    g = WIDGETS[name]()
+    display = from_wire(g._jacobian)
+    m = colors.scale_max(display)
+    tiles = [colors.colorize(d, m=m) for d in display]
+    if name == "jacobian-sequence":
+        tiles = [t.transpose(1, 0, 2) for t in tiles]
+    fig = g.to_figure()
+    assert_cells(fig, tiles)
+    bold = [ax.title.get_fontweight() for ax in fig.axes if ax.images and ax.images[0].get_gid() is None]
+    assert bold.count("bold") == 1 and bold[g._rows.index(g.selected)] == "bold"
+
+
+def test_weight_blocks_use_their_own_scale():
+    inspector = WeightInspector(mlp())
+    fig = inspector.to_figure()
+    kernel, bias = inspector.blocks
+    m_kernel, m_bias = (float(np.abs(b.array).max()) for b in (kernel, bias))
+    assert_cells(fig, [colors.colorize(kernel.array, m=m_kernel), colors.colorize(bias.array[None], m=m_bias)])
+
+
+def test_figures_match_the_functional_api():
+    """The exported map is the engine's answer, not a stale one."""
+    model, x = mlp(), batch(3, 8)
+    w = SaliencyMap(model, x, target=1, method="input_x_gradient", index=2)
+    want = sw.saliency(model, x, target=1, method="input_x_gradient")[2]
+    assert_cells(w.to_figure(), [colors.colorize(want)[None]])
+
+
+def test_mime_bundle_keeps_the_widget_view_and_adds_a_png():
+    w = WIDGETS["jacobian-vector"]()
+    data, _meta = w._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+    assert base64.b64decode(data["image/png"])[:8] == PNG_MAGIC
+    inspector = WIDGETS["weights"]()
+    data, _meta = inspector._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data and "image/png" in data
+
+
+def test_to_html_escapes_labels_and_embeds_no_urls(tmp_path):
+    w = WIDGETS["saliency-vector"]()
+    page = w.to_html(tmp_path / "map.html", title="<b>t</b>").read_text(encoding="utf-8")
+    assert "<script>alert" not in page and "alert(1)" in page
+    assert "<title>&lt;b&gt;t&lt;/b&gt;</title>" in page
+    assert "http://" not in page.replace("http://www.w3.org", "") and "https://" not in page
