@@ -9,7 +9,6 @@ from __future__ import annotations
 import pathlib
 from typing import Any, Callable, Optional, Sequence
 
-import anywidget
 import numpy as np
 import traitlets as t
 
@@ -18,7 +17,7 @@ from ..errors import SaliencyError
 from ..export import Scale
 from ..inputs import Layout, infer_layout
 from ..transport import to_wire
-from ._export import ExportMixin
+from ._guarded import GuardedWidget
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 OUTPUTS = ("logits", "probabilities")
@@ -50,7 +49,7 @@ def feature_labels(layout: Layout, feature_names: Optional[Sequence[Any]]) -> li
     return names
 
 
-class SampleWidget(ExportMixin, anywidget.AnyWidget):
+class SampleWidget(GuardedWidget):
     """Base of the widgets: one model, one batch ``x``, one displayed sample ``index``."""
 
     #: Which sample of the batch is shown.
@@ -73,7 +72,6 @@ class SampleWidget(ExportMixin, anywidget.AnyWidget):
     _out_shape = t.List(t.Int()).tag(sync=True)
     _feature_names = t.List(t.Unicode()).tag(sync=True)
     _scores = t.Dict().tag(sync=True)
-    _error = t.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -87,8 +85,6 @@ class SampleWidget(ExportMixin, anywidget.AnyWidget):
     ) -> None:
         from ..backends import get_backend
 
-        self._ready = False
-        self._reverting = False
         self._model = model
         self._backend = get_backend(model)
         batch = np.asarray(self._backend.to_numpy(x))
@@ -137,28 +133,6 @@ class SampleWidget(ExportMixin, anywidget.AnyWidget):
         if len(self._out_shape) <= 1:
             return int(flat)
         return tuple(int(i) for i in np.unravel_index(flat, tuple(self._out_shape)))
-
-    def _invalid(self, message: str) -> None:
-        self._error = message
-        raise SaliencyError(message)
-
-    def _guarded(self, change: dict[str, Any], update: Callable[[], None]) -> None:
-        """Run ``update`` for a trait change; on failure show the error, restore
-        the trait's old value (the previous view stays) and re-raise."""
-        if not self._ready or self._reverting:
-            return
-        try:
-            with self.hold_sync():
-                update()
-        except Exception as exc:
-            self._reverting = True
-            try:
-                setattr(self, change["name"], change["old"])
-            finally:
-                self._reverting = False
-            self._error = str(exc) or type(exc).__name__
-            raise
-        self._error = ""
 
     def _display_values(self) -> np.ndarray:
         """The values currently drawn (for locking the colour scale)."""

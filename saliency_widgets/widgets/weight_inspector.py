@@ -6,7 +6,6 @@ import pathlib
 import warnings
 from typing import Any, Optional, Sequence
 
-import anywidget
 import numpy as np
 import traitlets as t
 
@@ -15,7 +14,7 @@ from ..errors import SaliencyError, SaliencyWarning
 from ..export import Scale, weights_figure
 from ..transport import to_wire
 from ..weights import LayerInfo, WeightBlock, layer_equation, layer_weights, layers, shape_text
-from ._export import ExportMixin
+from ._guarded import GuardedWidget
 from .weight_display import histogram, picture, scale
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
@@ -25,7 +24,7 @@ CMAP = "RdBu_r"
 HTML_BUDGET_BYTES = 16 << 20
 
 
-class WeightInspector(ExportMixin, anywidget.AnyWidget):
+class WeightInspector(GuardedWidget):
     """A layer list and, for the selected layer, its weight blocks as heatmaps.
 
     ``sw.WeightInspector(model, layer=None)``: the list shows every layer (name,
@@ -52,7 +51,6 @@ class WeightInspector(ExportMixin, anywidget.AnyWidget):
     _equation = t.Unicode("").tag(sync=True)
     _note = t.Unicode("").tag(sync=True)
     _lut = t.Dict().tag(sync=True)
-    _error = t.Unicode("").tag(sync=True)
 
     def __init__(
         self,
@@ -63,8 +61,6 @@ class WeightInspector(ExportMixin, anywidget.AnyWidget):
         example: Any = None,
         input_shape: Optional[Sequence[int]] = None,
     ) -> None:
-        self._ready = False
-        self._reverting = False
         self._model = model
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SaliencyWarning)
@@ -146,32 +142,15 @@ class WeightInspector(ExportMixin, anywidget.AnyWidget):
         names = [i.name for i in self._infos]
         if isinstance(value, int) and not isinstance(value, bool):
             if not -len(names) <= value < len(names):
-                self._fail(f"layer index {value} out of range 0..{len(names) - 1}")
+                self._invalid(f"layer index {value} out of range 0..{len(names) - 1}")
             return names[value]
         if value not in names:
-            self._fail(f"no layer {value!r}; valid layers: {', '.join(map(repr, names))}")
+            self._invalid(f"no layer {value!r}; valid layers: {', '.join(map(repr, names))}")
         return value
 
     @t.observe("layer", "split_gates")
     def _on_change(self, change: dict[str, Any]) -> None:
-        if not self._ready or self._reverting:
-            return
-        try:
-            with self.hold_sync():
-                self._load_layer()
-        except Exception as exc:
-            self._reverting = True
-            try:
-                setattr(self, change["name"], change["old"])
-            finally:
-                self._reverting = False
-            self._error = str(exc) or type(exc).__name__
-            raise
-        self._error = ""
-
-    def _fail(self, message: str) -> None:
-        self._error = message
-        raise SaliencyError(message)
+        self._guarded(change, self._load_layer)
 
 
 def _layer_row(info: LayerInfo) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""The base of every widget: trait changes that fail leave the previous view in place."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import anywidget
+import traitlets as t
+
+from ..errors import SaliencyError
+from ._export import ExportMixin
+
+
+class GuardedWidget(ExportMixin, anywidget.AnyWidget):
+    """An anywidget whose updates either succeed or are undone.
+
+    A failed update shows its message inside the widget (``_error``, drawn with
+    ``data-sw-role="error"``), puts the changed trait back to its old value and
+    re-raises, so Python sees a clear exception and the view stays usable.
+    """
+
+    _error = t.Unicode("").tag(sync=True)
+
+    #: False until the subclass' ``__init__`` has built its first view.
+    _ready = False
+    #: True while a failed change is being undone (its observer must not run again).
+    _reverting = False
+
+    def _invalid(self, message: str) -> None:
+        """Shows ``message`` in the widget and raises it as a :class:`SaliencyError`."""
+        self._error = message
+        raise SaliencyError(message)
+
+    def _guarded(self, change: dict[str, Any], update: Callable[[], None]) -> None:
+        """Runs ``update`` for a trait change; on failure show the error, restore
+        the trait's old value (the previous view stays) and re-raise."""
+        if not self._ready or self._reverting:
+            return
+        try:
+            with self.hold_sync():
+                update()
+        except Exception as exc:
+            self._reverting = True
+            try:
+                setattr(self, change["name"], change["old"])
+            finally:
+                self._reverting = False
+            self._error = str(exc) or type(exc).__name__
+            raise
+        self._error = ""
