@@ -49,7 +49,7 @@ bench: install chromium
 	$(PY) benchmarks/widgets_bench.py
 
 demo: install
-	$(VENV)/bin/jupyter lab examples/
+	$(VENV)/bin/jupyter lab examples/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 clean:
 	rm -rf $(VENV) js/node_modules saliency_widgets/static test-artifacts
