@@ -113,11 +113,19 @@ def colorize(
     return sign_lut(sign)[to_index(values, sign, m)]
 
 
+#: Darkest grey of the overlay backdrop: black input pixels become this, so blue and
+#: red stay readable over them (``BACKDROP_BLACK`` in ``js/src/colors.ts``).
+BACKDROP_BLACK = 96
+
+
 def greyscale(pixels: np.ndarray) -> np.ndarray:
-    """Luminance (Rec. 601, rounded half up as JS ``Math.round``) of an (..., 3|4) uint8 picture:
-    the grey backdrop of image overlays (``greyscale`` in ``js/src/colors.ts``)."""
+    """The grey backdrop of image overlays (``greyscale`` in ``js/src/colors.ts``): the
+    luminance (Rec. 601) of an (..., 3|4) uint8 picture, lightened into
+    [``BACKDROP_BLACK``, 255] and rounded half up."""
     p = np.asarray(pixels, dtype=np.float64)
-    return np.floor(0.299 * p[..., 0] + 0.587 * p[..., 1] + 0.114 * p[..., 2] + 0.5).astype(np.uint8)
+    lum = 0.299 * p[..., 0] + 0.587 * p[..., 1] + 0.114 * p[..., 2]
+    gain = (255 - BACKDROP_BLACK) / 255
+    return np.floor(BACKDROP_BLACK + gain * lum + 0.5).astype(np.uint8)
 
 
 def overlay(rgba: np.ndarray, grey: np.ndarray, opacity: float) -> np.ndarray:

@@ -90,13 +90,22 @@ export function colorize(
   }
 }
 
-/** Luminance (Rec. 601) of an RGB(A) uint8 picture, one byte per pixel: the backdrop of image overlays. */
+/** Darkest grey of the backdrop: black input pixels become this, so blue and red stay readable on them. */
+export const BACKDROP_BLACK = 96;
+
+/**
+ * The backdrop of image overlays, one byte per pixel: the luminance (Rec. 601) of an
+ * RGB(A) or grey uint8 picture, lightened into [BACKDROP_BLACK, 255]
+ * (``greyscale`` in saliency_widgets/colors.py).
+ */
 export function greyscale(pixels: Uint8Array, channels: number): Uint8Array {
   const n = Math.floor(pixels.length / channels);
   const out = new Uint8Array(n);
+  const gain = (255 - BACKDROP_BLACK) / 255;
   for (let k = 0; k < n; k++) {
     const o = k * channels;
-    out[k] = channels < 3 ? pixels[o] : Math.round(0.299 * pixels[o] + 0.587 * pixels[o + 1] + 0.114 * pixels[o + 2]);
+    const lum = channels < 3 ? pixels[o] : 0.299 * pixels[o] + 0.587 * pixels[o + 1] + 0.114 * pixels[o + 2];
+    out[k] = Math.floor(BACKDROP_BLACK + gain * lum + 0.5);
   }
   return out;
 }
