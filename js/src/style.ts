@@ -70,12 +70,12 @@ const CSS = `
 .sw-tile-label{font-size:11px;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 `;
 
-/** Adds the stylesheet to the document the widget lives in (once). */
-export function injectStyle(el: HTMLElement): void {
+/** Adds a stylesheet (the shared one by default) to the document the widget lives in, once per id. */
+export function injectStyle(el: HTMLElement, id = "sw-style", css = CSS): void {
   const doc = el.ownerDocument;
-  if (doc.getElementById("sw-style")) return;
+  if (doc.getElementById(id)) return;
   const style = doc.createElement("style");
-  style.id = "sw-style";
-  style.textContent = CSS;
+  style.id = id;
+  style.textContent = css;
   doc.head.append(style);
 }

@@ -49,12 +49,7 @@ const CSS = `
 
 function injectInspectorStyle(el: HTMLElement): void {
   injectStyle(el);
-  const doc = el.ownerDocument;
-  if (doc.getElementById("sw-style-weights")) return;
-  const style = doc.createElement("style");
-  style.id = "sw-style-weights";
-  style.textContent = CSS;
-  doc.head.append(style);
+  injectStyle(el, "sw-style-weights", CSS);
 }
 
 /** One block: header, description, heatmap with axis labels, histogram and scale caption. */
