@@ -120,8 +120,7 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     backend, xs, logits = _prepare(model, x, output)
     out_shape = _output_shape(backend, xs, logits)
     n_out = int(np.prod(out_shape, dtype=np.int64))
-    rows = (np.arange(n_out) if outputs is None
-            else np.array([_flat_index(o, out_shape, "outputs") for o in outputs], dtype=np.int64))
+    rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
     _check_jacobian_budget(xs, len(rows), outputs is None)
     chunk = _items_per_chunk(xs.nbytes, _JACOBIAN_ROW_FACTOR)
     parts = [_guarded(lambda r=r: backend.jacobian_rows(xs, r, logits=logits))
@@ -131,6 +130,13 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     if outputs is None:
         result = result.reshape(xs.shape[0], *out_shape, *xs.shape[1:])
     return result.astype(np.float32, copy=False)
+
+
+def output_rows(outputs: Sequence[Union[int, tuple, list]], out_shape: tuple) -> np.ndarray:
+    """Flat indices of ``outputs`` (flat ints, or index tuples/lists) into one sample's
+    output of shape ``out_shape``, validated with messages that give the valid range."""
+    return np.array([_flat_index(tuple(o) if isinstance(o, list) else o, out_shape, "outputs")
+                     for o in outputs], dtype=np.int64)
 
 
 def resolve_targets(target: Target, scores_shape: tuple, scores: Optional[np.ndarray] = None) -> np.ndarray:

@@ -168,6 +168,10 @@ def test_multidimensional_output_jacobian_and_tuple_target(rng):
     assert J.shape == (2, 3, 5, 5, 2, 5, 5)
     np.testing.assert_allclose(J[:, 2, 1, 3], sw.saliency(conv, x, target=(2, 1, 3)), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(sw.jacobian(conv, x, outputs=[(2, 1, 3), 0])[:, 0], J[:, 2, 1, 3], rtol=1e-6)
+    np.testing.assert_allclose(sw.jacobian(conv, x, outputs=[[2, 1, 3]])[:, 0], J[:, 2, 1, 3], rtol=1e-6)
+    grid = sw.JacobianGrid(conv, x, outputs=[[2, 1, 3], 5])
+    np.testing.assert_allclose(grid.jacobian, J[0].reshape(-1, 2, 5, 5)[[np.ravel_multi_index((2, 1, 3), (3, 5, 5)), 5]],
+                               rtol=1e-5, atol=1e-7)
 
 
 def test_lstm_then_dense_matches_finite_differences(rng):

@@ -7,6 +7,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import traitlets as t
 
+from ..attribution import output_rows
 from ..errors import SaliencyError
 from ..export import format_value, jacobian_figure
 from ..transport import to_wire
@@ -91,17 +92,7 @@ class JacobianGrid(SampleWidget):
     def _flat_rows(self) -> list[int]:
         if self._outputs_arg is None:
             return list(range(self.n_outputs))
-        shape = tuple(self._out_shape)
-        rows = []
-        for o in self._outputs_arg:
-            idx = tuple(o) if isinstance(o, (tuple, list)) else (int(o),)
-            try:
-                rows.append(int(np.ravel_multi_index(idx, shape)) if len(idx) == len(shape) else int(idx[0]))
-            except ValueError:
-                raise SaliencyError(f"outputs= entry {o!r} is not an output index of shape {shape}") from None
-            if not 0 <= rows[-1] < self.n_outputs:
-                raise SaliencyError(f"outputs= entry {o!r} is out of range for {self.n_outputs} outputs")
-        return rows
+        return output_rows(self._outputs_arg, tuple(self._out_shape)).tolist()
 
     def _row_aware_labels(self, labels: Optional[Sequence[Any]], rows: list[int]) -> list[str]:
         """Labels for every output; ``labels`` may also name just the ``outputs=`` rows."""
@@ -117,11 +108,11 @@ class JacobianGrid(SampleWidget):
         if key not in self._cache:
             from ..attribution import jacobian
 
-            rows_bytes = len(self._rows or self._flat_rows())
+            n_rows = len(self._rows or self._flat_rows())
             display = int(np.prod(self._layout_info.display_shape, dtype=np.int64))
-            if rows_bytes * display * 4 > MAX_WIRE_BYTES:
+            if n_rows * display * 4 > MAX_WIRE_BYTES:
                 raise SaliencyError(
-                    f"the Jacobian has {rows_bytes} outputs × {display} inputs, too large to draw; "
+                    f"the Jacobian has {n_rows} outputs × {display} inputs, too large to draw; "
                     "pass outputs=[...] to pick the outputs to show"
                 )
             jac = jacobian(self._model, self._x[index : index + 1], output=output, outputs=self._outputs_arg)
