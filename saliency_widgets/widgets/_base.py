@@ -13,6 +13,7 @@ import numpy as np
 import traitlets as t
 
 from .. import colors
+from ..attribution import OUTPUTS
 from ..errors import SaliencyError
 from ..export import Scale
 from ..inputs import Layout, infer_layout
@@ -20,7 +21,6 @@ from ..transport import to_wire
 from ._guarded import GuardedWidget
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
-OUTPUTS = ("logits", "probabilities")
 
 
 def output_labels(out_shape: tuple[int, ...], labels: Optional[Sequence[Any]]) -> list[str]:
@@ -159,7 +159,7 @@ class SampleWidget(GuardedWidget):
     @t.validate("output")
     def _check_output(self, proposal: Any) -> str:
         if proposal["value"] not in OUTPUTS:
-            self._invalid(f"output must be 'logits' or 'probabilities'; got {proposal['value']!r}")
+            self._invalid(f"output must be one of {', '.join(map(repr, OUTPUTS))}; got {proposal['value']!r}")
         return proposal["value"]
 
     @t.validate("sign")

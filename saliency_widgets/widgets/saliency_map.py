@@ -8,6 +8,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import traitlets as t
 
+from ..attribution import METHODS
 from ..config import config
 from ..export import METHOD_TEXT, format_value, saliency_figure
 from ..inputs import background_image
@@ -73,9 +74,6 @@ class SaliencyMap(SampleWidget):
         opacity: float = 0.75,
         method_kwargs: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ) -> None:
-        from ..attribution import METHODS
-
-        self._all_methods = tuple(METHODS)
         self._user_image = image
         self._method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
         self._cache: OrderedDict[tuple, tuple[np.ndarray, Optional[float]]] = OrderedDict()
@@ -197,8 +195,8 @@ class SaliencyMap(SampleWidget):
 
     @t.validate("method")
     def _check_method(self, proposal: Any) -> str:
-        if proposal["value"] not in self._all_methods:
-            self._invalid(f"method must be one of {', '.join(map(repr, self._all_methods))}; got {proposal['value']!r}")
+        if proposal["value"] not in METHODS:
+            self._invalid(f"method must be one of {', '.join(map(repr, METHODS))}; got {proposal['value']!r}")
         return proposal["value"]
 
     @t.validate("opacity")
