@@ -121,6 +121,21 @@ def test_bad_values_raise_and_keep_the_previous_view(model, x):
         w.index = 3
 
 
+def test_a_bad_trait_value_shows_the_users_line_not_traitlets_internals(model, x):
+    import traceback
+
+    w = SaliencyMap(model, x, target=1)
+    with pytest.raises(SaliencyError) as info:
+        w.target = 99
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert [f.name for f in frames] == ["test_a_bad_trait_value_shows_the_users_line_not_traitlets_internals", "__setattr__"]
+    assert frames[0].line == "w.target = 99"
+    assert info.value.__suppress_context__ and info.value.__cause__ is None
+    text = "".join(traceback.format_exception(info.value))
+    assert "traitlets/" not in text and len(text.splitlines()) <= 10
+    assert w.target == 1 and "got 99" in w._error
+
+
 def test_constructor_checks_user_data(model, x):
     with pytest.raises(SaliencyError, match="labels= has 2 entries but the model has 5 outputs"):
         SaliencyMap(model, x, labels=["a", "b"])

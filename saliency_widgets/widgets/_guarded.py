@@ -26,6 +26,15 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
     #: True while a failed change is being undone (its observer must not run again).
     _reverting = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Sets an attribute; a :class:`SaliencyError` from a validator or observer is re-raised
+        here with the traitlets frames dropped, so a user sees their own line and the message."""
+        __tracebackhide__ = True  # noqa: F841 (IPython and pytest hide this frame too)
+        try:
+            super().__setattr__(name, value)
+        except SaliencyError as exc:
+            raise exc.with_traceback(None) from None
+
     def _invalid(self, message: str) -> None:
         """Shows ``message`` in the widget and raises it as a :class:`SaliencyError`."""
         self._error = message
