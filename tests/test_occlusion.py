@@ -1,0 +1,118 @@
+"""Occlusion against captum's ``Occlusion`` (same window, stride and baseline)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+captum_attr = pytest.importorskip("captum.attr")
+
+from saliency_widgets import config  # noqa: E402
+from saliency_widgets.errors import SaliencyError  # noqa: E402
+from saliency_widgets.occlusion import occlusion, window_shape  # noqa: E402
+
+from models import torch_cnn, torch_mlp  # noqa: E402
+
+
+def scores_of(model):
+    def scores(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.from_numpy(np.ascontiguousarray(batch))).numpy()
+    return scores
+
+
+def captum_occlusion(model, x, target, window, stride, baseline=0.0):
+    result = captum_attr.Occlusion(model).attribute(
+        torch.from_numpy(x), sliding_window_shapes=window, strides=stride, baselines=baseline,
+        target=target, perturbations_per_eval=7)
+    return result.numpy()
+
+
+@pytest.mark.parametrize("window,stride", [((3, 4, 4), (3, 2, 2)), ((1, 3, 5), (1, 2, 3)), ((3, 5, 5), (3, 5, 5))])
+def test_cnn_matches_captum(rng, window, stride):
+    model = torch_cnn(channels=3, size=12)
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    targets = np.array([1, 4])
+    ours = occlusion(scores_of(model), x, targets, window=window, stride=stride, channel_axis=0)
+    ref = captum_occlusion(model, x, [1, 4], window, stride)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+    assert np.abs(ref).max() > 1e-2
+
+
+def test_spatial_window_occludes_channels_whole(rng):
+    model = torch_cnn(channels=3, size=12)
+    x = rng.normal(size=(1, 3, 12, 12)).astype(np.float32)
+    ours = occlusion(scores_of(model), x, np.array([2]), window=(4, 4), stride=2, channel_axis=0, baseline=0.5)
+    ref = captum_occlusion(model, x, 2, (3, 4, 4), (3, 2, 2), baseline=0.5)
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_vector_default_is_one_feature_and_matches_captum(rng):
+    model = torch_mlp(n_in=6, n_out=4)
+    x = rng.normal(size=(3, 6)).astype(np.float32)
+    baseline = rng.normal(size=(6,)).astype(np.float32)
+    ours = occlusion(scores_of(model), x, np.array([0, 3, 2]), baseline=baseline)
+    ref = captum_occlusion(model, x, [0, 3, 2], (1,), 1, baseline=torch.from_numpy(baseline)[None])
+    np.testing.assert_allclose(ours, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_cut_off_last_window_and_overlap_average():
+    """A linear score: each window's drop is the sum of its elements; an element's
+    attribution is the mean over the windows covering it (here written out by hand)."""
+    x = np.arange(1, 9, dtype=np.float32)[None]  # 8 elements, window 3, stride 2: starts 0, 2, 4, 6
+    ours = occlusion(lambda b: b.sum(axis=1, keepdims=True), x, np.array([0]), window=3, stride=2)
+    drops = {0: 1 + 2 + 3, 2: 3 + 4 + 5, 4: 5 + 6 + 7, 6: 7 + 8}  # the last window is cut off
+    expected = [np.mean([d for s, d in drops.items() if s <= i < s + 3]) for i in range(8)]
+    np.testing.assert_allclose(ours[0], expected, rtol=1e-6)
+
+
+def test_passes_are_batched_under_the_budget(rng, monkeypatch):
+    model = torch_cnn(channels=3, size=12)
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    calls = []
+
+    def counted(batch):
+        calls.append(len(batch))
+        return scores_of(model)(batch)
+
+    whole = occlusion(counted, x, np.array([0, 1]), window=(2, 2), channel_axis=0)
+    assert calls[1:] == [2 * 36]  # one forward for the reference, one for all 36 windows
+    calls.clear()
+    monkeypatch.setattr(config, "chunk_budget_bytes", x.nbytes * 8 * 5)
+    chunked = occlusion(counted, x, np.array([0, 1]), window=(2, 2), channel_axis=0)
+    assert calls[1:] == [10] * 7 + [2]
+    np.testing.assert_allclose(chunked, whole, rtol=1e-6)
+
+
+def test_reference_scores_skip_a_forward(rng):
+    model = torch_mlp()
+    x = rng.normal(size=(2, 6)).astype(np.float32)
+    calls = []
+
+    def counted(batch):
+        calls.append(len(batch))
+        return scores_of(model)(batch)
+
+    occlusion(counted, x, np.array([0, 1]), reference=scores_of(model)(x))
+    assert calls == [12]
+
+
+def test_default_window_is_an_eighth_of_each_spatial_axis():
+    assert window_shape(None, (3, 64, 48), 0, "window") == (3, 8, 6)
+    assert window_shape(None, (32, 32, 1), 2, "window") == (4, 4, 1)
+    assert window_shape(None, (10,), None, "window") == (1,)
+    assert window_shape(2, (3, 8, 8), 0, "stride", default=(1, 4, 4)) == (1, 2, 2)
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"window": (2, 2, 2, 2)}, "one per axis"),
+    ({"window": (13, 2)}, "larger than a sample"),
+    ({"window": (2, 2), "stride": (3, 3)}, "at most the window"),
+    ({"window": (0, 2)}, "positive"),
+    ({"baseline": np.zeros((4, 4))}, "does not broadcast"),
+])
+def test_user_errors(kw, match):
+    x = np.zeros((1, 3, 12, 12), dtype=np.float32)
+    with pytest.raises(SaliencyError, match=match):
+        occlusion(lambda b: b.reshape(len(b), -1)[:, :2], x, np.array([0]), channel_axis=0, **kw)
