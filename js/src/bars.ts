@@ -7,53 +7,114 @@ export interface BarItem {
   /** Flat output index (clickable lists) or feature index. */
   key: number;
   label: string;
+  /** Where the bar ends (on the list's track). */
   value: number;
+  /** The number printed beside the bar (defaults to `value`). */
+  shown?: number;
   /** CSS colour of the fill (defaults to the theme's). */
   color?: string;
 }
 
-/** A list of labelled bars on a shared zero-based track. */
+interface Row {
+  el: HTMLElement;
+  label: HTMLElement;
+  fill: HTMLElement;
+  mark: HTMLElement;
+  value: HTMLElement;
+}
+
+/** Next row index for a navigation key (arrows, Home, End), or null for other keys. */
+export function stepKey(key: string, at: number, count: number): number | null {
+  if (count === 0) return null;
+  const moves: Record<string, number> = { ArrowDown: at + 1, ArrowRight: at + 1, ArrowUp: at - 1, ArrowLeft: at - 1, Home: 0, End: count - 1 };
+  if (!(key in moves)) return null;
+  return Math.min(count - 1, Math.max(0, moves[key]));
+}
+
+/**
+ * A list of labelled bars on a shared zero-based track. Rows are kept per key and
+ * updated in place, so a re-render never replaces the element under the pointer
+ * (a click that started on a row still lands on it).
+ */
 export class BarList {
   readonly el = h("div", { class: "sw-list" });
+  private rows = new Map<number, Row>();
+  private order: number[] = [];
 
-  /** With `onPick`, rows are buttons carrying data-sw-output and aria-pressed. */
-  constructor(private onPick?: (key: number) => void) {}
+  /** With `onPick`, rows are buttons carrying data-sw-output and aria-pressed; arrows move the selection. */
+  constructor(private onPick?: (key: number) => void, label = "") {
+    if (onPick) {
+      this.el.setAttribute("role", "group");
+      this.el.addEventListener("keydown", (ev) => this.onKey(ev));
+    }
+    if (label) this.el.setAttribute("aria-label", label);
+  }
 
   render(items: BarItem[], selected = -1, range?: [number, number]): void {
     const values = items.map((i) => i.value).filter(Number.isFinite);
     const [lo, hi] = range ?? [Math.min(0, ...values), Math.max(0, ...values)];
     const zero = barSpan(0, lo, hi).left;
-    this.el.replaceChildren(
-      ...items.map((item) => {
-        const span = barSpan(item.value, lo, hi);
-        const fill = h("div", { class: "sw-bar-fill" });
-        fill.style.left = `${span.left * 100}%`;
-        fill.style.width = `${Math.max(span.width * 100, 0.5)}%`;
-        if (item.color) fill.style.background = item.color;
-        const mark = h("div", { class: "sw-bar-zero" });
-        mark.style.left = `${zero * 100}%`;
-        const row = h("div", { class: "sw-bar", title: item.label }, [
-          h("span", { class: "sw-bar-label" }, item.label),
-          h("div", { class: "sw-bar-track" }, [fill, mark]),
-          h("span", { class: "sw-bar-value" }, formatValue(item.value)),
-        ]);
-        if (this.onPick) {
-          const pick = this.onPick;
-          row.setAttribute("role", "button");
-          row.setAttribute("tabindex", "0");
-          row.setAttribute("data-sw-output", String(item.key));
-          row.setAttribute("aria-pressed", String(item.key === selected));
-          row.addEventListener("click", () => pick(item.key));
-          row.addEventListener("keydown", (ev) => {
-            if (ev.key === "Enter" || ev.key === " ") {
-              ev.preventDefault();
-              pick(item.key);
-            }
-          });
-        }
-        return row;
-      }),
-    );
+    const keys = items.map((i) => i.key);
+    const focusable = keys.includes(selected) ? selected : keys[0];
+    const live = new Set(keys);
+    for (const [key, row] of this.rows) if (!live.has(key)) (row.el.remove(), this.rows.delete(key));
+    items.forEach((item) => {
+      const row = this.rows.get(item.key) ?? this.makeRow(item.key);
+      const span = barSpan(item.value, lo, hi);
+      row.label.textContent = item.label;
+      row.el.title = item.label;
+      row.fill.style.left = `${span.left * 100}%`;
+      row.fill.style.width = `${Math.max(span.width * 100, 0.5)}%`;
+      row.fill.style.background = item.color ?? "";
+      row.mark.style.left = `${zero * 100}%`;
+      row.value.textContent = formatValue(item.shown ?? item.value);
+      if (this.onPick) {
+        row.el.setAttribute("aria-pressed", String(item.key === selected));
+        row.el.tabIndex = item.key === focusable ? 0 : -1;
+      }
+    });
+    if (keys.length !== this.order.length || keys.some((k, i) => k !== this.order[i])) {
+      keys.forEach((k) => this.el.append((this.rows.get(k) as Row).el));
+      this.order = keys;
+    }
+  }
+
+  /** Moves keyboard focus to the row of `key` if it is listed. */
+  focus(key: number): void {
+    this.rows.get(key)?.el.focus();
+  }
+
+  private makeRow(key: number): Row {
+    const label = h("span", { class: "sw-bar-label" });
+    const fill = h("div", { class: "sw-bar-fill" });
+    const mark = h("div", { class: "sw-bar-zero" });
+    const value = h("span", { class: "sw-bar-value" });
+    const el = h("div", { class: "sw-bar" }, [label, h("div", { class: "sw-bar-track" }, [fill, mark]), value]);
+    if (this.onPick) {
+      const pick = this.onPick;
+      el.setAttribute("role", "button");
+      el.setAttribute("data-sw-output", String(key));
+      el.addEventListener("click", () => pick(key));
+    }
+    const row = { el, label, fill, mark, value };
+    this.rows.set(key, row);
+    return row;
+  }
+
+  private onKey(ev: KeyboardEvent): void {
+    const at = this.order.indexOf(Number((ev.target as HTMLElement).getAttribute("data-sw-output")));
+    if (at < 0 || !this.onPick) return;
+    if (ev.key === "Enter" || ev.key === " ") {
+      ev.preventDefault();
+      this.onPick(this.order[at]);
+      return;
+    }
+    const next = stepKey(ev.key, at, this.order.length);
+    if (next === null) return;
+    ev.preventDefault();
+    const key = this.order[next];
+    this.onPick(key);
+    this.focus(key);
   }
 }
 
@@ -74,19 +135,26 @@ export function listedOutputs(scores: ArrayLike<number>, labels: string[], selec
 export class OutputPanel {
   readonly el = h("div", { class: "sw-panel" });
   private list: BarList;
-  private search = h("input", { type: "search", placeholder: "search outputs…", "aria-label": "search outputs" });
-  private allButton = h("button", { class: "sw-btn", "data-sw-action": "show-all", "aria-pressed": "false" }, "all");
+  private search = h("input", { type: "search", placeholder: "search outputs…", "aria-label": "search outputs", "data-sw-role": "search" });
+  private allButton = h("button", { class: "sw-btn", type: "button", "data-sw-action": "show-all", "aria-pressed": "false" }, "all");
   private title = h("span", {}, "Outputs");
   private sub = h("span", { class: "sw-sub" });
-  private note = h("div", { class: "sw-note" });
+  private note = h("div", { class: "sw-note", "aria-live": "polite" });
   private state = { scores: new Float32Array(0) as ArrayLike<number>, labels: [] as string[], selected: -1 };
 
-  constructor(onPick: (key: number) => void) {
-    this.list = new BarList(onPick);
+  constructor(private onPick: (key: number) => void) {
+    this.list = new BarList(onPick, "outputs");
     const head = h("div", { class: "sw-panel-head" }, [this.title, this.sub]);
     const tools = h("div", { class: "sw-panel-head" }, [this.search, this.allButton]);
     this.el.append(head, tools, this.list.el, this.note);
     this.search.addEventListener("input", () => this.refresh());
+    this.search.addEventListener("keydown", (ev) => {
+      if (ev.key !== "Enter") return;
+      ev.preventDefault();
+      const { scores, labels } = this.state;
+      const first = searchLabels(labels, this.search.value, 1)[0] ?? (this.search.value.trim() ? undefined : topK(scores, 1)[0]);
+      if (first !== undefined) this.onPick(first);
+    });
     this.allButton.addEventListener("click", () => {
       this.allButton.setAttribute("aria-pressed", String(this.allButton.getAttribute("aria-pressed") !== "true"));
       this.refresh();
@@ -111,7 +179,7 @@ export class OutputPanel {
     this.note.textContent = !many
       ? ""
       : this.search.value.trim()
-        ? `${keys.length} match${keys.length === 1 ? "" : "es"} (index or label)`
+        ? `${keys.length} match${keys.length === 1 ? "" : "es"} (index or label) · Enter selects the first`
         : showAll
           ? `all ${scores.length} outputs`
           : `top ${TOP_K} of ${scores.length} · search or “all” to reach any`;

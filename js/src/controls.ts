@@ -25,10 +25,16 @@ export class SampleStepper {
   private input = h("input", { type: "number", min: 1, step: 1, "data-sw-action": "index", "aria-label": "sample" });
   private total = h("span", {});
   private count = 1;
+  private current = 0;
 
+  /** `onChange` runs only for a real change of sample: a `change` event that re-fires on blur
+   *  (after Enter) must not re-render the widget under the pointer's next click. */
   constructor(private onChange: (i: number) => void) {
     const go = (i: number) => {
-      if (i >= 0 && i < this.count) this.onChange(i);
+      if (i >= 0 && i < this.count && i !== this.current) {
+        this.current = i;
+        this.onChange(i);
+      }
     };
     this.input.addEventListener("change", () => go(Math.round(Number(this.input.value)) - 1));
     const prev = button("‹", "prev-sample", () => go(Number(this.input.value) - 2), "previous sample");
@@ -38,7 +44,8 @@ export class SampleStepper {
 
   update(index: number, count: number): void {
     this.count = count;
-    this.input.value = String(index + 1);
+    this.current = index;
+    if (this.input.value !== String(index + 1)) this.input.value = String(index + 1);
     this.input.max = String(count);
     this.total.textContent = `/ ${count}`;
     this.el.style.display = count > 1 ? "" : "none";
