@@ -76,10 +76,28 @@ def layers(model: Any, example: Any = None, *, input_shape: Optional[Sequence[in
 
 
 def layer_equation(model: Any, layer: Any) -> Optional[str]:
-    """The update equation of a recurrent layer, naming its weight blocks; ``None`` for other layers.
+    """The update equation of a recurrent layer, naming its weight blocks; ``None`` for other layers."""
+    cell = _framework_call(model, "layer_cell", layer)
+    return None if cell is None else recurrent_equation(cell)
 
-    The framework's weights module is imported only once ``get_backend`` has
-    recognised the model, so this keeps ``import saliency_widgets`` light.
+
+def layer_equation_parts(model: Any, layer: Any) -> tuple[list[str], list[str]]:
+    """``(math lines, prose lines)`` of :func:`layer_equation` (both empty for non-recurrent
+    layers): the widget typesets the first and prints the second."""
+    cell = _framework_call(model, "layer_cell", layer)
+    return ([], []) if cell is None else recurrent_equation_parts(cell)
+
+
+def layer_name(model: Any, layer: Any) -> str:
+    """The name (as in :func:`layers`) of ``layer``: a name, an index or the layer object."""
+    return _framework_call(model, "layer_name", layer)
+
+
+def _framework_call(model: Any, what: str, *args: Any) -> Any:
+    """Calls ``<framework>_<what>(model, *args)`` of the model's backend weights module.
+
+    That module is imported only once ``get_backend`` has recognised the model,
+    so this keeps ``import saliency_widgets`` light.
     """
     from importlib import import_module
 
@@ -87,7 +105,7 @@ def layer_equation(model: Any, layer: Any) -> Optional[str]:
 
     backend = get_backend(model)
     module = import_module(f"{__package__}.backends.{backend.framework}_weights")
-    return getattr(module, f"{backend.framework}_layer_equation")(backend.model, layer)
+    return getattr(module, f"{backend.framework}_{what}")(backend.model, *args)
 
 
 def layer_weights(model: Any, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
@@ -286,6 +304,14 @@ def gate_block_name(prefix: str, part: str, gate: Optional[str]) -> str:
     return f"{prefix}{part}" + (f" · {gate} gate" if gate else "")
 
 
+def split_block_name(name: str, gate: Optional[str]) -> tuple[str, str]:
+    """The inverse of :func:`gate_block_name`: ``(prefix, part)``, e.g. ``("layer 1 · ", "input kernel")``."""
+    suffix = f" · {gate} gate" if gate else ""
+    base = name[: len(name) - len(suffix)] if suffix and name.endswith(suffix) else name
+    prefix, sep, part = base.rpartition(" · ")
+    return (prefix + sep, part)
+
+
 def split_packed(array: np.ndarray, n: int, axis: int) -> list[np.ndarray]:
     """Cuts ``array`` into ``n`` equal slices along ``axis`` (the gates, in packing order)."""
     if array.shape[axis] % n:
@@ -338,6 +364,12 @@ def _act(name: str) -> str:
 
 def recurrent_equation(cell: RecurrentCell) -> str:
     """The update equation of a recurrent layer, with its symbols mapped to block names."""
+    math, prose = recurrent_equation_parts(cell)
+    return "\n".join([*math, *prose])
+
+
+def recurrent_equation_parts(cell: RecurrentCell) -> tuple[list[str], list[str]]:
+    """``(math lines, prose lines)``: the update equations, then the legend and notes."""
     body = (_keras_equation if cell.framework == "keras" else _torch_equation)(cell)
     notes = []
     if cell.num_layers > 1:
@@ -345,7 +377,7 @@ def recurrent_equation(cell: RecurrentCell) -> str:
         notes.append(f"layer l ≥ 1 reads the h_t of layer l−1{both} as its input x_t")
     if cell.bidirectional:
         notes.append("the reverse (backward) direction runs from the last time step to the first, with its own weights")
-    return "\n".join([*body, *notes])
+    return body[:-1], [body[-1], *notes]
 
 
 def _gate_legend(cell: RecurrentCell) -> str:

@@ -106,10 +106,21 @@ def keras_layer_weights(model: Any, layer: Any, split_gates: bool) -> list[Weigh
 
 def keras_layer_equation(model: Any, layer: Any) -> Optional[str]:
     """The update equation of a recurrent layer (or a Bidirectional one), ``None`` otherwise."""
+    cell = keras_layer_cell(model, layer)
+    return None if cell is None else recurrent_equation(cell)
+
+
+def keras_layer_cell(model: Any, layer: Any) -> Optional[RecurrentCell]:
+    """What a recurrent (or Bidirectional recurrent) layer computes, ``None`` otherwise."""
     _, obj = resolve_layer(listed_layers(model), layer)
     if isinstance(obj, keras.layers.Bidirectional) and isinstance(obj.forward_layer, _RNN):
-        return recurrent_equation(_cell(obj.forward_layer, bidirectional=True))
-    return recurrent_equation(_cell(obj)) if isinstance(obj, _RNN) else None
+        return _cell(obj.forward_layer, bidirectional=True)
+    return _cell(obj) if isinstance(obj, _RNN) else None
+
+
+def keras_layer_name(model: Any, layer: Any) -> str:
+    """The listed name of ``layer`` (a name, an index or the layer object)."""
+    return resolve_layer(listed_layers(model), layer)[0]
 
 
 def _blocks(layer: Any, split_gates: bool, prefix: str, source_prefix: str) -> list[WeightBlock]:

@@ -61,19 +61,39 @@ def torch_layers(model: nn.Module, example: Optional[np.ndarray]) -> list[LayerI
     model's training flags are restored and all hooks removed, also on error.
     """
     listed = listed_modules(model)
-    if example is None:
+    shapes: list[Optional[tuple]] = [None] * len(listed)
+    if example is not None:
+        shapes = _traced_shapes(model, listed, example)
+    elif (features := _flat_input_features(listed)) is not None:
+        try:
+            shapes = _traced_shapes(model, listed, np.zeros((1, features), np.float32))
+        except SaliencyError:
+            pass
+    if all(shape is None for shape in shapes):
         warnings.warn(
-            "output shapes of a torch model are unknown without an input: pass example= or input_shape=",
+            "output shapes of a torch model are unknown without an input: pass one batch "
+            "(x= to WeightInspector, example= to sw.layers) or input_shape= (one sample's shape)",
             SaliencyWarning,
             stacklevel=4,
         )
-        shapes: list[Optional[tuple]] = [None] * len(listed)
-    else:
-        shapes = _traced_shapes(model, listed, example)
     return [
         LayerInfo(name, type(module).__name__, shape, sum(p.numel() for p in module.parameters(recurse=False)))
         for (name, module), shape in zip(listed, shapes)
     ]
+
+
+_SHAPE_KEEPING = (nn.Flatten, nn.Identity, nn.Dropout)
+
+
+def _flat_input_features(listed: list[tuple[str, nn.Module]]) -> Optional[int]:
+    """The input width of a model whose first parametrized module is a ``Linear`` (reached
+    through flatten / identity / dropout only): its input shape is then known."""
+    for _, module in listed:
+        if isinstance(module, nn.Linear):
+            return module.in_features
+        if not isinstance(module, _SHAPE_KEEPING):
+            return None
+    return None
 
 
 def _traced_shapes(model: nn.Module, listed: list[tuple[str, nn.Module]], example: np.ndarray) -> list[Optional[tuple]]:
@@ -156,8 +176,19 @@ def torch_layer_weights(model: nn.Module, layer: Any, split_gates: bool) -> list
 
 def torch_layer_equation(model: nn.Module, layer: Any) -> Optional[str]:
     """The update equation of a recurrent module, ``None`` for other modules."""
+    cell = torch_layer_cell(model, layer)
+    return None if cell is None else recurrent_equation(cell)
+
+
+def torch_layer_cell(model: nn.Module, layer: Any) -> Optional[RecurrentCell]:
+    """What a recurrent module computes, ``None`` for other modules."""
     _, module = resolve_layer(listed_modules(model), layer)
-    return recurrent_equation(_cell(module)) if isinstance(module, nn.RNNBase) else None
+    return _cell(module) if isinstance(module, nn.RNNBase) else None
+
+
+def torch_layer_name(model: nn.Module, layer: Any) -> str:
+    """The listed name of ``layer`` (a name, an index or the module)."""
+    return resolve_layer(listed_modules(model), layer)[0]
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

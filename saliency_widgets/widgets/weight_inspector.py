@@ -13,42 +13,50 @@ from .. import colors
 from ..errors import SaliencyError, SaliencyWarning
 from ..export import Scale, weights_figure
 from ..transport import to_wire
-from ..weights import LayerInfo, WeightBlock, layer_equation, layer_weights, layers, shape_text
+from ..weights import LayerInfo, WeightBlock, layer_equation_parts, layer_name, layer_weights, layers, shape_text
 from ._guarded import GuardedWidget
-from .weight_display import histogram, picture, scale
+from .weight_display import LayerDisplay, Panel, histogram, layer_display, region
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 #: Signed weights: red positive, blue negative, white at 0.
 CMAP = "RdBu_r"
 #: Most weight bytes ``to_html`` embeds (all layers up to it, so the page can switch layers).
 HTML_BUDGET_BYTES = 16 << 20
+#: Most rows / columns of a full-resolution region the kernel sends for a zoom.
+ZOOM_CELLS = 64
 
 
 class WeightInspector(GuardedWidget):
-    """A layer list and, for the selected layer, its weight blocks as heatmaps.
+    """A layer list and, for the selected layer, its weight blocks as one table of heatmaps.
 
-    ``sw.WeightInspector(model, layer=None)``: the list shows every layer (name,
-    type, per-sample output shape, parameters); click one, or set ``layer`` (its
-    name, or an index into the list) from Python. Each block (``sw.layer_weights``)
-    is drawn with a diverging colour scale centred at 0 (±max |w| per block),
-    its axis names, description, a value histogram and exact values on hover;
-    recurrent layers show their update equation, convolution kernels a grid of
-    filters. Blocks larger than ``weight_display.MAX_CELLS`` per side are
-    downsampled for display (each cell keeps its window's largest-magnitude
-    weight). ``blocks`` holds the exact ``WeightBlock`` list. Torch models need
-    ``example=`` or ``input_shape=`` to show output shapes.
+    ``sw.WeightInspector(model, layer=None, x=None)``: the list shows every layer
+    (name, type, per-sample output shape, parameters; layers without weights are
+    greyed); click one, or set ``layer`` (its name, an index into the list, or the
+    layer object) from Python. A gated RNN is one *gate matrix* (rows = gates,
+    columns = input kernel / recurrent kernel / biases) with its update equation;
+    a convolution kernel a grid of filters × input channels; all blocks of a
+    layer share one diverging colour scale centred at 0 (±max |w|). Large blocks
+    are downsampled for display (each cell keeps its window's largest-magnitude
+    weight); click a map to zoom into its full-resolution region; hover shows
+    exact values. ``blocks`` holds the exact ``WeightBlock`` list. Torch models
+    show output shapes when ``x=`` (one batch) or ``input_shape=`` is given, or
+    when their first layer is a ``Linear``.
     """
 
     _esm = STATIC / "weight_inspector.js"
 
-    #: Name of the selected layer (as in ``sw.layers``); an int index is accepted when set.
-    layer = t.Union([t.Unicode(), t.Int()], default_value="").tag(sync=True)
+    #: Name of the selected layer (as in ``sw.layers``); an index or the layer object is accepted when set.
+    layer = t.Any("").tag(sync=True)
     #: Split LSTM/GRU gate matrices into one block per gate.
     split_gates = t.Bool(True).tag(sync=True)
+    #: A zoom the browser asks for: ``{"block": name, "rows": [r0, r1], "cols": [c0, c1]}`` in picture cells.
+    zoom = t.Dict().tag(sync=True)
 
     _layers = t.List(t.Dict()).tag(sync=True)
     _blocks = t.List(t.Dict()).tag(sync=True)
-    _equation = t.Unicode("").tag(sync=True)
+    _table = t.Dict().tag(sync=True)
+    _equation = t.Dict().tag(sync=True)
+    _zoom = t.Dict().tag(sync=True)
     _note = t.Unicode("").tag(sync=True)
     _lut = t.Dict().tag(sync=True)
 
@@ -58,15 +66,15 @@ class WeightInspector(GuardedWidget):
         *,
         layer: Any = None,
         split_gates: bool = True,
-        example: Any = None,
+        x: Any = None,
         input_shape: Optional[Sequence[int]] = None,
     ) -> None:
         self._model = model
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SaliencyWarning)
-            infos = layers(model, example, input_shape=input_shape)
+            infos = layers(model, x, input_shape=input_shape)
         self._infos: list[LayerInfo] = infos
-        self._blocks_exact: list[WeightBlock] = []
+        self._display = LayerDisplay([], [], [], 1.0)
         if not infos:
             raise SaliencyError("the model has no layers to inspect")
         first = layer if layer is not None else next((i.name for i in infos if i.n_params > 0), infos[0].name)
@@ -85,25 +93,27 @@ class WeightInspector(GuardedWidget):
     @property
     def blocks(self) -> list[WeightBlock]:
         """The selected layer's weight blocks, exact values (``sw.layer_weights(model, layer)``)."""
-        return list(self._blocks_exact)
+        return [p.block for p in self._display.panels]
 
     @property
     def equation(self) -> Optional[str]:
         """The selected layer's update equation (recurrent layers), else None."""
-        return self._equation or None
+        lines = [*self._equation.get("math", []), *self._equation.get("notes", [])]
+        return "\n".join(lines) or None
 
     def to_figure(self, **kw: Any) -> Any:
-        """The selected layer's blocks as a matplotlib Figure: the same pictures and colours
-        as the widget, each with its colour bar (``kw`` go to ``matplotlib.figure.Figure``)."""
-        pictures = [picture(b) for b in self._blocks_exact]
+        """The selected layer's blocks as a matplotlib Figure: the same pictures, colours and
+        shared scale as the widget, each with its colour bar (``kw`` go to ``matplotlib.figure.Figure``)."""
+        panels = self._display.panels
         info = self._info(self.layer)
+        scale = Scale("all", self._display.scale)
         return weights_figure(
-            [p.values for p in pictures],
-            [Scale("all", scale(b.array)) for b in self._blocks_exact],
-            [f"{b.name}  {shape_text(b.shape)}" for b in self._blocks_exact],
-            [(p.row_label, p.col_label) for p in pictures],
+            [p.picture.values for p in panels],
+            [scale] * len(panels),
+            [f"{p.block.name}  {shape_text(p.block.shape)}" for p in panels],
+            [(p.picture.row_label, p.picture.col_label) for p in panels],
             title=f"Weights of “{info.name}” ({info.type})",
-            subtitle=self._equation, **kw,
+            subtitle=self.equation or "", **kw,
         )
 
     def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:
@@ -112,18 +122,15 @@ class WeightInspector(GuardedWidget):
         patches: dict[Any, dict[str, Any]] = {}
         total = 0
         for info in self._infos:
-            patch: dict[str, Any] = {"layer": info.name, "_blocks": [], "_equation": "", "_error": ""}
             try:
-                blocks = layer_weights(self._model, info.name, split_gates=self.split_gates)
+                state = _layer_state(self._model, info.name, self.split_gates)[1]
             except SaliencyError as exc:
-                patches[info.name] = {**patch, "_error": str(exc)}
+                patches[info.name] = {"layer": info.name, "_error": str(exc)}
                 continue
-            total += sum(b.array.nbytes for b in blocks)
+            total += sum(_wire_bytes(b) for b in state["_blocks"])
             if total > HTML_BUDGET_BYTES:
                 break
-            patch["_blocks"] = [_block_wire(b) for b in blocks]
-            patch["_equation"] = layer_equation(self._model, info.name) or ""
-            patches[info.name] = patch
+            patches[info.name] = {"layer": info.name, "_error": "", "_zoom": {}, **state}
         return {"layer": patches}
 
     # ------------------------------------------------------------ internals
@@ -131,26 +138,70 @@ class WeightInspector(GuardedWidget):
         return next(i for i in self._infos if i.name == name)
 
     def _load_layer(self) -> None:
-        blocks = layer_weights(self._model, self.layer, split_gates=self.split_gates)
-        self._blocks_exact = blocks
-        self._blocks = [_block_wire(b) for b in blocks]
-        self._equation = layer_equation(self._model, self.layer) or ""
+        self._display, state = _layer_state(self._model, self.layer, self.split_gates)
+        for key, value in {**state, "_zoom": {}}.items():
+            setattr(self, key, value)
 
     @t.validate("layer")
     def _check_layer(self, proposal: Any) -> str:
         value = proposal["value"]
         names = [i.name for i in self._infos]
-        if isinstance(value, int) and not isinstance(value, bool):
+        if isinstance(value, str):
+            if value not in names:
+                self._invalid(f"no layer {value!r}; valid layers: {', '.join(map(repr, names))}")
+            return value
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
             if not -len(names) <= value < len(names):
                 self._invalid(f"layer index {value} out of range 0..{len(names) - 1}")
-            return names[value]
-        if value not in names:
-            self._invalid(f"no layer {value!r}; valid layers: {', '.join(map(repr, names))}")
-        return value
+            return names[int(value)]
+        try:
+            return layer_name(self._model, value)
+        except SaliencyError:
+            pass
+        self._invalid(f"this {type(value).__name__} is not a layer of the model; pass a layer name, an index or one of its layers")
+        return ""
 
     @t.observe("layer", "split_gates")
     def _on_change(self, change: dict[str, Any]) -> None:
         self._guarded(change, self._load_layer)
+
+    @t.observe("zoom")
+    def _on_zoom(self, change: dict[str, Any]) -> None:
+        """Answers the browser's zoom request with the block's full-resolution region."""
+        request = change["new"]
+        panel = next((p for p in self._display.panels if p.block.name == request.get("block")), None)
+        if panel is None:
+            return
+        r0, r1 = (max(0, int(v)) for v in request["rows"])
+        c0, c1 = (max(0, int(v)) for v in request["cols"])
+        pic = region(panel.block, (r0, min(r1, r0 + ZOOM_CELLS)), (c0, min(c1, c0 + ZOOM_CELLS)))
+        self._zoom = {
+            "block": panel.block.name, "rows": [r0, r0 + pic.values.shape[0]], "cols": [c0, c0 + pic.values.shape[1]],
+            "values": to_wire(pic.values), "index": to_wire(pic.index, "int32"),
+        }
+
+
+def _layer_state(model: Any, layer: str, split_gates: bool) -> tuple[LayerDisplay, dict[str, Any]]:
+    """The display of one layer and the traits that carry it to the browser."""
+    display = layer_display(layer_weights(model, layer, split_gates=split_gates))
+    math, notes = layer_equation_parts(model, layer)
+    arrays = [p.block.array for p in display.panels]
+    counts, (lo, hi) = histogram(arrays)
+    flat = np.concatenate([a.astype(np.float64).ravel() for a in arrays])
+    table = {
+        "rows": display.row_labels,
+        "cols": display.col_labels,
+        "m": display.scale,
+        "has_gates": display.has_gates,
+        "hist": counts,
+        "stats": {"min": lo, "max": hi, "mean": float(flat.mean()), "std": float(flat.std())},
+    }
+    state = {
+        "_blocks": [_block_wire(p) for p in display.panels],
+        "_table": table,
+        "_equation": {"math": math, "notes": notes},
+    }
+    return display, state
 
 
 def _layer_row(info: LayerInfo) -> dict[str, Any]:
@@ -158,11 +209,9 @@ def _layer_row(info: LayerInfo) -> dict[str, Any]:
     return {"name": info.name, "type": info.type, "output_shape": shape, "n_params": int(info.n_params)}
 
 
-def _block_wire(block: WeightBlock) -> dict[str, Any]:
-    """What the browser needs to draw one block: its picture, index map, scale and histogram."""
-    pic = picture(block)
-    counts, (lo, hi) = histogram(block.array)
-    a = block.array.astype(np.float64)
+def _block_wire(panel: Panel) -> dict[str, Any]:
+    """What the browser needs to draw one block: its place in the table, picture and index map."""
+    block, pic = panel.block, panel.picture
     return {
         "name": block.name,
         "role": block.role,
@@ -171,13 +220,18 @@ def _block_wire(block: WeightBlock) -> dict[str, Any]:
         "shape": list(block.shape),
         "axes": list(block.axes),
         "description": block.description,
+        "row": panel.row,
+        "col": panel.col,
         "layout": pic.layout,
         "row_label": pic.row_label,
         "col_label": pic.col_label,
+        "factor": list(pic.factor),
+        "tile": list(pic.tile),
         "rule": pic.rule,
-        "m": scale(block.array),
-        "stats": {"min": lo, "max": hi, "mean": float(a.mean()) if a.size else 0.0, "std": float(a.std()) if a.size else 0.0},
-        "hist": counts,
         "values": to_wire(pic.values),
         "index": to_wire(pic.index, "int32"),
     }
+
+
+def _wire_bytes(wire: dict[str, Any]) -> int:
+    return len(wire["values"]["data"]) + len(wire["index"]["data"])
