@@ -39,8 +39,8 @@ _SIGN_TEXT = {
     "negative": "negative part",
     "absolute_value": "absolute value",
 }
-#: Most features with a bar in a vector figure (the strongest ones beyond it).
-MAX_BARS = 24
+#: Most features with a bar in a vector figure (the strongest ones beyond it; ``FEATURE_ORDERED`` in mapview.ts).
+MAX_BARS = 48
 #: ``gid`` of colour bar images (every other image of a figure is a map, one pixel per cell).
 COLORBAR_GID = "sw-colorbar"
 #: Most tick labels along an axis.
@@ -190,10 +190,12 @@ def saliency_figure(
 
 
 def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, names: Sequence[str], **fig_kw: Any) -> Any:
-    """A strip of all features, then one bar per feature (the strongest ``MAX_BARS``) in its colour."""
+    """A strip of all features, then one bar per feature (the strongest ``MAX_BARS``) in its colour;
+    bars follow the sign mode: signed for ``"all"``, else the magnitude the colour scale shows."""
     n = len(values)
     names = list(names) or [f"feature {i}" for i in range(n)]
-    keys = list(range(n)) if n <= MAX_BARS else sorted(np.argsort(-np.abs(values), kind="stable")[:MAX_BARS].tolist())
+    shown = values if scale.sign == "all" else colors.sign_transform(values, scale.sign)
+    keys = list(range(n)) if n <= MAX_BARS else sorted(np.argsort(-np.abs(shown), kind="stable")[:MAX_BARS].tolist())
     fig = _new_figure((7.0, 2.4 + 0.28 * len(keys)), **fig_kw)
     strip, bars, bar = fig.subplots(3, 1, height_ratios=[1.3, max(2.0, 0.5 * len(keys)), 0.7])
     strip.imshow(scale.rgba(values[None]), interpolation="nearest", aspect="auto")
@@ -202,12 +204,13 @@ def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, 
     strip.set_xlabel("feature index", fontsize=8)
     _titles(fig, strip, title, subtitle)
     y = np.arange(len(keys))
-    bars.barh(y, values[keys], color=scale.rgba(values[keys])[:, :3] / 255.0, edgecolor="#5f6673", linewidth=0.4)
+    bars.barh(y, shown[keys], color=scale.rgba(values[keys])[:, :3] / 255.0, edgecolor="#5f6673", linewidth=0.4)
     bars.axvline(0, color="#5f6673", linewidth=0.8)
     bars.set_yticks(y, [names[k] for k in keys], fontsize=8)
     bars.invert_yaxis()
     bars.tick_params(axis="x", labelsize=7)
-    bars.set_xlabel("attribution" + ("" if n <= MAX_BARS else f" ({MAX_BARS} strongest of {n} features)"), fontsize=8)
+    what = "attribution" if scale.sign == "all" else _SIGN_TEXT[scale.sign] + " of the attribution"
+    bars.set_xlabel(what + ("" if n <= MAX_BARS else f" ({MAX_BARS} strongest of {n} features)"), fontsize=8)
     draw_colorbar(bar, scale)
     return fig
 

@@ -103,6 +103,25 @@ def test_vector_bars_carry_each_features_colour():
     np.testing.assert_allclose([b.get_width() for b in bars], w.attribution, rtol=1e-6)
 
 
+@pytest.mark.parametrize("sign", ["negative", "absolute_value"])
+def test_vector_bars_follow_the_sign_mode_and_keep_long_names(sign):
+    names = [f"od280/od315_of_diluted_wines_{i}" for i in range(8)]
+    w = SaliencyMap(mlp(), batch(3, 8), labels=LABELS, feature_names=names, sign=sign)
+    fig = w.to_figure()
+    widths = np.array([b.get_width() for b in fig.axes[1].patches])
+    np.testing.assert_allclose(widths, colors.sign_transform(w.attribution, sign), rtol=1e-6)
+    assert (widths >= 0).all() and (widths > 0).any()
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == names
+
+
+def test_vector_figure_has_a_bar_for_every_feature_up_to_48():
+    torch.manual_seed(0)
+    w = SaliencyMap(torch.nn.Linear(40, 3), batch(1, 40), feature_names=[f"feature-{i}" for i in range(40)])
+    fig = w.to_figure()
+    assert len(fig.axes[1].patches) == 40
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()] == [f"feature-{i}" for i in range(40)]
+
+
 def test_image_map_is_the_overlay_over_the_grey_input():
     w = WIDGETS["saliency-image"]()
     w.opacity = 0.6

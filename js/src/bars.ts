@@ -90,7 +90,8 @@ export class BarList {
     const mark = h("div", { class: "sw-bar-zero" });
     const value = h("span", { class: "sw-bar-value" });
     const el = h("div", { class: "sw-bar" }, [label, h("div", { class: "sw-bar-track" }, [fill, mark]), value]);
-    if (this.onPick) {
+    if (!this.onPick) el.setAttribute("data-sw-feature", String(key));
+    else {
       const pick = this.onPick;
       el.setAttribute("role", "button");
       el.setAttribute("data-sw-output", String(key));

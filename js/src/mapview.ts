@@ -1,12 +1,12 @@
 /** One attribution map drawn for its input kind: vector strip, image overlay, or time × feature grid. */
 import { BarList } from "./bars";
-import { greyscale, toIndex, type Sign } from "./colors";
+import { greyscale, signTransform, toIndex, type Sign } from "./colors";
 import { composeLayers } from "./controls";
 import { h, throttleFrame } from "./dom";
 import { formatValue } from "./format";
 import { Heatmap, type Tooltip } from "./heatmap";
 import { cellSize } from "./layout";
-import { topK } from "./ranking";
+import { labelColumn } from "./text";
 
 export interface MapLayout {
   kind: "vector" | "image" | "sequence";
@@ -24,7 +24,24 @@ export function mapGrid(layout: MapLayout): { rows: number; cols: number; at?: (
   return { rows: features, cols: time, at: (k) => (k % time) * features + Math.floor(k / time) };
 }
 
-const FEATURE_LIST = 12;
+/** Up to this many features are listed in input order; beyond, all of them by strength (scrolling). */
+export const FEATURE_ORDERED = 48;
+/** Most rows of the feature list (the strongest ones beyond it). */
+const FEATURE_ROWS = 500;
+
+/** Which features the list shows, in order: every one up to FEATURE_ORDERED, else the strongest first. */
+export function listedFeatures(values: ArrayLike<number>, sign: Sign): number[] {
+  const n = values.length;
+  const keys = Array.from({ length: n }, (_, i) => i);
+  if (n <= FEATURE_ORDERED) return keys;
+  const strength = Array.from(values, (v) => Math.abs(signTransform(v, sign)));
+  return keys.sort((a, b) => strength[b] - strength[a] || a - b).slice(0, FEATURE_ROWS);
+}
+
+/** Where a feature's bar ends: the signed value for "all", else the magnitude the colour scale shows. */
+export function barValue(v: number, sign: Sign): number {
+  return sign === "all" ? v : signTransform(v, sign);
+}
 
 export class MapView {
   readonly el = h("div", { class: "sw-view" });
@@ -53,8 +70,13 @@ export class MapView {
     this.el.append(this.stage);
     if (layout.kind === "sequence") this.el.replaceChildren(this.sequenceFrame(rows, cell));
     if (layout.kind === "vector") {
-      this.features = new BarList();
-      this.el.append(h("div", { class: "sw-panel-head" }, "Features"), this.features.el, this.featureNote);
+      this.features = new BarList(undefined, "features");
+      this.features.el.classList.add("sw-features");
+      const n = layout.display_shape[0];
+      this.features.el.style.setProperty("--sw-label-w", `${labelColumn(Array.from({ length: n }, (_, i) => this.name(i)))}px`);
+      const axis = h("div", { class: "sw-axis" }, [h("span", { class: "sw-ellipsis", title: this.name(0) }, this.name(0)), h("span", { class: "sw-spacer" }), h("span", {}, `${n} features →`), h("span", { class: "sw-spacer" }), h("span", { class: "sw-ellipsis", title: this.name(n - 1) }, this.name(n - 1))]);
+      axis.style.width = `${this.size.width}px`;
+      this.el.append(axis, h("div", { class: "sw-panel-head" }, "Features"), this.features.el, this.featureNote);
     }
     const hover = throttleFrame((ev: MouseEvent) => {
       const cell = this.heat.cellFromEvent(ev);
@@ -108,13 +130,14 @@ export class MapView {
 
   private drawFeatures(values: Float32Array, sign: Sign, m: number, lut: Uint8Array): void {
     const n = values.length;
-    const keys = n <= FEATURE_LIST ? Array.from({ length: n }, (_, i) => i) : topK(Array.from(values, Math.abs), FEATURE_LIST);
+    const keys = listedFeatures(values, sign);
     const color = (v: number) => {
       const i = toIndex(v, sign, m) * 4;
       return `rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`;
     };
-    (this.features as BarList).render(keys.map((k) => ({ key: k, label: this.name(k), value: values[k], color: color(values[k]) })));
-    this.featureNote.textContent = n > FEATURE_LIST ? `${FEATURE_LIST} strongest of ${n} features · hover the strip for any` : "";
+    (this.features as BarList).render(keys.map((k) => ({ key: k, label: this.name(k), value: barValue(values[k], sign), shown: values[k], color: color(values[k]) })));
+    this.featureNote.textContent =
+      n <= FEATURE_ORDERED ? "" : keys.length < n ? `the ${keys.length} strongest of ${n} features · hover the strip for any` : `all ${n} features, strongest first · scroll for more`;
   }
 
   private sequenceFrame(rows: number, cell: number): HTMLElement {

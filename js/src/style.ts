@@ -23,18 +23,22 @@ const CSS = `
 .sw-panel-head{display:flex;align-items:center;gap:6px;font-weight:600}
 .sw-panel-head .sw-sub{font-weight:400}
 .sw-list{display:flex;flex-direction:column;gap:1px;max-height:340px;overflow-y:auto;padding-right:2px}
-.sw-bar{display:grid;grid-template-columns:minmax(40px,92px) 1fr 58px;align-items:center;gap:6px;padding:2px 4px;border-radius:5px;border:1px solid transparent}
+.sw-bar{display:grid;grid-template-columns:var(--sw-label-w,minmax(40px,92px)) minmax(60px,1fr) 58px;align-items:center;gap:6px;padding:2px 4px;border-radius:5px;border:1px solid transparent}
 .sw-bar[role=button]{cursor:pointer}
 .sw-bar[role=button]:hover{background:var(--sw-soft)}
 .sw-bar[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent);font-weight:600}
 .sw-bar-label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .sw-bar-track{position:relative;height:10px;background:var(--sw-soft);border-radius:3px}
-.sw-bar-fill{position:absolute;top:0;bottom:0;border-radius:3px;background:#9db3e0}
+.sw-bar-fill{position:absolute;top:0;bottom:0;border-radius:3px;background:#9db3e0;box-shadow:inset 0 0 0 1px rgba(127,127,127,.35)}
 .sw-bar[aria-pressed=true] .sw-bar-fill{background:var(--sw-accent)}
 .sw-bar-zero{position:absolute;top:-2px;bottom:-2px;width:1px;background:#9aa1ad}
 .sw-bar-value{text-align:right;font-variant-numeric:tabular-nums;color:var(--sw-muted)}
+.sw-ellipsis{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:45%}
+.sw-features{max-height:420px}
 .sw-note{color:var(--sw-muted);font-size:11.5px}
-.sw-colorbar .sw-note{white-space:nowrap}
+.sw-colorbar .sw-ellipsis{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:45%}
+.sw-features{max-height:420px}
+.sw-note{white-space:nowrap}
 .sw-view{display:flex;flex-direction:column;gap:8px;min-width:0;flex:1 1 320px}
 .sw-stage{position:relative;display:inline-block;width:fit-content;justify-self:start;line-height:0;align-self:flex-start;border-radius:4px;overflow:hidden;box-shadow:0 0 0 1px var(--sw-line)}
 .sw-stage canvas{image-rendering:pixelated;display:block}

@@ -1,0 +1,21 @@
+/** Text measurement, so labels get the room they need instead of being clipped. */
+
+/** The widgets' body font (kept in step with style.ts). */
+export const FONT = '12.5px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
+
+let context: CanvasRenderingContext2D | null = null;
+
+/** Width in CSS pixels of `text` drawn in `font`. */
+export function textWidth(text: string, font = FONT): number {
+  context ??= document.createElement("canvas").getContext("2d");
+  if (!context) return text.length * 7;
+  context.font = font;
+  return context.measureText(text).width;
+}
+
+/** A label column wide enough for the longest of `labels`, clamped to [min, max] pixels. */
+export function labelColumn(labels: string[], max = 240, min = 40, font = FONT): number {
+  let widest = 0;
+  for (const label of labels) widest = Math.max(widest, textWidth(label, font));
+  return Math.ceil(Math.min(max, Math.max(min, widest + 10)));
+}
