@@ -9,6 +9,7 @@ from typing import Any
 
 from .attribution import METHODS, Attribution, attribute, jacobian, saliency
 from .config import config
+from .dataset import DatasetAttribution, attribute_dataset
 from .errors import MemoryBudgetError, NonDifferentiableError, NotAModelError, SaliencyError, SaliencyWarning
 from .weights import LayerInfo, WeightBlock, layer_equation, layer_weights, layers
 
@@ -28,6 +29,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "METHODS",
     "Attribution",
+    "DatasetAttribution",
     "JacobianGrid",
     "LayerInfo",
     "MemoryBudgetError",
@@ -39,6 +41,7 @@ __all__ = [
     "WeightBlock",
     "WeightInspector",
     "attribute",
+    "attribute_dataset",
     "config",
     "jacobian",
     "layer_equation",

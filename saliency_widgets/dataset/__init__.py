@@ -1,0 +1,165 @@
+"""Attribution of whole datasets, streamed to disk and resumable (DESIGN §3.7).
+
+- :mod:`.batches`: any ``data`` → numpy batches of one structure;
+- :mod:`.job`: the per-batch function both engines run;
+- :mod:`.store`: growing ``.npy`` columns and the JSON manifest;
+- :mod:`.ray_engine`: ``engine="ray"`` (Ray Data ``map_batches``);
+- :mod:`.result` / :mod:`.figure`: :class:`DatasetAttribution`, class means and their figure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..backends import get_backend
+from ..backends.base import to_numpy
+from ..errors import SaliencyError
+from .batches import Batch, BatchSource, BatchSpec
+from .job import LABEL_TARGET, BatchJob, BatchResult
+from .result import DatasetAttribution
+from .store import Store
+
+ENGINES = ("local", "ray")
+
+__all__ = ["ENGINES", "DatasetAttribution", "attribute_dataset"]
+
+
+def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str = "gradient",
+                      path: Union[str, Path, None] = None, batch_size: int = 64, engine: str = "local",
+                      labels: Any = None, progress: bool = True, engine_options: Optional[dict[str, Any]] = None,
+                      **kw: Any) -> DatasetAttribution:
+    """Attribute every sample of ``data`` and stream the results into ``path``.
+
+    ``data``: an array (or a dict of arrays, a structured ``x``) with ``labels=`` for its
+    ``y``; a dataset of samples (``len`` and ``[i]``, e.g. a torch ``Dataset``), batched
+    here by ``batch_size``; or an iterable of batches ``x`` or ``(x, y)`` (a torch
+    ``DataLoader``, a batched ``tf.data.Dataset``, a generator), used as they come.
+    The data must come in the same order every time it is read, so that a run resumes.
+
+    ``target``: as in :func:`~saliency_widgets.saliency` (``None`` = each sample's arg-max,
+    an int, a tuple into a multi-dimensional output), one per sample of the whole dataset
+    (a list or array), or ``"label"``: each sample's own label ``y``. ``kw`` (``output``,
+    ``head``, ``layer``, ``fixed``, ``n_samples``, ``baseline`` …) go to
+    :func:`~saliency_widgets.attribute` for every batch.
+
+    ``path``: a folder (a new temporary one when ``None``). Each finished batch is written
+    there at once (``.npy`` files and ``manifest.json``); calling again with the same
+    arguments and ``path`` resumes after the last finished batch, or just opens the results
+    when the run is complete. A folder holding another run is refused, left as it is.
+    Memory stays bounded by one batch plus the engine's working memory
+    (``sw.config.chunk_budget_bytes``), whatever the dataset's size.
+
+    ``engine``: ``"local"`` (this process) or ``"ray"`` (Ray Data ``map_batches`` on the
+    cluster ``ray.init`` connected to; ``engine_options`` go to ``map_batches``, e.g.
+    ``{"concurrency": 8, "num_gpus": 1}``). ``progress``: a ``tqdm`` bar with throughput.
+    """
+    if engine not in ENGINES:
+        raise SaliencyError(f"unknown engine {engine!r}; choose one of {', '.join(map(repr, ENGINES))}")
+    source = BatchSource(data, batch_size, labels)
+    first, read = source.open()
+    spec = BatchSpec.of(source.structure, first)
+    per_sample = _per_sample_targets(target)
+    fingerprint = {
+        **spec.fingerprint(first), "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "method": method, "target": _describe(target), "options": _describe(kw), "batch_size": source.batch_size,
+    }
+    root = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="sw-dataset-"))
+    store = Store.open(root, fingerprint)
+    if store is not None and store.complete:
+        return DatasetAttribution(root)
+    job = BatchJob(model, source.structure, target, method, kw)
+    writer = _Writer(root, fingerprint, store, {
+        "framework": get_backend(model).framework, "method": method,
+        "structure": [source.structure.kind, list(source.structure.keys)],
+    })
+    batches = _checked(read(writer.rows), spec, per_sample)
+    with _progress_bar(progress, source.total, writer.rows) as bar:
+        writer.bar = bar
+        if engine == "local":
+            for batch in batches:
+                writer(job(batch))
+        else:
+            from . import ray_engine
+
+            ray_engine.run(job, batches, writer, engine_options)
+    writer.finish()
+    return DatasetAttribution(root)
+
+
+class _Writer:
+    """Appends each batch's result to the store, creating the store from the first result."""
+
+    def __init__(self, root: Path, fingerprint: dict[str, Any], store: Optional[Store], info: dict[str, Any]) -> None:
+        self.root, self.fingerprint, self.store, self.info = root, fingerprint, store, info
+        self.bar: Any = None
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.store is None else self.store.rows
+
+    def __call__(self, result: BatchResult) -> None:
+        if self.store is None:
+            columns = {name: (v.dtype, v.shape[1:]) for name, v in result.columns.items()}
+            info = {**self.info, "output_shape": list(result.output_shape)}
+            self.store = Store.create(self.root, self.fingerprint, columns, info)
+        if result.start != self.store.rows:
+            raise SaliencyError(f"a batch starting at row {result.start} arrived after {self.store.rows} rows")
+        self.store.append(result.columns)
+        self.bar.update(len(result))
+
+    def finish(self) -> None:
+        if self.store is None:
+            raise SaliencyError("data yielded no samples to attribute")
+        self.store.finish()
+
+
+def _checked(batches: Iterator[Batch], spec: BatchSpec, per_sample: Optional[np.ndarray]) -> Iterator[Batch]:
+    """``batches`` checked against the first batch's spec, with their slice of per-sample targets."""
+    for number, batch in enumerate(batches):
+        spec.check(batch, number)
+        if per_sample is not None:
+            batch.target = per_sample[batch.start:batch.start + len(batch)]
+            if len(batch.target) != len(batch):
+                raise SaliencyError(
+                    f"target has {len(per_sample)} entries, but the data has more samples; pass one per sample"
+                )
+        yield batch
+
+
+def _per_sample_targets(target: Any) -> Optional[np.ndarray]:
+    """One target per sample of the dataset (a list or an array), else None."""
+    if isinstance(target, (list, np.ndarray)) or (hasattr(target, "shape") and hasattr(target, "dtype")):
+        return to_numpy(target)
+    if isinstance(target, str) and target != LABEL_TARGET:
+        raise SaliencyError(f"target must be None, an int, a tuple, one per sample or {LABEL_TARGET!r}; got {target!r}")
+    return None
+
+
+def _describe(value: Any) -> Any:
+    """A JSON-able stand-in for an option, arrays by their hash (for the run's fingerprint)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _describe(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_describe(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        array = np.ascontiguousarray(to_numpy(value))
+        return {"shape": list(array.shape), "sha1": hashlib.sha1(array.view(np.uint8).reshape(-1)).hexdigest()}
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def _progress_bar(enabled: bool, total: Optional[int], done: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=done, unit="sample", unit_scale=True, desc="attribute_dataset",
+                disable=not enabled, smoothing=0.1)
+

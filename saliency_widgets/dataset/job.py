@@ -1,0 +1,97 @@
+"""The per-batch function: one batch in, the rows of every result column out.
+
+Both engines run exactly this (the local loop calls it; Ray ships it, model
+included, to each worker once), so they give the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..attribution import attribute
+from ..errors import SaliencyError
+from .batches import Batch, Structure
+
+#: ``target=`` value that explains each sample's own label ``y``.
+LABEL_TARGET = "label"
+
+
+@dataclass
+class BatchResult:
+    """The rows of every result column for the batch that starts at row ``start``."""
+
+    start: int
+    columns: dict[str, np.ndarray]
+    #: One sample's output shape (``targets`` and ``predictions`` index it flat).
+    output_shape: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.columns["targets"])
+
+
+@dataclass
+class BatchJob:
+    """``sw.attribute`` of one batch, with its options fixed for the whole dataset."""
+
+    model: Any
+    structure: Structure
+    target: Any
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, batch: Batch) -> "BatchResult":
+        """Result columns for ``batch``: ``values`` (one per attributed entry of a structured
+        ``x``), ``targets`` and ``predictions`` (flat output indices), ``labels``, and for
+        integrated gradients ``completeness_error``."""
+        result = attribute(self.model, self.structure.pack(batch.x), self._target(batch),
+                           method=self.method, **self.options)
+        out_shape = result.outputs.shape[1:]
+        columns = value_columns(self.structure, result.values)
+        columns["targets"] = np.array([np.ravel_multi_index(t, out_shape) for t in result.targets], dtype=np.int64)
+        columns["predictions"] = result.outputs.reshape(len(batch), -1).argmax(axis=1).astype(np.int64)
+        if batch.y is not None:
+            columns["labels"] = batch.y
+        error = getattr(result, "completeness_error", None)
+        if error is not None:
+            columns["completeness_error"] = np.asarray(error, dtype=np.float32)
+        return BatchResult(batch.start, columns, tuple(int(s) for s in out_shape))
+
+    def _target(self, batch: Batch) -> Any:
+        if batch.target is not None:
+            return batch.target
+        if isinstance(self.target, str) and self.target == LABEL_TARGET:
+            if batch.y is None:
+                raise SaliencyError("target='label' needs labels: give data as (x, y) batches or labels=")
+            return [int(v) for v in class_ids(batch.y)]
+        return self.target
+
+
+def value_columns(structure: Structure, values: Any) -> dict[str, np.ndarray]:
+    """Column name → array of an attribution result shaped like ``x`` (``None`` for fixed entries)."""
+    if structure.kind == "array":
+        return {"values": np.asarray(values, dtype=np.float32)}
+    leaves = structure.leaves(values)
+    return {value_name(structure, i): np.asarray(v, dtype=np.float32)
+            for i, v in enumerate(leaves) if v is not None}
+
+
+def value_name(structure: Structure, position: int) -> str:
+    """The column (and file) name of entry ``position``'s attribution."""
+    if structure.kind == "array":
+        return "values"
+    return f"values.{position}"
+
+
+def class_ids(labels: np.ndarray) -> np.ndarray:
+    """Integer classes of ``labels``: class ids as they are, one-hot / score rows by arg-max."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        return labels.argmax(axis=1)
+    flat = labels.reshape(len(labels))
+    if not np.all(np.equal(np.mod(flat, 1), 0)):
+        raise SaliencyError("labels must be integer class ids (or one-hot rows) to group by class")
+    return flat.astype(np.int64)
+

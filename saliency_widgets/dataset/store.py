@@ -1,0 +1,186 @@
+"""Results on disk: growing ``.npy`` columns and a JSON manifest, so that runs resume.
+
+Every column (attribution values, targets, predictions, labels …) is a plain
+``.npy`` file that grows by one batch at a time: rows are appended after a
+fixed-size header that is rewritten with the new row count. ``manifest.json``
+holds the run's fingerprint and the number of finished rows; it is replaced
+atomically after each batch's rows and headers are written, so whatever a
+crash leaves behind, the manifest names a prefix of rows that is complete.
+``np.load(file, mmap_mode="r")`` reads every column without loading it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import SaliencyError
+
+FORMAT = "saliency_widgets.attribute_dataset/1"
+MANIFEST = "manifest.json"
+#: Bytes of every column's ``.npy`` header: room for any shape, a multiple of 64 as numpy prefers.
+HEADER_BYTES = 256
+
+
+class Column:
+    """One ``.npy`` file of ``(rows, *sample_shape)`` that grows at the end."""
+
+    def __init__(self, path: Path, dtype: np.dtype, sample_shape: tuple[int, ...]) -> None:
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.sample_shape = tuple(sample_shape)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(self.sample_shape, dtype=np.int64))
+
+    def reset(self, rows: int) -> None:
+        """Keep the first ``rows`` rows (creating the file when there is none) and drop the rest."""
+        mode = "r+b" if self.path.exists() else "w+b"
+        with open(self.path, mode) as f:
+            f.truncate(HEADER_BYTES + rows * self.row_bytes)
+            self._write_header(f, rows)
+
+    def append(self, values: np.ndarray, rows_before: int) -> None:
+        """Write ``values`` (a batch) after the first ``rows_before`` rows and update the header."""
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        with open(self.path, "r+b") as f:
+            f.seek(HEADER_BYTES + rows_before * self.row_bytes)
+            f.write(memoryview(values).cast("B"))
+            self._write_header(f, rows_before + len(values))
+
+    def read(self) -> np.memmap:
+        """The whole column, memory-mapped read-only."""
+        return np.load(self.path, mmap_mode="r")
+
+    def _write_header(self, f: Any, rows: int) -> None:
+        text = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                     "shape": (rows, *self.sample_shape)}).encode("latin1")
+        body = HEADER_BYTES - 10
+        if len(text) + 1 > body:
+            raise SaliencyError(f"cannot store samples of shape {self.sample_shape}: the .npy header is too long")
+        f.seek(0)
+        f.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", body) + text + b" " * (body - len(text) - 1) + b"\n")
+
+
+class Store:
+    """A run's folder: columns, the manifest and the number of finished rows."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.columns = {name: Column(path / spec["file"], np.dtype(spec["dtype"]), tuple(spec["shape"]))
+                        for name, spec in manifest["columns"].items()}
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["rows"])
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.manifest["complete"])
+
+    # ------------------------------------------------------------- opening
+    @classmethod
+    def load(cls, path: Path) -> "Store":
+        """The run saved under ``path``, or a :class:`SaliencyError` if there is none."""
+        manifest = read_manifest(path)
+        if manifest is None:
+            raise SaliencyError(f"{path} holds no attribute_dataset results ({MANIFEST} is missing)")
+        return cls(path, manifest)
+
+    @classmethod
+    def open(cls, path: Path, fingerprint: dict[str, Any]) -> Optional["Store"]:
+        """The unfinished or finished run of ``fingerprint`` under ``path`` (columns cut back to
+        the finished rows), or None when ``path`` holds no run yet. A different run's files there
+        give a :class:`SaliencyError` and are left as they are."""
+        manifest = read_manifest(path)
+        if manifest is None:
+            return None
+        if manifest.get("fingerprint") != fingerprint:
+            raise SaliencyError(_mismatch(path, manifest.get("fingerprint") or {}, fingerprint))
+        store = cls(path, manifest)
+        for column in store.columns.values():
+            column.reset(store.rows)
+        return store
+
+    @classmethod
+    def create(cls, path: Path, fingerprint: dict[str, Any], columns: dict[str, tuple[np.dtype, tuple]],
+               info: dict[str, Any]) -> "Store":
+        """A new run with ``columns`` (name → dtype, sample shape); ``info`` is kept in the manifest."""
+        path.mkdir(parents=True, exist_ok=True)
+        files = {name: f"{name}.npy" for name in columns}
+        clashes = sorted(f for f in files.values() if (path / f).exists())
+        if clashes:
+            raise SaliencyError(
+                f"{path} already holds {', '.join(clashes)} but no {MANIFEST}: files of something else; "
+                "pass another path= (or delete them)"
+            )
+        manifest = {
+            "format": FORMAT, "fingerprint": fingerprint, "rows": 0, "batches": 0, "complete": False,
+            "columns": {name: {"file": files[name], "dtype": np.dtype(dtype).str, "shape": list(shape)}
+                        for name, (dtype, shape) in columns.items()},
+            **info,
+        }
+        store = cls(path, manifest)
+        for column in store.columns.values():
+            column.reset(0)
+        store._save()
+        return store
+
+    # ------------------------------------------------------------- writing
+    def append(self, batch_columns: dict[str, np.ndarray]) -> None:
+        """One batch's rows for every column, then the manifest that counts them."""
+        if set(batch_columns) != set(self.columns):
+            raise SaliencyError(
+                f"a batch gave the columns {sorted(batch_columns)}, but this run stores {sorted(self.columns)}"
+            )
+        n = len(next(iter(batch_columns.values())))
+        for name, values in batch_columns.items():
+            column = self.columns[name]
+            if values.shape != (n, *column.sample_shape):
+                raise SaliencyError(
+                    f"a batch's {name} has shape {values.shape}, but this run stores rows of {column.sample_shape}"
+                )
+        for name, values in batch_columns.items():
+            self.columns[name].append(values, self.rows)
+        self.manifest["rows"] = self.rows + n
+        self.manifest["batches"] += 1
+        self._save()
+
+    def finish(self) -> None:
+        self.manifest["complete"] = True
+        self._save()
+
+    def _save(self) -> None:
+        tmp = self.path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(self.manifest, indent=1))
+        os.replace(tmp, self.path / MANIFEST)
+
+
+def read_manifest(path: Path) -> Optional[dict[str, Any]]:
+    """The manifest under ``path``, None if there is none, a SaliencyError if it is not ours."""
+    file = path / MANIFEST
+    if not file.exists():
+        return None
+    try:
+        manifest = json.loads(file.read_text())
+    except (OSError, ValueError) as err:
+        raise SaliencyError(f"{file} cannot be read ({err}); pass another path=") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise SaliencyError(f"{file} is not an attribute_dataset manifest; pass another path=")
+    return manifest
+
+
+def _mismatch(path: Path, theirs: dict[str, Any], ours: dict[str, Any]) -> str:
+    differ = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
+    details = "; ".join(f"{k}: {_short(theirs.get(k))} there, {_short(ours.get(k))} now" for k in differ)
+    return (f"{path} holds the results of another run ({details}). Pass a new path= to start this one, "
+            "or delete that folder; its files are left untouched")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
