@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import weakref
-from typing import Any
+from importlib import import_module
+from typing import Any, Iterator, Optional
 
 from ..errors import NotAModelError
 from .base import Backend
@@ -62,3 +63,11 @@ def _make_backend(model: Any) -> Backend:
         f"model (keras.Model / Sequential / functional) on the TensorFlow backend; "
         f"got {type(model).__module__}.{type(model).__qualname__}"
     )
+
+
+def randomized_copies(model: Any, *, cascade: bool = True, seed: Optional[int] = None) -> Iterator[tuple[str, Any]]:
+    """Copies of ``model`` with its layers re-initialized from the output backwards, as
+    ``(layer name, copy)`` (the model randomization test); ``model`` itself is never changed."""
+    backend = get_backend(model)
+    module = import_module(f"{__name__}.{backend.framework}_randomize")
+    return module.randomized_copies(backend.model, cascade=cascade, seed=seed)
