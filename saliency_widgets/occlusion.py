@@ -56,7 +56,7 @@ def occlusion(scores: Scores, x: np.ndarray, targets: np.ndarray, *, window: Siz
     initial = ref.reshape(len(x), -1)[rows, flat].astype(np.float64)
     total = np.zeros(x.shape, dtype=np.float64)
     count = np.zeros(sample_shape, dtype=np.float64)
-    per_pass = _windows_per_pass(x)
+    per_pass = max(1, samples_per_pass(x[0].nbytes) // len(x))
     for first in range(0, len(windows), per_pass):
         chunk = windows[first:first + per_pass]
         copies = np.repeat(x[None], len(chunk), axis=0)
@@ -123,6 +123,6 @@ def _broadcast_baseline(baseline: Union[float, np.ndarray], x: np.ndarray) -> np
         ) from None
 
 
-def _windows_per_pass(x: np.ndarray) -> int:
-    """How many occluded copies of the batch one forward pass takes under the chunk budget."""
-    return max(1, math.floor(config.chunk_budget_bytes / max(1, x.nbytes * _FORWARD_FACTOR)))
+def samples_per_pass(sample_bytes: int) -> int:
+    """How many inputs of ``sample_bytes`` one forward pass takes under ``config.chunk_budget_bytes``."""
+    return max(1, math.floor(config.chunk_budget_bytes / max(1, sample_bytes * _FORWARD_FACTOR)))
