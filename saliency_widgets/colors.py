@@ -113,18 +113,20 @@ def colorize(
     return sign_lut(sign)[to_index(values, sign, m)]
 
 
-#: Darkest grey of the overlay backdrop: black input pixels become this, so blue and
-#: red stay readable over them (``BACKDROP_BLACK`` in ``js/src/colors.ts``).
-BACKDROP_BLACK = 96
+#: The overlay backdrop spans these greys: black input pixels become ``BACKDROP_BLACK`` and white
+#: ones ``BACKDROP_WHITE`` (``js/src/colors.ts`` alike). A darkened backdrop keeps the pale middle
+#: of the diverging map visible over white strokes, and the dark ends over black background.
+BACKDROP_BLACK = 32
+BACKDROP_WHITE = 144
 
 
 def greyscale(pixels: np.ndarray) -> np.ndarray:
     """The grey backdrop of image overlays (``greyscale`` in ``js/src/colors.ts``): the
-    luminance (Rec. 601) of an (..., 3|4) uint8 picture, lightened into
-    [``BACKDROP_BLACK``, 255] and rounded half up."""
+    luminance (Rec. 601) of an (..., 3|4) uint8 picture, mapped into
+    [``BACKDROP_BLACK``, ``BACKDROP_WHITE``] and rounded half up."""
     p = np.asarray(pixels, dtype=np.float64)
     lum = 0.299 * p[..., 0] + 0.587 * p[..., 1] + 0.114 * p[..., 2]
-    gain = (255 - BACKDROP_BLACK) / 255
+    gain = (BACKDROP_WHITE - BACKDROP_BLACK) / 255
     return np.floor(BACKDROP_BLACK + gain * lum + 0.5).astype(np.uint8)
 
 

@@ -184,3 +184,31 @@ def test_keras_images_are_channels_last():
     w = SaliencyMap(model, xk, target=1)
     assert w._layout["channel_axis"] == 2 and w._layout["display_shape"] == [6, 6]
     np.testing.assert_allclose(w.attribution, sw.saliency(model, xk, target=1)[0], rtol=1e-4, atol=1e-6)
+
+
+def test_a_batch_of_pictures_is_drawn_per_sample():
+    from saliency_widgets.inputs import background_image
+
+    x = batch(3, 3, 8, 8, seed=1)
+    pictures = np.random.default_rng(5).uniform(size=(3, 8, 8))
+    w = SaliencyMap(cnn(), x, image=pictures)
+    for i in (0, 2):
+        w.index = i
+        want = background_image(x[i], w._layout_info, pictures[i])
+        np.testing.assert_array_equal(from_wire(w._image), want)
+        assert w._image["index"] == i
+    assert not np.array_equal(from_wire(w._image), background_image(x[0], w._layout_info, pictures[0]))
+    with pytest.raises(SaliencyError, match="image= holds 2 pictures but x has 3 samples"):
+        SaliencyMap(cnn(), x, image=np.zeros((2, 8, 8, 3)))
+
+
+def test_true_labels_are_shown_with_the_prediction(model, x):
+    w = SaliencyMap(model, x, labels=list("abcde"), y=[4, 0, 2])
+    assert w._truth == ["e", "a", "c"]
+    predicted = "abcde"[int(w._all_scores("logits")[0].argmax())]
+    assert f"predicted “{predicted}” · true “e”" in w.to_figure().axes[0].get_title()
+    assert SaliencyMap(model, x, y=np.array(["cat", "dog", "cat"]))._truth == ["cat", "dog", "cat"]
+    with pytest.raises(SaliencyError, match="y= has 2 entries but x has 3 samples"):
+        SaliencyMap(model, x, y=[1, 2])
+    with pytest.raises(SaliencyError, match="y= holds class 7, outside the model's outputs 0..4"):
+        SaliencyMap(model, x, y=[1, 7, 2])

@@ -90,18 +90,20 @@ export function colorize(
   }
 }
 
-/** Darkest grey of the backdrop: black input pixels become this, so blue and red stay readable on them. */
-export const BACKDROP_BLACK = 96;
+/** The overlay backdrop spans these greys (BACKDROP_BLACK / BACKDROP_WHITE in colors.py): darkened, so the
+ *  pale middle of the diverging map shows over white strokes and its dark ends over black background. */
+export const BACKDROP_BLACK = 32;
+export const BACKDROP_WHITE = 144;
 
 /**
  * The backdrop of image overlays, one byte per pixel: the luminance (Rec. 601) of an
- * RGB(A) or grey uint8 picture, lightened into [BACKDROP_BLACK, 255]
+ * RGB(A) or grey uint8 picture, mapped into [BACKDROP_BLACK, BACKDROP_WHITE]
  * (``greyscale`` in saliency_widgets/colors.py).
  */
 export function greyscale(pixels: Uint8Array, channels: number): Uint8Array {
   const n = Math.floor(pixels.length / channels);
   const out = new Uint8Array(n);
-  const gain = (255 - BACKDROP_BLACK) / 255;
+  const gain = (BACKDROP_WHITE - BACKDROP_BLACK) / 255;
   for (let k = 0; k < n; k++) {
     const o = k * channels;
     const lum = channels < 3 ? pixels[o] : 0.299 * pixels[o] + 0.587 * pixels[o + 1] + 0.114 * pixels[o + 2];

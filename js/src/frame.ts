@@ -18,6 +18,8 @@ const SIGN_OPTIONS: [string, string][] = [
 export class Frame {
   readonly root: HTMLElement;
   readonly title = h("span", { class: "sw-title" });
+  /** The header line: title, subtitle, status (widgets may append). */
+  readonly head: HTMLElement;
   readonly sub = h("span", { class: "sw-sub" });
   readonly status = statusBadge();
   readonly toolbar = h("div", { class: "sw-toolbar", role: "toolbar" });
@@ -38,7 +40,8 @@ export class Frame {
     this.stepper = new SampleStepper((i) => update(model, { index: i }));
     this.sign = select("colour scale sign", "sign", SIGN_OPTIONS, (v) => update(model, { sign: v }));
     this.lock = button("lock scale", "lock-scale", () => this.toggleLock(), "keep this colour scale across outputs, samples and methods");
-    this.root.append(h("div", { class: "sw-head" }, [this.title, this.sub, this.status]), this.toolbar, this.errors.el, this.body);
+    this.head = h("div", { class: "sw-head" }, [this.title, this.sub, this.status]);
+    this.root.append(this.head, this.toolbar, this.errors.el, this.body);
     el.replaceChildren(this.root);
   }
 

@@ -42,6 +42,17 @@ export function currentAttribution(model: AnyModel, layout: MapLayout): Current 
   return null;
 }
 
+/** "predicted “cat” · true “dog”" for one sample (the true part only when `truth` has labels). */
+export function predictionText(scores: ArrayLike<number>, labels: string[], truth: string[], index: number): string {
+  if (scores.length === 0) return "";
+  let best = 0;
+  for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
+  const predicted = labels[best] ?? String(best);
+  const actual = truth[index];
+  if (actual === undefined) return `predicted “${predicted}”`;
+  return `predicted “${predicted}” · true “${actual}” ${actual === predicted ? "✓" : "✗"}`;
+}
+
 function render({ model, el }: RenderProps): () => void {
   const frame = new Frame(model, el, "saliency-map");
   const layout = model.get("_layout") as MapLayout;
@@ -66,6 +77,8 @@ function render({ model, el }: RenderProps): () => void {
   const legend = h("div", { class: "sw-legend" }, [frame.colorbar.el]);
   view.el.append(legend);
   frame.body.append(panel.el, view.el);
+  const verdict = h("span", { class: "sw-verdict", "data-sw-role": "prediction" });
+  frame.head.append(verdict);
 
   let paintedImage: unknown = null;
   const redraw = () => {
@@ -91,9 +104,10 @@ function render({ model, el }: RenderProps): () => void {
       const ce = current.completeness;
       frame.sub.textContent = `${METHOD_TEXT[model.get("method")] ?? model.get("method")} · ${model.get("output")}` + (ce === null ? "" : ` · completeness error ${formatValue(ce)}`);
     }
+    verdict.textContent = scores ? predictionText(scores.values, model.get("_labels"), model.get("_truth") ?? [], Number(model.get("index"))) : "";
     frame.sync(Number(model.get("_n_samples")));
   };
-  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution"], redraw);
+  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth"], redraw);
   redraw();
   return stop;
 }

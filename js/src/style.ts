@@ -8,6 +8,7 @@ const CSS = `
 .sw-head{display:flex;align-items:baseline;gap:10px;flex-wrap:wrap}
 .sw-title{font-weight:600;font-size:13.5px}
 .sw-sub{color:var(--sw-muted)}
+.sw-verdict{margin-left:auto;color:var(--sw-fg);font-weight:500}
 .sw-toolbar{display:flex;align-items:center;gap:6px 14px;flex-wrap:wrap;padding:6px 8px;background:var(--sw-soft);border-radius:8px}
 .sw-field{display:inline-flex;align-items:center;gap:5px;color:var(--sw-muted)}
 .sw-root select{max-width:170px}

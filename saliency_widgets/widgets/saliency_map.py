@@ -10,6 +10,7 @@ import traitlets as t
 
 from ..attribution import METHODS
 from ..config import config
+from ..errors import SaliencyError
 from ..export import METHOD_TEXT, format_value, saliency_figure
 from ..inputs import background_image
 from ..transport import to_wire
@@ -29,7 +30,14 @@ class SaliencyMap(SampleWidget):
     attribution of output ``target`` (a flat index; None = the sample's arg-max)
     drawn for the input ``kind`` (see :mod:`saliency_widgets.inputs`: vectors as
     a strip, images as a heatmap over ``image`` or the input itself with the
-    channels summed, sequences as a time × feature grid).
+    channels summed, sequences as a time × feature grid). ``image`` is one picture,
+    or one per sample: an array whose first axis is the batch size and whose
+    other axes are a picture, e.g. ``(n, H, W)`` or ``(n, H, W, 3)``; the map is
+    drawn over the picture of sample ``index``. Image maps are drawn over the
+    input in a darkened grey, so both the pale middle and the dark ends of the
+    diverging map stay visible on white strokes and on black background.
+    ``y`` (one true class per sample: a flat output index or a label) is shown
+    beside the predicted class.
 
     Set ``target``, ``method``, ``index``, ``sign``, ``outlier_perc``,
     ``lock_scale`` or ``opacity`` from Python or in the browser; read the current
@@ -53,6 +61,7 @@ class SaliencyMap(SampleWidget):
     _local_methods = t.List(t.Unicode(), list(LOCAL_METHODS)).tag(sync=True)
     _input = t.Dict().tag(sync=True)
     _image = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    _truth = t.List(t.Unicode()).tag(sync=True)
     _jacobian = t.Dict(allow_none=True, default_value=None).tag(sync=True)
     _attribution = t.Dict(allow_none=True, default_value=None).tag(sync=True)
 
@@ -68,13 +77,14 @@ class SaliencyMap(SampleWidget):
         feature_names: Optional[Sequence[Any]] = None,
         kind: Optional[str] = None,
         image: Any = None,
+        y: Any = None,
         index: int = 0,
         sign: str = "all",
         outlier_perc: float = 2.0,
         opacity: float = 0.75,
         method_kwargs: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ) -> None:
-        self._user_image = image
+        self._user_image = None if image is None else np.asarray(image)
         self._method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
         self._cache: OrderedDict[tuple, tuple[np.ndarray, Optional[float]]] = OrderedDict()
         self._jacobians: dict[tuple[int, str], Optional[np.ndarray]] = {}
@@ -84,6 +94,8 @@ class SaliencyMap(SampleWidget):
             output=output, index=index, sign=sign, outlier_perc=outlier_perc,
             method=method, opacity=opacity, _methods=list(METHODS),
         )
+        self._check_image()
+        self._truth = self._true_labels(y)
         first = int(np.argmax(self._all_scores(self.output)[self.index])) if target is None else target
         with self.hold_sync():
             self.target = first
@@ -107,16 +119,56 @@ class SaliencyMap(SampleWidget):
         (``kw`` go to ``matplotlib.figure.Figure``, e.g. ``figsize``)."""
         info = self._layout_info
         err = self.completeness_error
-        score = self._all_scores(self.output)[self.index].reshape(-1)[self.target]
+        scores = self._all_scores(self.output)[self.index].reshape(-1)
         subtitle = (
-            f"{METHOD_TEXT.get(self.method, self.method)} · {self.output} {format_value(score)}{self._sample_text()}"
+            f"{METHOD_TEXT.get(self.method, self.method)} · {self.output} {format_value(scores[self.target])}{self._sample_text()}"
+            + f" · predicted “{self._labels[int(np.argmax(scores))]}”"
+            + (f" · true “{self._truth[self.index]}”" if self._truth else "")
             + ("" if err is None else f" · completeness error {format_value(err)}")
         )
-        image = background_image(self._x[self.index], info, self._user_image) if info.kind == "image" else None
+        image = self._picture(self.index) if info.kind == "image" else None
         return saliency_figure(
             self._display_values(), kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
             subtitle=subtitle, feature_names=self._feature_names, image=image, opacity=self.opacity, **kw,
         )
+
+    # ------------------------------------------------------------- inputs
+    def _image_is_batch(self) -> bool:
+        """True when ``image=`` holds one picture per sample (first axis = batch size)."""
+        img = self._user_image
+        if img is None:
+            return False
+        h, w = self._layout_info.display_shape
+        return img.ndim == 4 or (img.ndim == 3 and img.shape[0] == len(self._x) and img.shape[1:] == (h, w))
+
+    def _check_image(self) -> None:
+        img = self._user_image
+        if img is None:
+            return
+        if self._layout_info.kind != "image":
+            raise SaliencyError("image= applies to image inputs; this input is drawn as a " + self._layout_info.kind)
+        if img.ndim == 4 and len(img) != len(self._x):
+            raise SaliencyError(f"image= holds {len(img)} pictures but x has {len(self._x)} samples; pass one per sample")
+        self._picture(0)
+
+    def _picture(self, index: int) -> np.ndarray:
+        """The (H, W, 3) uint8 picture under sample ``index``'s map."""
+        img = self._user_image[index] if self._image_is_batch() else self._user_image
+        return background_image(self._x[index], self._layout_info, img)
+
+    def _true_labels(self, y: Any) -> list[str]:
+        """One display label per sample from ``y=`` (flat output indices or labels), or []."""
+        if y is None:
+            return []
+        values = np.asarray(y).reshape(-1)
+        if len(values) != len(self._x):
+            raise SaliencyError(f"y= has {len(values)} entries but x has {len(self._x)} samples; pass one true class per sample")
+        if np.issubdtype(values.dtype, np.integer):
+            bad = [int(v) for v in values if not 0 <= int(v) < self.n_outputs]
+            if bad:
+                raise SaliencyError(f"y= holds class {bad[0]}, outside the model's outputs 0..{self.n_outputs - 1}")
+            return [self._labels[int(v)] for v in values]
+        return [str(v) for v in values]
 
     # ------------------------------------------------------------ computing
     def _jacobian_of(self, index: int, output: str) -> Optional[np.ndarray]:
@@ -169,8 +221,7 @@ class SaliencyMap(SampleWidget):
         self._scores = self._scores_wire()
         self._input = to_wire(sample, index=self.index)
         if self._layout_info.kind == "image":
-            pic = background_image(sample, self._layout_info, self._user_image)
-            self._image = to_wire(pic, "uint8", index=self.index)
+            self._image = to_wire(self._picture(self.index), "uint8", index=self.index)
         jac = self._jacobian_of(self.index, self.output)
         self._jacobian = None if jac is None else to_wire(jac, index=self.index, output=self.output)
 

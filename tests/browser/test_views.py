@@ -56,3 +56,24 @@ def test_more_than_48_features_scroll_strongest_first(show):
     assert sorted(keys) == list(range(60))
     assert keys == sorted(range(60), key=lambda k: (-abs(float(w.attribution[k])), k))
     assert page.evaluate("(() => { const l = document.querySelector('.sw-features'); return l.scrollHeight > l.clientHeight; })()")
+
+
+def test_image_view_draws_the_samples_own_picture_darkened_and_the_prediction(show, artifacts):
+    from _widget_models import cnn
+    from pixels import canvas_rgba
+
+    from saliency_widgets.inputs import background_image
+
+    x = batch(3, 3, 8, 8, seed=1)
+    yy, xx = np.mgrid[0:8, 0:8]
+    strokes = np.stack([(np.abs(xx - 2 - i) < 1).astype(float) for i in range(3)])  # white strokes on black
+    w = SaliencyMap(cnn(), x, image=strokes, y=[1, 2, 3], index=2)
+    page = show(w)
+    grey = canvas_rgba(page, '[data-sw-role="input-image"]')
+    want = colors.greyscale(background_image(x[2], w._layout_info, strokes[2]))
+    np.testing.assert_array_equal(grey[..., 0], want)
+    assert set(np.unique(want)) == {colors.BACKDROP_BLACK, colors.BACKDROP_WHITE}
+    predicted = w._labels[int(w._all_scores("logits")[2].argmax())]
+    text = page.text_content('[data-sw-role="prediction"]')
+    assert text.startswith(f"predicted “{predicted}” · true “3”")
+    page.locator("[data-sw-widget]").screenshot(path=str(artifacts / "views-image-strokes.png"))
