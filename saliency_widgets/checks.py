@@ -23,7 +23,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .attribution import Target, attribute, jacobian, predict, resolve_targets, saliency
+from .attribution import METHOD_OPTIONS, Target, attribute, jacobian, predict, resolve_targets, saliency
 from .backends import get_backend, randomized_copies
 from .backends.base import to_numpy
 from .errors import SaliencyError
@@ -92,9 +92,12 @@ class Randomization:
 def random_logit(model: Any, x: Any, target: Target = None, *, method: str = "gradient", n: int = 5,
                  seed: Optional[int] = None, output: str = "logits", **kw: Any) -> RandomLogit:
     """Spearman correlation between the map of ``target`` and the maps of ``n`` random
-    other outputs, per sample. For ``"gradient"`` and ``"input_x_gradient"`` the other
-    maps come from one vectorized ``sw.jacobian`` pass; other methods run once per output."""
+    other outputs, per sample (signed maps, all elements). For ``"gradient"`` and
+    ``"input_x_gradient"`` the other maps come from one vectorized ``sw.jacobian`` pass;
+    other methods run once per output. ``seed`` picks the outputs (and SmoothGrad's
+    noise, the same for every map); ``kw`` are the method's options."""
     xs = _as_batch(x)
+    kw = _seeded(method, seed, kw)
     reference = attribute(model, xs, target, method=method, output=output, **kw)
     n_out = int(np.prod(reference.outputs.shape[1:]))
     if n_out < 2:
@@ -156,8 +159,10 @@ def randomization(model: Any, x: Any, target: Target = None, *, method: str = "g
 
     Similarities compare the maps as displayed: absolute values, summed over an
     image's channels, scaled to [0, 1]. The targets stay those of the original model.
+    ``seed`` seeds the re-initialization (and SmoothGrad's noise, the same for every map).
     """
     xs = _as_batch(x)
+    kw = _seeded(method, seed, kw)
     reference = attribute(model, xs, target, method=method, output=output, **kw)
     layout = _display(model, xs)
     original = reference.values
@@ -220,6 +225,14 @@ def _as_batch(x: Any) -> np.ndarray:
     if xs.ndim == 0 or len(xs) == 0:
         raise SaliencyError("x must be a non-empty batch (one array with a leading batch axis)")
     return xs
+
+
+def _seeded(method: str, seed: Optional[int], kw: dict[str, Any]) -> dict[str, Any]:
+    """``kw`` with a seed for a method that draws noise (SmoothGrad), so that every map
+    of a check sees the same noise: the user's own, else ``seed``, else a fresh one."""
+    if "seed" not in METHOD_OPTIONS.get(method, {}):
+        return kw
+    return {"seed": int(np.random.default_rng().integers(2**31)) if seed is None else seed, **kw}
 
 
 def _others(rng: np.random.Generator, n_out: int, target: int, n: int) -> np.ndarray:

@@ -231,3 +231,66 @@ def test_completeness_relative_to_the_score_change(rng):
     np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-6)
     assert got.max() > 1e-3  # one step (the midpoint rule) leaves a visible error
     assert checks.completeness(model, x, 2, steps=64, baseline=baseline).max() < got.max()
+
+
+@pytest.fixture(scope="module")
+def digits_cnn():
+    """A small CNN trained for three epochs on scikit-learn's 8×8 digits (about 96 % accuracy)."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    digits = datasets.load_digits()
+    x = torch.from_numpy((digits.images / 16).astype(np.float32)[:, None])
+    y = torch.from_numpy(digits.target)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 16, 10))
+    optimizer = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(3):
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), 64):
+            batch = order[i:i + 64]
+            loss = nn.functional.cross_entropy(model(x[batch]), y[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    assert (model(x).argmax(1) == y).float().mean() > 0.9
+    return model, x[:8].numpy(), y[:8].tolist()
+
+
+def test_randomizing_a_trained_cnn_changes_its_gradient_map(digits_cnn):
+    model, x, y = digits_cnn
+    result = checks.randomization(model, x, y, seed=0)
+    assert result.layers == ["6", "2", "0"]
+    # Adebayo et al.: the gradient map of a randomized network no longer looks like the trained one's
+    assert np.all(np.abs(result.spearman[-1]) < 0.5)
+    assert result.ssim[-1].mean() < 0.3
+
+
+# --------------------------------------------------------------- Keras
+def test_keras_randomization_copies_and_initializers(rng):
+    pytest.importorskip("keras")
+    from models import keras_cnn
+    from saliency_widgets.backends import randomized_copies
+
+    model = keras_cnn(size=12, channels=3)
+    bn = model.layers[1]
+    bn.set_weights([w + 0.5 for w in bn.get_weights()])  # away from the initial ones and zeros
+    before = [w.tobytes() for w in model.get_weights()]
+    steps = list(randomized_copies(model, seed=0))
+    weighted = [layer.name for layer in model.layers if layer.weights]
+    assert [name for name, _ in steps] == weighted[::-1]
+    final = steps[-1][1]
+    assert final is not model and [w.tobytes() for w in model.get_weights()] == before
+    dense, bn_copy = final.layers[-1], final.layers[1]
+    np.testing.assert_array_equal(dense.bias.numpy(), 0)  # bias_initializer="zeros"
+    np.testing.assert_array_equal(bn_copy.gamma.numpy(), 1)
+    np.testing.assert_array_equal(bn_copy.moving_variance.numpy(), 1)
+    assert not np.allclose(dense.kernel.numpy(), model.layers[-1].kernel.numpy())
+    limit = np.sqrt(6 / sum(dense.kernel.shape))  # glorot_uniform's bound
+    assert np.abs(dense.kernel.numpy()).max() <= limit
+    again = list(randomized_copies(model, seed=0))[-1][1]
+    assert all(np.array_equal(a, b) for a, b in zip(again.get_weights(), final.get_weights()))
+    x = rng.normal(size=(2, 12, 12, 3)).astype(np.float32)
+    result = checks.randomization(model, x, [0, 4], seed=0, cascade=False)
+    assert result.maps.shape == (4, 2, 12, 12, 3) and np.all(np.isfinite(result.spearman))
+    assert [w.tobytes() for w in model.get_weights()] == before
