@@ -6,7 +6,7 @@ import { decode } from "./decode";
 import { h } from "./dom";
 import { Tooltip } from "./heatmap";
 import { update, type AnyModel } from "./model";
-import { injectStyle } from "./style";
+import { injectStyle, schemeOf } from "./style";
 
 const SIGN_OPTIONS: [string, string][] = [
   ["all", "signed"],
@@ -72,6 +72,7 @@ export class Frame {
 
   /** Re-reads the common traits into the controls and the colour bar. */
   sync(batchSize: number): void {
+    this.followScheme();
     this.stepper.update(Number(this.model.get("index")), batchSize);
     this.sign.value = this.signValue;
     this.lock.setAttribute("aria-pressed", String(Boolean(this.model.get("lock_scale"))));
@@ -83,6 +84,13 @@ export class Frame {
       outlierPerc: Number(this.model.get("outlier_perc")),
       locked: Boolean(this.model.get("lock_scale")),
     });
+  }
+
+  /** Native controls (selects, scroll bars) follow the host's light or dark background. */
+  private followScheme(): void {
+    if (!this.root.isConnected) return;
+    const scheme = schemeOf(getComputedStyle(this.root).backgroundColor);
+    if (scheme && this.root.style.colorScheme !== scheme) this.root.style.colorScheme = scheme;
   }
 
   setBusy(busy: boolean, stage: HTMLElement): void {

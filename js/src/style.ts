@@ -1,9 +1,29 @@
-/** The widgets' stylesheet, scoped under .sw-root; injected once per document. */
+/**
+ * The widgets' stylesheet, scoped under .sw-root; injected once per root node (the document, or the
+ * shadow root marimo mounts widgets in).
+ *
+ * Theme: the --sw-* variables follow the host — JupyterLab / Notebook 7 (--jp-*), VS Code (--vscode-*) —
+ * and fall back to a light palette, or a dark one under prefers-color-scheme: dark. Every other rule
+ * (and the inspector's stylesheet) uses only --sw-* colours. Heatmap colours never change with the theme.
+ */
+const THEME_LIGHT = "--sw-fg-base:#1f2430;--sw-muted-base:#545b67;--sw-line-base:#d5dae2;--sw-bg-base:#ffffff;--sw-soft-base:#f2f4f7;--sw-accent-base:#2f63c9";
+const THEME_DARK = "--sw-fg-base:#e6e8ec;--sw-muted-base:#a9b0bc;--sw-line-base:#3a404b;--sw-bg-base:#1b1e24;--sw-soft-base:#262a32;--sw-accent-base:#7aa2f7";
 const CSS = `
-.sw-root{--sw-fg:#1f2430;--sw-muted:#5f6673;--sw-line:#dfe3ea;--sw-bg:#ffffff;--sw-soft:#f4f6f9;--sw-accent:#3b6fd8;--sw-accent-soft:#e3ecfd;
+.sw-root{${THEME_LIGHT};
+ --sw-fg:var(--jp-ui-font-color1,var(--vscode-editor-foreground,var(--sw-fg-base)));
+ --sw-muted:var(--jp-ui-font-color2,var(--vscode-descriptionForeground,var(--sw-muted-base)));
+ --sw-line:var(--jp-border-color2,var(--vscode-widget-border,var(--sw-line-base)));
+ --sw-bg:var(--jp-layout-color1,var(--vscode-editor-background,var(--sw-bg-base)));
+ --sw-soft:var(--jp-layout-color2,var(--vscode-editorWidget-background,var(--sw-soft-base)));
+ --sw-accent:var(--jp-brand-color1,var(--vscode-focusBorder,var(--sw-accent-base)));
+ --sw-accent-soft:color-mix(in srgb,var(--sw-accent) 18%,var(--sw-bg));
+ --sw-bar:color-mix(in srgb,var(--sw-accent) 45%,var(--sw-bg));
+ --sw-outline:color-mix(in srgb,var(--sw-fg) 40%,transparent);
  position:relative;box-sizing:border-box;display:flex;flex-direction:column;gap:10px;padding:12px 14px;max-width:100%;
  font:12.5px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--sw-fg);
  background:var(--sw-bg);border:1px solid var(--sw-line);border-radius:10px;color-scheme:light}
+@media (prefers-color-scheme:dark){.sw-root{${THEME_DARK};color-scheme:dark}}
+.sw-root :focus-visible{outline:2px solid var(--sw-accent);outline-offset:1px}
 .sw-root *{box-sizing:border-box}
 .sw-head{display:flex;align-items:baseline;gap:10px;flex-wrap:wrap}
 .sw-title{font-weight:600;font-size:13.5px}
@@ -12,12 +32,12 @@ const CSS = `
 .sw-toolbar{display:flex;align-items:center;gap:6px 14px;flex-wrap:wrap;padding:6px 8px;background:var(--sw-soft);border-radius:8px}
 .sw-field{display:inline-flex;align-items:center;gap:5px;color:var(--sw-muted)}
 .sw-root select{max-width:170px}
-.sw-root select,.sw-root input[type=number],.sw-root input[type=search]{font:inherit;color:var(--sw-fg);background:#fff;border:1px solid var(--sw-line);border-radius:6px;padding:2px 6px;height:24px}
+.sw-root select,.sw-root input[type=number],.sw-root input[type=search]{font:inherit;color:var(--sw-fg);background:var(--sw-bg);border:1px solid var(--sw-line);border-radius:6px;padding:2px 6px;height:24px}
 .sw-root input[type=number]{width:44px}
 .sw-root input[type=range]{width:70px;accent-color:var(--sw-accent)}
-.sw-btn{font:inherit;color:var(--sw-fg);background:#fff;border:1px solid var(--sw-line);border-radius:6px;padding:2px 8px;height:24px;cursor:pointer}
-.sw-btn:hover{border-color:var(--sw-accent);color:var(--sw-accent)}
-.sw-btn[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent);color:var(--sw-accent)}
+.sw-btn{font:inherit;color:var(--sw-fg);background:var(--sw-bg);border:1px solid var(--sw-line);border-radius:6px;padding:2px 8px;height:24px;cursor:pointer}
+.sw-btn:hover{border-color:var(--sw-accent)}
+.sw-btn[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent)}
 .sw-spacer{flex:1}
 .sw-body{display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap}
 .sw-panel{display:flex;flex-direction:column;gap:6px;min-width:220px;max-width:300px;flex:0 1 280px}
@@ -30,9 +50,9 @@ const CSS = `
 .sw-bar[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent);font-weight:600}
 .sw-bar-label{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .sw-bar-track{position:relative;height:10px;background:var(--sw-soft);border-radius:3px}
-.sw-bar-fill{position:absolute;top:0;bottom:0;border-radius:3px;background:#9db3e0;box-shadow:inset 0 0 0 1px rgba(127,127,127,.35)}
+.sw-bar-fill{position:absolute;top:0;bottom:0;border-radius:3px;background:var(--sw-bar);box-shadow:inset 0 0 0 1px rgba(127,127,127,.35)}
 .sw-bar[aria-pressed=true] .sw-bar-fill{background:var(--sw-accent)}
-.sw-bar-zero{position:absolute;top:-2px;bottom:-2px;width:1px;background:#9aa1ad}
+.sw-bar-zero{position:absolute;top:-2px;bottom:-2px;width:1px;background:var(--sw-muted)}
 .sw-bar-value{text-align:right;font-variant-numeric:tabular-nums;color:var(--sw-muted)}
 .sw-ellipsis{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:45%}
 .sw-features{max-height:420px}
@@ -41,19 +61,19 @@ const CSS = `
 .sw-features{max-height:420px}
 .sw-note{white-space:nowrap}
 .sw-view{display:flex;flex-direction:column;gap:8px;min-width:0;flex:1 1 320px}
-.sw-stage{position:relative;display:inline-block;width:fit-content;justify-self:start;line-height:0;align-self:flex-start;border-radius:4px;overflow:hidden;box-shadow:0 0 0 1px var(--sw-line)}
+.sw-stage{position:relative;display:inline-block;width:fit-content;justify-self:start;line-height:0;align-self:flex-start;border-radius:4px;overflow:hidden;box-shadow:0 0 0 1px var(--sw-outline)}
 .sw-stage canvas{image-rendering:pixelated;display:block}
 .sw-stage canvas+canvas{position:absolute;left:0;top:0}
 .sw-stale{opacity:.45;transition:opacity .15s}
-.sw-status{display:none;align-items:center;gap:6px;color:var(--sw-accent)}
+.sw-status{display:none;align-items:center;gap:6px;color:var(--sw-fg)}
 .sw-status[data-busy=true]{display:inline-flex}
 .sw-status::before{content:"";width:10px;height:10px;border:2px solid var(--sw-accent-soft);border-top-color:var(--sw-accent);border-radius:50%;animation:sw-spin .8s linear infinite}
 @keyframes sw-spin{to{transform:rotate(360deg)}}
-.sw-error{display:flex;gap:8px;align-items:flex-start;padding:6px 10px;border-radius:6px;background:#fdecec;color:#9b1c1c;border:1px solid #f5c2c2;white-space:pre-wrap}
+.sw-error{display:flex;gap:8px;align-items:flex-start;padding:6px 10px;border-radius:6px;background:color-mix(in srgb,#d32f2f 14%,var(--sw-bg));color:var(--sw-fg);border:1px solid #d32f2f;white-space:pre-wrap}
 .sw-error[hidden]{display:none}
 .sw-error button{margin-left:auto;background:none;border:0;color:inherit;cursor:pointer;font-size:14px;line-height:1}
 .sw-colorbar{display:grid;grid-template-columns:200px;gap:2px}
-.sw-colorbar canvas{width:200px;height:10px;image-rendering:auto;border-radius:2px;box-shadow:0 0 0 1px var(--sw-line)}
+.sw-colorbar canvas{width:200px;height:10px;image-rendering:auto;border-radius:2px;box-shadow:0 0 0 1px var(--sw-outline)}
 .sw-ticks{position:relative;height:14px;font-size:11px;color:var(--sw-muted);font-variant-numeric:tabular-nums}
 .sw-ticks span{position:absolute;transform:translateX(-50%);white-space:nowrap}
 .sw-ticks span:first-child{transform:none}.sw-ticks span:last-child{transform:translateX(-100%)}
@@ -62,7 +82,7 @@ const CSS = `
 .sw-axis{display:flex;color:var(--sw-muted);font-size:11px}
 .sw-rowlabels{display:flex;max-width:160px;flex-direction:column;justify-content:stretch;text-align:right;padding-right:6px}
 .sw-rowlabels>div{display:flex;align-items:center;justify-content:flex-end;white-space:nowrap;overflow:hidden;border-radius:3px;padding:0 4px;cursor:pointer}
-.sw-rowlabels>div[aria-pressed=true]{background:var(--sw-accent-soft);color:var(--sw-accent);font-weight:600}
+.sw-rowlabels>div[aria-pressed=true]{background:var(--sw-accent-soft);color:var(--sw-fg);font-weight:600}
 .sw-collabels{position:relative;height:46px}
 .sw-collabels span{position:absolute;top:2px;transform-origin:0 0;transform:rotate(50deg);white-space:nowrap;font-size:10.5px;color:var(--sw-muted)}
 .sw-matrix{display:grid;grid-template-columns:max-content max-content;align-items:start;justify-content:start}
@@ -75,12 +95,27 @@ const CSS = `
 .sw-tile-label{font-size:11px;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 `;
 
-/** Adds a stylesheet (the shared one by default) to the document the widget lives in, once per id. */
+/** Adds a stylesheet (the shared one by default) once per id to the root node `el` lives in:
+ *  its shadow root when it has one (marimo), else the document's head. */
 export function injectStyle(el: HTMLElement, id = "sw-style", css = CSS): void {
+  const root = el.getRootNode();
+  const shadow = typeof ShadowRoot !== "undefined" && root instanceof ShadowRoot ? root : null;
   const doc = el.ownerDocument;
-  if (doc.getElementById(id)) return;
+  if ((shadow ?? doc).getElementById(id)) return;
   const style = doc.createElement("style");
   style.id = id;
   style.textContent = css;
-  doc.head.append(style);
+  (shadow ?? doc.head).append(style);
+}
+
+/** "dark" when `color` (a computed CSS colour: rgb(), rgba() or color(srgb …)) is dark, else "light";
+ *  null when it cannot be read or is transparent. */
+export function schemeOf(color: string): "light" | "dark" | null {
+  const srgb = color.match(/color\(srgb ([\d.]+) ([\d.]+) ([\d.]+)(?: \/ ([\d.]+))?/);
+  const rgb = color.match(/rgba?\(([\d.]+)[ ,]+([\d.]+)[ ,]+([\d.]+)(?:[ ,/]+([\d.]+))?/);
+  const m = srgb ?? rgb;
+  if (!m || (m[4] !== undefined && Number(m[4]) === 0)) return null;
+  const k = srgb ? 255 : 1;
+  const lum = k * (0.2126 * Number(m[1]) + 0.7152 * Number(m[2]) + 0.0722 * Number(m[3]));
+  return lum < 128 ? "dark" : "light";
 }

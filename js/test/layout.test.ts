@@ -73,3 +73,15 @@ describe("legend text", () => {
     expect(formatValue(0)).toBe("0");
   });
 });
+
+describe("theme", () => {
+  it("reads light and dark backgrounds in every computed colour syntax", async () => {
+    const { schemeOf } = await import("../src/style");
+    expect(schemeOf("rgb(255, 255, 255)")).toBe("light");
+    expect(schemeOf("rgb(17, 17, 17)")).toBe("dark");
+    expect(schemeOf("rgba(0, 0, 0, 0)")).toBeNull();
+    expect(schemeOf("color(srgb 0.1 0.12 0.15)")).toBe("dark");
+    expect(schemeOf("color(srgb 0.9 0.9 0.92 / 0.5)")).toBe("light");
+    expect(schemeOf("transparent")).toBeNull();
+  });
+});
