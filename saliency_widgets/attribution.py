@@ -14,9 +14,11 @@ from typing import Any, Callable, Optional, Sequence, Union
 import numpy as np
 
 from .backends import get_backend
-from .backends.base import Backend
+from .backends.base import Backend, Query
 from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, SaliencyError, SaliencyWarning
+from .heads import looks_like_probabilities
+from .structure import baseline_entries, flatten, replaced, select, signature, tile
 
 METHODS = ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients")
 OUTPUTS = ("logits", "probabilities")
@@ -44,8 +46,9 @@ Target = Union[None, int, Sequence[int], tuple]
 class Attribution:
     """The result of :func:`attribute`: the map and what it was computed from."""
 
-    #: Attribution of every input element, same shape as ``x``, float32.
-    values: np.ndarray
+    #: Attribution, float32: an array of ``x.shape`` for a single-array ``x``; ``x``'s structure
+    #: (``None`` for fixed entries) for a tuple/list/dict ``x``; ``(batch, *layer_shape)`` with ``layer=``.
+    values: Any
     #: For each sample, the index (a tuple) into that sample's output that was explained.
     targets: list[tuple[int, ...]]
     #: The model's scores for the batch, ``(batch, *out_shape)``: logits or probabilities, as asked.
@@ -54,82 +57,133 @@ class Attribution:
     output: str
     #: Integrated gradients only: ``sum(values) - (f(x) - f(baseline))`` per sample.
     completeness_error: Optional[np.ndarray] = None
+    #: The name of the layer the attribution landed on (``layer=``), else None.
+    layer: Optional[str] = None
+
+
+@dataclass
+class _Problem:
+    """One call's model, query and flat input entries (see :mod:`saliency_widgets.structure`)."""
+
+    backend: Backend
+    query: Query
+    entries: list[np.ndarray]
+
+    @property
+    def batch(self) -> int:
+        return int(self.entries[0].shape[0])
+
+    @property
+    def at_layer(self) -> bool:
+        return self.query.layer is not None
+
+    @property
+    def logits(self) -> bool:
+        return self.query.logits
 
 
 # --------------------------------------------------------------------- public
 def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradient",
-             output: str = "logits", **kw: Any) -> np.ndarray:
-    """Attribution of ``target`` to every element of ``x``; an array of ``x.shape``.
+             output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None,
+             **kw: Any) -> Any:
+    """Attribution of ``target`` to every element of ``x`` (or of ``layer``'s output).
 
+    ``x``: an array, a tuple/list of arrays or a dict of arrays (a HuggingFace
+    ``BatchEncoding``), batch first; entries named by ``fixed=`` (default: every
+    non-floating entry, e.g. token ids and masks) are passed through unattributed.
     ``target``: ``None`` (each sample's arg-max output), an ``int`` (flat output
     index), a list with one int per sample, or a tuple indexing one sample's
     multi-dimensional output, e.g. ``(1, 1, 0)``. ``method``: ``"gradient"``,
     ``"input_x_gradient"``, ``"smoothgrad"`` (``n_samples=50``, ``noise=0.15`` of
-    the input's range, ``seed=None``) or ``"integrated_gradients"``
-    (``baseline=None`` → zeros, ``steps=50``). ``output``: ``"logits"`` (scores
-    before a final softmax/sigmoid) or ``"probabilities"`` (the output as it is).
+    the range, ``seed=None``) or ``"integrated_gradients"`` (``baseline=None`` →
+    zeros, ``steps=50``). ``output``: ``"logits"`` (scores before the softmax /
+    sigmoid the output comes out of) or ``"probabilities"`` (the output as it is).
+    ``head``: what is explained — an output entry (index or name), a layer, or a
+    callable ``head(outputs) -> tensor``. ``layer``: attribute to this layer's
+    output instead of the input. Returns an array of ``x.shape`` (``x``'s
+    structure for a structured ``x``; ``(batch, *layer_shape)`` with ``layer=``).
     """
-    return attribute(model, x, target, method=method, output=output, **kw).values
+    return attribute(model, x, target, method=method, output=output, head=head, layer=layer,
+                     fixed=fixed, **kw).values
 
 
 def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradient",
-              output: str = "logits", **kw: Any) -> Attribution:
+              output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None,
+              **kw: Any) -> Attribution:
     """Like :func:`saliency`, returning the targets, scores and IG completeness error too."""
     options = _method_options(method, kw)
-    backend, xs, logits = _prepare(model, x, output)
-    out_shape = _output_shape(backend, xs, logits)
-    # Scores are needed first only to find arg-max targets; otherwise they come with the gradient.
-    scores = _forward(backend, xs, logits) if target is None else None
-    flat_targets = resolve_targets(target, (len(xs), *out_shape), scores)
-    cotangent = _one_hot(flat_targets, (len(xs), *out_shape))
+    p = _setup(model, x, output, head, layer, fixed)
+    out_shape = _start(p)
     delta = None
-    if method in ("gradient", "input_x_gradient"):
-        scores, values = _vjp(backend, xs, cotangent, logits)
-        if method == "input_x_gradient":
-            values = xs * values
+    if method in ("gradient", "input_x_gradient") and target is None:
+        scores, values = _vjp(p, p.entries, None, np.full(p.batch, -1, dtype=np.int64))
+        flat_targets = scores.reshape(p.batch, -1).argmax(axis=1)
     else:
-        scores = _forward(backend, xs, logits) if scores is None else scores
-        if method == "smoothgrad":
-            values = _smoothgrad(backend, xs, cotangent, logits, **options)
+        scores = _forward(p, p.entries) if target is None or method not in ("gradient", "input_x_gradient") else None
+        flat_targets = resolve_targets(target, (p.batch, *out_shape), scores)
+        if method in ("gradient", "input_x_gradient"):
+            scores, values = _vjp(p, p.entries, None, flat_targets)
+        elif method == "smoothgrad":
+            values = _smoothgrad(p, flat_targets, **options)
         else:
-            values, baseline = _integrated_gradients(backend, xs, cotangent, logits, **options)
-            delta = _completeness_error(backend, values, baseline, scores, flat_targets, logits)
-    if not logits:
-        _warn_if_saturated(backend, scores, flat_targets)
-    _warn_if_not_finite(values, "the attribution")
+            values, delta = _integrated_gradients(p, flat_targets, scores, **options)
+    if method == "input_x_gradient":
+        values = [v * g for v, g in zip(_variables(p), values)]
+    _warn_about_activation(p, scores, flat_targets)
+    for v in values:
+        _warn_if_not_finite(v, "the attribution")
+    values = [v.astype(np.float32, copy=False) for v in values]
     targets = [np.unravel_index(int(t), out_shape) for t in flat_targets]
     return Attribution(
-        values=values.astype(np.float32, copy=False),
+        values=values[0] if p.at_layer else p.query.spec.result(values),
         targets=[tuple(int(i) for i in t) for t in targets],
         outputs=scores,
         method=method,
         output=output,
         completeness_error=delta,
+        layer=p.query.layer.name if p.at_layer else None,
     )
 
 
 def jacobian(model: Any, x: Any, *, output: str = "logits",
-             outputs: Optional[Sequence[Union[int, tuple]]] = None) -> np.ndarray:
-    """Per-sample Jacobian of the outputs w.r.t. the input.
+             outputs: Optional[Sequence[Union[int, tuple]]] = None, head: Any = None,
+             layer: Any = None, fixed: Any = None) -> Any:
+    """Per-sample Jacobian of the outputs w.r.t. the input (or ``layer``'s output).
 
     Returns ``(batch, *out_shape, *in_shape)``, or ``(batch, len(outputs), *in_shape)``
-    when ``outputs`` (flat ints or index tuples into one sample's output) is given.
-    Computed in vectorized chunks under ``config.chunk_budget_bytes``; refused with
-    a :class:`MemoryBudgetError` above ``config.jacobian_budget_bytes``.
+    when ``outputs`` (flat ints or index tuples into one sample's output) is given;
+    ``x``'s structure of such arrays for a structured ``x``. Computed in vectorized
+    chunks under ``config.chunk_budget_bytes``; refused with a
+    :class:`MemoryBudgetError` above ``config.jacobian_budget_bytes``.
     """
-    backend, xs, logits = _prepare(model, x, output)
-    out_shape = _output_shape(backend, xs, logits)
+    p = _setup(model, x, output, head, layer, fixed)
+    out_shape = _start(p)
     n_out = int(np.prod(out_shape, dtype=np.int64))
     rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
-    _check_jacobian_budget(xs, len(rows), outputs is None)
-    chunk = _items_per_chunk(xs.nbytes, _JACOBIAN_ROW_FACTOR)
-    parts = [_guarded(lambda r=r: backend.jacobian_rows(xs, r, logits=logits))
+    shapes = _variable_shapes(p)
+    _check_jacobian_budget(p.batch, shapes, len(rows), outputs is None)
+    chunk = _items_per_chunk(_bytes_per_copy(p), _JACOBIAN_ROW_FACTOR)
+    parts = [_guarded(lambda r=r: p.backend.jacobian_rows(p.query, p.entries, r))
              for r in np.array_split(rows, max(1, math.ceil(len(rows) / chunk)))]
-    result = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
-    _warn_if_not_finite(result, "the Jacobian")
-    if outputs is None:
-        result = result.reshape(xs.shape[0], *out_shape, *xs.shape[1:])
-    return result.astype(np.float32, copy=False)
+    results = []
+    for i, shape in enumerate(shapes):
+        result = np.concatenate([part[i] for part in parts], axis=1) if len(parts) > 1 else parts[0][i]
+        _warn_if_not_finite(result, "the Jacobian")
+        if outputs is None:
+            result = result.reshape(p.batch, *out_shape, *shape)
+        results.append(result.astype(np.float32, copy=False))
+    return results[0] if p.at_layer else p.query.spec.result(results)
+
+
+def predict(model: Any, x: Any, *, output: str = "logits", head: Any = None, fixed: Any = None) -> np.ndarray:
+    """The explained output for a batch, ``(batch, *out_shape)`` float32: the logits (scores
+    before the final softmax/sigmoid) or the probabilities, of the chosen ``head``."""
+    _check_choice("output", output, OUTPUTS)
+    backend = get_backend(model)
+    spec, entries = flatten(x, backend.to_numpy, fixed)
+    p = _Problem(backend, backend.query(spec, head=head, logits=output == "logits"), entries)
+    _start(p)
+    return _forward(p, p.entries)
 
 
 def output_rows(outputs: Sequence[Union[int, tuple, list]], out_shape: tuple) -> np.ndarray:
@@ -162,103 +216,189 @@ def resolve_targets(target: Target, scores_shape: tuple, scores: Optional[np.nda
 
 
 # ------------------------------------------------------------------- methods
-def _smoothgrad(backend: Backend, xs: np.ndarray, cotangent: np.ndarray, logits: bool, *,
-                n_samples: int, noise: float, seed: Optional[int]) -> np.ndarray:
-    """Mean gradient over ``n_samples`` noisy copies; noise σ = ``noise`` × each sample's range."""
+def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise: float,
+                seed: Optional[int]) -> list[np.ndarray]:
+    """Mean gradient over ``n_samples`` noisy copies; noise σ = ``noise`` × each sample's range
+    (of each attributed entry, or of the layer's activation)."""
     n_samples = _positive_int("n_samples", n_samples)
     if not noise >= 0:
         raise SaliencyError(f"noise must be a non-negative fraction of the input range, got {noise}")
     rng = np.random.default_rng(seed)
-    axes = tuple(range(1, xs.ndim))
-    sigma = noise * (xs.max(axis=axes, keepdims=True) - xs.min(axis=axes, keepdims=True))
+    points = _variables(p)
+    sigmas = [noise * _sample_range(v) for v in points]
 
-    def noisy(count: int) -> np.ndarray:
-        return (xs + sigma * rng.standard_normal((count, *xs.shape))).astype(xs.dtype)
+    def noisy(count: int) -> list[np.ndarray]:
+        return [(v + s * rng.standard_normal((count, *v.shape))).astype(np.float32) for v, s in zip(points, sigmas)]
 
     weights = np.full(n_samples, 1.0 / n_samples)
-    return _batched_gradient_sum(backend, xs, cotangent, logits, weights, noisy)
+    return _batched_gradient_sum(p, flat_targets, weights, noisy)
 
 
-def _integrated_gradients(backend: Backend, xs: np.ndarray, cotangent: np.ndarray, logits: bool, *,
-                          baseline: Any, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x − baseline) × the path integral of the gradient, by Gauss–Legendre quadrature."""
+def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, baseline: Any,
+                          steps: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """(x − baseline) × the path integral of the gradient, by Gauss–Legendre quadrature;
+    with the completeness error ``sum(attribution) − (f(x) − f(baseline))`` per sample."""
     steps = _positive_int("steps", steps)
-    base = _prepare_baseline(backend, baseline, xs)
+    points = _variables(p)
+    bases, base_entries = _baselines(p, baseline, points)
     nodes, node_weights = np.polynomial.legendre.leggauss(steps)
     alphas, weights = (nodes + 1) / 2, node_weights / 2
-    delta = xs - base
+    deltas = [v - b for v, b in zip(points, bases)]
     position = iter(alphas)
 
-    def path(count: int) -> np.ndarray:
-        a = np.array([next(position) for _ in range(count)], dtype=xs.dtype)
-        return (base + a.reshape(-1, *([1] * xs.ndim)) * delta).astype(xs.dtype)
+    def path(count: int) -> list[np.ndarray]:
+        a = np.array([next(position) for _ in range(count)], dtype=np.float32)
+        return [(b + a.reshape(-1, *([1] * b.ndim)) * d).astype(np.float32) for b, d in zip(bases, deltas)]
 
-    avg_grad = _batched_gradient_sum(backend, xs, cotangent, logits, weights, path)
-    return delta * avg_grad, base
+    avg_grads = _batched_gradient_sum(p, flat_targets, weights, path)
+    values = [d * g for d, g in zip(deltas, avg_grads)]
+    f_base = _forward(p, base_entries, bases[0] if p.at_layer else None)
+    rows = np.arange(p.batch)
+    f_x = scores.reshape(p.batch, -1)[rows, flat_targets]
+    f_b = f_base.reshape(p.batch, -1)[rows, flat_targets]
+    total = sum(v.reshape(p.batch, -1).sum(axis=1, dtype=np.float64) for v in values)
+    return values, (total - (f_x - f_b)).astype(np.float32)
 
 
-def _batched_gradient_sum(backend: Backend, xs: np.ndarray, cotangent: np.ndarray, logits: bool,
-                          weights: np.ndarray, make_points: Callable[[int], np.ndarray]) -> np.ndarray:
-    """``Σ_k weights[k] ∇f(points_k)``, evaluating the points as batches of copies of ``xs``.
+def _baselines(p: _Problem, baseline: Any, points: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``(baseline of each attributed variable, full entries whose forward pass is f(baseline))``."""
+    spec = p.query.spec
+    if p.at_layer:
+        if baseline is None:
+            return [np.zeros_like(points[0])], p.entries
+        entries = baseline_entries(spec, p.entries, baseline, p.backend.to_numpy)
+        return [_guarded(lambda: p.backend.activation(p.query, entries))], p.entries
+    if baseline is None:
+        bases = [np.zeros_like(v) for v in points]
+    else:
+        full = baseline_entries(spec, p.entries, baseline, p.backend.to_numpy)
+        bases = [full[i].astype(np.float32) for i in spec.attributed]
+    return bases, replaced(p.entries, spec.attributed, bases)
 
-    ``make_points(count)`` returns the next ``count`` point sets, ``(count, *xs.shape)``.
+
+def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.ndarray,
+                          make_points: Callable[[int], list[np.ndarray]]) -> list[np.ndarray]:
+    """``Σ_k weights[k] ∇f(points_k)``, evaluating the points as batches of copies of the sample batch.
+
+    ``make_points(count)`` returns the next ``count`` copies of each variable, ``(count, *shape)``;
+    every input entry (fixed ones too) is repeated alongside with its own sample.
     """
-    per_copy = _items_per_chunk(xs.nbytes, _COPY_FACTOR)
-    total = np.zeros(xs.shape, dtype=np.float64)
+    per_copy = _items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR)
+    totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
     for start in range(0, len(weights), per_copy):
         w = weights[start:start + per_copy]
-        points = make_points(len(w))
-        flat_points = points.reshape(len(w) * xs.shape[0], *xs.shape[1:])
-        tiled_cot = np.concatenate([cotangent] * len(w))
-        grads = _vjp(backend, flat_points, tiled_cot, logits)[1].reshape(points.shape)
-        total += np.tensordot(w, grads, axes=1)
-    return total.astype(np.float32)
-
-
-def _completeness_error(backend: Backend, values: np.ndarray, baseline: np.ndarray,
-                        scores: np.ndarray, flat_targets: np.ndarray, logits: bool) -> np.ndarray:
-    rows = np.arange(len(flat_targets))
-    f_x = scores.reshape(len(rows), -1)[rows, flat_targets]
-    f_base = _forward(backend, baseline, logits).reshape(len(rows), -1)[rows, flat_targets]
-    total = values.reshape(len(rows), -1).sum(axis=1, dtype=np.float64)
-    return (total - (f_x - f_base)).astype(np.float32)
+        points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
+        _, grads = _vjp(p, tile(p.entries, len(w)), points, np.tile(flat_targets, len(w)))
+        for total, g in zip(totals, grads):
+            total += np.tensordot(w, g.reshape(len(w), *total.shape), axes=1)
+    return [t.astype(np.float32) for t in totals]
 
 
 # ------------------------------------------------------------------- helpers
-def _prepare(model: Any, x: Any, output: str) -> tuple[Backend, np.ndarray, bool]:
-    """Validates ``output`` and ``x`` and warns about training mode:
-    ``(backend, x as float32 numpy, logits?)``."""
+def _setup(model: Any, x: Any, output: str, head: Any, layer: Any, fixed: Any) -> _Problem:
+    """Validates ``output``, ``x`` and ``fixed``, resolves ``head`` and ``layer``, warns about
+    training mode."""
     _check_choice("output", output, OUTPUTS)
     backend = get_backend(model)
-    xs = _prepare_input(backend, x)
+    spec, entries = flatten(x, backend.to_numpy, fixed)
+    if layer is None and not spec.attributed:
+        given = (f"x has dtype {entries[0].dtype}" if not spec.structured else "no entry of x is floating-point ("
+                 + ", ".join(f"{spec.name(i)}: {e.dtype}" for i, e in enumerate(entries)) + ")")
+        raise NonDifferentiableError(
+            f"{given}; gradients need a floating-point input. For token ids, attribute to the embedding "
+            "layer's output with layer= (e.g. layer='embeddings'; sw.layers(model) lists the layers)"
+        )
+    p = _Problem(backend, backend.query(spec, head=head, logits=output == "logits", layer=layer), entries)
+    for i in spec.attributed:
+        _warn_if_not_finite(entries[i], "the input")
     _warn_if_training(backend)
-    return backend, xs, output == "logits"
+    return p
 
 
-def _output_shape(backend: Backend, xs: np.ndarray, logits: bool) -> tuple[int, ...]:
-    """One sample's output shape, from a forward pass; remembered by the backend per
-    input shape, so repeated Jacobians skip that pass."""
-    key = (xs.shape[1:], logits)
-    if key not in backend.output_shapes:
-        backend.output_shapes[key] = _forward(backend, xs, logits).shape[1:]
-    return backend.output_shapes[key]
+def _start(p: _Problem) -> tuple[int, ...]:
+    """One sample's output shape. On the first call per input signature and query it comes
+    from a forward pass, and one more pass checks that samples do not mix; both remembered."""
+    key = (signature(p.entries), p.query.key)
+    if key not in p.backend.output_shapes:
+        scores = _forward(p, p.entries)
+        _check_independent(p, scores)
+        p.backend.output_shapes[key] = scores.shape[1:]
+    return p.backend.output_shapes[key]
 
 
-def _forward(backend: Backend, xs: np.ndarray, logits: bool) -> np.ndarray:
-    return _as_scores(_guarded(lambda: backend.forward(xs, logits=logits)), len(xs))
+def _check_independent(p: _Problem, scores: np.ndarray) -> None:
+    """Refuses a model whose sample 0 (or 1) output changes when the rest of the batch changes."""
+    if p.batch >= 2:
+        # reordered and resized: catches batch statistics and time-major recurrences alike
+        probe = select(p.entries, [1, 0, 0])
+        pairs = [(0, 1), (1, 0), (2, 0)]
+    else:
+        other = [e * 0.5 + 0.25 if np.issubdtype(e.dtype, np.floating) else e for e in p.entries]
+        probe = [np.concatenate([e, o]) for e, o in zip(p.entries, other)]
+        pairs = [(0, 0)]
+    out = _forward(p, probe)
+    scale = max(1.0, float(np.nanmax(np.abs(scores), initial=0.0)))
+    for probe_row, row in pairs:
+        if not np.allclose(out[probe_row], scores[row], rtol=1e-2, atol=1e-3 * scale, equal_nan=True):
+            raise SaliencyError(
+                f"sample {row}'s output changes when the other samples of the batch change: the model mixes "
+                "samples along the first axis (a recurrent layer with batch_first=False, batch statistics, or "
+                "an input whose batch axis is not first). Per-sample attributions would be wrong: give x with "
+                "the batch axis first, and build RNNs with batch_first=True"
+            )
 
 
-def _vjp(backend: Backend, xs: np.ndarray, cotangent: np.ndarray, logits: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(scores, gradient)`` for a batch; the backend reshapes the cotangent to its output."""
-    outputs, grad = _guarded(lambda: backend.vjp(xs, cotangent, logits=logits))
-    return _as_scores(outputs, len(xs)), grad
+def _variables(p: _Problem) -> list[np.ndarray]:
+    """What is attributed: the attributed input entries, or the layer's activation."""
+    if p.at_layer:
+        return [_guarded(lambda: p.backend.activation(p.query, p.entries))]
+    return [p.entries[i] for i in p.query.spec.attributed]
+
+
+def _variable_shapes(p: _Problem) -> list[tuple[int, ...]]:
+    """Per-sample shapes of what is attributed."""
+    if p.at_layer:
+        key = ("layer", signature(p.entries), p.query.key)
+        if key not in p.backend.output_shapes:
+            p.backend.output_shapes[key] = _variables(p)[0].shape[1:]
+        return [p.backend.output_shapes[key]]
+    return [p.entries[i].shape[1:] for i in p.query.spec.attributed]
+
+
+def _bytes_per_copy(p: _Problem) -> int:
+    per_sample = sum(e.nbytes for e in p.entries)
+    return per_sample + sum(4 * p.batch * int(np.prod(s, dtype=np.int64)) for s in _variable_shapes(p))
+
+
+def _sample_range(v: np.ndarray) -> np.ndarray:
+    axes = tuple(range(1, v.ndim))
+    return v.max(axis=axes, keepdims=True) - v.min(axis=axes, keepdims=True)
+
+
+def _forward(p: _Problem, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
+    out = _guarded(lambda: p.backend.forward(p.query, entries, activation))
+    return _as_scores(out, len(entries[0]))
+
+
+def _vjp(p: _Problem, entries: list[np.ndarray], points: Optional[list[np.ndarray]],
+         flat_targets: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(scores, gradients)`` for a batch; ``points`` replace the attributed entries (or the
+    layer's activation) when given. A target of -1 is the sample's arg-max."""
+    spec = p.query.spec
+    activation = None
+    if points is not None and p.at_layer:
+        activation = points[0]
+    elif points is not None:
+        entries = replaced(entries, spec.attributed, points)
+    outputs, grads = _guarded(lambda: p.backend.vjp(p.query, entries, flat_targets.astype(np.int64), activation))
+    return _as_scores(outputs, len(entries[0])), grads
 
 
 def _as_scores(outputs: np.ndarray, batch: int) -> np.ndarray:
     """The model's outputs as ``(batch, *out)``; one score per sample becomes ``(batch, 1)``."""
     if outputs.ndim == 0 or outputs.shape[0] != batch:
         raise SaliencyError(
-            f"the model's output has shape {outputs.shape}, but a batch of {batch} needs a "
+            f"the explained output has shape {outputs.shape}, but a batch of {batch} needs a "
             "leading batch axis of the same size"
         )
     return outputs[:, None] if outputs.ndim == 1 else outputs
@@ -272,33 +412,6 @@ def _guarded(compute: Callable[[], Any]) -> Any:
         raise MemoryBudgetError(
             f"out of memory ({err}); lower sw.config.chunk_budget_bytes "
             f"(now {config.chunk_budget_bytes:,} bytes) or pass fewer outputs"
-        ) from None
-
-
-def _prepare_input(backend: Backend, x: Any) -> np.ndarray:
-    xs = backend.to_numpy(x)
-    if xs.ndim == 0:
-        raise SaliencyError("x must be a batch with a leading batch axis, got a scalar")
-    if xs.shape[0] == 0:
-        raise SaliencyError("x is an empty batch (its first axis has length 0)")
-    if not np.issubdtype(xs.dtype, np.floating):
-        raise NonDifferentiableError(
-            f"x has dtype {xs.dtype}; gradients need a floating-point input. For token ids, "
-            "explain the embedding output instead of the integer ids"
-        )
-    _warn_if_not_finite(xs, "the input")
-    return np.array(xs, dtype=np.float32)
-
-
-def _prepare_baseline(backend: Backend, baseline: Any, xs: np.ndarray) -> np.ndarray:
-    if baseline is None:
-        return np.zeros_like(xs)
-    base = np.asarray(backend.to_numpy(baseline), dtype=np.float32)
-    try:
-        return np.broadcast_to(base, xs.shape).copy()
-    except ValueError:
-        raise SaliencyError(
-            f"baseline of shape {base.shape} does not broadcast to the input's shape {xs.shape}"
         ) from None
 
 
@@ -345,25 +458,20 @@ def _flat_index(index: Union[int, tuple], out_shape: tuple, what: str) -> int:
     )
 
 
-def _one_hot(flat_targets: np.ndarray, scores_shape: tuple) -> np.ndarray:
-    cot = np.zeros((scores_shape[0], int(np.prod(scores_shape[1:]))), dtype=np.float32)
-    cot[np.arange(len(flat_targets)), flat_targets] = 1
-    return cot.reshape(scores_shape)
-
-
 def _items_per_chunk(bytes_per_item: int, factor: int) -> int:
     """How many copies of an input of ``bytes_per_item`` fit one batched pass."""
     return max(1, int(config.chunk_budget_bytes // max(1, bytes_per_item * factor)))
 
 
-def _check_jacobian_budget(xs: np.ndarray, n_rows: int, all_outputs: bool) -> None:
-    need = xs.nbytes * n_rows
+def _check_jacobian_budget(batch: int, shapes: list[tuple[int, ...]], n_rows: int, all_outputs: bool) -> None:
+    need = 4 * batch * n_rows * sum(int(np.prod(s, dtype=np.int64)) for s in shapes)
     if need > config.jacobian_budget_bytes:
         hint = ("pass outputs=[...] to compute only some outputs, " if all_outputs
                 else "pass fewer outputs, ")
+        shown = " + ".join(str((batch, *s)) for s in shapes)
         raise MemoryBudgetError(
             f"the Jacobian would take {need / 2**20:,.1f} MiB ({n_rows} outputs × input of shape "
-            f"{xs.shape}), more than the budget of {config.jacobian_budget_bytes / 2**20:,.0f} MiB; "
+            f"{shown}), more than the budget of {config.jacobian_budget_bytes / 2**20:,.0f} MiB; "
             f"{hint}a smaller batch, or raise sw.config.jacobian_budget_bytes"
         )
 
@@ -384,16 +492,36 @@ def _warn_if_training(backend: Backend) -> None:
         )
 
 
-def _warn_if_saturated(backend: Backend, scores: np.ndarray, flat_targets: np.ndarray) -> None:
-    if backend.final_activation not in ("softmax", "sigmoid"):
+def _warn_about_activation(p: _Problem, scores: np.ndarray, flat_targets: np.ndarray) -> None:
+    """Probabilities asked: warn when saturated. Logits asked but none found: warn when the
+    output looks like probabilities, naming ``head=`` as the fix."""
+    found = p.backend.skipped_activation(p.query)
+    if not p.logits:
+        if found in ("softmax", "sigmoid"):
+            _warn_if_saturated(found, scores, flat_targets)
         return
+    if found is not None:
+        return
+    functional = p.backend.unskipped_activation(p.query)
+    if functional is not None or looks_like_probabilities(scores):
+        how = (f"comes out of a {functional} called as a function" if functional
+               else "looks like probabilities (non-negative rows that sum to 1)")
+        warnings.warn(
+            f"output='logits' could not find the logits: the explained output {how}, so this explains "
+            "probabilities. Pass head=<the layer that computes the scores> (a name or index from "
+            "sw.layers(model)) to explain the logits",
+            SaliencyWarning, stacklevel=4,
+        )
+
+
+def _warn_if_saturated(activation: str, scores: np.ndarray, flat_targets: np.ndarray) -> None:
     probs = scores.reshape(scores.shape[0], -1)[np.arange(len(flat_targets)), flat_targets]
     slope = probs * (1 - probs)
     if np.any(slope < 1e-3):
         worst = int(np.argmin(slope))
         warnings.warn(
-            f"the {backend.final_activation} output is saturated (probability {probs[worst]:.4f} "
+            f"the {activation} output is saturated (probability {probs[worst]:.4f} "
             f"for sample {worst}): its gradient is about {1 / max(slope[worst], 1e-12):,.0f}× smaller "
             "than the logit's; output='logits' explains the score before the activation",
-            SaliencyWarning, stacklevel=3,
+            SaliencyWarning, stacklevel=4,
         )

@@ -7,30 +7,68 @@ and the widgets only call these methods and only see numpy arrays.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 import types
 import weakref
 from typing import Any, Callable, Optional
 
 import numpy as np
 
+from ..errors import SaliencyError
+from ..structure import InputSpec
 from ..weights import LayerInfo, WeightBlock
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """A layer of the model, resolved from a name, an index or the object (as ``sw.layers`` lists it)."""
+
+    name: str
+    obj: Any = field(compare=False)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What one attribution call explains, and where the attribution lands.
+
+    ``head``: ``None``, an ``int``/``str`` output entry, a callable, or a :class:`LayerRef`
+    (that layer's output is explained). ``layer``: a :class:`LayerRef` whose output
+    the attribution lands on, or ``None`` for the attributed input entries.
+    """
+
+    spec: InputSpec
+    head: Any
+    logits: bool
+    layer: Optional[LayerRef]
+
+    @property
+    def key(self) -> tuple:
+        """Hashable identity of the head, output mode and layer (callables by identity)."""
+        head = self.head if isinstance(self.head, (type(None), int, str, LayerRef)) else ("callable", id(self.head))
+        return (head, self.logits, self.layer, self.spec.kind, self.spec.keys, self.spec.attributed)
 
 
 class Backend(ABC):
     """Computes forward passes and gradients of one model in its own framework.
 
-    ``logits=True`` asks for the scores before a final softmax/sigmoid when the
-    model ends with one (see :attr:`final_activation`), the raw output otherwise.
-    All array arguments and results are numpy, on the CPU; the backend moves
-    them to and from the model's device.
+    Every compute method takes a :class:`Query` and the flat input ``entries``
+    (numpy, batch first; the backend rebuilds ``x``'s structure with
+    ``query.spec.pack``). Gradients are taken with respect to the attributed
+    entries, or with respect to ``query.layer``'s output; ``activation=``
+    replaces that layer's output (integrated gradients and SmoothGrad at a
+    layer). ``query.logits`` explains the scores before the softmax / sigmoid /
+    log-softmax the explained output comes straight out of. All arrays are
+    numpy on the CPU; the backend moves them to and from the model's device.
     """
 
     #: "torch" or "keras"
     framework: str = ""
 
     def __init__(self, model: Any) -> None:
-        #: Per-sample output shape by (per-sample input shape, logits), filled by attribution.py.
+        #: Per-sample output shape by (input signature, query key), filled by attribution.py.
         self.output_shapes: dict[tuple, tuple[int, ...]] = {}
+        #: Input signatures and queries whose samples were checked not to mix.
+        self.independent: set[tuple] = set()
         # A weak reference where possible: backends are cached per model, and the
         # cache must not keep a model alive that the user has dropped.
         # Bound methods are created on access and would die at once: hold those.
@@ -53,6 +91,31 @@ class Backend(ABC):
         """The user's input (numpy, torch or tf tensor) as a numpy array, dtype kept."""
         return to_numpy(x)
 
+    def query(self, spec: InputSpec, *, head: Any = None, logits: bool = True, layer: Any = None) -> Query:
+        """A :class:`Query`, with ``layer`` (and a layer given as ``head``) resolved to the model's layer."""
+        return Query(spec, self._resolve_head(head), logits, None if layer is None else self.find_layer(layer))
+
+    def _resolve_head(self, head: Any) -> Any:
+        """Layer objects become :class:`LayerRef`; ints and strs are decided per framework."""
+        if head is None or isinstance(head, (int, str, LayerRef)):
+            return head
+        if self.is_layer(head):
+            return self.find_layer(head)
+        if callable(head):
+            return head
+        raise SaliencyError(
+            f"head must be None, an output index or name, a layer (name, index or object) or a callable; "
+            f"got {type(head).__name__}"
+        )
+
+    @abstractmethod
+    def find_layer(self, layer: Any) -> LayerRef:
+        """The model's layer named by ``layer`` (a name or index as in ``layers()``, or the object)."""
+
+    @abstractmethod
+    def is_layer(self, obj: Any) -> bool:
+        """Whether ``obj`` is a layer object of this framework."""
+
     @abstractmethod
     def describe_expected_input(self) -> Optional[str]:
         """What input the model expects, e.g. ``"(batch, 3, 32, 32)"``, if it can be told."""
@@ -62,28 +125,38 @@ class Backend(ABC):
     def is_training(self) -> bool:
         """Whether the model is in training mode (attributions are computed in inference mode anyway)."""
 
-    @property
     @abstractmethod
-    def final_activation(self) -> Optional[str]:
-        """``"softmax"``, ``"sigmoid"`` (or ``"log_softmax"``) when the model ends with one, else None."""
+    def skipped_activation(self, query: Query) -> Optional[str]:
+        """``"softmax"``, ``"sigmoid"`` or ``"log_softmax"``: the activation the explained output
+        comes straight out of (skipped with ``logits=True``), if one was found; else None.
+        Known after the first call with this query."""
+
+    def unskipped_activation(self, query: Query) -> Optional[str]:
+        """An activation the explained output comes out of that could not be skipped (e.g. a
+        ``torch.softmax`` called as a function), if the backend can tell."""
+        return None
 
     # ---------------------------------------------------------------- compute
     @abstractmethod
-    def forward(self, x: np.ndarray, *, logits: bool) -> np.ndarray:
-        """Outputs for a batch, in inference mode, without recording gradients."""
+    def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
+        """The explained output for a batch, in inference mode, without recording gradients."""
 
     @abstractmethod
-    def vjp(self, x: np.ndarray, cotangent: np.ndarray, *, logits: bool) -> tuple[np.ndarray, np.ndarray]:
-        """``(outputs, d sum(outputs * cotangent) / d x)`` for a batch; ``cotangent`` has the
-        outputs' size and is reshaped to their shape."""
+    def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
+        """The output of ``query.layer`` for a batch."""
 
     @abstractmethod
-    def jacobian_rows(self, x: np.ndarray, rows: np.ndarray, *, logits: bool) -> np.ndarray:
-        """Per-sample Jacobian of the flat outputs ``rows`` w.r.t. the input.
+    def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
+            activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``(outputs, gradients)``: the gradient of each sample's output ``targets[i]`` (a flat
+        index, or -1 for that sample's arg-max, taken from this same forward pass) with respect
+        to each attributed entry, or to the layer's output (a list of one)."""
 
-        Returns ``(batch, len(rows), *x.shape[1:])``: one vectorized pass,
-        not a loop over rows. The caller chunks ``rows`` under the memory budget.
-        """
+    @abstractmethod
+    def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+        """Per-sample Jacobian of the flat outputs ``rows``, one array per attributed entry
+        (or for the layer's output): ``(batch, len(rows), *shape)``. One vectorized pass,
+        not a loop over rows; the caller chunks ``rows`` under the memory budget."""
 
     # ---------------------------------------------------------------- weights
     @abstractmethod
@@ -103,7 +176,9 @@ def to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor
-        return x.detach().cpu().numpy()
+        x = x.detach().cpu()
+        # numpy has no bfloat16: floating tensors of any precision come out as float32
+        return (x.float() if x.is_floating_point() else x).numpy()
     if hasattr(x, "numpy") and callable(x.numpy):  # tf.Tensor / tf.Variable
         return np.asarray(x.numpy())
     return np.asarray(x)

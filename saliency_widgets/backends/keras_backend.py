@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
-from ..weights import LayerInfo, WeightBlock
-from .base import Backend
+from ..heads import select_output
+from ..weights import LayerInfo, WeightBlock, resolve_layer
+from .base import Backend, LayerRef, Query
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
+
+_NOT_DIFFERENTIABLE = ("the explained output does not depend differentiably on what is attributed "
+                       "(an argmax, a cast to int or a stop_gradient inside the model?)")
 
 # Keras colours its error messages for terminals.
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
@@ -33,10 +38,11 @@ def _import_frameworks() -> tuple[Any, Any]:
 
 class KerasBackend(Backend):
     """Runs a Keras model with ``training=False`` and differentiates it with compiled
-    ``tf.GradientTape`` functions (one trace per model, output mode and input shape).
+    ``tf.GradientTape`` functions (one trace per model, query and input signature).
 
     Nothing is changed on the model: no variable is written, ``trainable`` flags are
-    left alone, and batch norm uses its moving statistics.
+    left alone, and batch norm uses its moving statistics. Layer calls and activations
+    are swapped only while a function is traced (or run eagerly), and restored after.
     """
 
     framework = "keras"
@@ -46,147 +52,196 @@ class KerasBackend(Backend):
         if not callable(model):
             raise NotAModelError(f"{type(model).__qualname__} is not a callable Keras model")
         super().__init__(model)
-        self._final_layer, self._final_activation = self._find_final_activation()
-        self._compiled: dict[tuple[str, bool], Callable] = {}
+        self._plans: dict[tuple, _Plan] = {}
+        self._compiled: dict[tuple, Callable] = {}
 
     # ----------------------------------------------------------------- inputs
     def describe_expected_input(self) -> Optional[str]:
         try:
-            shapes = [tuple(t.shape) for t in self.model.inputs]
+            inputs = list(self.model.inputs)
         except (AttributeError, ValueError, TypeError):
             return None
-        return " and ".join(str(("batch",) + s[1:]).replace("'", "") for s in shapes)
+        shapes = [str(("batch",) + tuple(t.shape)[1:]).replace("'", "") for t in inputs]
+        if len(inputs) == 1:
+            return shapes[0]
+        names = [getattr(t, "name", f"input {i}") for i, t in enumerate(inputs)]
+        return "a list or dict of " + ", ".join(f"{n} {s}" for n, s in zip(names, shapes))
 
     @property
     def is_training(self) -> bool:
         return False  # Keras has no model-wide mode: every call here passes training=False
 
-    @property
-    def final_activation(self) -> Optional[str]:
-        return self._final_activation
+    def is_layer(self, obj: Any) -> bool:
+        return isinstance(obj, self._keras.layers.Layer)
 
-    def _find_final_activation(self) -> tuple[Any, Optional[str]]:
-        """The last layer of a Sequential/functional model, if it applies softmax/sigmoid."""
-        model = self.model
-        if not _is_graph_model(model, self._keras):
-            return None, None
-        last = model.layers[-1] if model.layers else None
-        while last is not None and _is_graph_model(last, self._keras) and last.layers:
-            last = last.layers[-1]
-        several_outputs = not isinstance(model, self._keras.Sequential) and len(model.outputs) != 1
-        if last is None or several_outputs:
-            return None, None
-        if isinstance(last, self._keras.layers.Softmax):
-            return last, "softmax"
-        name = getattr(getattr(last, "activation", None), "__name__", None)
-        return (last, name) if name in _FINAL_ACTIVATIONS else (None, None)
+    def find_layer(self, layer: Any) -> LayerRef:
+        from .keras_weights import listed_layers
 
-    @contextmanager
-    def _scores_before_activation(self, logits: bool) -> Iterator[None]:
-        """While tracing a compiled function, make the final layer skip its activation.
+        name, obj = resolve_layer(listed_layers(self.model), layer)
+        return LayerRef(name, obj)
 
-        Only Python-level attributes are swapped, inside the trace, and restored in
-        ``finally``; the compiled graph reads the model's own variables.
-        """
-        layer = self._final_layer
-        if not logits or layer is None:
-            yield
-            return
-        attribute = "call" if isinstance(layer, self._keras.layers.Softmax) else "activation"
-        identity = (lambda inputs, *args, **kwargs: inputs) if attribute == "call" else self._keras.activations.linear
-        had_own = attribute in vars(layer)
-        original = getattr(layer, attribute)
-        object.__setattr__(layer, attribute, identity)
-        try:
-            yield
-        finally:
-            if had_own:
-                object.__setattr__(layer, attribute, original)
-            else:
-                object.__delattr__(layer, attribute)
+    def skipped_activation(self, query: Query) -> Optional[str]:
+        plan = self._plans.get(query.key)
+        return None if plan is None else plan.skipped
+
+    def _output_names(self) -> list[str]:
+        names = getattr(self.model, "output_names", None)
+        return list(names) if names else []
+
+    def _plan(self, query: Query) -> "_Plan":
+        """The resolved head and the activations to skip for logits, from the functional graph."""
+        if query.key in self._plans:
+            return self._plans[query.key]
+        head = query.head
+        names = self._output_names()
+        n_outputs = len(_graph_outputs(self.model, self._keras) or names) or 1
+        if isinstance(head, int) and n_outputs == 1 or isinstance(head, str) and head not in names:
+            head = self.find_layer(head)
+        swaps: list[tuple[Any, str]] = []
+        if isinstance(head, LayerRef):
+            swaps = _activation_swaps(head.obj, 0, self._keras)
+        else:
+            producer = _output_producer(self.model, head, names, self._keras)
+            if producer is not None:
+                swaps = _activation_swaps(*producer, self._keras)
+        skipped = next((_swap_name(layer, attr, self._keras) for layer, attr in swaps), None)
+        plan = _Plan(head, swaps, skipped)
+        self._plans[query.key] = plan
+        return plan
 
     # ---------------------------------------------------------------- compute
-    def _outputs(self, x: Any, logits: bool) -> Any:
-        with self._scores_before_activation(logits):
-            out = self.model(x, training=False)
-        if isinstance(out, (list, tuple, dict)):
-            raise SaliencyError(
-                f"the model returns {type(out).__name__} of several outputs; wrap it in a "
-                "keras.Model with the one output to explain"
-            )
-        return out
+    @contextmanager
+    def _swapped(self, query: Query, plan: "_Plan", state: dict[str, Any]) -> Iterator[None]:
+        """While the model runs: logits activations as the identity, the head layer's output
+        recorded, ``query.layer``'s output recorded (watched by ``state["tape"]``) or replaced by
+        ``state["activation"]``. Everything restored in ``finally``."""
+        keras = self._keras
+        patches: list[tuple[Any, str, Any]] = []
+        if query.logits:
+            for layer, attr in plan.swaps:
+                identity = (lambda inputs, *a, **k: inputs) if attr == "call" else keras.activations.linear
+                patches.append((layer, attr, identity))
+        if isinstance(plan.head, LayerRef):
+            patches.append((plan.head.obj, "call", _recording(plan.head.obj, state, "head")))
+        if query.layer is not None:
+            patches.append((query.layer.obj, "call", _replacing(query.layer, state)))
+        saved = [(layer, attr, attr in vars(layer), getattr(layer, attr)) for layer, attr, _ in patches]
+        try:
+            for layer, attr, value in patches:
+                object.__setattr__(layer, attr, value)
+            yield
+        finally:
+            for layer, attr, had_own, original in reversed(saved):
+                if had_own:
+                    object.__setattr__(layer, attr, original)
+                else:
+                    object.__delattr__(layer, attr)
 
-    def _function(self, kind: str, logits: bool) -> Callable:
-        key = (kind, logits)
+    def _explained(self, query: Query, tensors: list[Any], state: dict[str, Any]) -> Any:
+        """The explained output (logits if asked) of one model call."""
+        plan = self._plan(query)
+        with self._swapped(query, plan, state):
+            raw = self.model(query.spec.pack(tensors), training=False)
+        if isinstance(plan.head, LayerRef):
+            return state["head"]
+        return select_output(raw, plan.head, self._tf.is_tensor, self._output_names())
+
+    def _function(self, kind: str, query: Query, injected: bool) -> Callable:
+        key = (kind, query.key, injected)
         if key not in self._compiled:
             tf = self._tf
-            outputs = self._outputs
+            explained = self._explained
+            layer_mode = query.layer is not None
 
-            def forward(x: Any) -> Any:
-                return outputs(x, logits)
+            def run(tensors: list[Any], activation: Any, tape: Any) -> tuple[Any, list[Any]]:
+                state = {"tape": tape, "activation": activation, "calls": 0}
+                if activation is not None:
+                    tape.watch(activation)
+                wrt = [tensors[i] for i in query.spec.attributed] if not layer_mode else []
+                for t in wrt:
+                    tape.watch(t)
+                y = explained(query, tensors, state)
+                return y, ([state["leaf"]] if layer_mode else wrt)
 
-            def vjp(x: Any, cotangent: Any) -> tuple[Any, Any]:
+            def forward(tensors: list[Any], activation: Any = None) -> Any:
+                state = {"tape": None, "activation": activation, "calls": 0}
+                y = explained(query, tensors, state)
+                return state["leaf"] if kind == "activation" else y
+
+            def vjp(tensors: list[Any], targets: Any, activation: Any = None) -> tuple[Any, list[Any]]:
                 with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    y = outputs(x, logits)
-                    weighted = tf.reduce_sum(y * tf.reshape(tf.cast(cotangent, y.dtype), tf.shape(y)))
-                return y, tape.gradient(weighted, x)
+                    y, wrt = run(tensors, activation, tape)
+                    flat = tf.reshape(y, (tf.shape(y)[0], -1))
+                    index = tf.where(targets < 0, tf.argmax(flat, axis=1, output_type=tf.int64), targets)
+                    weighted = tf.reduce_sum(flat * tf.one_hot(index, tf.shape(flat)[1], dtype=flat.dtype))
+                grads = tape.gradient(weighted, wrt)
+                if all(g is None for g in grads):
+                    raise NonDifferentiableError(_NOT_DIFFERENTIABLE)
+                return y, [tf.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
 
-            def jacobian(x: Any, rows: Any) -> Any:
-                with tf.GradientTape() as tape:
-                    tape.watch(x)
-                    y = outputs(x, logits)
+            def jacobian(tensors: list[Any], rows: Any) -> list[Any]:
+                with tf.GradientTape(persistent=True) as tape:
+                    y, wrt = run(tensors, None, tape)
                     selected = tf.gather(tf.reshape(y, (tf.shape(y)[0], -1)), rows, axis=1)
-                return tape.batch_jacobian(selected, x)
+                out = []
+                for w in wrt:
+                    jac = tape.batch_jacobian(selected, w)
+                    shape = tf.concat([tf.shape(w)[:1], tf.shape(rows), tf.shape(w)[1:]], axis=0)
+                    out.append(tf.zeros(shape, w.dtype) if jac is None else jac)
+                return out
 
-            body = {"forward": forward, "vjp": vjp, "jacobian": jacobian}[kind]
-            self._compiled[key] = tf.function(body, reduce_retracing=True)
+            body = {"forward": forward, "activation": forward, "vjp": vjp, "jacobian": jacobian}[kind]
+            self._compiled[key] = tf.function(body, reduce_retracing=True, autograph=False)
         return self._compiled[key]
 
-    def _run(self, kind: str, logits: bool, *args: Any) -> Any:
-        self._ensure_built(args[0])
+    def _run(self, kind: str, query: Query, entries: list[np.ndarray], *args: Any,
+             activation: Optional[np.ndarray] = None) -> Any:
         tf = self._tf
+        self._ensure_built(query, entries)
+        tensors = [tf.convert_to_tensor(e) for e in entries]
+        extra = [tf.convert_to_tensor(a) for a in args]
+        if activation is not None:
+            extra.append(tf.convert_to_tensor(activation))
         try:
-            return self._function(kind, logits)(*(tf.convert_to_tensor(a) for a in args))
-        except (ValueError, TypeError, tf.errors.InvalidArgumentError) as err:
-            raise self._shape_error(args[0].shape, err) from None
+            return self._function(kind, query, activation is not None)(tensors, *extra)
+        except SaliencyError:
+            raise
+        except Exception as err:  # Keras/TF raise many types for a wrong input; all mean the same here
+            raise self._input_error(query, entries, err) from None
 
-    def _ensure_built(self, x: np.ndarray) -> None:
+    def _ensure_built(self, query: Query, entries: list[np.ndarray]) -> None:
         """An unbuilt Sequential creates its weights on its first call: do that eagerly, once."""
         model = self.model
         if not getattr(model, "built", True):
             try:
-                model(x[:1], training=False)
-            except (ValueError, TypeError) as err:
-                raise self._shape_error(x.shape, err) from None
+                model(query.spec.pack([e[:1] for e in entries]), training=False)
+            except Exception as err:
+                raise self._input_error(query, entries, err) from None
 
-    def _shape_error(self, shape: tuple, err: Exception) -> SaliencyError:
+    def _input_error(self, query: Query, entries: list[np.ndarray], err: Exception) -> SaliencyError:
         expected = self.describe_expected_input()
         text = _ANSI_ESCAPE.sub("", str(err))
         lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-        said = next((ln for ln in lines if "shape" in ln.lower() or "incompatible" in ln.lower()),
-                    lines[0] if lines else type(err).__name__)
+        said = next((ln for ln in lines if "shape" in ln.lower() or "incompatible" in ln.lower()
+                     or "expect" in ln.lower()), lines[0] if lines else type(err).__name__)
+        given = query.spec.describe([e.shape for e in entries], [e.dtype for e in entries])
         hint = f"; the model expects {expected}" if expected else ""
-        return SaliencyError(f"the model could not run on an input of shape {tuple(shape)}{hint}. "
-                             f"(Keras said: {said[:300]})")
+        return SaliencyError(f"the model could not run on {given}{hint}. (Keras said: {said[:300]})")
 
-    def forward(self, x: np.ndarray, *, logits: bool) -> np.ndarray:
-        return np.asarray(self._run("forward", logits, x), dtype=np.float32)
+    def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
+        return np.asarray(self._run("forward", query, entries, activation=activation), dtype=np.float32)
 
-    def vjp(self, x: np.ndarray, cotangent: np.ndarray, *, logits: bool) -> tuple[np.ndarray, np.ndarray]:
-        y, grad = self._run("vjp", logits, x, cotangent)
-        if grad is None:
-            raise NonDifferentiableError(
-                "the model's output does not depend differentiably on its input "
-                "(an argmax, a cast to int or a stop_gradient inside the model?)"
-            )
-        return np.asarray(y, dtype=np.float32), np.asarray(grad, dtype=np.float32)
+    def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
+        return np.asarray(self._run("activation", query, entries), dtype=np.float32)
 
-    def jacobian_rows(self, x: np.ndarray, rows: np.ndarray, *, logits: bool) -> np.ndarray:
-        jac = self._run("jacobian", logits, x, rows.astype(np.int32))
-        if jac is None:
-            raise NonDifferentiableError("the model's output does not depend on its input")
-        return np.asarray(jac, dtype=np.float32)
+    def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
+            activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+        y, grads = self._run("vjp", query, entries, targets.astype(np.int64), activation=activation)
+        return np.asarray(y, dtype=np.float32), [np.asarray(g, dtype=np.float32) for g in grads]
+
+    def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+        jacs = self._run("jacobian", query, entries, rows.astype(np.int32))
+        return [np.asarray(j, dtype=np.float32) for j in jacs]
 
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
@@ -200,6 +255,106 @@ class KerasBackend(Backend):
         from .keras_weights import keras_layer_weights
 
         return keras_layer_weights(self.model, layer, split_gates)
+
+
+@dataclass
+class _Plan:
+    """What a query resolved to on this model."""
+
+    #: None / int / str / callable (an entry of the outputs) or a LayerRef.
+    head: Any
+    #: ``(layer, attribute)`` pairs swapped for the identity to get logits.
+    swaps: list[tuple[Any, str]]
+    #: The name of the activation those swaps skip, if any.
+    skipped: Optional[str]
+
+
+def _recording(layer: Any, state: dict[str, Any], key: str) -> Callable:
+    """A ``call`` that runs the layer's own and records its (first) output in ``state[key]``."""
+    original = layer.call
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        state[key] = out[0] if isinstance(out, (list, tuple)) else out
+        return out
+
+    return call
+
+
+def _replacing(layer: LayerRef, state: dict[str, Any]) -> Callable:
+    """A ``call`` for the attribution layer: its output is ``state["activation"]`` when given,
+    else its own output, watched by ``state["tape"]``; recorded in ``state["leaf"]``. Refuses a
+    second call in one forward pass."""
+    original = layer.obj.call
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        state["calls"] += 1
+        if state["calls"] > 1:
+            raise SaliencyError(
+                f"layer {layer.name!r} runs more than once per forward pass (shared weights?); "
+                "attribution to it would mix its calls: choose a layer that runs once"
+            )
+        out = original(*args, **kwargs)
+        first = out[0] if isinstance(out, (list, tuple)) else out
+        new = first if state["activation"] is None else state["activation"]
+        if state["tape"] is not None:
+            state["tape"].watch(new)
+        state["leaf"] = new
+        return new if not isinstance(out, (list, tuple)) else type(out)((new, *out[1:]))
+
+    return call
+
+
+def _graph_outputs(model: Any, keras: Any) -> Optional[list[Any]]:
+    """The symbolic outputs of a Sequential / functional model, or None."""
+    if not _is_graph_model(model, keras):
+        return None
+    try:
+        return list(model.outputs)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _output_producer(model: Any, head: Any, names: list[str], keras: Any) -> Optional[tuple[Any, int]]:
+    """``(layer, output index)`` producing the explained output of a graph model, if it can be told."""
+    outputs = _graph_outputs(model, keras)
+    if not outputs:
+        if isinstance(model, keras.Sequential) and model.layers and head is None:
+            return model.layers[-1], 0
+        return None
+    if head is None:
+        index = names.index("logits") if len(outputs) > 1 and "logits" in names else 0
+    elif isinstance(head, int):
+        index = head
+    elif isinstance(head, str) and head in names:
+        index = names.index(head)
+    else:
+        return None
+    if not -len(outputs) <= index < len(outputs):
+        return None
+    history = getattr(outputs[index], "_keras_history", None)
+    return None if history is None else (history.operation, history.tensor_index)
+
+
+def _activation_swaps(layer: Any, tensor_index: int, keras: Any) -> list[tuple[Any, str]]:
+    """The ``(layer, attribute)`` swaps that skip the softmax / sigmoid / log-softmax producing
+    ``layer``'s output: its own ``activation=``, a ``Softmax`` / ``Activation`` layer, inside
+    ``TimeDistributed`` / ``Bidirectional`` wrappers and nested models."""
+    if _is_graph_model(layer, keras):
+        producer = _output_producer(layer, tensor_index, [], keras)
+        return [] if producer is None else _activation_swaps(*producer, keras)
+    if isinstance(layer, keras.layers.Softmax):
+        return [(layer, "call")]
+    if isinstance(layer, keras.layers.Bidirectional):
+        return [s for inner in (layer.forward_layer, layer.backward_layer) for s in _activation_swaps(inner, 0, keras)]
+    if isinstance(layer, keras.layers.Wrapper):
+        return _activation_swaps(layer.layer, 0, keras)
+    name = getattr(getattr(layer, "activation", None), "__name__", None)
+    return [(layer, "activation")] if name in _FINAL_ACTIVATIONS else []
+
+
+def _swap_name(layer: Any, attr: str, keras: Any) -> str:
+    return "softmax" if attr == "call" else layer.activation.__name__
 
 
 def _is_graph_model(obj: Any, keras: Any) -> bool:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -12,8 +14,10 @@ import torch
 from torch import nn
 
 from ..errors import NonDifferentiableError, SaliencyError
-from ..weights import LayerInfo, WeightBlock
-from .base import Backend
+from ..heads import output_keys, select_output
+from ..structure import signature, tile
+from ..weights import LayerInfo, WeightBlock, resolve_layer
+from .base import Backend, LayerRef, Query
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
     nn.Softmax: "softmax",
@@ -31,7 +35,8 @@ class TorchBackend(Backend):
     """Runs a torch model in eval mode and differentiates it with ``torch.autograd.grad``.
 
     Nothing is left on the model: train/eval flags and ``requires_grad`` are
-    restored (also after an exception) and no ``.grad`` is ever written.
+    restored (also after an exception), every hook is removed, and no ``.grad``
+    is ever written.
     """
 
     framework = "torch"
@@ -39,8 +44,9 @@ class TorchBackend(Backend):
     def __init__(self, model: Any) -> None:
         super().__init__(model)
         self._module = model if isinstance(model, nn.Module) else None
-        self._activation_module = self._find_trailing_activation()
-        # Jacobian strategy per (input shape, logits): the name of the faster method.
+        #: Per query key: the resolved head and the activation module skipped for logits.
+        self._plans: dict[tuple, _Plan] = {}
+        # Jacobian strategy per (input signature, query key): the name of the faster method.
         self._strategy: dict[tuple, str] = {}
         self._channels_last = self._module is not None and any(
             isinstance(m, nn.Conv2d) for m in self._module.modules())
@@ -49,20 +55,22 @@ class TorchBackend(Backend):
     def describe_expected_input(self) -> Optional[str]:
         if self._module is None:
             return None
+        params = _forward_parameters(self._module)
+        named = f" (forward({', '.join(params)}))" if len(params) > 1 else ""
         for layer in self._module.modules():
             if isinstance(layer, nn.Linear):
-                return f"(batch, ..., {layer.in_features}) for its first Linear layer"
+                return f"(batch, ..., {layer.in_features}) for its first Linear layer{named}"
             if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
                 spatial = _CONV_SPATIAL_AXES[len(layer.kernel_size)]
-                return f"(batch, {layer.in_channels}, {spatial}) for its first {type(layer).__name__} layer"
+                return f"(batch, {layer.in_channels}, {spatial}) for its first {type(layer).__name__} layer{named}"
             if isinstance(layer, nn.RNNBase):
                 if layer.batch_first:
-                    return f"(batch, time, {layer.input_size}) for its first {type(layer).__name__} layer"
+                    return f"(batch, time, {layer.input_size}) for its first {type(layer).__name__} layer{named}"
                 return (f"(time, batch, {layer.input_size}) for its first {type(layer).__name__} layer "
                         "(batch_first=False; saliency_widgets needs the batch axis first)")
             if isinstance(layer, nn.Embedding):
-                return "integer token ids (an Embedding layer comes first)"
-        return None
+                return f"integer token ids (an Embedding layer comes first){named}"
+        return f"forward({', '.join(params)})" if params else None
 
     @property
     def is_training(self) -> bool:
@@ -71,22 +79,33 @@ class TorchBackend(Backend):
         return bool(module is not None and module.training
                     and any(isinstance(m, _MODE_DEPENDENT) for m in module.modules()))
 
-    @property
-    def final_activation(self) -> Optional[str]:
-        if self._activation_module is None:
-            return None
-        return _FINAL_ACTIVATIONS[type(self._activation_module)]
+    def is_layer(self, obj: Any) -> bool:
+        return isinstance(obj, nn.Module)
 
-    def _find_trailing_activation(self) -> Optional[nn.Module]:
-        """The softmax/sigmoid an ``nn.Sequential`` ends with (searched into nested Sequentials)."""
-        last = self._module
-        while isinstance(last, nn.Sequential) and len(last) > 0:
-            last = last[-1]
-        if last is not self._module and type(last) in _FINAL_ACTIVATIONS:
-            return last
-        if isinstance(self._module, tuple(_FINAL_ACTIVATIONS)):
-            return self._module
-        return None
+    def find_layer(self, layer: Any) -> LayerRef:
+        """A listed module (name or index as in ``layers()``), any submodule's dotted name, or the object."""
+        from .torch_weights import listed_modules
+
+        module = self._require_module()
+        listed = listed_modules(module)
+        if isinstance(layer, str) and all(name != layer for name, _ in listed):
+            named = dict(module.named_modules())
+            if layer in named:
+                return LayerRef(layer, named[layer])
+        if isinstance(layer, nn.Module) and all(obj is not layer for _, obj in listed):
+            for name, obj in module.named_modules():
+                if obj is layer:
+                    return LayerRef(name or "model", obj)
+        name, obj = resolve_layer(listed, layer)
+        return LayerRef(name, obj)
+
+    def skipped_activation(self, query: Query) -> Optional[str]:
+        plan = self._plans.get(query.key)
+        return None if plan is None or plan.skip is None else _FINAL_ACTIVATIONS[type(plan.skip)]
+
+    def unskipped_activation(self, query: Query) -> Optional[str]:
+        plan = self._plans.get(query.key)
+        return None if plan is None else plan.functional
 
     # ---------------------------------------------------------------- compute
     @property
@@ -96,14 +115,18 @@ class TorchBackend(Backend):
                 return p.device, p.dtype if p.dtype.is_floating_point else torch.float32
         return torch.device("cpu"), torch.float32
 
-    def _tensor(self, x: np.ndarray) -> torch.Tensor:
-        """A copy of ``x`` on the model's device; channels-last for 2-D convolutions,
-        whose CPU kernels run faster on that layout (the values are the same)."""
+    def _tensors(self, entries: list[np.ndarray]) -> list[torch.Tensor]:
+        """Copies of the entries on the model's device, floating ones in the model's dtype;
+        4-D float inputs of 2-D convolution models channels-last (faster on CPU, same values)."""
         device, dtype = self._device_and_dtype
-        tensor = torch.tensor(x, dtype=dtype, device=device)
-        if self._channels_last and tensor.ndim == 4:
-            tensor = tensor.contiguous(memory_format=torch.channels_last)
-        return tensor
+        out = []
+        for e in entries:
+            floating = np.issubdtype(e.dtype, np.floating)
+            t = torch.tensor(e, dtype=dtype if floating else None, device=device)
+            if floating and self._channels_last and t.ndim == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+            out.append(t)
+        return out
 
     @contextmanager
     def _inference(self) -> Iterator[None]:
@@ -127,66 +150,136 @@ class TorchBackend(Backend):
             for p in trainable:
                 p.requires_grad_(True)
 
-    def _call(self, xt: torch.Tensor, logits: bool) -> torch.Tensor:
-        """The model's output, or the input of its trailing softmax/sigmoid when ``logits``."""
-        handle = None
-        if logits and self._activation_module is not None:
-            handle = self._activation_module.register_forward_hook(lambda mod, args, out: args[0])
-        try:
-            out = self.model(xt)
-        except (RuntimeError, ValueError, TypeError, IndexError) as err:
-            raise self._shape_error(tuple(xt.shape), err) from None
-        finally:
-            if handle is not None:
-                handle.remove()
-        if not isinstance(out, torch.Tensor):
-            raise SaliencyError(
-                f"the model returned {type(out).__name__}, not a tensor; wrap it so that it "
-                "returns the one output tensor to explain"
-            )
-        return out
+    def _plan(self, query: Query, tensors: list[torch.Tensor]) -> "_Plan":
+        """Resolves ``query.head`` and finds the activation module the explained output comes
+        straight out of (by forward hooks: the module whose output tensor *is* that output).
+        Runs the model once per query (twice for an int/str head of a one-tensor model); remembered."""
+        if query.key not in self._plans:
+            head, explained, produced = self._traced_head(query, tensors, query.head)
+            if isinstance(head, (int, str)) and explained is None:
+                head, explained, produced = self._traced_head(query, tensors, self.find_layer(head))
+            skip = next((mod for mod, out in produced if out is explained), None)
+            functional = _functional_activation(explained) if skip is None else None
+            self._plans[query.key] = _Plan(head, skip, functional)
+        return self._plans[query.key]
 
-    def _shape_error(self, shape: tuple, err: Exception) -> SaliencyError:
+    def _traced_head(self, query: Query, tensors: list[torch.Tensor], head: Any
+                     ) -> tuple[Any, Optional[torch.Tensor], list[tuple[nn.Module, Any]]]:
+        """One differentiable call recording every activation module's output:
+        ``(head, explained output, records)``; the output is None when an int/str head names no
+        output entry (then it names a layer)."""
+        produced: list[tuple[nn.Module, Any]] = []
+        modules = self._module.modules() if self._module is not None else ()
+        hooks = [m.register_forward_hook(lambda mod, args, out: produced.append((mod, out)))
+                 for m in modules if type(m) in _FINAL_ACTIVATIONS]
+        head_layer = head.obj if isinstance(head, LayerRef) else None
+        watched = [t.detach().requires_grad_(True) if t.is_floating_point() else t for t in tensors]
+        try:
+            with torch.enable_grad(), _LayerHooks(self, query, None, head_layer=head_layer, guard=watched,
+                                                  leaf=True) as run:
+                raw = self._call_model(query, watched)
+        finally:
+            for h in hooks:
+                h.remove()
+        if head_layer is not None:
+            return head, run.head_output, produced
+        if isinstance(head, (int, str)) and isinstance(raw, torch.Tensor) or (
+                isinstance(head, str) and head not in output_keys(raw)):
+            return head, None, produced  # not an output entry: a layer
+        return head, select_output(raw, head, _is_tensor), produced
+
+    def _call_model(self, query: Query, tensors: list[torch.Tensor]) -> Any:
+        packed = query.spec.pack(tensors)
+        try:
+            if query.spec.kind == "dict":
+                return self.model(**packed)
+            if query.spec.kind in ("tuple", "list"):
+                return self.model(*packed)
+            return self.model(packed)
+        except SaliencyError:
+            raise
+        except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+            raise self._input_error(query, tensors, err) from None
+
+    def _explained(self, query: Query, tensors: list[torch.Tensor], activation: Optional[torch.Tensor],
+                   leaf: bool) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``(explained output, layer leaf)``: the head's tensor (logits if asked) and, with
+        ``query.layer``, the leaf tensor standing in for that layer's output."""
+        plan = self._plan(query, tensors)
+        skip = None
+        if query.logits and plan.skip is not None:
+            skip = plan.skip.register_forward_hook(lambda mod, args, out: args[0])
+        head_layer = plan.head.obj if isinstance(plan.head, LayerRef) else None
+        try:
+            with _LayerHooks(self, query, activation, head_layer=head_layer, guard=tensors, leaf=leaf) as run:
+                raw = self._call_model(query, tensors)
+                out = run.head_output if head_layer is not None else select_output(raw, plan.head, _is_tensor)
+        finally:
+            if skip is not None:
+                skip.remove()
+        return out, run.leaf
+
+    def _input_error(self, query: Query, tensors: list[torch.Tensor], err: Exception) -> SaliencyError:
         expected = self.describe_expected_input()
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        given = query.spec.describe([t.shape for t in tensors], [t.dtype for t in tensors])
         hint = f"; the model expects {expected}" if expected else ""
-        return SaliencyError(
-            f"the model could not run on an input of shape {shape}{hint}. "
-            f"(torch said: {first_line})"
-        )
+        return SaliencyError(f"the model could not run on {given}{hint}. (torch said: {first_line})")
 
-    def forward(self, x: np.ndarray, *, logits: bool) -> np.ndarray:
+    def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
+        tensors = self._tensors(entries)
         with self._inference(), torch.no_grad():
-            return _numpy(self._call(self._tensor(x), logits))
+            act = None if activation is None else self._tensors([activation])[0]
+            out, _ = self._explained(query, tensors, act, leaf=False)
+            return _numpy(out)
 
-    def _differentiable_output(self, x: np.ndarray, logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        xt = self._tensor(x).requires_grad_(True)
-        out = self._call(xt, logits)
+    def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
+        tensors = self._tensors(entries)
+        with self._inference(), torch.no_grad():
+            _, leaf = self._explained(query, tensors, None, leaf=True)
+            return _numpy(leaf)
+
+    def _differentiable(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray]
+                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(explained output, tensors to differentiate with respect to)``."""
+        tensors = self._tensors(entries)
+        if query.layer is None:
+            wrt = [tensors[i].requires_grad_(True) for i in query.spec.attributed]
+            out, _ = self._explained(query, tensors, None, leaf=False)
+        else:
+            act = None if activation is None else self._tensors([activation])[0].requires_grad_(True)
+            out, leaf = self._explained(query, tensors, act, leaf=True)
+            wrt = [leaf]
         if not out.requires_grad:
             raise NonDifferentiableError(
-                "the model's output does not depend differentiably on its input "
+                "the explained output does not depend differentiably on what is attributed "
                 "(an argmax, a detach(), integer casts or torch.no_grad inside the model?)"
             )
-        return xt, out
+        return out, wrt
 
-    def vjp(self, x: np.ndarray, cotangent: np.ndarray, *, logits: bool) -> tuple[np.ndarray, np.ndarray]:
+    def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
+            activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
         with self._inference():
-            xt, out = self._differentiable_output(x, logits)
-            cot = torch.tensor(cotangent, dtype=out.dtype, device=out.device).reshape(out.shape)
-            (grad,) = torch.autograd.grad(out, xt, grad_outputs=cot, allow_unused=True)
-            if grad is None:
-                raise NonDifferentiableError("the model's output does not depend on its input")
-            return _numpy(out.detach()), _numpy(grad)
+            out, wrt = self._differentiable(query, entries, activation)
+            flat = out.reshape(out.shape[0], -1)
+            index = torch.as_tensor(targets, device=flat.device)
+            index = torch.where(index < 0, flat.detach().argmax(dim=1), index)
+            cot = torch.zeros_like(flat).scatter_(1, index[:, None], 1.0)
+            grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
+            if all(g is None for g in grads):
+                raise NonDifferentiableError("the explained output does not depend on what is attributed")
+            return _numpy(out.detach()), [_numpy(_gradient(g, w)) for g, w in zip(grads, wrt)]
 
-    def jacobian_rows(self, x: np.ndarray, rows: np.ndarray, *, logits: bool) -> np.ndarray:
-        key = (x.shape, logits)
+    def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+        key = (signature(entries), query.key)
         if key not in self._strategy:
-            strategy, result = self._measure_strategies(x, rows, logits)
+            strategy, result = self._measure_strategies(query, entries, rows)
             self._strategy[key] = strategy
             return result
-        return getattr(self, self._strategy[key])(x, rows, logits)
+        return getattr(self, self._strategy[key])(query, entries, rows)
 
-    def _measure_strategies(self, x: np.ndarray, rows: np.ndarray, logits: bool) -> tuple[str, np.ndarray]:
+    def _measure_strategies(self, query: Query, entries: list[np.ndarray], rows: np.ndarray
+                            ) -> tuple[str, list[np.ndarray]]:
         """Times both Jacobian strategies on this input (best of two runs each) and keeps the faster.
 
         vmap over the backward pass shares one forward pass and wins for MLPs; for
@@ -199,7 +292,7 @@ class TorchBackend(Backend):
             for name in ("_jacobian_vmap", "_jacobian_tile"):
                 start = time.perf_counter()
                 try:
-                    value = getattr(self, name)(x, rows, logits)
+                    value = getattr(self, name)(query, entries, rows)
                 except RuntimeError:  # an op vmap cannot batch at all
                     best[name] = math.inf
                     continue
@@ -207,23 +300,23 @@ class TorchBackend(Backend):
                 result = value
         return min(best, key=best.__getitem__), result
 
-    def _jacobian_vmap(self, x: np.ndarray, rows: np.ndarray, logits: bool) -> np.ndarray:
+    def _jacobian_vmap(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
         with self._inference():
-            xt, out = self._differentiable_output(x, logits)
+            out, wrt = self._differentiable(query, entries, None)
             flat = out.reshape(out.shape[0], -1)
             cot = _one_hot_rows(rows, flat.shape, flat)
-            (grad,) = torch.autograd.grad(flat, xt, grad_outputs=cot, is_grads_batched=True)
-            return _numpy(grad.transpose(0, 1))
+            grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, is_grads_batched=True, allow_unused=True)
+            return [_numpy(_gradient(g, w, batched=len(rows)).transpose(0, 1)) for g, w in zip(grads, wrt)]
 
-    def _jacobian_tile(self, x: np.ndarray, rows: np.ndarray, logits: bool) -> np.ndarray:
-        n_rows, batch = len(rows), x.shape[0]
-        tiled = np.broadcast_to(x, (n_rows, *x.shape)).reshape(n_rows * batch, *x.shape[1:])
+    def _jacobian_tile(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+        n_rows, batch = len(rows), entries[0].shape[0]
         with self._inference():
-            xt, out = self._differentiable_output(tiled, logits)
+            out, wrt = self._differentiable(query, tile(entries, n_rows), None)
             flat = out.reshape(n_rows, batch, -1)
             cot = _one_hot_rows(rows, (batch, flat.shape[-1]), flat)
-            (grad,) = torch.autograd.grad(flat, xt, grad_outputs=cot)
-            return _numpy(grad.reshape(n_rows, batch, *x.shape[1:]).transpose(0, 1))
+            grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
+            return [_numpy(_gradient(g, w).reshape(n_rows, batch, *w.shape[1:]).transpose(0, 1))
+                    for g, w in zip(grads, wrt)]
 
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
@@ -240,6 +333,121 @@ class TorchBackend(Backend):
         if self._module is None:
             raise SaliencyError("layers and weights need a torch.nn.Module, not a plain callable")
         return self._module
+
+
+@dataclass
+class _Plan:
+    """What a query resolved to on this model."""
+
+    #: The head: None / int / str / callable (an entry of the outputs) or a LayerRef.
+    head: Any
+    #: The softmax / sigmoid / log-softmax module whose output is the explained output.
+    skip: Optional[nn.Module]
+    #: When no module was found: the functional activation the output comes from, if any.
+    functional: Optional[str]
+
+
+class _LayerHooks:
+    """Forward hooks for one model call, all removed on exit.
+
+    - ``query.layer``: its output is replaced by ``activation`` (when given) or, with
+      ``leaf=True``, by a detached copy that requires grad; a layer running more than
+      once per call is refused.
+    - ``head_layer``: its output is recorded as the explained output.
+    - a ``batch_first=False`` RNN fed one of the input tensors directly is refused.
+    """
+
+    def __init__(self, backend: "TorchBackend", query: Query, activation: Optional[torch.Tensor], *,
+                 head_layer: Optional[nn.Module], guard: list[torch.Tensor], leaf: bool = False) -> None:
+        self.backend, self.query, self.activation, self.leaf_wanted = backend, query, activation, leaf
+        self.head_layer, self.guard = head_layer, guard
+        self.leaf: Optional[torch.Tensor] = None
+        self.head_output: Optional[torch.Tensor] = None
+        self._handles: list[Any] = []
+        self._layer_calls = 0
+
+    def __enter__(self) -> "_LayerHooks":
+        module = self.backend._module
+        if self.query.layer is not None:
+            self._handles.append(self.query.layer.obj.register_forward_hook(self._replace))
+        if self.head_layer is not None:
+            self._handles.append(self.head_layer.register_forward_hook(self._record_head))
+        if module is not None:
+            self._handles += [m.register_forward_pre_hook(self._check_time_major)
+                              for m in module.modules() if isinstance(m, nn.RNNBase) and not m.batch_first]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def _replace(self, module: nn.Module, args: Any, output: Any) -> Any:
+        self._layer_calls += 1
+        if self._layer_calls > 1:
+            raise SaliencyError(
+                f"layer {self.query.layer.name!r} runs more than once per forward pass (shared weights?); "
+                "attribution to it would mix its calls: choose a layer that runs once"
+            )
+        tensor = _first_tensor(output)
+        if tensor is None:
+            raise SaliencyError(f"layer {self.query.layer.name!r} returned {type(output).__name__}, not a tensor")
+        if self.activation is not None:
+            new = self.activation.to(tensor.dtype)
+        elif self.leaf_wanted:
+            new = tensor.detach().clone().requires_grad_(torch.is_grad_enabled())
+        else:
+            return None
+        self.leaf = new
+        return new if isinstance(output, torch.Tensor) else type(output)((new, *output[1:]))
+
+    def _record_head(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.head_output = _first_tensor(output)
+
+    def _check_time_major(self, module: nn.Module, args: Any) -> None:
+        if args and any(args[0] is t for t in self.guard):
+            raise SaliencyError(
+                f"the model feeds its input straight into a {type(module).__name__} with batch_first=False, "
+                "which reads the first axis as time and would mix the samples of the batch; build the layer "
+                "with batch_first=True (or transpose inside forward) so that x is (batch, time, features)"
+            )
+
+
+def _first_tensor(output: Any) -> Optional[torch.Tensor]:
+    """A module's output tensor; for tuples such as an RNN's ``(output, h_n)``, the first."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and output:
+        return _first_tensor(output[0])
+    return None
+
+
+def _is_tensor(obj: Any) -> bool:
+    return isinstance(obj, torch.Tensor)
+
+
+def _functional_activation(out: torch.Tensor) -> Optional[str]:
+    """The softmax / sigmoid / log-softmax a tensor comes straight out of, read off its autograd node."""
+    node = getattr(out, "grad_fn", None)
+    name = type(node).__name__ if node is not None else ""
+    for op, activation in (("LogSoftmax", "log_softmax"), ("Softmax", "softmax"), ("Sigmoid", "sigmoid")):
+        if name.startswith(op):
+            return activation
+    return None
+
+
+def _forward_parameters(module: nn.Module) -> list[str]:
+    try:
+        return [p for p in inspect.signature(module.forward).parameters if p not in ("args", "kwargs")]
+    except (TypeError, ValueError):
+        return []
+
+
+def _gradient(grad: Optional[torch.Tensor], wrt: torch.Tensor, batched: int = 0) -> torch.Tensor:
+    """A gradient from ``autograd.grad``; zeros where the output does not depend on ``wrt`` at all."""
+    if grad is not None:
+        return grad
+    shape = (batched, *wrt.shape) if batched else wrt.shape
+    return torch.zeros(shape, dtype=wrt.dtype, device=wrt.device)
 
 
 def _one_hot_rows(rows: np.ndarray, flat_shape: tuple, like: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from ..attribution import OUTPUTS
 from ..errors import SaliencyError
 from ..export import Scale
 from ..inputs import Layout, infer_layout
-from ..transport import to_wire
+from ..transport import ARRAY_TRAIT, to_wire
 from ._guarded import GuardedWidget
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
@@ -67,11 +67,11 @@ class SampleWidget(GuardedWidget):
 
     _n_samples = t.Int(1).tag(sync=True)
     _layout = t.Dict().tag(sync=True)
-    _luts = t.Dict().tag(sync=True)
+    _luts = t.Dict().tag(**ARRAY_TRAIT)
     _labels = t.List(t.Unicode()).tag(sync=True)
     _out_shape = t.List(t.Int()).tag(sync=True)
     _feature_names = t.List(t.Unicode()).tag(sync=True)
-    _scores = t.Dict().tag(sync=True)
+    _scores = t.Dict().tag(**ARRAY_TRAIT)
 
     def __init__(
         self,
@@ -120,9 +120,9 @@ class SampleWidget(GuardedWidget):
 
     def _all_scores(self, output: str) -> np.ndarray:
         if output not in self._score_cache:
-            self._score_cache[output] = np.asarray(
-                self._backend.forward(self._x, logits=output == "logits"), dtype=np.float32
-            )
+            from ..attribution import predict
+
+            self._score_cache[output] = predict(self._model, self._x, output=output)
         return self._score_cache[output]
 
     def _scores_wire(self) -> dict[str, Any]:

@@ -1,0 +1,190 @@
+"""Structured inputs: ``x`` as one array, a tuple/list of arrays or a dict of arrays.
+
+The engine works on a flat list of numpy *entries* plus an :class:`InputSpec`
+that knows how to rebuild the user's structure (to call the model, and to shape
+results like ``x``). Which entries are attributed is decided here too: by
+default every floating-point entry; ``fixed=`` names the ones passed through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from .errors import SaliencyError
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How the flat entries map back onto the user's ``x``."""
+
+    #: ``"array"``, ``"tuple"``, ``"list"`` or ``"dict"``.
+    kind: str
+    #: Dict keys, or positions for tuples/lists (``(0,)`` for a single array).
+    keys: tuple
+    #: Positions (into the flat entries) of the attributed entries.
+    attributed: tuple[int, ...]
+
+    @property
+    def structured(self) -> bool:
+        return self.kind != "array"
+
+    def pack(self, entries: Sequence[Any]) -> Any:
+        """The entries (any array type) in the user's structure."""
+        if self.kind == "array":
+            return entries[0]
+        if self.kind == "dict":
+            return dict(zip(self.keys, entries))
+        return tuple(entries) if self.kind == "tuple" else list(entries)
+
+    def result(self, attributed_values: Sequence[np.ndarray]) -> Any:
+        """Results for the attributed entries in ``x``'s structure, ``None`` for fixed entries."""
+        if self.kind == "array":
+            return attributed_values[0]
+        filled: list[Optional[np.ndarray]] = [None] * len(self.keys)
+        for position, value in zip(self.attributed, attributed_values):
+            filled[position] = value
+        return self.pack(filled)
+
+    def describe(self, shapes: Sequence[tuple], dtypes: Sequence[Any]) -> str:
+        """What was given, for messages: ``"an input of shape (2, 5)"`` or each entry's shape and dtype."""
+        if self.kind == "array":
+            return f"an input of shape {tuple(shapes[0])}"
+        return ", ".join(f"{self.name(i)} of shape {tuple(s)} ({str(d).replace('torch.', '')})"
+                         for i, (s, d) in enumerate(zip(shapes, dtypes)))
+
+    def name(self, position: int) -> str:
+        """How the entry at ``position`` is called in messages."""
+        if self.kind == "array":
+            return "x"
+        key = self.keys[position]
+        return f"x[{key!r}]"
+
+
+def flatten(x: Any, to_numpy: Callable[[Any], np.ndarray], fixed: Any = None) -> tuple[InputSpec, list[np.ndarray]]:
+    """``(spec, entries)`` for the user's ``x``: floating entries as float32 copies, others as they are.
+
+    ``fixed``: dict keys or tuple/list positions passed through unchanged and not
+    attributed (default: every entry whose dtype is not floating).
+    """
+    if isinstance(x, Mapping):
+        kind, keys, raw = "dict", tuple(x.keys()), list(x.values())
+    elif isinstance(x, (tuple, list)) and x and not _is_nested_numbers(x):
+        kind, keys, raw = ("tuple" if isinstance(x, tuple) else "list"), tuple(range(len(x))), list(x)
+    else:
+        kind, keys, raw = "array", (0,), [x]
+    if not raw:
+        raise SaliencyError(f"x is an empty {kind}; pass the model's input batch")
+    entries = [_entry(to_numpy(value), kind, key) for key, value in zip(keys, raw)]
+    _check_batch(entries, kind, keys)
+    spec = InputSpec(kind, keys, _attributed(entries, kind, keys, fixed))
+    return spec, entries
+
+
+def _is_nested_numbers(x: Sequence[Any]) -> bool:
+    """A plain nested list of numbers (one array written as lists), not a tuple of arrays."""
+    first = x[0]
+    return isinstance(x, list) and (np.isscalar(first) or isinstance(first, list))
+
+
+def _entry(array: np.ndarray, kind: str, key: Any) -> np.ndarray:
+    where = "x" if kind == "array" else f"x[{key!r}]"
+    if array.ndim == 0:
+        raise SaliencyError(f"{where} must be a batch with a leading batch axis, got a scalar")
+    if array.shape[0] == 0:
+        raise SaliencyError(f"{where} is an empty batch (its first axis has length 0)")
+    if np.issubdtype(array.dtype, np.floating):
+        return np.array(array, dtype=np.float32)
+    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+        raise SaliencyError(f"{where} has dtype {array.dtype}; entries must be numeric arrays or tensors")
+    return np.array(array)
+
+
+def _check_batch(entries: list[np.ndarray], kind: str, keys: tuple) -> None:
+    sizes = {int(e.shape[0]) for e in entries}
+    if len(sizes) > 1:
+        given = ", ".join(f"x[{k!r}]: {tuple(e.shape)}" for k, e in zip(keys, entries))
+        raise SaliencyError(
+            f"every entry of x needs the same leading batch size; got {given}"
+        )
+
+
+def _attributed(entries: list[np.ndarray], kind: str, keys: tuple, fixed: Any) -> tuple[int, ...]:
+    if fixed is None:
+        return tuple(i for i, e in enumerate(entries) if np.issubdtype(e.dtype, np.floating))
+    names = [fixed] if isinstance(fixed, (str, int)) else list(fixed)
+    if kind == "array":
+        raise SaliencyError("fixed= names entries of a tuple, list or dict x; x is a single array")
+    unknown = [n for n in names if n not in keys]
+    if unknown:
+        valid = ", ".join(map(repr, keys))
+        raise SaliencyError(f"fixed= names {', '.join(map(repr, unknown))}, which x does not have; x has {valid}")
+    return tuple(i for i, k in enumerate(keys) if k not in names)
+
+
+def tile(entries: Sequence[np.ndarray], count: int) -> list[np.ndarray]:
+    """Every entry repeated ``count`` times along the batch: row ``k * batch + b`` is sample ``b``."""
+    if count == 1:
+        return list(entries)
+    return [np.concatenate([e] * count) for e in entries]
+
+
+def replaced(entries: Sequence[np.ndarray], positions: Sequence[int], values: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """A copy of the entry list with ``values`` at ``positions``."""
+    out = list(entries)
+    for p, v in zip(positions, values):
+        out[p] = v
+    return out
+
+
+def select(entries: Sequence[np.ndarray], rows: Any) -> list[np.ndarray]:
+    """The same rows (samples) of every entry."""
+    return [e[rows] for e in entries]
+
+
+def signature(entries: Sequence[np.ndarray]) -> tuple:
+    """Per-sample shapes and dtypes: what a traced function or a remembered output shape depends on."""
+    return tuple((e.shape[1:], e.dtype.str) for e in entries)
+
+
+def baseline_entries(spec: InputSpec, entries: list[np.ndarray], baseline: Any,
+                     to_numpy: Callable[[Any], np.ndarray]) -> list[np.ndarray]:
+    """``baseline=`` as a full entry list: an array for a single-array ``x`` (broadcast),
+    or ``x``'s structure; entries it leaves out (dict keys, ``None``) are taken from ``x``."""
+    if not spec.structured:
+        return [_broadcast(to_numpy(baseline), entries[0], "baseline")]
+    if isinstance(baseline, Mapping) and spec.kind == "dict":
+        given = {k: baseline[k] for k in baseline}
+        unknown = [k for k in given if k not in spec.keys]
+        if unknown:
+            raise SaliencyError(f"baseline has {', '.join(map(repr, unknown))}, which x does not have")
+        values = [given.get(k) for k in spec.keys]
+    elif isinstance(baseline, (tuple, list)) and spec.kind in ("tuple", "list") and len(baseline) == len(spec.keys):
+        values = list(baseline)
+    elif len(spec.attributed) == 1 and not isinstance(baseline, (Mapping, tuple, list)):
+        values = [None] * len(spec.keys)
+        values[spec.attributed[0]] = baseline
+    else:
+        raise SaliencyError(
+            f"baseline must have x's structure ({spec.kind} of {', '.join(map(repr, spec.keys))}); "
+            f"got {type(baseline).__name__}"
+        )
+    out = []
+    for key, value, entry in zip(spec.keys, values, entries):
+        if value is None:
+            out.append(entry)
+            continue
+        arr = to_numpy(value)
+        out.append(_broadcast(arr, entry, f"baseline[{key!r}]").astype(entry.dtype, copy=False))
+    return out
+
+
+def _broadcast(value: np.ndarray, like: np.ndarray, what: str) -> np.ndarray:
+    try:
+        return np.broadcast_to(np.asarray(value, dtype=like.dtype if not np.issubdtype(like.dtype, np.floating)
+                                          else np.float32), like.shape).copy()
+    except ValueError:
+        raise SaliencyError(f"{what} of shape {np.shape(value)} does not broadcast to {like.shape}") from None
