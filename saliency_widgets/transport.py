@@ -14,6 +14,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
+#: Trait metadata of traits holding wire arrays: synced to the browser, but never echoed back by
+#: ipywidgets' ``echo_update`` (hosts such as marimo send the whole state on a change; the kernel
+#: must not answer with megabytes the browser already has).
+ARRAY_TRAIT = {"sync": True, "echo_update": False}
+
 #: dtypes the browser decoder understands (little-endian on the wire).
 WIRE_DTYPES = ("float32", "float64", "uint8", "int32")
 

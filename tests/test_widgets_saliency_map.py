@@ -212,3 +212,11 @@ def test_true_labels_are_shown_with_the_prediction(model, x):
         SaliencyMap(model, x, y=[1, 2])
     with pytest.raises(SaliencyError, match="y= holds class 7, outside the model's outputs 0..4"):
         SaliencyMap(model, x, y=[1, 7, 2])
+
+
+def test_array_traits_are_never_echoed_back(model, x):
+    w = SaliencyMap(model, x, target=0)
+    with record_messages(w) as sent:
+        w.set_state({"target": 2, "_luts": w._luts, "_scores": w._scores})  # a host sending the whole state
+    echoed = [m for m, _ in sent if m.get("method") == "echo_update"]
+    assert echoed and set(echoed[0]["state"]) == {"target"}

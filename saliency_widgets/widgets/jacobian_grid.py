@@ -10,7 +10,7 @@ import traitlets as t
 from ..attribution import output_rows
 from ..errors import SaliencyError
 from ..export import format_value, jacobian_figure
-from ..transport import to_wire
+from ..transport import ARRAY_TRAIT, to_wire
 from ._base import STATIC, SampleWidget, output_labels
 
 #: The largest display Jacobian sent to the browser; beyond it, ask for ``outputs=``.
@@ -36,7 +36,7 @@ class JacobianGrid(SampleWidget):
     selected = t.Int(0).tag(sync=True)
 
     _rows = t.List(t.Int()).tag(sync=True)
-    _jacobian = t.Dict().tag(sync=True)
+    _jacobian = t.Dict().tag(**ARRAY_TRAIT)
 
     def __init__(
         self,

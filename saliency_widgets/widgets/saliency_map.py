@@ -13,7 +13,7 @@ from ..config import config
 from ..errors import SaliencyError
 from ..export import METHOD_TEXT, format_value, saliency_figure
 from ..inputs import background_image
-from ..transport import to_wire
+from ..transport import ARRAY_TRAIT, to_wire
 from ._base import STATIC, SampleWidget
 
 #: Methods the browser can compute from a prefetched Jacobian without the kernel.
@@ -59,11 +59,11 @@ class SaliencyMap(SampleWidget):
 
     _methods = t.List(t.Unicode()).tag(sync=True)
     _local_methods = t.List(t.Unicode(), list(LOCAL_METHODS)).tag(sync=True)
-    _input = t.Dict().tag(sync=True)
-    _image = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    _input = t.Dict().tag(**ARRAY_TRAIT)
+    _image = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _truth = t.List(t.Unicode()).tag(sync=True)
-    _jacobian = t.Dict(allow_none=True, default_value=None).tag(sync=True)
-    _attribution = t.Dict(allow_none=True, default_value=None).tag(sync=True)
+    _jacobian = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
+    _attribution = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
     def __init__(
         self,
