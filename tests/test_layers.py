@@ -93,10 +93,10 @@ def test_torch_layers_failure_restores_the_model(nn):
 
 
 def test_torch_without_input_shapes_are_unknown_and_said_so(nn):
-    model = nn.Sequential(nn.Linear(3, 4))
+    model = nn.Sequential(nn.Conv1d(1, 2, 3))  # a sequence of unknown length
     with pytest.warns(SaliencyWarning, match="example= or input_shape="):
         (info,) = sw_weights.layers(model)
-    assert info == sw_weights.LayerInfo("0", "Linear", None, 16)
+    assert info == sw_weights.LayerInfo("0", "Conv1d", None, 8)
 
 
 def test_example_and_input_shape_together_are_refused(nn):

@@ -1,4 +1,4 @@
-"""WeightInspector driven from Python (tier A): layer selection, blocks, display rule, errors."""
+"""WeightInspector driven from Python (tier A): layer selection, blocks, the block table, zoom, errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from saliency_widgets.export import COLORBAR_GID  # noqa: E402
 from saliency_widgets.errors import SaliencyError  # noqa: E402
 from saliency_widgets.transport import from_wire  # noqa: E402
 from saliency_widgets.weights import layer_weights  # noqa: E402
-from saliency_widgets.widgets.weight_display import MAX_CELLS, picture  # noqa: E402
+from saliency_widgets.widgets.weight_display import MAX_PICTURE_CELLS, layer_display, picture  # noqa: E402
 from saliency_widgets.widgets.weight_inspector import WeightInspector  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def test_weightless_layer_is_refused_and_the_previous_layer_kept():
 def test_torch_without_input_says_output_shapes_are_unknown():
     w = WeightInspector(_tagger())
     assert w._layers[0]["output_shape"] is None
-    assert "example= or input_shape=" in w._note
+    assert "x= (one batch) or input_shape= to WeightInspector" in w._note
 
 
 def test_recurrent_layer_shows_equation_and_gate_blocks():
@@ -79,24 +79,38 @@ def test_block_wire_holds_the_picture_and_its_index_map():
     values, index = from_wire(kernel["values"]), from_wire(kernel["index"])
     np.testing.assert_array_equal(values, model[0].weight.detach().numpy())
     np.testing.assert_array_equal(index, np.arange(10).reshape(2, 5))
-    assert kernel["m"] == pytest.approx(float(np.abs(values).max()))
-    assert sum(kernel["hist"]) == 10
+    assert w._table["m"] == pytest.approx(float(np.abs(values).max()))
+    assert sum(w._table["hist"]) == 12  # every weight of the layer, bias included
     assert kernel["rule"] == "every weight shown"
+    assert (kernel["row"], kernel["col"], w._blocks[1]["row"], w._blocks[1]["col"]) == (0, 0, 0, 1)
+    np.testing.assert_array_equal(from_wire(w._blocks[1]["values"])[:, 0], model[0].bias.detach().numpy())
 
 
 def test_conv2d_kernel_is_a_grid_of_filters_with_exact_positions():
     conv = nn.Conv2d(2, 3, (2, 3))
     (kernel, _) = layer_weights(nn.Sequential(conv), 0)
     pic = picture(kernel)
-    # rows of tiles = 2 input channels (2 kernel rows + 1 gap), columns = 3 filters (3 kernel columns + 1 gap)
-    assert pic.values.shape == (2 * 3 - 1, 3 * 4 - 1)
+    # bands of rows = 3 filters (2 kernel rows + 1 gap), columns of tiles = 2 input channels (3 kernel columns + 1 gap)
+    assert pic.values.shape == (3 * 3 - 1, 2 * 4 - 1)
     w = conv.weight.detach().numpy()
     for r, c in np.argwhere(pic.index >= 0):
         f, ch, i, j = np.unravel_index(pic.index[r, c], w.shape)
         assert pic.values[r, c] == w[f, ch, i, j]
-        assert (r, c) == (ch * 3 + i, f * 4 + j)
+        assert (r, c) == (f * 3 + i, ch * 4 + j)
     assert np.isnan(pic.values[pic.index < 0]).all()
-    assert pic.col_label == "filters"
+    assert (pic.row_label, pic.tile) == ("filters", (3, 4))
+
+
+def test_conv_bias_fills_its_filters_band():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, (2, 3))
+    display = layer_display(layer_weights(nn.Sequential(conv), 0))
+    kernel, bias = display.panels
+    assert (bias.row, bias.col) == (kernel.row, 1)
+    assert bias.picture.values.shape == (kernel.picture.values.shape[0], 1)
+    b = conv.bias.detach().numpy()
+    np.testing.assert_array_equal(bias.picture.values[:, 0], [b[0], b[0], np.nan, b[1], b[1], np.nan, b[2], b[2]])
+    np.testing.assert_array_equal(bias.picture.index[:, 0], [0, 0, -1, 1, 1, -1, 2, 2])
 
 
 def test_large_layer_is_downsampled_by_largest_magnitude_with_exact_values():
@@ -105,12 +119,28 @@ def test_large_layer_is_downsampled_by_largest_magnitude_with_exact_values():
     w = WeightInspector(model)
     kernel = w._blocks[0]
     values, index = from_wire(kernel["values"]), from_wire(kernel["index"])
-    assert values.shape == (600 // 3, 1000 // 4) and max(values.shape) <= MAX_CELLS
-    assert "3×4 window" in kernel["rule"]
+    # 600 000 cells > MAX_PICTURE_CELLS: 2×2 windows
+    assert values.shape == (300, 500) and values.size <= MAX_PICTURE_CELLS
+    assert (kernel["factor"], kernel["full"]) == ([2, 2], [600, 1000])
+    assert "1 cell = 2×2 weights, max |w|" in kernel["rule"]
     full = model[0].weight.detach().numpy()
     np.testing.assert_array_equal(values, full.reshape(-1)[index])
-    windows = np.abs(full).reshape(200, 3, 250, 4).max(axis=(1, 3))
+    windows = np.abs(full).reshape(300, 2, 500, 2).max(axis=(1, 3))
     np.testing.assert_array_equal(np.abs(values), windows)
+
+
+def test_zoom_request_gets_the_full_resolution_region():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1000, 600), nn.Linear(600, 2))
+    w = WeightInspector(model)
+    w.zoom = {"block": "kernel", "rows": [10, 30], "cols": [990, 1100]}
+    zoom = w._zoom
+    assert (zoom["block"], zoom["rows"], zoom["cols"]) == ("kernel", [10, 30], [990, 1000])
+    full = model[0].weight.detach().numpy()
+    np.testing.assert_array_equal(from_wire(zoom["values"]), full[10:30, 990:1000])
+    np.testing.assert_array_equal(from_wire(zoom["index"]), np.arange(full.size).reshape(full.shape)[10:30, 990:1000])
+    w.layer = 1
+    assert w._zoom == {}
 
 
 def test_to_figure_and_savefig(tmp_path):
@@ -130,3 +160,65 @@ def test_keras_simple_rnn_inspector():
     assert [(b["name"], b["shape"]) for b in w._blocks] == [("input kernel", [1, 3]), ("recurrent kernel", [3, 3]), ("bias", [3])]
     assert w.equation.startswith("h_t = tanh(x_t·W_x + h_{t−1}·W_h + b)")
     assert w._layers[0]["output_shape"] == [3]
+
+
+class _LSTMHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(3, 4, batch_first=True)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.head(self.lstm(x)[0][:, -1])
+
+
+def test_torch_lstm_is_one_gate_matrix_of_exact_slices():
+    torch.manual_seed(0)
+    model = _LSTMHead()
+    w = WeightInspector(model, x=np.zeros((2, 5, 3), np.float32))
+    assert [r["output_shape"] for r in w._layers] == [[5, 4], [2]]
+    assert w._table["rows"] == ["input gate", "forget gate", "cell gate", "output gate"]
+    assert w._table["cols"] == ["input kernel", "recurrent kernel", "bias (input-hidden)", "bias (hidden-hidden)"]
+    assert w._table["has_gates"] is True
+    lstm = model.lstm
+    sources = [lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0[:, None], lstm.bias_hh_l0[:, None]]
+    for b in w._blocks:
+        expected = sources[b["col"]].detach().numpy()[4 * b["row"]: 4 * b["row"] + 4]
+        np.testing.assert_array_equal(from_wire(b["values"]), expected)
+    kernels = np.concatenate([lstm.weight_ih_l0.detach().numpy().ravel(), lstm.weight_hh_l0.detach().numpy().ravel()])
+    assert w._table["m"] == pytest.approx(float(np.abs(kernels).max()))
+    assert w._equation["math"][4] == "c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t"
+    assert w._equation["notes"][0].startswith("W_i* = input kernel (weight_ih)")
+
+
+def test_keras_lstm_gate_matrix_has_units_down_the_rows_and_the_forget_bias_saturates():
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((5, 2)), keras.layers.LSTM(3, name="lstm")])
+    w = WeightInspector(model)
+    kernel, recurrent, bias = (v.numpy() for v in model.layers[0].weights)
+    by_name = {b["name"]: from_wire(b["values"]) for b in w._blocks}
+    np.testing.assert_array_equal(by_name["input kernel · forget gate"], kernel[:, 3:6].T)
+    np.testing.assert_array_equal(by_name["recurrent kernel · output gate"], recurrent[:, 9:12].T)
+    np.testing.assert_array_equal(by_name["bias · forget gate"][:, 0], bias[3:6])
+    m = max(np.abs(kernel).max(), np.abs(recurrent).max())
+    assert w._table["m"] == pytest.approx(float(m)) and bias[3:6].min() > m  # unit_forget_bias = 1
+    assert w._layers[0]["output_shape"] == [3]
+
+
+def test_layer_object_selects_and_foreign_objects_are_refused():
+    model = _LSTMHead()
+    w = WeightInspector(model, layer=model.head)
+    assert w.layer == "head"
+    w.layer = model.lstm
+    assert w.layer == "lstm" and len(w.blocks) == 16
+    with pytest.raises(SaliencyError, match="Linear is not a layer of the model"):
+        w.layer = nn.Linear(4, 2)
+    assert w.layer == "lstm"
+
+
+def test_linear_first_torch_model_knows_its_output_shapes_without_x():
+    w = WeightInspector(nn.Sequential(nn.Flatten(), nn.Linear(12, 5), nn.ReLU(), nn.Linear(5, 2)))
+    assert [r["output_shape"] for r in w._layers] == [[12], [5], [5], [2]]
+    assert w._note == ""
+    assert w.layer == "1"
+    assert w._table["has_gates"] is False

@@ -42,3 +42,15 @@ export function histogramBars(counts: number[], lo: number, hi: number): { heigh
 export function scaleCaption(m: number, rule: string): string {
   return `colour ±${formatValue(m)} (blue −, red +) · ${rule}`;
 }
+
+/** What a block's picture shows, for its column head: "16 filters × 3 channels · 3×3 tiles", "64×8 · input features", "64". */
+export function pictureCaption(layout: string, shape: number[], axes: string[], rows: number, cols: number, colLabel: string): string {
+  if (layout === "filters") {
+    const f = axes.indexOf("filters");
+    const c = axes.findIndex((a) => a.startsWith("input channels"));
+    const window = shape.filter((_, i) => i !== f && i !== c);
+    return `${shape[f]} filters × ${shape[c]} channels · ${shapeText(window)} tiles`;
+  }
+  if (layout === "column") return shapeText(shape);
+  return `${rows}×${cols}${colLabel ? ` · ${colLabel}` : ""}`;
+}

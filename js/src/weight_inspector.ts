@@ -1,158 +1,28 @@
-/** anywidget entry of WeightInspector: layer list + the selected layer's weight blocks. */
+/** anywidget entry of WeightInspector: the layer list and the selected layer's block table. */
 import { button, ErrorBox, exportButtons, statusBadge } from "./controls";
-import { decode, type WireArray } from "./decode";
-import { h, throttleFrame } from "./dom";
-import { formatValue } from "./format";
-import { Heatmap, Tooltip } from "./heatmap";
-import { cellSize } from "./layout";
-import { onChanges, update, type AnyModel, type RenderProps } from "./model";
+import { decode } from "./decode";
+import { h } from "./dom";
+import { Tooltip } from "./heatmap";
+import { onChanges, update, type RenderProps } from "./model";
 import { injectStyle } from "./style";
-import { histogramBars, paramsText, scaleCaption, shapeText, weightTooltip } from "./weight_format";
+import { paramsText, shapeText } from "./weight_format";
+import { INSPECTOR_CSS } from "./inspector/css";
+import { crop } from "./inspector/downsample";
+import { showEquation } from "./inspector/equation";
+import { layerRow } from "./inspector/layer_list";
+import { Legend } from "./inspector/legend";
+import { BlockTable, type CellHit } from "./inspector/matrix";
+import { zoomWindow } from "./inspector/table";
+import { wirePicture, type BlockWire, type LayerRow, type TableWire, type ZoomWire } from "./inspector/wire";
+import { ZOOM_CELL, ZOOM_ROWS, ZoomView } from "./inspector/zoom";
+import { composeTable, downsampleNote } from "./inspector/compose";
 
-interface LayerRow {
-  name: string;
-  type: string;
-  output_shape: (number | null)[] | null;
-  n_params: number;
-}
-
-interface BlockWire {
-  name: string;
-  source: string;
-  shape: number[];
-  axes: string[];
-  description: string;
-  layout: string;
-  row_label: string;
-  col_label: string;
-  rule: string;
-  m: number;
-  stats: { min: number; max: number; mean: number; std: number };
-  hist: number[];
-  values: WireArray;
-  index: WireArray;
-}
-
-const CSS = `
-.sw-layers .sw-bar{grid-template-columns:minmax(60px,1fr) auto;row-gap:0}
-.sw-layer-meta{grid-column:1 / span 2;color:var(--sw-muted);font-size:11px;font-weight:400}
-.sw-layer-empty{opacity:.55}
-.sw-eq{margin:0;padding:6px 10px;background:var(--sw-soft);border-radius:6px;font:12px/1.45 ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap}
-.sw-blocks{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-.sw-card{display:flex;flex-direction:column;gap:4px;padding:8px;border:1px solid var(--sw-line);border-radius:8px;flex:0 1 228px;min-width:180px}
-.sw-card-head{display:flex;gap:8px;align-items:baseline;flex-wrap:wrap}
-.sw-card-head b{font-weight:600}
-.sw-ylabel{writing-mode:vertical-rl;transform:rotate(180deg);color:var(--sw-muted);font-size:11px;text-align:center;padding-left:4px}
-.sw-xlabel{color:var(--sw-muted);font-size:11px;text-align:center}
-.sw-hist{width:140px;height:34px;image-rendering:auto}
-`;
-
-function injectInspectorStyle(el: HTMLElement): void {
-  injectStyle(el);
-  injectStyle(el, "sw-style-weights", CSS);
-}
-
-/** One block: header, description, heatmap with axis labels, histogram and scale caption. */
-class BlockCard {
-  readonly el = h("div", { class: "sw-card" });
-  readonly heat: Heatmap;
-  readonly size: { width: number; height: number };
-
-  constructor(readonly block: BlockWire, lut: Uint8Array, tooltip: Tooltip) {
-    const values = decode(block.values) as Float32Array;
-    const index = decode(block.index) as Int32Array;
-    const [rows, cols] = block.values.shape;
-    const cell = cellSize(rows, cols, 220, rows === 1 ? 24 : 220, 0.25, 28);
-    this.size = { width: Math.max(1, cols * cell), height: Math.max(rows === 1 ? 14 : 1, rows * cell) };
-    this.heat = new Heatmap({ "data-sw-block": block.name });
-    this.heat.setDisplaySize(this.size.width, this.size.height);
-    this.heat.draw(values, rows, cols, "all", block.m, lut);
-    const hover = throttleFrame((ev: MouseEvent) => {
-      const c = this.heat.cellFromEvent(ev);
-      const k = c ? c.row * cols + c.col : -1;
-      if (k < 0 || index[k] < 0) return tooltip.hide();
-      tooltip.show(weightTooltip(block.name, values[k], index[k], block.shape, block.axes), ev);
-    });
-    this.heat.canvas.addEventListener("mousemove", hover);
-    this.heat.canvas.addEventListener("mouseleave", () => requestAnimationFrame(() => tooltip.hide()));
-
-    const stage = h("div", { class: "sw-stage" }, [this.heat.canvas]);
-    const xlabel = h("div", { class: "sw-xlabel" }, block.col_label ? `${block.col_label} →` : "");
-    xlabel.style.width = `${this.size.width}px`;
-    const matrix = h("div", { class: "sw-matrix" }, [h("div", { class: "sw-ylabel" }, block.row_label ? `${block.row_label} →` : ""), stage, h("div", {}), xlabel]);
-    const s = block.stats;
-    this.el.append(
-      h("div", { class: "sw-card-head" }, [h("b", {}, block.name), h("span", { class: "sw-sub" }, `${shapeText(block.shape)} · ${block.source}`)]),
-      h("div", { class: "sw-note" }, block.description),
-      matrix,
-      h("div", { class: "sw-note" }, scaleCaption(block.m, block.rule)),
-      h("div", { class: "sw-legend" }, [
-        histogram(block.hist, s.min, s.max),
-        h("div", { class: "sw-note" }, `min ${formatValue(s.min)} · max ${formatValue(s.max)} · mean ${formatValue(s.mean)} · std ${formatValue(s.std)}`),
-      ]),
-    );
-  }
-}
-
-/** A small bar chart of the value histogram, with a line at 0. */
-function histogram(counts: number[], lo: number, hi: number): HTMLCanvasElement {
-  const canvas = h("canvas", { class: "sw-hist", width: 280, height: 68, "data-sw-role": "histogram" });
-  const ctx = canvas.getContext("2d") as CanvasRenderingContext2D;
-  const { heights, zeroAt } = histogramBars(counts, lo, hi);
-  const w = canvas.width / Math.max(1, heights.length);
-  ctx.fillStyle = "#9db3e0";
-  heights.forEach((v, i) => ctx.fillRect(i * w + 1, canvas.height * (1 - v), w - 2, canvas.height * v));
-  if (zeroAt !== null) {
-    ctx.fillStyle = "#5f6673";
-    ctx.fillRect(Math.round(zeroAt * canvas.width) - 1, 0, 2, canvas.height);
-  }
-  return canvas;
-}
-
-/** All block canvases stacked with their names, for PNG/SVG export. */
-function composeBlocks(cards: BlockCard[]): HTMLCanvasElement {
-  const scale = 2;
-  const pad = 20;
-  const width = Math.max(200, ...cards.map((c) => c.size.width * scale));
-  const height = cards.reduce((sum, c) => sum + c.size.height * scale + pad, 0) || 1;
-  const out = h("canvas", { width, height });
-  const ctx = out.getContext("2d") as CanvasRenderingContext2D;
-  ctx.imageSmoothingEnabled = false;
-  ctx.fillStyle = "#fff";
-  ctx.fillRect(0, 0, width, height);
-  let y = 0;
-  for (const card of cards) {
-    ctx.fillStyle = "#1f2430";
-    ctx.font = "13px sans-serif";
-    ctx.fillText(card.block.name, 0, y + 14);
-    ctx.drawImage(card.heat.canvas, 0, y + pad, card.size.width * scale, card.size.height * scale);
-    y += card.size.height * scale + pad;
-  }
-  return out;
-}
-
-function layerRow(row: LayerRow, selected: boolean, onClick: () => void): HTMLElement {
-  const el = h("div", {
-    class: `sw-bar${row.n_params === 0 ? " sw-layer-empty" : ""}`,
-    role: "button",
-    tabindex: 0,
-    "data-sw-layer": row.name,
-    "aria-pressed": String(selected),
-    title: row.n_params === 0 ? "no parameters" : undefined,
-  }, [
-    h("span", { class: "sw-bar-label" }, row.name),
-    h("span", { class: "sw-bar-value" }, row.type),
-    h("span", { class: "sw-layer-meta" }, `out ${shapeText(row.output_shape)} · ${paramsText(row.n_params)} params`),
-  ]);
-  el.addEventListener("click", onClick);
-  el.addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" || ev.key === " ") onClick();
-  });
-  return el;
-}
+/** Width assumed before the widget is attached to a page (and can be measured). */
+const DEFAULT_WIDTH = 720;
 
 function render({ model, el }: RenderProps): () => void {
-  injectInspectorStyle(el);
+  injectStyle(el);
+  injectStyle(el, "sw-style-weights", INSPECTOR_CSS);
   const root = h("div", { class: "sw-root", "data-sw-widget": "weight-inspector" });
   const tooltip = new Tooltip(root);
   const title = h("span", { class: "sw-title" });
@@ -160,20 +30,34 @@ function render({ model, el }: RenderProps): () => void {
   const status = statusBadge();
   const errors = new ErrorBox();
   const note = h("div", { class: "sw-note" });
-  const list = h("div", { class: "sw-list sw-layers", role: "list" });
-  const equation = h("pre", { class: "sw-eq", "data-sw-role": "equation" });
-  const blocks = h("div", { class: "sw-blocks" });
-  const view = h("div", { class: "sw-view" }, [equation, blocks]);
-  let cards: BlockCard[] = [];
-  const split = button("split gates", "split-gates", () => update(model, { split_gates: !model.get("split_gates") }), "one block per LSTM/GRU gate");
+  const list = h("div", { class: "sw-list sw-wi-list", role: "list", "aria-label": "layers" });
+  const equation = h("div", { class: "sw-wi-eq", "data-sw-role": "equation" });
+  const downsampled = h("span", { class: "sw-wi-downsampled", "data-sw-role": "downsample-note", hidden: true });
+  const caption = h("div", { class: "sw-wi-caption" });
+  const tableHost = h("div", {});
+  const legend = new Legend();
+  const about = h("details", { class: "sw-wi-about" });
+  let table: BlockTable | null = null;
+  let pending: ZoomWire | null = null;
+  const zoom = new ZoomView(tooltip, () => table?.panels.forEach((p) => p.showMark(null)));
+  const view = h("div", { class: "sw-view" }, [equation, tableHost, caption, zoom.el, legend.el, about]);
+  const split = button("split gates", "split-gates", () => update(model, { split_gates: !model.get("split_gates") }), "one row per LSTM/GRU gate");
   const toolbar = h("div", { class: "sw-toolbar", role: "toolbar" }, [
     split,
+    downsampled,
     h("span", { class: "sw-spacer" }),
-    ...exportButtons(() => ({ canvas: composeBlocks(cards), title: `weights of ${model.get("layer")}`, name: `weights-${model.get("layer")}` })),
+    ...exportButtons(() => ({
+      canvas: composeTable(table, String(model.get("layer"))),
+      title: `weights of ${model.get("layer")}`,
+      name: `weights-${model.get("layer")}`,
+    })),
   ]);
   const panel = h("div", { class: "sw-panel" }, [h("div", { class: "sw-panel-head" }, "Layers"), list]);
   root.append(h("div", { class: "sw-head" }, [title, sub, status]), toolbar, errors.el, note, h("div", { class: "sw-body" }, [panel, view]));
   el.replaceChildren(root);
+
+  const lut = () => decode(model.get("_lut")) as Uint8Array;
+  const width = () => view.clientWidth || DEFAULT_WIDTH;
 
   const select = (name: string) => {
     if (name === model.get("layer")) return;
@@ -182,28 +66,98 @@ function render({ model, el }: RenderProps): () => void {
     update(model, { layer: name });
   };
 
-  const redraw = () => {
+  const fit = () => {
+    if (!table) return;
+    table.fit(width());
+    const text = downsampleNote(table.downsampling());
+    downsampled.textContent = text;
+    downsampled.hidden = !text;
+  };
+
+  const zoomTo = (hit: CellHit) => {
+    if (!table) return;
+    const block = hit.panel.block;
+    const [kr, kc] = block.factor;
+    const [rows, cols] = block.full;
+    const win = zoomWindow(hit.row * kr, hit.col * kc, rows, cols, ZOOM_ROWS, Math.max(4, Math.floor((width() - 24) / ZOOM_CELL)));
+    table.panels.forEach((p) => p.showMark(null));
+    hit.panel.showMark({ r0: win.r0 / kr, c0: win.c0 / kc, nr: win.nr / kr, nc: win.nc / kc });
+    if (kr * kc === 1) {
+      pending = null;
+      zoom.show(block, crop(hit.panel.picture, win.r0, win.c0, win.nr, win.nc), win, { rows, cols }, (model.get("_table") as TableWire).m, lut());
+      return;
+    }
+    pending = { block: block.name, rows: [win.r0, win.r0 + win.nr], cols: [win.c0, win.c0 + win.nc] } as ZoomWire;
+    zoom.wait(`${block.name}: loading the full-resolution region from the kernel…`);
+    update(model, { zoom: { block: pending.block, rows: pending.rows, cols: pending.cols } });
+  };
+
+  const showKernelZoom = () => {
+    const z = model.get("_zoom") as ZoomWire | null;
+    if (!z || !z.values || !pending || !table || z.block !== pending.block || z.rows[0] !== pending.rows[0] || z.cols[0] !== pending.cols[0]) return;
+    const panel = table.panels.find((p) => p.block.name === z.block);
+    if (!panel) return;
+    const [rows, cols] = panel.block.full;
+    zoom.show(panel.block, wirePicture(z), { r0: z.rows[0], c0: z.cols[0] }, { rows, cols }, (model.get("_table") as TableWire).m, lut());
+  };
+
+  const redrawList = () => {
     const layer = String(model.get("layer"));
     const rows = model.get("_layers") as LayerRow[];
     list.replaceChildren(...rows.map((r) => layerRow(r, r.name === layer, () => select(r.name))));
     const info = rows.find((r) => r.name === layer);
     title.textContent = `Weights of “${layer}”`;
     sub.textContent = info ? `${info.type} · output ${shapeText(info.output_shape)} · ${paramsText(info.n_params)} params` : "";
+  };
+
+  const redrawLayer = () => {
+    const info = model.get("_table") as TableWire;
+    const blocks = model.get("_blocks") as BlockWire[];
+    const eq = (model.get("_equation") ?? {}) as { math?: string[]; notes?: string[] };
+    showEquation(equation, eq.math ?? [], eq.notes ?? []);
+    split.hidden = !info.has_gates;
     split.setAttribute("aria-pressed", String(Boolean(model.get("split_gates"))));
-    const eq = String(model.get("_equation") ?? "");
-    equation.textContent = eq;
-    equation.hidden = !eq;
-    const lut = decode(model.get("_lut")) as Uint8Array;
-    cards = (model.get("_blocks") as BlockWire[]).map((b) => new BlockCard(b, lut, tooltip));
-    blocks.replaceChildren(...cards.map((c) => c.el));
+    table = new BlockTable(blocks, info, lut(), tooltip, zoomTo);
+    tableHost.replaceChildren(table.el);
+    fit();
+    const rowAxis = blocks[0]?.row_label;
+    caption.textContent = `${rowAxis ? `rows: ${rowAxis} · ` : ""}hover for exact values · click a map to zoom`;
+    legend.update(info, lut());
+    about.replaceChildren(
+      h("summary", {}, `what the ${blocks.length} blocks are`),
+      h("ul", {}, blocks.map((b) => h("li", {}, `${b.description} (source: ${b.source})`))),
+    );
+    pending = null;
+    zoom.hide();
+  };
+
+  const redraw = () => {
+    redrawList();
+    redrawLayer();
     note.textContent = String(model.get("_note") ?? "");
+    note.hidden = !note.textContent;
     errors.show(String(model.get("_error") ?? ""));
     status.dataset.busy = "false";
     view.classList.remove("sw-stale");
   };
-  const stop = onChanges(model, ["layer", "split_gates", "_layers", "_blocks", "_equation", "_note", "_error", "_lut"], redraw);
+
+  let lastWidth = 0;
+  const resize = new ResizeObserver(() => {
+    const w = view.clientWidth;
+    if (w > 0 && Math.abs(w - lastWidth) > 1) {
+      lastWidth = w;
+      fit();
+    }
+  });
+  resize.observe(view);
+  const stopLayer = onChanges(model, ["layer", "split_gates", "_layers", "_blocks", "_table", "_equation", "_note", "_error", "_lut"], redraw);
+  const stopZoom = onChanges(model, ["_zoom"], showKernelZoom);
   redraw();
-  return stop;
+  return () => {
+    stopLayer();
+    stopZoom();
+    resize.disconnect();
+  };
 }
 
 export default { render };

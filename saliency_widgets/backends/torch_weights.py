@@ -71,8 +71,8 @@ def torch_layers(model: nn.Module, example: Optional[np.ndarray]) -> list[LayerI
             pass
     if all(shape is None for shape in shapes):
         warnings.warn(
-            "output shapes of a torch model are unknown without an input: pass one batch "
-            "(x= to WeightInspector, example= to sw.layers) or input_shape= (one sample's shape)",
+            "output shapes of a torch model are unknown without an input: pass example= or input_shape= "
+            "(one sample's shape) to sw.layers, x= (one batch) or input_shape= to WeightInspector",
             SaliencyWarning,
             stacklevel=4,
         )

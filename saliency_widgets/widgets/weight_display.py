@@ -14,7 +14,9 @@ bias repeated beside each band, and anything else is reshaped to
 Table: the blocks of a gated RNN form a *gate matrix* — one band of rows per gate
 (and per stacked layer / direction), one column per part (input kernel,
 recurrent kernel, bias(es)); other layers put their blocks side by side in one
-row. A layer has one colour scale (max |w| over all its blocks).
+row. A layer has one colour scale: max |w| over its kernels (biases share it and
+saturate beyond it, so a large bias such as Keras' forget-gate 1 cannot wash the
+kernels out); a layer of biases only uses max |w| over them.
 
 Downsampling rule: a picture of more than ``MAX_PICTURE_CELLS`` cells is cut into
 windows of ``fr × fc`` cells and each window shows its entry of largest
@@ -53,6 +55,13 @@ class Picture:
     factor: tuple[int, int] = (1, 1)
     #: Rows and columns of one tile plus its gap (filter grids), else (1, 1).
     tile: tuple[int, int] = (1, 1)
+    #: Rows and columns before downsampling (None: ``values.shape``).
+    full_shape: Optional[tuple[int, int]] = None
+
+    @property
+    def full(self) -> tuple[int, int]:
+        """Rows and columns of the picture at full resolution."""
+        return self.full_shape or tuple(self.values.shape)  # type: ignore[return-value]
 
     @property
     def rule(self) -> str:
@@ -102,7 +111,8 @@ def layer_display(blocks: Sequence[WeightBlock], max_cells: int = MAX_PICTURE_CE
         col = cols.setdefault(part, len(cols))
         panels.append(Panel(b, _downsample(pic, max_cells), row, col))
     row_labels = [f"{prefix}{gate} gate" if gate else prefix.rstrip(" ·") for prefix, gate in rows]
-    return LayerDisplay(panels, row_labels, list(cols), scale([b.array for b in blocks]))
+    kernels = [b.array for b in blocks if b.role != "bias"] or [b.array for b in blocks]
+    return LayerDisplay(panels, row_labels, list(cols), scale(kernels))
 
 
 def picture(block: WeightBlock, max_cells: int = MAX_PICTURE_CELLS) -> Picture:
@@ -192,11 +202,12 @@ def _downsample(pic: Picture, max_cells: int) -> Picture:
         values=np.take_along_axis(vals, pick, -1)[..., 0],
         index=np.take_along_axis(idx, pick, -1)[..., 0].astype(np.int32),
         factor=(fr, fc),
+        full_shape=(rows, cols),
     )
 
 
 def scale(arrays: Sequence[np.ndarray]) -> float:
-    """The colour scale magnitude of a layer: max |w| over all its blocks (1 when all zero), centred at 0."""
+    """The colour scale magnitude: max |w| over ``arrays`` (1 when all zero), centred at 0."""
     finite = [np.abs(a[np.isfinite(a)]) for a in arrays]
     m = max((float(a.max()) for a in finite if a.size), default=0.0)
     return m if m > 0 else 1.0

@@ -226,6 +226,7 @@ def _block_wire(panel: Panel) -> dict[str, Any]:
         "row_label": pic.row_label,
         "col_label": pic.col_label,
         "factor": list(pic.factor),
+        "full": list(pic.full),
         "tile": list(pic.tile),
         "rule": pic.rule,
         "values": to_wire(pic.values),

@@ -1,0 +1,63 @@
+/** The zoom pane: a full-resolution region of one block, large enough to read every weight. */
+import { button } from "../controls";
+import { h, throttleFrame } from "../dom";
+import { Heatmap, Tooltip } from "../heatmap";
+import { weightTooltip } from "../weight_format";
+import type { Picture } from "./downsample";
+import { clearBlanks } from "./matrix";
+import type { BlockWire } from "./wire";
+
+/** Px per cell in the zoom, and most rows shown. */
+export const ZOOM_CELL = 14;
+export const ZOOM_ROWS = 24;
+
+export class ZoomView {
+  readonly el = h("div", { class: "sw-wi-zoom", "data-sw-role": "zoom", hidden: true });
+  private title = h("span", {});
+  private heat = new Heatmap({ "data-sw-role": "zoom-map", role: "img" });
+  private block: BlockWire | null = null;
+  private pic: Picture | null = null;
+
+  constructor(tooltip: Tooltip, onClose: () => void) {
+    const close = button("close zoom", "zoom-close", () => {
+      this.hide();
+      onClose();
+    });
+    this.el.append(h("div", { class: "sw-wi-zoom-head" }, [this.title, close]), h("div", { class: "sw-stage" }, [this.heat.canvas]));
+    const hover = throttleFrame((ev: MouseEvent) => {
+      const c = this.heat.cellFromEvent(ev);
+      if (!c || !this.pic || !this.block) return tooltip.hide();
+      const k = c.row * this.pic.cols + c.col;
+      if (this.pic.index[k] < 0) return tooltip.hide();
+      tooltip.show(weightTooltip(this.block.name, this.pic.values[k], this.pic.index[k], this.block.shape, this.block.axes), ev);
+    });
+    this.heat.canvas.addEventListener("mousemove", hover);
+    this.heat.canvas.addEventListener("mouseleave", () => requestAnimationFrame(() => tooltip.hide()));
+  }
+
+  /** Shows `pic`, the cells [r0, r0+rows) × [c0, c0+cols) of a full picture of total rows×cols. */
+  show(block: BlockWire, pic: Picture, at: { r0: number; c0: number }, total: { rows: number; cols: number }, m: number, lut: Uint8Array): void {
+    this.block = block;
+    this.pic = pic;
+    this.heat.draw(pic.values, pic.rows, pic.cols, "all", m, lut);
+    clearBlanks(this.heat.canvas, pic.index);
+    this.heat.setDisplaySize(pic.cols * ZOOM_CELL, pic.rows * ZOOM_CELL);
+    this.heat.canvas.setAttribute("aria-label", `zoom into ${block.name}`);
+    this.heat.canvas.dataset.swZoom = block.name;
+    const span = (a: number, n: number, of: number) => (n === of ? `all ${of}` : `${a}–${a + n - 1} of ${of}`);
+    this.title.textContent = `${block.name}: rows ${span(at.r0, pic.rows, total.rows)}, columns ${span(at.c0, pic.cols, total.cols)} · every weight`;
+    this.el.hidden = false;
+  }
+
+  /** Says that the region is on its way from the kernel (or cannot come). */
+  wait(text: string): void {
+    this.title.textContent = text;
+    this.el.hidden = false;
+  }
+
+  hide(): void {
+    this.el.hidden = true;
+    this.block = null;
+    this.pic = null;
+  }
+}
