@@ -1,127 +1,220 @@
-"""Tier B: the bundled WeightInspector in headless Chromium with a fake anywidget model.
+"""Tier B: the bundled WeightInspector in headless Chromium, in the offline page of
+``widgets/standalone.py`` (every layer's state embedded, so clicks switch layers).
 
-The fake model plays the kernel: when the page sets ``layer``, it swaps in the
-state that the real Python widget produced for that layer.
+Checked for a Keras and a torch LSTM, a GRU, a SimpleRNN, a Conv2d, a
+``Linear(784 → 10)`` and an MLP with ReLU: no element of the card lies outside
+the card, the page stays compact (heights printed and bounded), the canvases
+hold the exact colours of the framework's own weight slices, zoom shows the
+full-resolution region, and weightless layers cannot be selected. Screenshots go
+to ``test-artifacts/weight_inspector_<model>.png``.
 """
 
 from __future__ import annotations
 
-import base64
-
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from saliency_widgets.widgets.weight_inspector import STATIC, WeightInspector  # noqa: E402
+from pixels import canvas_rgba  # noqa: E402
+from saliency_widgets import colors  # noqa: E402
+from saliency_widgets.widgets.standalone import standalone_html  # noqa: E402
+from saliency_widgets.widgets.weight_inspector import WeightInspector  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
-FAKE_MODEL = """
-async ({ bundle, states, first }) => {
-  const fromJson = (v) => v && typeof v === "object"
-    ? ("__b64__" in v ? new DataView(Uint8Array.from(atob(v.__b64__), (c) => c.charCodeAt(0)).buffer)
-       : Array.isArray(v) ? v.map(fromJson) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, fromJson(x)])))
-    : v;
-  const all = Object.fromEntries(Object.entries(states).map(([k, s]) => [k, fromJson(s)]));
-  const handlers = {};
-  const fire = (name) => (handlers[name] || []).forEach((cb) => cb());
-  window.__saved = [];
-  const model = {
-    attrs: { ...all[first] },
-    get(k) { return this.attrs[k]; },
-    set(k, v) { this.attrs[k] = v; fire(`change:${k}`); },
-    on(ev, cb) { (handlers[ev] = handlers[ev] || []).push(cb); },
-    off(ev, cb) { handlers[ev] = (handlers[ev] || []).filter((f) => cb && f !== cb); },
-    save_changes() {
-      window.__saved.push(this.attrs.layer);
-      const next = all[this.attrs.layer];
-      setTimeout(() => { for (const [k, v] of Object.entries(next)) { this.attrs[k] = v; fire(`change:${k}`); } }, 30);
-    },
-    send() {},
-  };
-  const url = URL.createObjectURL(new Blob([bundle], { type: "text/javascript" }));
-  const mod = await import(url);
-  const el = document.createElement("div");
-  el.style.width = "1100px";
-  document.body.append(el);
-  mod.default.render({ model, el });
-}
-"""
+CARD = '[data-sw-widget="weight-inspector"]'
+
+#: Every rendered element's box inside the card's (0.5 px tolerance for sub-pixel rounding).
+OVERFLOW = """(sel) => {
+  const card = document.querySelector(sel);
+  const c = card.getBoundingClientRect();
+  const out = [];
+  for (const e of card.querySelectorAll("*")) {
+    const r = e.getBoundingClientRect();
+    if ((r.width === 0 && r.height === 0) || !e.checkVisibility()) continue;
+    if (r.left < c.left - 0.5 || r.right > c.right + 0.5 || r.top < c.top - 0.5 || r.bottom > c.bottom + 0.5
+        || e.scrollWidth > e.clientWidth + 1 && getComputedStyle(e).overflowX === "visible") {
+      out.push(`${e.tagName}.${e.className} ${e.getAttribute("data-sw-block") ?? ""}`);
+    }
+  }
+  return { height: c.height, out };
+}"""
 
 
-def _jsonable(value):
-    if isinstance(value, (bytes, memoryview)):
-        return {"__b64__": base64.b64encode(bytes(value)).decode()}
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-class LSTMHead(nn.Module):
+class TorchLSTM(nn.Module):
     def __init__(self) -> None:
         super().__init__()
-        self.lstm = nn.LSTM(2, 4, batch_first=True)
-        self.head = nn.Linear(4, 3)
+        self.lstm = nn.LSTM(8, 64, batch_first=True)
+        self.head = nn.Linear(64, 3)
 
     def forward(self, x):
         return self.head(self.lstm(x)[0][:, -1])
 
 
+def _keras(*layers, shape):
+    keras = pytest.importorskip("keras")
+    return keras.Sequential([keras.Input(shape), *layers])
+
+
+def _models():
+    """name → (factory, page height bound in px)."""
+
+    def keras_lstm():
+        keras = pytest.importorskip("keras")
+        return WeightInspector(_keras(keras.layers.LSTM(64, name="lstm"), keras.layers.Dense(3, name="out"), shape=(5, 8)))
+
+    def simple_rnn():
+        keras = pytest.importorskip("keras")
+        return WeightInspector(_keras(keras.layers.SimpleRNN(8, name="rnn"), keras.layers.Dense(2, name="out"), shape=(5, 1)))
+
+    return {
+        "keras_lstm": (keras_lstm, 1000),
+        "torch_lstm": (lambda: WeightInspector(TorchLSTM(), x=np.zeros((1, 5, 8), np.float32)), 1000),
+        "gru": (lambda: WeightInspector(nn.Sequential(nn.GRU(3, 16)), input_shape=(4, 3)), 1000),
+        "simple_rnn": (simple_rnn, 600),
+        "conv2d": (lambda: WeightInspector(nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.MaxPool2d(2)),
+                                           x=np.zeros((1, 3, 12, 12), np.float32)), 800),
+        "linear784": (lambda: WeightInspector(nn.Sequential(nn.Flatten(), nn.Linear(784, 10))), 400),
+        "mlp": (lambda: WeightInspector(nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 10))), 800),
+    }
+
+
+@pytest.fixture
+def offline(page, tmp_path):
+    """The widget's offline page (all layers embedded); returns the page."""
+
+    def _open(widget):
+        path = tmp_path / "inspector.html"
+        path.write_text(standalone_html(widget, variants=widget._html_variants()), encoding="utf-8")
+        page.goto(path.as_uri())
+        page.wait_for_function("window.__sw && window.__sw.ready", timeout=30_000)
+        return page
+
+    return _open
+
+
 @pytest.fixture(scope="module")
-def inspector_page(chromium):
-    """The bundle in a plain page, driven by a fake model that replays the kernel's states."""
+def heights():
+    found: dict[str, float] = {}
+    yield found
+    print("\nWeightInspector page heights (px):", ", ".join(f"{k} {v:.0f}" for k, v in found.items()))
+
+
+@pytest.mark.parametrize("name", list(_models()))
+def test_card_is_compact_and_nothing_overflows(name, offline, artifacts, heights):
     torch.manual_seed(0)
-    widget = WeightInspector(LSTMHead(), input_shape=(5, 2))
-    states = {}
-    for name in ("lstm", "head"):
-        widget.layer = name
-        states[name] = _jsonable(widget.get_state())
-    pg = chromium.new_page(viewport={"width": 1200, "height": 900})
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.set_content("<!doctype html><html><body></body></html>")
-    pg.evaluate(FAKE_MODEL, {"bundle": (STATIC / "weight_inspector.js").read_text(), "states": states, "first": "lstm"})
-    pg.errors = errors
-    yield pg
-    pg.close()
+    make, bound = _models()[name]
+    page = offline(make())
+    got = page.evaluate(OVERFLOW, CARD)
+    heights[name] = got["height"]
+    page.screenshot(path=str(artifacts / f"weight_inspector_{name}.png"), full_page=True)
+    assert got["out"] == []
+    assert got["height"] <= bound
 
 
-def _pixels(page, block: str) -> dict:
-    return page.evaluate(
-        """(name) => { const c = document.querySelector(`[data-sw-block="${name}"]`);
-            const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
-            return { w: c.width, h: c.height, sum: d.reduce((a, b) => a + b, 0) }; }""",
-        block,
-    )
-
-
-def test_click_a_layer_redraws_its_blocks(inspector_page, artifacts):
-    page = inspector_page
-    assert page.locator('[data-sw-widget="weight-inspector"]').count() == 1
-    assert page.locator('[data-sw-layer="lstm"]').get_attribute("aria-pressed") == "true"
+def test_torch_lstm_is_one_gate_matrix_with_exact_colours(offline):
+    torch.manual_seed(0)
+    model = TorchLSTM()
+    w = WeightInspector(model, x=np.zeros((1, 5, 8), np.float32))
+    page = offline(w)
     assert page.locator("[data-sw-block]").count() == 16
-    assert "c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t" in page.locator('[data-sw-role="equation"]').inner_text()
-    before = _pixels(page, "input kernel · forget gate")
-    assert (before["w"], before["h"]) == (2, 4)
+    assert page.locator('[data-sw-layer="lstm"]').get_attribute("aria-pressed") == "true"
+    assert "out 5×64" in page.text_content('[data-sw-layer="lstm"]')
+    lstm = model.lstm
+    m = max(float(lstm.weight_ih_l0.detach().abs().max()), float(lstm.weight_hh_l0.detach().abs().max()))
+    forget_hh = lstm.weight_hh_l0.detach().numpy()[64:128]
+    got = canvas_rgba(page, '[data-sw-block="recurrent kernel · forget gate"]')
+    np.testing.assert_array_equal(got, colors.colorize(forget_hh, m=m))
+    bias = lstm.bias_ih_l0.detach().numpy()[192:256, None]
+    np.testing.assert_array_equal(canvas_rgba(page, '[data-sw-block="bias (input-hidden) · output gate"]'), colors.colorize(bias, m=m))
+    # the four gate rows of one column line up: same left edge, same width
+    boxes = [page.locator(f'[data-sw-block="input kernel · {g} gate"]').bounding_box() for g in ("input", "forget", "cell", "output")]
+    assert len({(round(b["x"]), round(b["width"])) for b in boxes}) == 1
+    assert all(b2["y"] > b1["y"] + b1["height"] for b1, b2 in zip(boxes, boxes[1:]))
 
-    page.locator('[data-sw-layer="head"]').click()
-    page.wait_for_selector('[data-sw-layer="head"][aria-pressed="true"]')
-    page.wait_for_selector('[data-sw-block="kernel"]')
-    assert page.evaluate("window.__saved") == ["head"]
-    assert page.locator("[data-sw-block]").count() == 2
-    after = _pixels(page, "kernel")
-    assert (after["w"], after["h"]) == (4, 3) and after["sum"] > 0
-    assert not page.locator('[data-sw-role="equation"]').is_visible()
 
-    page.locator('[data-sw-block="kernel"]').hover(position={"x": 5, "y": 5})
-    tooltip = page.locator(".sw-tooltip")
-    tooltip.wait_for(state="visible")
-    assert tooltip.inner_text().startswith("kernel [0, 0]")
-    page.locator('[data-sw-layer="lstm"]').click()
-    page.wait_for_selector('[data-sw-layer="lstm"][aria-pressed="true"]')
-    page.wait_for_function("document.querySelectorAll('[data-sw-block]').length === 16")
-    page.screenshot(path=str(artifacts / "weight_inspector.png"), full_page=True)
-    assert page.errors == []
+def test_equations_are_typeset_mathml_one_line_each(offline):
+    torch.manual_seed(0)
+    page = offline(WeightInspector(TorchLSTM(), x=np.zeros((1, 5, 8), np.float32)))
+    lines = page.evaluate(
+        """() => Array.from(document.querySelectorAll('[data-sw-role="equation"] > math'),
+               (m) => ({ label: m.getAttribute("aria-label"), h: m.getBoundingClientRect().height,
+                         ns: m.namespaceURI, subs: m.querySelectorAll("msub").length }))"""
+    )
+    assert [x["label"] for x in lines][4] == "c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t"
+    assert len(lines) == 6 and all(x["ns"] == "http://www.w3.org/1998/Math/MathML" for x in lines)
+    assert all(x["h"] < 28 for x in lines), lines  # typeset on one line each, never wrapped
+    assert lines[0]["subs"] == 7  # i_t, W_ii, x_t, b_ii, W_hi, h_{t−1}, b_hi
+    assert page.locator('[data-sw-action="split-gates"]').is_visible()
+
+
+def test_downsampled_linear_zooms_into_the_exact_region(offline):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+    page = offline(WeightInspector(model))
+    note = page.locator('[data-sw-role="downsample-note"]')
+    assert note.is_visible() and note.inner_text() == "1 cell = 1×3 weights, max |w|"
+    weight = model[1].weight.detach().numpy()
+    m = float(np.abs(weight).max())
+    shown = canvas_rgba(page, '[data-sw-block="kernel"]')
+    assert shown.shape[:2] == (10, 262)
+    windows = np.pad(weight, ((0, 0), (0, 2)))[:, : 262 * 3].reshape(10, 262, 3)
+    picked = np.take_along_axis(windows, np.abs(windows).argmax(-1)[..., None], -1)[..., 0]
+    np.testing.assert_array_equal(shown, colors.colorize(picked, m=m))
+
+    page.locator('[data-sw-block="kernel"]').hover(position={"x": 200, "y": 30})
+    page.wait_for_selector(".sw-tooltip", state="visible")
+    assert "largest |w| of a 1×3 window" in page.text_content(".sw-tooltip")
+    page.locator('[data-sw-block="kernel"]').click(position={"x": 200, "y": 30})
+    zoom = page.locator('[data-sw-role="zoom-map"]')
+    zoom.wait_for(state="visible")
+    r0, c0, nr, nc = map(int, zoom.get_attribute("data-sw-region").split(","))
+    clicked = int(200 / (page.locator('[data-sw-block="kernel"]').bounding_box()["width"] / 262)) * 3
+    assert (r0, nr) == (0, 10) and nc >= 40 and c0 <= clicked < c0 + nc
+    np.testing.assert_array_equal(canvas_rgba(page, '[data-sw-role="zoom-map"]'), colors.colorize(weight[:, c0: c0 + nc], m=m))
+    assert zoom.bounding_box()["width"] == nc * 14  # every weight at 14 px
+    page.click('[data-sw-action="zoom-close"]')
+    assert not zoom.is_visible()
+
+
+def test_conv_filters_grid_zooms_to_readable_tiles(offline, artifacts):
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 16, 3)
+    page = offline(WeightInspector(nn.Sequential(conv, nn.ReLU()), x=np.zeros((1, 3, 8, 8), np.float32)))
+    assert "16 filters × 3 channels · 3×3 tiles" in page.text_content(".sw-wi-colhead")
+    kernel = page.locator('[data-sw-block="kernel"]')
+    box = kernel.bounding_box()
+    assert box["width"] / 11 >= 6  # tiles readable: at least 6 px per weight
+    kernel.click(position={"x": 5, "y": 5})
+    page.wait_for_selector('[data-sw-role="zoom-map"]', state="visible")
+    r0, c0, nr, nc = map(int, page.get_attribute('[data-sw-role="zoom-map"]', "data-sw-region").split(","))
+    got = canvas_rgba(page, '[data-sw-role="zoom-map"]')
+    w = conv.weight.detach().numpy()
+    m = float(np.abs(w).max())
+    # picture row 4f + i, column 4ch + j holds weight[f, ch, i, j]; gaps are transparent
+    assert (r0, c0) == (0, 0) and got[3, 0, 3] == 0 and got[0, 3, 3] == 0
+    np.testing.assert_array_equal(got[4 + 1, 4 * 2 + 2], colors.colorize(w[1, 2, 1, 2], m=m))
+    page.screenshot(path=str(artifacts / "weight_inspector_conv2d_zoom.png"), full_page=True)
+
+
+def test_weightless_layers_are_greyed_and_cannot_be_selected(offline):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 10))
+    page = offline(WeightInspector(model))
+    relu = page.locator('[data-sw-layer="1"]')
+    assert relu.get_attribute("aria-disabled") == "true" and relu.get_attribute("tabindex") == "-1"
+    assert float(page.evaluate("getComputedStyle(document.querySelector('[data-sw-layer=\"1\"]')).opacity")) < 1
+    relu.click(force=True)
+    page.wait_for_timeout(50)
+    assert page.evaluate("window.__sw.log") == []
+    assert page.get_attribute('[data-sw-layer="0"]', "aria-pressed") == "true"
+    assert not page.locator('[data-sw-action="split-gates"]').is_visible()
+
+    page.click('[data-sw-layer="2"]')
+    page.wait_for_selector('[data-sw-layer="2"][aria-pressed="true"]')
+    page.wait_for_function("document.querySelector('[data-sw-block=\"kernel\"]').height === 10")
+    kernel = model[2].weight.detach().numpy()
+    np.testing.assert_array_equal(canvas_rgba(page, '[data-sw-block="kernel"]'), colors.colorize(kernel, m=float(np.abs(kernel).max())))
+    assert [e["changes"] for e in page.evaluate("window.__sw.log")] == [{"layer": "2"}]

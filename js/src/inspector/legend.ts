@@ -9,7 +9,7 @@ export class Legend {
   readonly el = h("div", {});
   private bar = new ColorBar();
   private hist = h("canvas", { class: "sw-wi-hist", width: 240, height: 60, "data-sw-role": "histogram", role: "img" });
-  private stats = h("div", { class: "sw-note" });
+  private stats = h("div", { class: "sw-wi-caption" });
 
   constructor() {
     this.el.append(h("div", { class: "sw-wi-legend" }, [this.bar.el, this.hist]), this.stats);

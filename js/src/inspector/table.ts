@@ -49,7 +49,8 @@ function bands(panels: PanelShape[], fr: number, fc: number): { cols: number[]; 
 }
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-const snap = (v: number) => (v >= 3 ? Math.floor(v) : v);
+/** Whole pixels from 3 px up; below, 1/64 px steps rounded down (the table never outgrows its width). */
+const snap = (v: number) => (v >= 3 ? Math.floor(v) : Math.floor(v * 64) / 64);
 
 /** Cell size and downsampling so that the whole table fits `limits` (see TableLimits). */
 export function tableLayout(panels: PanelShape[], limits: TableLimits): TableLayout {

@@ -44,6 +44,7 @@ export class ZoomView {
     this.heat.setDisplaySize(pic.cols * ZOOM_CELL, pic.rows * ZOOM_CELL);
     this.heat.canvas.setAttribute("aria-label", `zoom into ${block.name}`);
     this.heat.canvas.dataset.swZoom = block.name;
+    this.heat.canvas.dataset.swRegion = [at.r0, at.c0, pic.rows, pic.cols].join(",");
     const span = (a: number, n: number, of: number) => (n === of ? `all ${of}` : `${a}–${a + n - 1} of ${of}`);
     this.title.textContent = `${block.name}: rows ${span(at.r0, pic.rows, total.rows)}, columns ${span(at.c0, pic.cols, total.cols)} · every weight`;
     this.el.hidden = false;
