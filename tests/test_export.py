@@ -177,12 +177,12 @@ def test_jacobian_tiles_share_one_scale(name):
     assert bold.count("bold") == 1 and bold[g._rows.index(g.selected)] == "bold"
 
 
-def test_weight_blocks_use_their_own_scale():
+def test_weight_blocks_share_the_layer_scale():
     inspector = WeightInspector(mlp())
     fig = inspector.to_figure()
     kernel, bias = inspector.blocks
-    m_kernel, m_bias = (float(np.abs(b.array).max()) for b in (kernel, bias))
-    assert_cells(fig, [colors.colorize(kernel.array, m=m_kernel), colors.colorize(bias.array[None], m=m_bias)])
+    m = float(np.abs(kernel.array).max())  # the kernels' max |w|; the bias (a column) shares it
+    assert_cells(fig, [colors.colorize(kernel.array, m=m), colors.colorize(bias.array[:, None], m=m)])
 
 
 def test_figures_match_the_functional_api():
