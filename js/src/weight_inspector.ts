@@ -12,9 +12,9 @@ import { showEquation } from "./inspector/equation";
 import { layerRow } from "./inspector/layer_list";
 import { Legend } from "./inspector/legend";
 import { BlockTable, type CellHit } from "./inspector/matrix";
-import { zoomWindow } from "./inspector/table";
+import { zoomWindow, type TableLayout } from "./inspector/table";
 import { wirePicture, type BlockWire, type LayerRow, type TableWire, type ZoomWire } from "./inspector/wire";
-import { ZOOM_CELL, ZOOM_ROWS, ZoomView } from "./inspector/zoom";
+import { zoomGeometry, ZoomView } from "./inspector/zoom";
 import { composeTable, downsampleNote } from "./inspector/compose";
 
 /** Width assumed before the widget is attached to a page (and can be measured). */
@@ -39,6 +39,7 @@ function render({ model, el }: RenderProps): () => void {
   const about = h("details", { class: "sw-wi-about" });
   let table: BlockTable | null = null;
   let pending: ZoomWire | null = null;
+  let zoomCell = 14;
   const zoom = new ZoomView(tooltip, () => table?.panels.forEach((p) => p.showMark(null)));
   const view = h("div", { class: "sw-view" }, [equation, tableHost, caption, zoom.el, legend.el, about]);
   const split = button("split gates", "split-gates", () => update(model, { split_gates: !model.get("split_gates") }), "one row per LSTM/GRU gate");
@@ -79,12 +80,15 @@ function render({ model, el }: RenderProps): () => void {
     const block = hit.panel.block;
     const [kr, kc] = block.factor;
     const [rows, cols] = block.full;
-    const win = zoomWindow(hit.row * kr, hit.col * kc, rows, cols, ZOOM_ROWS, Math.max(4, Math.floor((width() - 24) / ZOOM_CELL)));
+    const layout = table.layout as TableLayout;
+    const geometry = zoomGeometry(layout.cw, layout.ch, width() - 24);
+    zoomCell = geometry.cell;
+    const win = zoomWindow(hit.row * kr, hit.col * kc, rows, cols, geometry.rows, geometry.cols);
     table.panels.forEach((p) => p.showMark(null));
     hit.panel.showMark({ r0: win.r0 / kr, c0: win.c0 / kc, nr: win.nr / kr, nc: win.nc / kc });
     if (kr * kc === 1) {
       pending = null;
-      zoom.show(block, crop(hit.panel.picture, win.r0, win.c0, win.nr, win.nc), win, { rows, cols }, (model.get("_table") as TableWire).m, lut());
+      zoom.show(block, crop(hit.panel.picture, win.r0, win.c0, win.nr, win.nc), win, { rows, cols }, zoomCell, (model.get("_table") as TableWire).m, lut());
       return;
     }
     pending = { block: block.name, rows: [win.r0, win.r0 + win.nr], cols: [win.c0, win.c0 + win.nc] } as ZoomWire;
@@ -98,7 +102,7 @@ function render({ model, el }: RenderProps): () => void {
     const panel = table.panels.find((p) => p.block.name === z.block);
     if (!panel) return;
     const [rows, cols] = panel.block.full;
-    zoom.show(panel.block, wirePicture(z), { r0: z.rows[0], c0: z.cols[0] }, { rows, cols }, (model.get("_table") as TableWire).m, lut());
+    zoom.show(panel.block, wirePicture(z), { r0: z.rows[0], c0: z.cols[0] }, { rows, cols }, zoomCell, (model.get("_table") as TableWire).m, lut());
   };
 
   const redrawList = () => {

@@ -7,9 +7,16 @@ import type { Picture } from "./downsample";
 import { clearBlanks } from "./matrix";
 import type { BlockWire } from "./wire";
 
-/** Px per cell in the zoom, and most rows shown. */
-export const ZOOM_CELL = 14;
-export const ZOOM_ROWS = 24;
+/** Px per zoomed cell: twice the table's cell, within [MIN_CELL, MAX_CELL]; the zoom is at most HEIGHT px tall. */
+const MIN_CELL = 14;
+const MAX_CELL = 48;
+const HEIGHT = 340;
+
+/** The zoom's cell size and the most rows / columns it shows, for a table cell of cw×ch px in `width` px. */
+export function zoomGeometry(cw: number, ch: number, width: number): { cell: number; rows: number; cols: number } {
+  const cell = Math.max(MIN_CELL, Math.min(MAX_CELL, Math.round(2 * Math.max(cw, ch))));
+  return { cell, rows: Math.max(1, Math.floor(HEIGHT / cell)), cols: Math.max(1, Math.floor(width / cell)) };
+}
 
 export class ZoomView {
   readonly el = h("div", { class: "sw-wi-zoom", "data-sw-role": "zoom", hidden: true });
@@ -36,12 +43,12 @@ export class ZoomView {
   }
 
   /** Shows `pic`, the cells [r0, r0+rows) × [c0, c0+cols) of a full picture of total rows×cols. */
-  show(block: BlockWire, pic: Picture, at: { r0: number; c0: number }, total: { rows: number; cols: number }, m: number, lut: Uint8Array): void {
+  show(block: BlockWire, pic: Picture, at: { r0: number; c0: number }, total: { rows: number; cols: number }, cell: number, m: number, lut: Uint8Array): void {
     this.block = block;
     this.pic = pic;
     this.heat.draw(pic.values, pic.rows, pic.cols, "all", m, lut);
     clearBlanks(this.heat.canvas, pic.index);
-    this.heat.setDisplaySize(pic.cols * ZOOM_CELL, pic.rows * ZOOM_CELL);
+    this.heat.setDisplaySize(pic.cols * cell, pic.rows * cell);
     this.heat.canvas.setAttribute("aria-label", `zoom into ${block.name}`);
     this.heat.canvas.dataset.swZoom = block.name;
     this.heat.canvas.dataset.swRegion = [at.r0, at.c0, pic.rows, pic.cols].join(",");
