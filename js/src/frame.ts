@@ -43,6 +43,12 @@ export class Frame {
     this.head = h("div", { class: "sw-head" }, [this.title, this.sub, this.status]);
     this.root.append(this.head, this.toolbar, this.errors.el, this.body);
     el.replaceChildren(this.root);
+    this.watchTheme(el.ownerDocument);
+  }
+
+  /** Stops watching the host's theme (call when the view is removed). */
+  dispose(): void {
+    this.unwatch();
   }
 
   /** The toolbar's common controls, after widget-specific ones. */
@@ -87,6 +93,29 @@ export class Frame {
   }
 
   /** Native controls (selects, scroll bars) follow the host's light or dark background. */
+  private unwatch: () => void = () => {};
+
+  /** Re-reads the host background when its theme switches (JupyterLab's data-jp-theme-light, class or
+   *  data-theme attributes on <html>/<body>, the OS colour scheme); once now and once after the new
+   *  theme's stylesheet has had time to load. */
+  private watchTheme(doc: Document): void {
+    const check = () => {
+      requestAnimationFrame(() => this.followScheme());
+      setTimeout(() => this.followScheme(), 800);
+    };
+    const observer = new MutationObserver(check);
+    for (const node of [doc.documentElement, doc.body]) {
+      if (node) observer.observe(node, { attributes: true, attributeFilter: ["class", "data-theme", "data-jp-theme-light", "data-jp-theme-name"] });
+    }
+    const media = doc.defaultView?.matchMedia?.("(prefers-color-scheme: dark)");
+    media?.addEventListener("change", check);
+    check();
+    this.unwatch = () => {
+      observer.disconnect();
+      media?.removeEventListener("change", check);
+    };
+  }
+
   private followScheme(): void {
     if (!this.root.isConnected) return;
     const scheme = schemeOf(getComputedStyle(this.root).backgroundColor);

@@ -220,7 +220,10 @@ function render({ model, el }: RenderProps): () => void {
   };
   const stop = onChanges(model, [...FRAME_TRAITS, "selected", "output", "_jacobian"], redraw);
   redraw();
-  return stop;
+  return () => {
+    stop();
+    frame.dispose();
+  };
 }
 
 export default { render };

@@ -109,7 +109,10 @@ function render({ model, el }: RenderProps): () => void {
   };
   const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth"], redraw);
   redraw();
-  return stop;
+  return () => {
+    stop();
+    frame.dispose();
+  };
 }
 
 export default { render };

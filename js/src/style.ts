@@ -3,15 +3,16 @@
  * shadow root marimo mounts widgets in).
  *
  * Theme: the --sw-* variables follow the host — JupyterLab / Notebook 7 (--jp-*), VS Code (--vscode-*) —
- * and fall back to a light palette, or a dark one under prefers-color-scheme: dark. Every other rule
+ * and fall back to a light palette, or a dark one under prefers-color-scheme: dark. Secondary text is
+ * mixed from the text and card colours (hosts' own secondary greys fall below 4.5:1 on tinted rows). Every other rule
  * (and the inspector's stylesheet) uses only --sw-* colours. Heatmap colours never change with the theme.
  */
-const THEME_LIGHT = "--sw-fg-base:#1f2430;--sw-muted-base:#545b67;--sw-line-base:#d5dae2;--sw-bg-base:#ffffff;--sw-soft-base:#f2f4f7;--sw-accent-base:#2f63c9";
-const THEME_DARK = "--sw-fg-base:#e6e8ec;--sw-muted-base:#a9b0bc;--sw-line-base:#3a404b;--sw-bg-base:#1b1e24;--sw-soft-base:#262a32;--sw-accent-base:#7aa2f7";
+const THEME_LIGHT = "--sw-fg-base:#1f2430;--sw-line-base:#d5dae2;--sw-bg-base:#ffffff;--sw-soft-base:#f2f4f7;--sw-accent-base:#2f63c9";
+const THEME_DARK = "--sw-fg-base:#e6e8ec;--sw-line-base:#3a404b;--sw-bg-base:#1b1e24;--sw-soft-base:#262a32;--sw-accent-base:#7aa2f7";
 const CSS = `
 .sw-root{${THEME_LIGHT};
  --sw-fg:var(--jp-ui-font-color1,var(--vscode-editor-foreground,var(--sw-fg-base)));
- --sw-muted:var(--jp-ui-font-color2,var(--vscode-descriptionForeground,var(--sw-muted-base)));
+ --sw-muted:color-mix(in srgb,var(--sw-fg) 76%,var(--sw-bg));
  --sw-line:var(--jp-border-color2,var(--vscode-widget-border,var(--sw-line-base)));
  --sw-bg:var(--jp-layout-color1,var(--vscode-editor-background,var(--sw-bg-base)));
  --sw-soft:var(--jp-layout-color2,var(--vscode-editorWidget-background,var(--sw-soft-base)));
@@ -44,7 +45,7 @@ const CSS = `
 .sw-panel-head{display:flex;align-items:center;gap:6px;font-weight:600}
 .sw-panel-head .sw-sub{font-weight:400}
 .sw-list{display:flex;flex-direction:column;gap:1px;max-height:340px;overflow-y:auto;padding-right:2px}
-.sw-bar{display:grid;grid-template-columns:var(--sw-label-w,minmax(40px,92px)) minmax(60px,1fr) 58px;align-items:center;gap:6px;padding:2px 4px;border-radius:5px;border:1px solid transparent}
+.sw-bar{display:grid;grid-template-columns:var(--sw-label-w,minmax(40px,92px)) minmax(60px,1fr) 66px;align-items:center;gap:6px;padding:2px 4px;border-radius:5px;border:1px solid transparent}
 .sw-bar[role=button]{cursor:pointer}
 .sw-bar[role=button]:hover{background:var(--sw-soft)}
 .sw-bar[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent);font-weight:600}
