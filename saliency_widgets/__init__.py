@@ -7,6 +7,7 @@ anywidget) load on first use of their names.
 
 from typing import Any
 
+from . import checks
 from .attribution import METHODS, Attribution, attribute, jacobian, saliency
 from .config import config
 from .dataset import DatasetAttribution, attribute_dataset
@@ -42,6 +43,7 @@ __all__ = [
     "WeightInspector",
     "attribute",
     "attribute_dataset",
+    "checks",
     "config",
     "jacobian",
     "layer_equation",

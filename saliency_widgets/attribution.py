@@ -17,10 +17,13 @@ from .backends import get_backend
 from .backends.base import Backend, Query
 from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, SaliencyError, SaliencyWarning
+from .gradcam import default_layer, gradcam, gradcam_plus_plus
 from .heads import looks_like_probabilities
+from .occlusion import occlusion
 from .structure import baseline_entries, flatten, replaced, select, signature, tile
 
-METHODS = ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients")
+METHODS = ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_plus_plus",
+           "occlusion")
 OUTPUTS = ("logits", "probabilities")
 
 #: Keyword options each method accepts, with their defaults.
@@ -29,7 +32,13 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "input_x_gradient": {},
     "smoothgrad": {"n_samples": 50, "noise": 0.15, "seed": None},
     "integrated_gradients": {"baseline": None, "steps": 50},
+    "gradcam": {"relu": True},
+    "gradcam_plus_plus": {"relu": True},
+    "occlusion": {"window": None, "stride": None, "baseline": 0.0},
 }
+#: Methods whose values come from one gradient pass (the CAMs: of a layer's output).
+_GRADIENT_PASS = ("gradient", "input_x_gradient", "gradcam", "gradcam_plus_plus")
+_CAMS = {"gradcam": gradcam, "gradcam_plus_plus": gradcam_plus_plus}
 
 #: Guesses of working memory per input byte, used to size passes under
 #: ``config.chunk_budget_bytes``. A copy of the input (SmoothGrad sample, IG
@@ -96,7 +105,11 @@ def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradie
     multi-dimensional output, e.g. ``(1, 1, 0)``. ``method``: ``"gradient"``,
     ``"input_x_gradient"``, ``"smoothgrad"`` (``n_samples=50``, ``noise=0.15`` of
     the range, ``seed=None``) or ``"integrated_gradients"`` (``baseline=None`` →
-    zeros, ``steps=50``). ``output``: ``"logits"`` (scores before the softmax /
+    zeros, ``steps=50``); ``"gradcam"`` / ``"gradcam_plus_plus"`` (``relu=True``; at
+    ``layer=``, default the last layer with a spatial output; returns ``(batch, H, W)``
+    or ``(batch, L)``, upsampled to the input); ``"occlusion"`` (``window=``,
+    ``stride=``, ``baseline=0``, see :func:`saliency_widgets.occlusion.occlusion`).
+    ``output``: ``"logits"`` (scores before the softmax /
     sigmoid the output comes out of) or ``"probabilities"`` (the output as it is).
     ``head``: what is explained — an output entry (index or name), a layer, or a
     callable ``head(outputs) -> tensor``. ``layer``: attribute to this layer's
@@ -112,23 +125,29 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
               **kw: Any) -> Attribution:
     """Like :func:`saliency`, returning the targets, scores and IG completeness error too."""
     options = _method_options(method, kw)
+    if method in _CAMS and layer is None:
+        layer = _default_cam_layer(model, x, fixed)
     p = _setup(model, x, output, head, layer, fixed)
     out_shape = _start(p)
     delta = None
-    if method in ("gradient", "input_x_gradient") and target is None:
+    if method in _GRADIENT_PASS and target is None:
         scores, values = _vjp(p, p.entries, None, np.full(p.batch, -1, dtype=np.int64))
         flat_targets = scores.reshape(p.batch, -1).argmax(axis=1)
     else:
-        scores = _forward(p, p.entries) if target is None or method not in ("gradient", "input_x_gradient") else None
+        scores = _forward(p, p.entries) if target is None or method not in _GRADIENT_PASS else None
         flat_targets = resolve_targets(target, (p.batch, *out_shape), scores)
-        if method in ("gradient", "input_x_gradient"):
+        if method in _GRADIENT_PASS:
             scores, values = _vjp(p, p.entries, None, flat_targets)
         elif method == "smoothgrad":
             values = _smoothgrad(p, flat_targets, **options)
+        elif method == "occlusion":
+            values = _occlusion(p, flat_targets, scores, **options)
         else:
             values, delta = _integrated_gradients(p, flat_targets, scores, **options)
     if method == "input_x_gradient":
         values = [v * g for v, g in zip(_variables(p), values)]
+    elif method in _CAMS:
+        values = [_class_activation_map(p, method, values[0], **options)]
     _warn_about_activation(p, scores, flat_targets)
     for v in values:
         _warn_if_not_finite(v, "the attribution")
@@ -258,6 +277,59 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
     f_b = f_base.reshape(p.batch, -1)[rows, flat_targets]
     total = sum(v.reshape(p.batch, -1).sum(axis=1, dtype=np.float64) for v in values)
     return values, (total - (f_x - f_b)).astype(np.float32)
+
+
+def _class_activation_map(p: _Problem, method: str, gradient: np.ndarray, *, relu: bool) -> np.ndarray:
+    """Grad-CAM(++) from the layer's activation and the gradient of the targets w.r.t. it,
+    upsampled to the spatial size of the (first attributed) input entry."""
+    activation = _variables(p)[0]
+    channels_first = p.backend.framework == "torch"
+    n_spatial = activation.ndim - 2
+    sample = p.entries[(p.query.spec.attributed or (0,))[0]].shape[1:]
+    if len(sample) == n_spatial + 1:
+        size = sample[1:] if channels_first else sample[:-1]
+    elif len(sample) == n_spatial:
+        size = sample
+    else:
+        raise SaliencyError(
+            f"layer {p.query.layer.name!r} has {max(n_spatial, 0)} spatial axes but the input sample has shape "
+            f"{sample}: pass layer= a layer whose spatial axes follow the input's"
+        )
+    return _CAMS[method](activation, gradient, channel_axis=0 if channels_first else -1, size=size, relu=relu)
+
+
+def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:
+    """The last layer with a spatial output (``gradcam.default_layer``), remembered per input shape."""
+    backend = get_backend(model)
+    spec, entries = flatten(x, backend.to_numpy, fixed)
+    key = ("default cam layer", signature(entries))
+    if key not in backend.output_shapes:
+        if spec.structured and backend.framework == "torch":
+            raise SaliencyError("with a tuple/list/dict x, pass layer= (a convolutional layer; sw.layers lists them)")
+        # Keras records output shapes when the model is built; torch traces them on an example.
+        layers = backend.layers(entries[0][:1] if backend.framework == "torch" else None)
+        backend.output_shapes[key] = default_layer(layers, channel_axis=0 if backend.framework == "torch" else -1).name
+    return backend.output_shapes[key]
+
+
+def _occlusion(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, window: Any, stride: Any,
+               baseline: Any) -> list[np.ndarray]:
+    """Occlusion of each attributed entry in turn (the others as they are), in batched forward passes."""
+    if p.at_layer:
+        raise SaliencyError("occlusion perturbs the input; it does not take layer= (use a gradient method there)")
+    values = []
+    for position in p.query.spec.attributed:
+        entry = p.entries[position]
+        channel_axis = {3: 0 if p.backend.framework == "torch" else 2, 2: 1}.get(entry.ndim - 1)
+
+        def scores_of(batch: np.ndarray, position: int = position) -> np.ndarray:
+            copies = tile(p.entries, len(batch) // p.batch)
+            return _forward(p, replaced(copies, [position], [batch]))
+
+        values.append(occlusion(scores_of, entry, flat_targets, window=window, stride=stride,
+                                baseline=p.backend.to_numpy(baseline),
+                                channel_axis=channel_axis, reference=scores))
+    return values
 
 
 def _baselines(p: _Problem, baseline: Any, points: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:

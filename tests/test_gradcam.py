@@ -138,3 +138,100 @@ def test_default_layer_skips_one_by_one_maps_and_needs_shapes():
         default_layer(infos[1:], channel_axis=0)
     with pytest.raises(SaliencyError, match="unknown"):
         default_layer([LayerInfo("fc", "Linear", None, 27)], channel_axis=0)
+
+
+# ------------------------------------------------------- through the engine
+def test_engine_gradcam_matches_captum_and_names_the_layer(rng):
+    torch = pytest.importorskip("torch")
+    captum_attr = pytest.importorskip("captum.attr")
+    from models import torch_cnn
+
+    model = torch_cnn(channels=3, size=12)
+    x = rng.normal(size=(3, 3, 12, 12)).astype(np.float32)
+    result = sw.attribute(model, x, [0, 2, 4], method="gradcam")
+    assert result.layer == "5" and result.values.shape == (3, 12, 12)
+    cam = captum_attr.LayerGradCam(model, model[5]).attribute(torch.from_numpy(x), target=[0, 2, 4],
+                                                              relu_attributions=True)
+    ref = captum_attr.LayerAttribution.interpolate(cam, (12, 12), "bilinear")[:, 0].detach().numpy()
+    np.testing.assert_allclose(result.values, ref, rtol=1e-5, atol=1e-6)
+    # another layer, named by its object; arg-max targets from the same pass
+    first_conv = sw.attribute(model, x, method="gradcam", layer=model[2], relu=False)
+    arg_max = model(torch.from_numpy(x)).detach().numpy().argmax(axis=1).tolist()
+    assert [t[0] for t in first_conv.targets] == arg_max
+    cam = captum_attr.LayerGradCam(model, model[2]).attribute(torch.from_numpy(x), target=arg_max)
+    ref = captum_attr.LayerAttribution.interpolate(cam, (12, 12), "bilinear")[:, 0].detach().numpy()
+    np.testing.assert_allclose(first_conv.values, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_engine_gradcam_plus_plus_matches_the_formula(rng):
+    torch = pytest.importorskip("torch")
+    from models import torch_cnn
+
+    model = torch_cnn(channels=3, size=12)
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    got = sw.saliency(model, x, [1, 3], method="gradcam_plus_plus", layer="4")
+    a, g = _torch_activation_and_gradient(model, model[4], x, [1, 3])
+    by_hand = np.stack([_gradcam_pp_by_hand(a[i].astype(np.float64), g[i].astype(np.float64)) for i in range(2)])
+    expected = torch.nn.functional.interpolate(torch.from_numpy(by_hand)[:, None], size=(12, 12), mode="bilinear",
+                                               align_corners=False)[:, 0].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-7)
+    assert expected.max() > 0
+
+
+def test_engine_gradcam_one_dimensional_torch(rng):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 5, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(5, 4, 3),
+                          nn.Tanh(), nn.Flatten(), nn.Linear(4 * 5, 3)).eval()
+    x = rng.normal(size=(2, 2, 14)).astype(np.float32)
+    got = sw.attribute(model, x, 1, method="gradcam")
+    assert got.layer == "4" and got.values.shape == (2, 14)
+    a, g = _torch_activation_and_gradient(model, model[4], x, [1, 1])
+    cam = np.maximum(np.einsum("bk,bkl->bl", g.mean(axis=2), a), 0)
+    expected = torch.nn.functional.interpolate(torch.from_numpy(cam)[:, None], size=14, mode="linear",
+                                               align_corners=False)[:, 0].numpy()
+    np.testing.assert_allclose(got.values, expected, rtol=1e-5, atol=1e-7)
+
+
+def _keras_gradcam_by_hand(model, split, x, target, size):
+    """Grad-CAM with a GradientTape written out: the layers up to ``split`` give A, the rest the score."""
+    import tensorflow as tf
+
+    h = tf.convert_to_tensor(x)
+    for layer in model.layers[:split + 1]:
+        h = layer(h, training=False)
+    with tf.GradientTape() as tape:
+        tape.watch(h)
+        out = h
+        for layer in model.layers[split + 1:]:
+            out = layer(out, training=False)
+        score = tf.reduce_sum(tf.gather(out, target, axis=1, batch_dims=1))
+    g = tape.gradient(score, h)
+    cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(g, axis=(1, 2), keepdims=True) * h, axis=-1))
+    return tf.image.resize(cam[..., None], size, method="bilinear")[..., 0].numpy()
+
+
+def test_engine_gradcam_keras_matches_a_gradient_tape(rng):
+    pytest.importorskip("tensorflow")
+    from models import keras_cnn
+
+    model = keras_cnn(size=12, channels=3)
+    x = rng.normal(size=(3, 12, 12, 3)).astype(np.float32)
+    result = sw.attribute(model, x, [0, 2, 4], method="gradcam")
+    assert result.layer == model.layers[3].name and result.values.shape == (3, 12, 12)
+    expected = _keras_gradcam_by_hand(model, 3, x, np.array([0, 2, 4]), (12, 12))
+    np.testing.assert_allclose(result.values, expected, rtol=1e-5, atol=1e-6)
+    assert expected.max() > 1e-3
+    first = sw.saliency(model, x, [0, 2, 4], method="gradcam", layer=0)  # the first conv, full resolution
+    np.testing.assert_allclose(first, _keras_gradcam_by_hand(model, 0, x, np.array([0, 2, 4]), (12, 12)),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_engine_gradcam_refuses_a_model_without_spatial_layers(rng):
+    pytest.importorskip("torch")
+    from models import torch_mlp
+
+    with pytest.raises(SaliencyError, match="spatial output"):
+        sw.saliency(torch_mlp(), rng.normal(size=(2, 6)).astype(np.float32), method="gradcam")

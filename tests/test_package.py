@@ -16,4 +16,5 @@ def test_import_does_not_import_frameworks():
 def test_public_functional_api():
     for name in ("saliency", "jacobian", "attribute", "config", "SaliencyError"):
         assert hasattr(sw, name), name
-    assert sw.METHODS == ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients")
+    assert sw.METHODS == ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients", "gradcam",
+                          "gradcam_plus_plus", "occlusion")
