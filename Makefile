@@ -47,6 +47,7 @@ test: test-js test-python
 bench: install chromium
 	$(PY) benchmarks/engine_bench.py
 	$(PY) benchmarks/widgets_bench.py
+	cd benchmarks && ../$(PY) structured_bench.py
 
 demo: install
 	$(VENV)/bin/jupyter lab examples/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
