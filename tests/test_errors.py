@@ -36,8 +36,9 @@ def test_bad_targets(target, message):
 
 
 def test_unknown_method_lists_the_methods():
-    with pytest.raises(sw.SaliencyError, match="'gradient', 'input_x_gradient', 'smoothgrad', 'integrated_gradients'"):
-        sw.saliency(torch_mlp(), np.zeros((1, 6), np.float32), method="gradcam")
+    with pytest.raises(sw.SaliencyError, match="'gradient', 'input_x_gradient', 'smoothgrad', 'integrated_gradients', "
+                                               "'gradcam', 'gradcam_plus_plus', 'occlusion'"):
+        sw.saliency(torch_mlp(), np.zeros((1, 6), np.float32), method="deconvnet")
 
 
 def test_unknown_option_lists_accepted_ones():
