@@ -69,6 +69,7 @@ def test_recurrent_layer_shows_equation_and_gate_blocks():
     assert "c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t" in w.equation
     w.split_gates = False
     assert [b["name"] for b in w._blocks] == ["input kernel", "recurrent kernel", "bias (input-hidden)", "bias (hidden-hidden)"]
+    assert w._table["has_gates"] is True and w._table["rows"] == [""]  # packed: one row, the control stays
     assert w._blocks[0]["axes"] == ["4 gates (i f g o) × units", "input features"]
 
 
@@ -222,3 +223,11 @@ def test_linear_first_torch_model_knows_its_output_shapes_without_x():
     assert w._note == ""
     assert w.layer == "1"
     assert w._table["has_gates"] is False
+
+
+def test_stacked_bidirectional_lstm_has_one_row_per_layer_direction_and_gate():
+    w = WeightInspector(nn.Sequential(nn.LSTM(2, 3, num_layers=2, bidirectional=True)))
+    rows = w._table["rows"]
+    assert len(rows) == 16 and rows[:2] == ["input gate\nL0 fwd", "forget gate\nL0 fwd"] and rows[-1] == "output gate\nL1 rev"
+    reverse_l1 = next(b for b in w._blocks if b["name"] == "layer 1 · reverse · recurrent kernel · cell gate")
+    assert (reverse_l1["row"], reverse_l1["col"]) == (14, 1)

@@ -93,7 +93,8 @@ class LayerDisplay:
 
     @property
     def has_gates(self) -> bool:
-        return any(p.block.gate for p in self.panels)
+        """True for LSTM/GRU layers, split by gate or packed (axes named "4 gates (i f g o) × units")."""
+        return any(p.block.gate or any(" gates (" in a for a in p.block.axes) for p in self.panels)
 
 
 def layer_display(blocks: Sequence[WeightBlock], max_cells: int = MAX_PICTURE_CELLS) -> LayerDisplay:
@@ -110,9 +111,20 @@ def layer_display(blocks: Sequence[WeightBlock], max_cells: int = MAX_PICTURE_CE
         row = rows.setdefault((prefix, b.gate), len(rows))
         col = cols.setdefault(part, len(cols))
         panels.append(Panel(b, _downsample(pic, max_cells), row, col))
-    row_labels = [f"{prefix}{gate} gate" if gate else prefix.rstrip(" ·") for prefix, gate in rows]
+    row_labels = ["\n".join(x for x in (f"{gate} gate" if gate else "", _short(prefix)) if x) for prefix, gate in rows]
     kernels = [b.array for b in blocks if b.role != "bias"] or [b.array for b in blocks]
     return LayerDisplay(panels, row_labels, list(cols), scale(kernels))
+
+
+_SHORT = (("layer ", "L"), ("forward", "fwd"), ("reverse", "rev"), ("backward", "bwd"))
+
+
+def _short(prefix: str) -> str:
+    """``"layer 1 · reverse · "`` → ``"L1 rev"`` (a row label's second line)."""
+    text = prefix.rstrip(" ·").replace(" · ", " ")
+    for long, short in _SHORT:
+        text = text.replace(long, short)
+    return text
 
 
 def picture(block: WeightBlock, max_cells: int = MAX_PICTURE_CELLS) -> Picture:

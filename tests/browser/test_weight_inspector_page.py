@@ -78,6 +78,7 @@ def _models():
                                            x=np.zeros((1, 3, 12, 12), np.float32)), 800),
         "linear784": (lambda: WeightInspector(nn.Sequential(nn.Flatten(), nn.Linear(784, 10))), 400),
         "mlp": (lambda: WeightInspector(nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 10))), 800),
+        "stacked_bilstm": (lambda: WeightInspector(nn.Sequential(nn.LSTM(8, 64, num_layers=2, bidirectional=True))), 1000),
     }
 
 
@@ -220,3 +221,30 @@ def test_weightless_layers_are_greyed_and_cannot_be_selected(offline):
     kernel = model[2].weight.detach().numpy()
     np.testing.assert_array_equal(canvas_rgba(page, '[data-sw-block="kernel"]'), colors.colorize(kernel, m=float(np.abs(kernel).max())))
     assert [e["changes"] for e in page.evaluate("window.__sw.log")] == [{"layer": "2"}]
+
+
+#: Contrast ratio (WCAG) of two computed CSS colours, "rgb(r, g, b)" (0–255) or "color(srgb r g b)" (0–1).
+CONTRAST = """([fg, bg]) => {
+  const lum = (c) => { const unit = c.startsWith("color(") ? 1 : 255;
+                       const [r, g, b] = c.match(/[\\d.]+/g).slice(0, 3).map((v) => { v /= unit; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+                       return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}"""
+
+
+def test_dark_theme_equations_and_labels_stay_readable(offline, artifacts):
+    torch.manual_seed(0)
+    page = offline(WeightInspector(TorchLSTM(), x=np.zeros((1, 5, 8), np.float32)))
+    page.emulate_media(color_scheme="dark")
+    colours = page.evaluate(
+        """() => { const s = (sel, p) => getComputedStyle(document.querySelector(sel))[p];
+           return { card: s('.sw-root', 'backgroundColor'), eqText: s('[data-sw-role="equation"] math', 'color'),
+                    eqBack: s('[data-sw-role="equation"]', 'backgroundColor'), head: s('.sw-wi-rowhead', 'color') }; }"""
+    )
+    assert page.evaluate(CONTRAST, ["rgb(255, 255, 255)", colours["card"]]) > 10  # a dark card
+    assert page.evaluate(CONTRAST, [colours["eqText"], colours["eqBack"]]) >= 4.5
+    assert page.evaluate(CONTRAST, [colours["head"], colours["card"]]) >= 4.5
+    page.locator('[data-sw-block="recurrent kernel · cell gate"]').click(position={"x": 40, "y": 40})
+    page.wait_for_selector('[data-sw-role="zoom-map"]', state="visible")
+    page.screenshot(path=str(artifacts / "weight_inspector_torch_lstm_dark.png"), full_page=True)

@@ -78,6 +78,7 @@ export class BlockTable {
   readonly panels: BlockPanel[];
   layout: TableLayout | null = null;
   private hasRowHeads: boolean;
+  private rowHeads: HTMLElement[];
 
   constructor(blocks: BlockWire[], private table: TableWire, private lut: Uint8Array, tooltip: Tooltip, onZoom: (hit: CellHit) => void) {
     this.panels = blocks.map((b) => new BlockPanel(b));
@@ -93,13 +94,13 @@ export class BlockTable {
       head.style.gridRow = "1";
       this.el.append(head);
     });
-    table.rows.forEach((name, r) => {
-      if (!this.hasRowHeads) return;
-      const head = h("div", { class: "sw-wi-rowhead" }, name);
+    this.rowHeads = table.rows.map((name, r) => {
+      const head = h("div", { class: "sw-wi-rowhead", title: name }, name);
       head.style.gridColumn = "1";
       head.style.gridRow = String(r + 2);
-      this.el.append(head);
+      return head;
     });
+    if (this.hasRowHeads) this.el.append(...this.rowHeads);
     for (const p of this.panels) {
       p.stage.style.gridColumn = String(p.block.col + offset);
       p.stage.style.gridRow = String(p.block.row + 2);
@@ -134,6 +135,7 @@ export class BlockTable {
     this.el.style.gridTemplateColumns = this.hasRowHeads ? `${ROW_HEAD}px ${cols}` : cols;
     this.el.style.gridTemplateRows = `auto ${layout.rowHeights.map((v) => `${v}px`).join(" ")}`;
     for (const p of this.panels) p.draw(layout, this.table.m, this.lut);
+    this.rowHeads.forEach((head, r) => (head.style.maxHeight = `${layout.rowHeights[r]}px`));
     return layout;
   }
 
