@@ -38,11 +38,6 @@ export function histogramBars(counts: number[], lo: number, hi: number): { heigh
   return { heights: counts.map((c) => c / top), zeroAt };
 }
 
-/** Caption under a block: its colour scale and how it was drawn. */
-export function scaleCaption(m: number, rule: string): string {
-  return `colour ±${formatValue(m)} (blue −, red +) · ${rule}`;
-}
-
 /** What a block's picture shows, for its column head: "16 filters × 3 channels · 3×3 tiles", "64×8 · input features", "64". */
 export function pictureCaption(layout: string, shape: number[], axes: string[], rows: number, cols: number, colLabel: string): string {
   if (layout === "filters") {

@@ -36,7 +36,7 @@ export class BlockPanel {
     this.shown = this.picture;
     this.heat = new Heatmap({ "data-sw-block": block.name, "aria-label": `${block.name}, ${shapeText(block.shape)}` });
     this.heat.canvas.setAttribute("role", "img");
-    this.stage = h("div", { class: "sw-stage", title: `${block.name} · ${shapeText(block.shape)} · ${block.source}` }, [this.heat.canvas, this.mark]);
+    this.stage = h("div", { class: "sw-stage", title: `${block.name} · ${shapeText(block.shape)} · ${block.source}\n${block.rule}` }, [this.heat.canvas, this.mark]);
   }
 
   /** Draws the picture downsampled by (fr, fc) at cw×ch px per cell. */
