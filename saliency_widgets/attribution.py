@@ -194,6 +194,15 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     return results[0] if p.at_layer else p.query.spec.result(results)
 
 
+def layer_output(model: Any, x: Any, layer: Any, *, fixed: Any = None) -> np.ndarray:
+    """The output of ``layer`` (a name, index or object as in ``sw.layers``) for a batch,
+    ``(batch, *layer_shape)`` float32; for a layer returning a tuple, its first tensor."""
+    backend = get_backend(model)
+    spec, entries = flatten(x, backend.to_numpy, fixed)
+    p = _Problem(backend, backend.query(spec, layer=layer), entries)
+    return _variables(p)[0]
+
+
 def predict(model: Any, x: Any, *, output: str = "logits", head: Any = None, fixed: Any = None) -> np.ndarray:
     """The explained output for a batch, ``(batch, *out_shape)`` float32: the logits (scores
     before the final softmax/sigmoid) or the probabilities, of the chosen ``head``."""

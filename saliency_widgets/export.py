@@ -165,6 +165,8 @@ def saliency_figure(
     **fig_kw: Any,
 ) -> Any:
     """One attribution map (a display map, channels already summed) as the SaliencyMap draws it."""
+    if kind == "text":
+        return _text_figure(display, scale, title, subtitle, feature_names, **fig_kw)
     grid = screen_grid(display, kind)
     rows, cols = grid.shape
     if kind == "vector":
@@ -186,6 +188,35 @@ def saliency_figure(
         _label_axis(ax, "y", list(feature_names) or [f"feature {i}" for i in range(rows)])
     _titles(fig, ax, title, subtitle)
     draw_colorbar(bar, scale, "attribution")
+    return fig
+
+
+def _text_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, tokens: Sequence[str], **fig_kw: Any) -> Any:
+    """Token chips in reading order, each filled with the colour of its attribution (summed over
+    the embedding axis), wrapped into lines; the colour bar says how the value was made."""
+    tokens = list(tokens) or [f"#{i}" for i in range(len(values))]
+    fills = scale.rgba(np.asarray(values, dtype=np.float32)[None])[0, :, :3] / 255.0
+    char = 1.0 / 64  # axes width per character of the monospace chips
+    lines, x = [[]], 0.0
+    for token, fill in zip(tokens, fills):
+        width = (len(token) + 1.5) * char
+        if x + width > 1.0 and lines[-1]:
+            lines.append([])
+            x = 0.0
+        lines[-1].append((x, token, fill))
+        x += width + 0.3 * char
+    fig = _new_figure((7.0, 1.6 + 0.32 * len(lines)), **fig_kw)
+    ax, bar = fig.subplots(2, 1, height_ratios=[max(1, len(lines)), 0.8])
+    ax.set_axis_off()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(len(lines), 0)
+    for row, line in enumerate(lines):
+        for x, token, fill in line:
+            ink = "white" if float(np.dot(fill, [0.299, 0.587, 0.114])) < 0.5 else "#1f2430"
+            ax.text(x, row + 0.5, token, va="center", ha="left", fontsize=9, family="monospace", color=ink,
+                    bbox={"boxstyle": "round,pad=0.25", "facecolor": fill, "edgecolor": "#9aa1ad", "linewidth": 0.4})
+    _titles(fig, ax, title, subtitle)
+    draw_colorbar(bar, scale, "attribution summed over the embedding axis")
     return fig
 
 

@@ -11,6 +11,10 @@ Rules (documented in the widget docstrings):
   channels** of the signed values (as captum's ``visualize_image_attr`` does);
   the sign transform is applied after the sum.
 - A vector of any other rank is flattened (C order).
+- ``"text"``: samples ``(tokens, embedding)`` — an embedding layer's output — drawn
+  as one chip per token, coloured by the attribution **summed over the embedding
+  axis** (the channel axis of this layout); inferred when ``layer=`` is an
+  embedding layer.
 - Background images are min-max scaled to uint8 RGB (grey repeated), from the
   input sample itself unless an ``image=`` is given; the browser draws them in
   grey (luminance) under the heatmap so its colours stay readable.
@@ -25,7 +29,7 @@ import numpy as np
 
 from .errors import SaliencyError
 
-KINDS = ("vector", "image", "sequence")
+KINDS = ("vector", "image", "sequence", "text")
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Layout:
 
     @property
     def display_shape(self) -> tuple[int, ...]:
-        """``(N,)`` for a vector, ``(T, F)`` for a sequence, ``(H, W)`` for an image."""
+        """``(N,)`` for a vector, ``(T, F)`` for a sequence, ``(H, W)`` for an image, ``(T,)`` for text."""
         if self.kind == "vector":
             return (int(np.prod(self.sample_shape, dtype=np.int64)),)
         if self.channel_axis is None:
@@ -63,12 +67,17 @@ def infer_layout(sample_shape: tuple[int, ...], framework: str, kind: Optional[s
         kind = {1: "vector", 2: "sequence", 3: "image"}.get(len(shape))
         if kind is None:
             raise SaliencyError(
-                f"cannot tell how to draw samples of shape {shape}; pass kind='vector', 'image' or 'sequence'"
+                f"cannot tell how to draw samples of shape {shape}; pass kind='vector', 'image', 'sequence' or 'text'"
             )
     if kind not in KINDS:
         raise SaliencyError(f"kind must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
     if kind == "vector":
         return Layout("vector", shape, None)
+    if kind == "text":
+        if len(shape) != 2:
+            raise SaliencyError(f"kind='text' needs samples shaped (tokens, embedding), e.g. an embedding layer's "
+                                f"output (layer=); got {shape}")
+        return Layout("text", shape, 1)
     if kind == "sequence":
         if len(shape) != 2:
             raise SaliencyError(f"kind='sequence' needs samples shaped (time, features); got {shape}")

@@ -7,9 +7,10 @@ import { formatValue } from "./format";
 import { Heatmap, type Tooltip } from "./heatmap";
 import { cellSize } from "./layout";
 import { labelColumn } from "./text";
+import { TokenChips, type TokenState } from "./textview";
 
 export interface MapLayout {
-  kind: "vector" | "image" | "sequence";
+  kind: "vector" | "image" | "sequence" | "text";
   sample_shape: number[];
   display_shape: number[];
   channel_axis: number | null;
@@ -18,7 +19,7 @@ export interface MapLayout {
 /** Grid geometry of a display map: rows × cols on screen and the value index of each pixel. */
 export function mapGrid(layout: MapLayout): { rows: number; cols: number; at?: (k: number) => number } {
   const d = layout.display_shape;
-  if (layout.kind === "vector") return { rows: 1, cols: d[0] };
+  if (layout.kind === "vector" || layout.kind === "text") return { rows: 1, cols: d[0] };
   if (layout.kind === "image") return { rows: d[0], cols: d[1] };
   const [time, features] = d;
   return { rows: features, cols: time, at: (k) => (k % time) * features + Math.floor(k / time) };
@@ -54,6 +55,7 @@ export class MapView {
   private size = { width: 0, height: 0 };
   private values: Float32Array = new Float32Array(0);
   private input: ArrayLike<number> | null = null;
+  private chips: TokenChips | null = null;
 
   constructor(private layout: MapLayout, private names: string[], tooltip: Tooltip) {
     this.grid = mapGrid(layout);
@@ -69,6 +71,11 @@ export class MapView {
     this.stage.append(this.heat.canvas);
     this.el.append(this.stage);
     if (layout.kind === "sequence") this.el.replaceChildren(this.sequenceFrame(rows, cell));
+    if (layout.kind === "text") {
+      this.chips = new TokenChips(tooltip);
+      this.stage.replaceChildren(this.chips.el);
+      this.el.append(h("div", { class: "sw-note" }, "chip colour: the attribution summed over the embedding axis · padding hidden"));
+    }
     if (layout.kind === "vector") {
       this.features = new BarList(undefined, "features");
       this.features.el.classList.add("sw-features");
@@ -93,6 +100,7 @@ export class MapView {
     this.input = input;
     const { rows, cols, at } = this.grid;
     this.heat.draw(values, rows, cols, sign, m, lut, { overlay: this.background !== null, at });
+    this.chips?.draw(values, sign, m, lut);
     if (this.features) this.drawFeatures(values, sign, m, lut);
   }
 
@@ -100,6 +108,11 @@ export class MapView {
   setImage(pixels: Uint8Array, channels: number): void {
     const { rows, cols } = this.grid;
     this.background?.paintRGB(greyscale(pixels, channels), rows, cols, 1);
+  }
+
+  /** The current sample's token strings and padding flags (text view). */
+  setTokens(state: TokenState): void {
+    this.chips?.setTokens(state, this.layout.display_shape[0]);
   }
 
   setOpacity(opacity: number): void {

@@ -7,6 +7,7 @@ import { formatValue } from "./format";
 import { Frame, FRAME_TRAITS } from "./frame";
 import { MapView, type MapLayout } from "./mapview";
 import { onChanges, tensor, update, type AnyModel, type RenderProps } from "./model";
+import type { TokenState } from "./textview";
 
 const METHOD_TEXT: Record<string, string> = {
   gradient: "gradient",
@@ -94,6 +95,7 @@ function render({ model, el }: RenderProps): () => void {
       if (pic) view.setImage(pic.values as Uint8Array, pic.shape[2] ?? 1);
       paintedImage = image;
     }
+    view.setTokens((model.get("_tokens") ?? {}) as TokenState);
     const current = currentAttribution(model, layout);
     frame.setBusy(current === null, view.stage);
     frame.title.textContent = `Saliency of “${labelOf(target)}”`;
@@ -107,7 +109,7 @@ function render({ model, el }: RenderProps): () => void {
     verdict.textContent = scores ? predictionText(scores.values, model.get("_labels"), model.get("_truth") ?? [], Number(model.get("index"))) : "";
     frame.sync(Number(model.get("_n_samples")));
   };
-  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth"], redraw);
+  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens"], redraw);
   redraw();
   return () => {
     stop();

@@ -17,6 +17,7 @@ from ..attribution import OUTPUTS
 from ..errors import SaliencyError
 from ..export import Scale
 from ..inputs import Layout, infer_layout
+from ..structure import InputSpec, flatten, select
 from ..transport import ARRAY_TRAIT, to_wire
 from ._guarded import GuardedWidget
 
@@ -47,6 +48,31 @@ def feature_labels(layout: Layout, feature_names: Optional[Sequence[Any]]) -> li
     if len(names) != expected:
         raise SaliencyError(f"feature_names= has {len(names)} entries but the input has {expected} features")
     return names
+
+
+def token_texts(tokens: Any, spec: InputSpec, entries: list[np.ndarray], shape: tuple[int, ...]
+                ) -> tuple[list[list[str]], list[list[bool]]]:
+    """``(token strings, hidden flags)`` per sample for the text view.
+
+    ``tokens``: one list of strings per sample, a tokenizer (anything with
+    ``convert_ids_to_tokens``; the ids come from ``x["input_ids"]``), or None
+    (positions are numbered). Positions whose ``x["attention_mask"]`` is 0 are hidden.
+    """
+    batch, length = shape
+    named = dict(zip(spec.keys, entries)) if spec.kind == "dict" else {}
+    if tokens is None:
+        text = [[f"#{i}" for i in range(length)] for _ in range(batch)]
+    elif hasattr(tokens, "convert_ids_to_tokens"):
+        if "input_ids" not in named:
+            raise SaliencyError("tokens= a tokenizer needs x['input_ids'] to read the tokens from")
+        text = [list(tokens.convert_ids_to_tokens([int(i) for i in row])) for row in named["input_ids"]]
+    else:
+        text = [[str(t) for t in row] for row in tokens]
+    if len(text) != batch or any(len(row) != length for row in text):
+        raise SaliencyError(f"tokens= must give {length} tokens for each of the {batch} samples")
+    mask = named.get("attention_mask")
+    hidden = [[False] * length for _ in range(batch)] if mask is None else (np.asarray(mask) == 0).tolist()
+    return text, hidden
 
 
 class SampleWidget(GuardedWidget):
@@ -81,19 +107,28 @@ class SampleWidget(GuardedWidget):
         kind: Optional[str],
         labels: Optional[Sequence[Any]],
         feature_names: Optional[Sequence[Any]],
+        head: Any = None,
+        layer: Any = None,
+        fixed: Any = None,
+        tokens: Any = None,
         **state: Any,
     ) -> None:
         from ..backends import get_backend
 
         self._model = model
         self._backend = get_backend(model)
-        batch = np.asarray(self._backend.to_numpy(x))
+        self._spec, self._entries = flatten(x, self._backend.to_numpy, fixed)
+        self._engine_kw = {"head": head, "layer": layer, "fixed": fixed}
+        batch = self._attributed_batch(layer)
         if batch.ndim < 2:
             raise SaliencyError(
                 f"x needs a leading batch axis; got shape {batch.shape} (for one sample use x[None])"
             )
         self._x = batch
+        if kind is None and layer is not None and "embedding" in type(self._backend.find_layer(layer).obj).__name__.lower():
+            kind = "text"
         self._layout_info = infer_layout(batch.shape[1:], self._backend.framework, kind)
+        self._token_text = token_texts(tokens, self._spec, self._entries, batch.shape[:2]) if self._layout_info.kind == "text" else None
         self._score_cache: dict[str, np.ndarray] = {}
         state.setdefault("output", "logits")
         out_shape = self._all_scores(state["output"]).shape[1:]
@@ -112,6 +147,39 @@ class SampleWidget(GuardedWidget):
             **state,
         )
 
+    def _attributed_batch(self, layer: Any) -> np.ndarray:
+        """What the widget shows for every sample: the one attributed entry of ``x``, or the
+        output of ``layer``."""
+        if layer is not None:
+            from ..attribution import layer_output
+
+            return layer_output(self._model, self._spec.pack(self._entries), layer, fixed=self._engine_kw["fixed"])
+        attributed = self._spec.attributed
+        if len(attributed) != 1:
+            names = ", ".join(self._spec.name(i) for i in attributed) or "none"
+            raise SaliencyError(
+                f"a widget shows the attribution of one input entry; x has {len(attributed)} attributed entries "
+                f"({names}): pass fixed= to keep the others fixed, or layer= to attribute to a layer"
+            )
+        return self._entries[attributed[0]]
+
+    def _sample_x(self, index: int) -> Any:
+        """Sample ``index`` of ``x`` as a batch of one, in ``x``'s structure."""
+        return self._spec.pack(select(self._entries, slice(index, index + 1)))
+
+    def _shown_part(self, result: Any) -> np.ndarray:
+        """The part of an engine result (``x``'s structure, or one array with ``layer=``) the widget shows."""
+        if self._engine_kw["layer"] is not None or not self._spec.structured:
+            return np.asarray(result)
+        return np.asarray(result[self._spec.keys[self._spec.attributed[0]]])
+
+    def _tokens_wire(self) -> dict[str, Any]:
+        """The current sample's token strings and which positions are hidden (padding)."""
+        if self._token_text is None:
+            return {}
+        text, hidden = self._token_text
+        return {"index": self.index, "tokens": text[self.index], "hidden": hidden[self.index]}
+
     # ------------------------------------------------------------- helpers
     @property
     def n_outputs(self) -> int:
@@ -122,7 +190,8 @@ class SampleWidget(GuardedWidget):
         if output not in self._score_cache:
             from ..attribution import predict
 
-            self._score_cache[output] = predict(self._model, self._x, output=output)
+            self._score_cache[output] = predict(self._model, self._spec.pack(self._entries), output=output,
+                                                head=self._engine_kw["head"], fixed=self._engine_kw["fixed"])
         return self._score_cache[output]
 
     def _scores_wire(self) -> dict[str, Any]:

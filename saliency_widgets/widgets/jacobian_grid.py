@@ -28,6 +28,8 @@ class JacobianGrid(SampleWidget):
     tuples). Clicking a row or tile sets ``selected`` (a flat output index);
     hovering an input shows how it moves every output. ``jacobian`` is the
     current sample's Jacobian, ``sw.jacobian(model, x, outputs=outputs)[index]``.
+    Structured ``x``, ``head=``, ``layer=``, ``fixed=`` and ``tokens=`` work as
+    in :class:`SaliencyMap` (a text layout draws each output's row over the tokens).
     """
 
     _esm = STATIC / "jacobian_grid.js"
@@ -48,6 +50,10 @@ class JacobianGrid(SampleWidget):
         kind: Optional[str] = None,
         feature_names: Optional[Sequence[Any]] = None,
         output: str = "logits",
+        head: Any = None,
+        layer: Any = None,
+        fixed: Any = None,
+        tokens: Any = None,
         index: int = 0,
         sign: str = "all",
         outlier_perc: float = 2.0,
@@ -56,7 +62,7 @@ class JacobianGrid(SampleWidget):
         self._cache: dict[tuple[int, str], np.ndarray] = {}
         super().__init__(
             model, x, kind=kind, labels=None, feature_names=feature_names,
-            output=output, index=index, sign=sign, outlier_perc=outlier_perc,
+            head=head, layer=layer, fixed=fixed, tokens=tokens, output=output, index=index, sign=sign, outlier_perc=outlier_perc,
         )
         rows = self._flat_rows()
         self._labels = self._row_aware_labels(labels, rows)
@@ -115,8 +121,9 @@ class JacobianGrid(SampleWidget):
                     f"the Jacobian has {n_rows} outputs × {display} inputs, too large to draw; "
                     "pass outputs=[...] to pick the outputs to show"
                 )
-            jac = jacobian(self._model, self._x[index : index + 1], output=output, outputs=self._outputs_arg)
-            self._cache = {key: np.asarray(jac[0], dtype=np.float32)}
+            jac = jacobian(self._model, self._sample_x(index), output=output, outputs=self._outputs_arg,
+                           **self._engine_kw)
+            self._cache = {key: np.asarray(self._shown_part(jac)[0], dtype=np.float32)}
         return self._cache[key]
 
     def _rows_matrix(self) -> np.ndarray:

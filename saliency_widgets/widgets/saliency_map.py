@@ -39,6 +39,14 @@ class SaliencyMap(SampleWidget):
     ``y`` (one true class per sample: a flat output index or a label) is shown
     beside the predicted class.
 
+    Structured models: ``x`` may be a tuple/list/dict of arrays (a tokenizer's
+    ``BatchEncoding``), with ``head=``, ``layer=`` and ``fixed=`` as in
+    ``sw.saliency``. With an embedding layer as ``layer=`` (or ``kind="text"``)
+    the map is **text**: one chip per token, coloured by the attribution summed
+    over the embedding axis; ``tokens=`` gives the token strings (one list per
+    sample, or a tokenizer reading ``x["input_ids"]``), and positions whose
+    ``x["attention_mask"]`` is 0 are hidden.
+
     Set ``target``, ``method``, ``index``, ``sign``, ``outlier_perc``,
     ``lock_scale`` or ``opacity`` from Python or in the browser; read the current
     map as ``attribution`` (numpy, one sample, the input's shape).
@@ -62,6 +70,7 @@ class SaliencyMap(SampleWidget):
     _input = t.Dict().tag(**ARRAY_TRAIT)
     _image = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _truth = t.List(t.Unicode()).tag(sync=True)
+    _tokens = t.Dict().tag(sync=True)
     _jacobian = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _attribution = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
@@ -78,6 +87,10 @@ class SaliencyMap(SampleWidget):
         kind: Optional[str] = None,
         image: Any = None,
         y: Any = None,
+        head: Any = None,
+        layer: Any = None,
+        fixed: Any = None,
+        tokens: Any = None,
         index: int = 0,
         sign: str = "all",
         outlier_perc: float = 2.0,
@@ -91,7 +104,7 @@ class SaliencyMap(SampleWidget):
         self._values: Optional[np.ndarray] = None
         super().__init__(
             model, x, kind=kind, labels=labels, feature_names=feature_names,
-            output=output, index=index, sign=sign, outlier_perc=outlier_perc,
+            head=head, layer=layer, fixed=fixed, tokens=tokens, output=output, index=index, sign=sign, outlier_perc=outlier_perc,
             method=method, opacity=opacity, _methods=list(METHODS),
         )
         self._check_image()
@@ -127,9 +140,13 @@ class SaliencyMap(SampleWidget):
             + ("" if err is None else f" · completeness error {format_value(err)}")
         )
         image = self._picture(self.index) if info.kind == "image" else None
+        values, names = self._display_values(), self._feature_names
+        if info.kind == "text":
+            shown = [i for i, hidden in enumerate(self._tokens["hidden"]) if not hidden]
+            values, names = values[shown], [self._tokens["tokens"][i] for i in shown]
         return saliency_figure(
-            self._display_values(), kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
-            subtitle=subtitle, feature_names=self._feature_names, image=image, opacity=self.opacity, **kw,
+            values, kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
+            subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, **kw,
         )
 
     # ------------------------------------------------------------- inputs
@@ -181,7 +198,7 @@ class SaliencyMap(SampleWidget):
             else:
                 from ..attribution import jacobian
 
-                jac = jacobian(self._model, self._x[index : index + 1], output=output)
+                jac = self._shown_part(jacobian(self._model, self._sample_x(index), output=output, **self._engine_kw))
                 self._jacobians[key] = np.asarray(jac, dtype=np.float32).reshape(
                     (self.n_outputs,) + self._x.shape[1:]
                 )
@@ -201,11 +218,11 @@ class SaliencyMap(SampleWidget):
             from ..attribution import attribute
 
             res = attribute(
-                self._model, self._x[self.index : self.index + 1], self._unravel(self.target),
+                self._model, self._sample_x(self.index), self._unravel(self.target), **self._engine_kw,
                 method=self.method, output=self.output, **self._method_kwargs.get(self.method, {}),
             )
             err = None if res.completeness_error is None else float(np.asarray(res.completeness_error)[0])
-            result = (np.asarray(res.values[0], dtype=np.float32), err)
+            result = (np.asarray(self._shown_part(res.values)[0], dtype=np.float32), err)
         self._cache[key] = result
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
@@ -218,6 +235,7 @@ class SaliencyMap(SampleWidget):
     def _send_sample(self) -> None:
         """Scores, input, background image and (when it fits) the Jacobian of sample ``index``."""
         sample = self._x[self.index]
+        self._tokens = self._tokens_wire()
         self._scores = self._scores_wire()
         self._input = to_wire(sample, index=self.index)
         if self._layout_info.kind == "image":
