@@ -148,7 +148,10 @@ def test_to_figure_and_savefig(tmp_path):
     w = WeightInspector(nn.Sequential(nn.GRU(2, 3)))
     fig = w.to_figure()
     maps = [ax for ax in fig.axes if ax.images and ax.images[0].get_gid() != COLORBAR_GID]
-    assert len(maps) == 12 and len(fig.axes) == 24  # each block and its colour bar
+    assert len(maps) == 12 and len(fig.axes) == 13  # the gate matrix and one shared colour bar
+    spec = [ax.get_subplotspec() for ax in maps]
+    assert [(s.rowspan.start, s.colspan.start) for s in spec] == [(b["row"], b["col"]) for b in w._blocks]
+    assert maps[0].get_ylabel() == "reset gate" and maps[0].get_title().split() == ["input", "kernel", "3×2"]
     w.savefig(tmp_path / "gru.png")
     assert (tmp_path / "gru.png").stat().st_size > 1000
 

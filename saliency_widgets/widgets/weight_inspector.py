@@ -11,11 +11,11 @@ import traitlets as t
 
 from .. import colors
 from ..errors import SaliencyError, SaliencyWarning
-from ..export import Scale, weights_figure
 from ..transport import to_wire
-from ..weights import LayerInfo, WeightBlock, layer_equation_parts, layer_name, layer_weights, layers, shape_text
+from ..weights import LayerInfo, WeightBlock, layer_equation_parts, layer_name, layer_weights, layers
 from ._guarded import GuardedWidget
 from .weight_display import LayerDisplay, Panel, histogram, layer_display, region
+from .weight_figure import layer_figure
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 #: Signed weights: red positive, blue negative, white at 0.
@@ -102,19 +102,10 @@ class WeightInspector(GuardedWidget):
         return "\n".join(lines) or None
 
     def to_figure(self, **kw: Any) -> Any:
-        """The selected layer's blocks as a matplotlib Figure: the same pictures, colours and
-        shared scale as the widget, each with its colour bar (``kw`` go to ``matplotlib.figure.Figure``)."""
-        panels = self._display.panels
+        """The selected layer's block table as a matplotlib Figure: the same places, pictures,
+        colours and shared scale as the widget (``kw`` go to ``matplotlib.figure.Figure``)."""
         info = self._info(self.layer)
-        scale = Scale("all", self._display.scale)
-        return weights_figure(
-            [p.picture.values for p in panels],
-            [scale] * len(panels),
-            [f"{p.block.name}  {shape_text(p.block.shape)}" for p in panels],
-            [(p.picture.row_label, p.picture.col_label) for p in panels],
-            title=f"Weights of “{info.name}” ({info.type})",
-            subtitle=self.equation or "", **kw,
-        )
+        return layer_figure(self._display, f"Weights of “{info.name}” ({info.type})", self.equation or "", **kw)
 
     def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:
         """Every layer's blocks, so the offline page switches layers (up to ``HTML_BUDGET_BYTES``;
