@@ -248,3 +248,33 @@ def test_dark_theme_equations_and_labels_stay_readable(offline, artifacts):
     page.locator('[data-sw-block="recurrent kernel · cell gate"]').click(position={"x": 40, "y": 40})
     page.wait_for_selector('[data-sw-role="zoom-map"]', state="visible")
     page.screenshot(path=str(artifacts / "weight_inspector_torch_lstm_dark.png"), full_page=True)
+
+
+def test_block_downsampled_by_the_kernel_zooms_with_a_region_from_the_kernel(offline):
+    """A 600×1000 kernel arrives 2×2-downsampled; a click asks the kernel (``zoom``) and draws its answer."""
+    import base64
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1000, 600))
+    w = WeightInspector(model)
+    page = offline(w)
+    page.locator('[data-sw-block="kernel"]').click(position={"x": 30, "y": 30})
+    page.wait_for_function("window.__sw.log.length === 1")
+    request = page.evaluate("window.__sw.log[0].changes.zoom")
+    assert "from the kernel" in page.text_content('[data-sw-role="zoom"]')
+    w.zoom = request  # what the kernel does with the message
+    answer = {k: v for k, v in w._zoom.items() if k not in ("values", "index")}
+    wires = [{**{k: v for k, v in w._zoom[key].items() if k != "data"}, "b64": base64.b64encode(bytes(w._zoom[key]["data"])).decode()}
+             for key in ("values", "index")]
+    page.evaluate(
+        """([z, [v, i]]) => window.__sw.kernelSet("_zoom", { ...z,
+             values: { shape: v.shape, dtype: v.dtype, data: window.__sw.view(v.b64) },
+             index: { shape: i.shape, dtype: i.dtype, data: window.__sw.view(i.b64) } })""",
+        [answer, wires],
+    )
+    page.wait_for_selector('[data-sw-role="zoom-map"]', state="visible")
+    r0, c0, nr, nc = map(int, page.get_attribute('[data-sw-role="zoom-map"]', "data-sw-region").split(","))
+    assert [r0, r0 + nr] == request["rows"] and [c0, c0 + nc] == request["cols"]
+    full = model[0].weight.detach().numpy()
+    want = colors.colorize(full[r0: r0 + nr, c0: c0 + nc], m=float(np.abs(full).max()))
+    np.testing.assert_array_equal(canvas_rgba(page, '[data-sw-role="zoom-map"]'), want)
