@@ -71,6 +71,8 @@ export class BarList {
       if (this.onPick) {
         row.el.setAttribute("aria-pressed", String(item.key === selected));
         row.el.tabIndex = item.key === focusable ? 0 : -1;
+      } else {
+        row.el.setAttribute("aria-current", String(item.key === selected));
       }
     });
     if (keys.length !== this.order.length || keys.some((k, i) => k !== this.order[i])) {

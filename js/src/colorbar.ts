@@ -42,7 +42,11 @@ export class ColorBar {
     this.el.append(this.canvas, this.ticks, this.caption);
   }
 
+  /** The state last drawn (what exports draw). */
+  state: ColorBarState | null = null;
+
   update(s: ColorBarState): void {
+    this.state = s;
     const ctx = this.canvas.getContext("2d") as CanvasRenderingContext2D;
     const img = new ImageData(256, 1);
     img.data.set(s.lut.subarray(0, 1024));

@@ -1,11 +1,15 @@
 /** anywidget entry of SaliencyMap: output panel + attribution map of the selected output. */
 import { localAttribution, reduceChannels, type LocalMethod } from "./attribution";
 import { OutputPanel } from "./bars";
-import { exportButtons, field, select } from "./controls";
+import { type ColorBarState } from "./colorbar";
+import { toIndex } from "./colors";
+import { field, select } from "./controls";
+import { figureExports } from "./exporting";
 import { h } from "./dom";
 import { formatValue } from "./format";
 import { Frame, FRAME_TRAITS } from "./frame";
-import { MapView, type MapLayout } from "./mapview";
+import { barValue, listedFeatures, MapView, type MapLayout } from "./mapview";
+import { slug } from "./text";
 import { onChanges, tensor, update, type AnyModel, type RenderProps } from "./model";
 import type { TokenState } from "./textview";
 
@@ -67,11 +71,27 @@ function render({ model, el }: RenderProps): () => void {
     update(model, { opacity: Number(opacity.value) });
   });
   const labelOf = (k: number) => (model.get("_labels") as string[])[k] ?? String(k);
-  const exports = exportButtons(() => ({
-    canvas: view.compose(Number(model.get("opacity"))),
-    title: `${METHOD_TEXT[model.get("method")] ?? model.get("method")} of ${labelOf(model.get("target"))}`,
-    name: `saliency-${model.get("target")}`,
-  }));
+  const exports = figureExports(model, () => {
+    const current = currentAttribution(model, layout);
+    const m = frame.lastM;
+    const lut = frame.lut();
+    const values = current?.values ?? new Float32Array(0);
+    const names = model.get("_feature_names") as string[];
+    const color = (v: number) => {
+      const i = toIndex(v, frame.signValue, m) * 4;
+      return `rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`;
+    };
+    return {
+      title: frame.title.textContent ?? "",
+      subtitle: `${frame.sub.textContent ?? ""} · ${verdict.textContent ?? ""}`,
+      name: `saliency-${slug(labelOf(model.get("target")))}-${model.get("method")}`,
+      map: view.compose(Number(model.get("opacity"))),
+      bars: layout.kind === "vector"
+        ? listedFeatures(values, frame.signValue).slice(0, 48).map((k) => ({ label: names[k] ?? `feature ${k}`, value: barValue(values[k], frame.signValue), shown: values[k], color: color(values[k]) }))
+        : undefined,
+      colorbar: frame.colorbar.state as ColorBarState,
+    };
+  }, (message) => frame.errors.show(message));
   frame.toolbar.append(field("method", method), ...frame.commonControls());
   if (layout.kind === "image") frame.toolbar.append(field("opacity", opacity));
   frame.toolbar.append(h("span", { class: "sw-spacer" }), ...exports);

@@ -84,12 +84,23 @@ const CSS = `
 .sw-rowlabels{display:flex;max-width:160px;flex-direction:column;justify-content:stretch;text-align:right;padding-right:6px}
 .sw-rowlabels>div{display:flex;align-items:center;justify-content:flex-end;white-space:nowrap;overflow:hidden;border-radius:3px;padding:0 4px;cursor:pointer}
 .sw-rowlabels>div[aria-pressed=true]{background:var(--sw-accent-soft);color:var(--sw-fg);font-weight:600}
-.sw-collabels{position:relative;height:46px}
-.sw-collabels span{position:absolute;top:2px;transform-origin:0 0;transform:rotate(50deg);white-space:nowrap;font-size:10.5px;color:var(--sw-muted)}
+.sw-collabels{position:relative;height:46px;flex:none}
+.sw-collabels span{position:absolute;top:2px;transform-origin:0 0;white-space:nowrap;font-size:10.5px;color:var(--sw-muted)}
+.sw-matrix-view{display:flex;flex-direction:column;gap:4px;min-width:0;max-width:100%}
+.sw-scroller{position:relative;overflow-y:auto;overflow-x:auto;max-width:100%;align-self:flex-start;border-radius:4px}
+.sw-scroll-inner{position:relative}
+.sw-scroll-inner canvas{position:absolute;top:0;image-rendering:pixelated;box-shadow:0 0 0 1px var(--sw-outline)}
+.sw-vlabels{position:absolute;left:0;top:0;bottom:0;padding:0;max-width:none;display:block}
+.sw-vlabels>div{position:absolute;left:0;right:4px;display:block;text-align:right;overflow:hidden;text-overflow:ellipsis;white-space:nowrap;padding:0 4px}
+.sw-finder{flex-wrap:wrap;font-weight:400;gap:6px 12px}
+.sw-zoom{font-weight:400}
+.sw-zoom .sw-btn{min-width:28px}
+.sw-bar[aria-current=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent);font-weight:600}
+.sw-tiles{display:flex;flex-direction:column;gap:4px;min-width:0}
 .sw-matrix{display:grid;grid-template-columns:max-content max-content;align-items:start;justify-content:start}
 .sw-mark{position:absolute;pointer-events:none;box-shadow:0 0 0 1.5px #111,0 0 0 3px rgba(255,255,255,.8)}
-.sw-grid{display:grid;gap:8px}
-.sw-tile{display:flex;flex-direction:column;gap:2px;align-items:center;padding:3px;border-radius:6px;border:1px solid transparent;cursor:pointer;line-height:1.2}
+.sw-grid{display:grid;gap:8px;min-width:0;max-height:520px;overflow-y:auto}
+.sw-tile{display:flex;flex-direction:column;gap:2px;align-items:center;min-width:0;padding:3px;border-radius:6px;border:1px solid transparent;cursor:pointer;line-height:1.2}
 .sw-tile:hover{background:var(--sw-soft)}
 .sw-tile[aria-pressed=true]{border-color:var(--sw-accent);background:var(--sw-accent-soft)}
 .sw-tile .sw-stage{align-self:center}

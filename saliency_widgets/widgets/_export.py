@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import pathlib
+import re
 import warnings
 from typing import Any, Union
 
@@ -15,6 +16,24 @@ from .standalone import standalone_html
 
 #: Resolution of the PNG placed in the MIME bundle (kept small: it is computed on every display).
 REPR_DPI = 72
+#: Resolution of PNG files the browser's export button downloads.
+EXPORT_DPI = 150
+_MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
+
+
+def slug(label: str) -> str:
+    """A label as part of a file name (``slug`` in ``js/src/text.ts``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(label).strip()) or "output"
+
+
+def figure_bytes(fig: Any, fmt: str, dpi: float = EXPORT_DPI) -> bytes:
+    """``fig`` as a PNG, SVG or PDF file; SVG text stays ``<text>`` (searchable, editable)."""
+    from matplotlib import rc_context
+
+    buf = io.BytesIO()
+    with rc_context({"svg.fonttype": "none", "pdf.fonttype": 42}):
+        fig.savefig(buf, format=fmt, dpi=dpi)
+    return buf.getvalue()
 
 
 class ExportMixin:
@@ -30,14 +49,37 @@ class ExportMixin:
         fmt = path.suffix.lower().lstrip(".")
         if fmt not in FORMATS:
             raise SaliencyError(f"savefig writes {', '.join('.' + f for f in FORMATS)} files; got {path.name!r}")
-        self.to_figure(**kw).savefig(path, format=fmt, dpi=dpi)
+        path.write_bytes(figure_bytes(self.to_figure(**kw), fmt, dpi))
         return path
+
+    def export_name(self) -> str:
+        """The download's file name without suffix, e.g. ``saliency-class_0-integrated_gradients``."""
+        return "figure"
+
+    def _export_reply(self, content: Any) -> tuple[dict[str, Any], list[bytes]]:
+        """The answer to the browser's ``{"type": "export", "format", "id"}`` request: the file
+        ``to_figure()`` makes, or an ``error`` saying what went wrong."""
+        fmt = str(content.get("format", ""))
+        reply: dict[str, Any] = {"type": "export", "id": content.get("id")}
+        if fmt not in FORMATS:
+            return {**reply, "error": f"export format must be one of {', '.join(FORMATS)}; got {fmt!r}"}, []
+        try:
+            data = figure_bytes(self.to_figure(), fmt)
+        except Exception as exc:  # shown in the widget; the kernel keeps running
+            return {**reply, "error": f"export failed: {exc}"}, []
+        return {**reply, "filename": f"{self.export_name()}.{fmt}", "mime": _MIME[fmt]}, [data]
+
+    def _on_custom_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "export":
+            reply, buffers = self._export_reply(content)
+            self.send(reply, buffers)  # type: ignore[attr-defined]
 
     def to_html(self, path: Union[str, pathlib.Path], *, title: str = "saliency_widgets") -> pathlib.Path:
         """Writes a self-contained page (bundle inlined, arrays embedded) that shows the widget
         offline, with hover and the interactions its embedded data can answer."""
         path = pathlib.Path(path)
-        path.write_text(standalone_html(self, title=title, variants=self._html_variants()), encoding="utf-8")
+        page = standalone_html(self, title=title, variants=self._html_variants(), offline=True)
+        path.write_text(page, encoding="utf-8")
         return path
 
     def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:

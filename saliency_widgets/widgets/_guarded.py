@@ -26,6 +26,10 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
     #: True while a failed change is being undone (its observer must not run again).
     _reverting = False
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_msg(self._on_custom_message)
+
     def __setattr__(self, name: str, value: Any) -> None:
         """Sets an attribute; a :class:`SaliencyError` from a validator or observer is re-raised
         here with the traitlets frames dropped, so a user sees their own line and the message."""

@@ -12,6 +12,7 @@ from ..errors import SaliencyError
 from ..export import format_value, jacobian_figure
 from ..transport import ARRAY_TRAIT, to_wire
 from ._base import STATIC, SampleWidget, output_labels
+from ._export import slug
 
 #: The largest display Jacobian sent to the browser; beyond it, ask for ``outputs=``.
 MAX_WIRE_BYTES = 64 << 20
@@ -93,6 +94,10 @@ class JacobianGrid(SampleWidget):
             title="Jacobian", feature_names=self._feature_names,
             subtitle=f"{len(self._rows)} outputs × {shape} inputs · {self.output}{channels}{self._sample_text()}", **kw,
         )
+
+    def export_name(self) -> str:
+        """``jacobian-<selected output's label>``, the name of the browser's downloads."""
+        return f"jacobian-{slug(self._labels[self.selected])}"
 
     # ------------------------------------------------------------ helpers
     def _flat_rows(self) -> list[int]:

@@ -15,6 +15,7 @@ from ..export import METHOD_TEXT, format_value, saliency_figure
 from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
 from ._base import STATIC, SampleWidget
+from ._export import slug
 
 #: Methods the browser can compute from a prefetched Jacobian without the kernel.
 LOCAL_METHODS = ("gradient", "input_x_gradient")
@@ -148,6 +149,10 @@ class SaliencyMap(SampleWidget):
             values, kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
             subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, **kw,
         )
+
+    def export_name(self) -> str:
+        """``saliency-<target label>-<method>``, the name of the browser's downloads."""
+        return f"saliency-{slug(self._labels[self.target])}-{self.method}"
 
     # ------------------------------------------------------------- inputs
     def _image_is_batch(self) -> bool:

@@ -74,6 +74,11 @@ window.__sw = {{
   model, log, STATE, view,
   /** A state change coming from the kernel (not logged as a browser message). */
   kernelSet(k, v) {{ STATE[k] = v; fire(k, v); }},
+  /** A custom message from the kernel, buffers given as base64. */
+  kernelSend(content, buffers = []) {{
+    const views = buffers.map(view);
+    for (const cb of listeners.get("msg:custom") ?? []) cb(content, views);
+  }},
 }};
 const url = URL.createObjectURL(new Blob([BUNDLE], {{ type: "text/javascript" }}));
 const mod = await import(url);
@@ -101,10 +106,14 @@ def page_data(widget: Any, variants: Optional[Variants] = None) -> tuple[dict[st
 
 
 def standalone_html(
-    widget: Any, *, title: str = "saliency_widgets", background: str = "#ffffff", variants: Optional[Variants] = None
+    widget: Any, *, title: str = "saliency_widgets", background: str = "#ffffff",
+    variants: Optional[Variants] = None, offline: bool = False,
 ) -> str:
-    """An HTML page that renders ``widget`` without a kernel (see the module docstring)."""
+    """An HTML page that renders ``widget`` without a kernel (see the module docstring).
+    ``offline`` tells the front end that no kernel will answer (``to_html``): exports are drawn
+    in the browser. Without it, requests to the kernel are only logged (tests answer them)."""
     doc, buffers = page_data(widget, variants)
+    doc["state"]["_offline"] = offline
     return _PAGE.format(
         title=html.escape(title), background=html.escape(background), doc=_script_json(doc),
         buffers=_script_json(buffers), bundle=_script_json(str(widget._esm)),
