@@ -234,3 +234,20 @@ def test_stacked_bidirectional_lstm_has_one_row_per_layer_direction_and_gate():
     assert len(rows) == 16 and rows[:2] == ["input gate\nL0 fwd", "forget gate\nL0 fwd"] and rows[-1] == "output gate\nL1 rev"
     reverse_l1 = next(b for b in w._blocks if b["name"] == "layer 1 · reverse · recurrent kernel · cell gate")
     assert (reverse_l1["row"], reverse_l1["col"]) == (14, 1)
+
+
+def test_keras_conv_and_dense_follow_the_same_orientation_as_torch():
+    keras = pytest.importorskip("keras")
+    model = keras.Sequential([keras.Input((6, 6, 2)), keras.layers.Conv2D(3, (2, 3), name="conv"),
+                              keras.layers.Flatten(name="flat"), keras.layers.Dense(4, name="dense")])
+    w = WeightInspector(model, layer="conv")
+    kernel = model.get_layer("conv").kernel.numpy()  # (kernel row, kernel column, in, filters)
+    grid, index = from_wire(w._blocks[0]["values"]), from_wire(w._blocks[0]["index"])
+    assert grid.shape == (3 * 3 - 1, 2 * 4 - 1)
+    for f, ch, i, j in [(0, 0, 0, 0), (2, 1, 1, 2), (1, 0, 1, 1)]:
+        assert grid[f * 3 + i, ch * 4 + j] == kernel[i, j, ch, f]
+        assert index[f * 3 + i, ch * 4 + j] == np.ravel_multi_index((i, j, ch, f), kernel.shape)
+    w.layer = "dense"
+    dense = model.get_layer("dense").kernel.numpy()  # (input features, units): shown units × inputs
+    np.testing.assert_array_equal(from_wire(w._blocks[0]["values"]), dense.T)
+    assert w._layers[1] == {"name": "flat", "type": "Flatten", "output_shape": [60], "n_params": 0}  # 5×4×3
