@@ -34,7 +34,7 @@ export function scaleCaption(s: Pick<ColorBarState, "sign" | "outlierPerc" | "lo
 
 export class ColorBar {
   readonly el = h("div", { class: "sw-colorbar", "data-sw-role": "colorbar" });
-  private canvas = h("canvas", { width: 256, height: 1 });
+  private canvas = h("canvas", { width: 256, height: 1, role: "img" });
   private ticks = h("div", { class: "sw-ticks" });
   private caption = h("div", { class: "sw-note" });
 
@@ -59,5 +59,7 @@ export class ColorBar {
       }),
     );
     this.caption.textContent = scaleCaption(s);
+    const ticks = colorbarTicks(s.sign, s.m);
+    this.canvas.setAttribute("aria-label", `colour scale from ${ticks[0].text} to ${ticks[ticks.length - 1].text}, ${scaleCaption(s)}`);
   }
 }

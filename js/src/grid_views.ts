@@ -64,6 +64,8 @@ export class MatrixView implements GridView {
   private painted: Painted | null = null;
   private rowHeight = 14;
   private selected = -1;
+  /** The input column the arrow keys are on (-1 before the first Left/Right). */
+  private keyColumn = -1;
   private range: [number, number] = [0, 0];
   private readonly n: number;
   private readonly colWidth: number;
@@ -183,7 +185,6 @@ export class MatrixView implements GridView {
       this.heat.draw(values, rows, n, sign, m, lut, { at: (k) => base[Math.floor(k / n)] + (k % n) });
     }
     this.heat.canvas.setAttribute("aria-label", `Jacobian heatmap: ${count} outputs × ${this.n} inputs, outputs ${count ? first + 1 : 0}–${last} in view`);
-    this.heat.canvas.setAttribute("data-sw-role", "heatmap");
     this.paintLabels(first, last);
     const i = this.order.indexOf(this.selected);
     this.selMark.style.display = i < 0 ? "none" : "block";
@@ -266,6 +267,12 @@ export class MatrixView implements GridView {
     if (ev.key === "Enter" || ev.key === " ") {
       ev.preventDefault();
       this.ctx.pick(flat);
+    } else if (ev.key === "ArrowLeft" || ev.key === "ArrowRight") {
+      ev.preventDefault();
+      this.keyColumn = Math.min(this.n - 1, Math.max(0, this.keyColumn + (ev.key === "ArrowRight" ? 1 : -1)));
+      const j = this.keyColumn;
+      Object.assign(this.colMark.style, { display: "block", left: `${this.labelWidth + j * this.colWidth}px`, top: `${this.range[0] * this.rowHeight}px`, width: `${this.colWidth}px`, height: `${(this.range[1] - this.range[0]) * this.rowHeight}px` });
+      this.ctx.hover(flat, j, this.ctx.featureNames[j] ?? `input ${j}`);
     } else if (ev.key in moves) {
       ev.preventDefault();
       const next = this.order[Math.min(this.order.length - 1, Math.max(0, at + moves[ev.key]))];
@@ -411,7 +418,9 @@ export class TilesView implements GridView {
       this.ctx.pick(flat);
     } else if (ev.key in moves) {
       ev.preventDefault();
-      const next = shown[Math.min(shown.length - 1, Math.max(0, at + moves[ev.key]))];
+      const to = at + moves[ev.key];
+      if (to < 0 || to >= shown.length) return;
+      const next = shown[to];
       this.ctx.pick(next);
       this.select(next);
       this.focus(next);

@@ -47,7 +47,7 @@ export function barValue(v: number, sign: Sign): number {
 export class MapView {
   readonly el = h("div", { class: "sw-view" });
   readonly stage = h("div", { class: "sw-stage" });
-  readonly heat = new Heatmap();
+  readonly heat = new Heatmap({ role: "img" });
   private background: Heatmap | null = null;
   private features: BarList | null = null;
   private featureNote = h("div", { class: "sw-note" });
@@ -102,6 +102,19 @@ export class MapView {
     this.heat.draw(values, rows, cols, sign, m, lut, { overlay: this.background !== null, at });
     this.chips?.draw(values, sign, m, lut);
     if (this.features) this.drawFeatures(values, sign, m, lut);
+  }
+
+  /** Sets the map's accessible description: what it shows and where it is strongest. */
+  describeAs(what: string): void {
+    const v = this.values;
+    let best = 0;
+    for (let i = 1; i < v.length; i++) if (Math.abs(v[i]) > Math.abs(v[best])) best = i;
+    const d = this.layout.display_shape;
+    const where = this.layout.kind === "vector" ? this.name(best)
+      : this.layout.kind === "image" ? `pixel (${Math.floor(best / d[1])}, ${best % d[1]})`
+      : `t = ${Math.floor(best / d[1])}, ${this.name(best % d[1])}`;
+    const size = this.layout.kind === "vector" ? `${d[0]} features` : this.layout.kind === "image" ? `${d[0]}×${d[1]} pixels` : `${d[0]} time steps × ${d[1]} features`;
+    this.heat.canvas.setAttribute("aria-label", v.length ? `${what}, ${size}; strongest at ${where} (${formatValue(v[best])})` : what);
   }
 
   /** The input picture under an image map, drawn in grey so the colours stay readable. */

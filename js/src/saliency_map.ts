@@ -123,6 +123,7 @@ function render({ model, el }: RenderProps): () => void {
       const m = frame.scaleFor(current.values);
       const input = tensor(model, "_input");
       view.draw(current.values, frame.signValue, m, frame.lut(), layout.kind === "vector" && input ? input.values : null);
+      view.describeAs(`${frame.title.textContent} by ${METHOD_TEXT[model.get("method")] ?? model.get("method")}`);
       const ce = current.completeness;
       frame.sub.textContent = `${METHOD_TEXT[model.get("method")] ?? model.get("method")} · ${model.get("output")}` + (ce === null ? "" : ` · completeness error ${formatValue(ce)}`);
     }
