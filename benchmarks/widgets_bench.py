@@ -4,7 +4,9 @@
 - browser redraw of a 224×224 map (≤ 16 ms) and of a 100-tile 28×28 grid
   (≤ 100 ms), timed with performance.now() in headless Chromium;
 - click-to-redraw with a prefetched Jacobian (≤ 50 ms), checking that the only
-  message to the kernel is the target change.
+  message to the kernel is the target change;
+- first paint of a 1000-output × 64-input JacobianGrid (≤ 100 ms): render() to the
+  next animation frame, rows virtualized.
 
 Run: ``.venv/bin/python benchmarks/widgets_bench.py`` (needs /usr/bin/chromium).
 """
@@ -124,6 +126,7 @@ def main() -> int:
         no_extra = res["log"] == expected and res["busy"] == "false"
         print(f"  messages to the kernel: {len(res['log'])} (only target changes: {'PASS' if no_extra else 'FAIL'})")
         ok.append(no_extra)
+        ok.append(grid_first_paint(browser))
         ok.append(inspector_first_paint(browser))
         browser.close()
     print("all budgets met" if all(ok) else "SOME BUDGETS MISSED")
@@ -148,6 +151,16 @@ TIME_FIRST_PAINT = """async ([bundle, n]) => {
   }
   return { times, blocks: document.querySelectorAll("[data-sw-block]").length };
 }"""
+
+
+def grid_first_paint(browser) -> bool:
+    """JacobianGrid of Linear(64 → 1000): render to first painted frame (TIME_FIRST_PAINT)."""
+    from saliency_widgets.widgets.jacobian_grid import STATIC
+
+    grid = JacobianGrid(torch.nn.Linear(64, 1000).eval(), np.random.default_rng(4).normal(size=(1, 64)).astype(np.float32))
+    res = in_browser(browser, grid, TIME_FIRST_PAINT, [(STATIC / "jacobian_grid.js").read_text(), REPEATS])
+    print(f"  (grid first paint: first render {res['times'][0]:.1f} ms, max {max(res['times']):.1f} ms over {REPEATS})")
+    return report("1000×64 JacobianGrid first paint, median", statistics.median(res["times"]), 100, "ms")
 
 
 def inspector_first_paint(browser) -> bool:
