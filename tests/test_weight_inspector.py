@@ -251,3 +251,16 @@ def test_keras_conv_and_dense_follow_the_same_orientation_as_torch():
     dense = model.get_layer("dense").kernel.numpy()  # (input features, units): shown units × inputs
     np.testing.assert_array_equal(from_wire(w._blocks[0]["values"]), dense.T)
     assert w._layers[1] == {"name": "flat", "type": "Flatten", "output_shape": [60], "n_params": 0}  # 5×4×3
+
+
+def test_a_tall_narrow_table_is_cut_along_its_long_axis_only():
+    torch.manual_seed(0)
+    emb = nn.Embedding(10000, 64)
+    w = WeightInspector(nn.Sequential(emb))
+    (table,) = w._blocks
+    values, index = from_wire(table["values"]), from_wire(table["index"])
+    assert (table["factor"], values.shape) == ([3, 1], (3334, 64))  # 640 000 cells → ≤ 2^18
+    full = emb.weight.detach().numpy()
+    np.testing.assert_array_equal(values, full.reshape(-1)[index])
+    windows = np.abs(np.pad(full, ((0, 2), (0, 0)))).reshape(3334, 3, 64).max(axis=1)
+    np.testing.assert_array_equal(np.abs(values), windows)

@@ -185,13 +185,17 @@ def _beside_filters(bias: WeightBlock, grid: Picture) -> Picture:
 
 
 def _factors(rows: int, cols: int, max_cells: int) -> tuple[int, int]:
-    """Window size (rows, cols) so that the downsampled picture has at most ``max_cells`` cells."""
+    """Window size (rows, cols) so that the downsampled picture has at most ``max_cells`` cells:
+    only the long axis is cut when the other is short (at most √max_cells), else square windows."""
     if rows * cols <= max_cells:
         return 1, 1
+    side = math.isqrt(max_cells)
+    if cols <= side:
+        return math.ceil(rows * cols / max_cells), 1
+    if rows <= side:
+        return 1, math.ceil(rows * cols / max_cells)
     k = math.ceil(math.sqrt(rows * cols / max_cells))
-    fr = k if rows >= k else 1
-    fc = max(1, math.ceil(math.ceil(rows / fr) * cols / max_cells))
-    return fr, fc
+    return k, k
 
 
 def _downsample(pic: Picture, max_cells: int) -> Picture:

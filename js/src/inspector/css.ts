@@ -12,7 +12,7 @@ export const INSPECTOR_CSS = `
 .sw-wi-prose math{font-size:12.5px}
 .sw-wi-table{display:grid;gap:4px 6px;align-items:start;justify-content:start;max-width:100%}
 .sw-wi-colhead{font-size:11.5px;line-height:1.25;min-width:0;overflow:hidden}
-.sw-wi-colhead b{display:block;font-weight:600;hyphens:none}
+.sw-wi-colhead b{display:block;font-weight:600;hyphens:none;overflow-wrap:anywhere}
 .sw-wi-colhead span{display:block;color:var(--sw-muted);font-size:10.5px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .sw-wi-rowhead{white-space:pre-line;font-size:11px;color:var(--sw-muted);text-align:right;align-self:center;line-height:1.2;min-width:0;overflow:hidden}
 .sw-wi-table .sw-stage{cursor:zoom-in}
