@@ -36,9 +36,9 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "gradcam_plus_plus": {"relu": True},
     "occlusion": {"window": None, "stride": None, "baseline": 0.0},
 }
-#: Methods whose values come from one gradient pass (the CAMs: of a layer's output).
-_GRADIENT_PASS = ("gradient", "input_x_gradient", "gradcam", "gradcam_plus_plus")
 _CAMS = {"gradcam": gradcam, "gradcam_plus_plus": gradcam_plus_plus}
+#: Methods computed from one gradient pass, which also gives the scores (and arg-max targets).
+_ONE_PASS = ("gradient", "input_x_gradient", *_CAMS)
 
 #: Guesses of working memory per input byte, used to size passes under
 #: ``config.chunk_budget_bytes``. A copy of the input (SmoothGrad sample, IG
@@ -130,15 +130,16 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
     p = _setup(model, x, output, head, layer, fixed)
     out_shape = _start(p)
     delta = None
-    if method in _GRADIENT_PASS and target is None:
-        scores, values = _vjp(p, p.entries, None, np.full(p.batch, -1, dtype=np.int64))
-        flat_targets = scores.reshape(p.batch, -1).argmax(axis=1)
+    if method in _ONE_PASS:  # a target of -1 is each sample's arg-max, from the same pass
+        requested = np.full(p.batch, -1, dtype=np.int64) if target is None else resolve_targets(
+            target, (p.batch, *out_shape))
+        scores, values = (_class_activation_map(p, method, requested, **options) if method in _CAMS
+                          else _vjp(p, p.entries, None, requested))
+        flat_targets = scores.reshape(p.batch, -1).argmax(axis=1) if target is None else requested
     else:
-        scores = _forward(p, p.entries) if target is None or method not in _GRADIENT_PASS else None
+        scores = _forward(p, p.entries)
         flat_targets = resolve_targets(target, (p.batch, *out_shape), scores)
-        if method in _GRADIENT_PASS:
-            scores, values = _vjp(p, p.entries, None, flat_targets)
-        elif method == "smoothgrad":
+        if method == "smoothgrad":
             values = _smoothgrad(p, flat_targets, **options)
         elif method == "occlusion":
             values = _occlusion(p, flat_targets, scores, **options)
@@ -146,8 +147,6 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
             values, delta = _integrated_gradients(p, flat_targets, scores, **options)
     if method == "input_x_gradient":
         values = [v * g for v, g in zip(_variables(p), values)]
-    elif method in _CAMS:
-        values = [_class_activation_map(p, method, values[0], **options)]
     _warn_about_activation(p, scores, flat_targets)
     for v in values:
         _warn_if_not_finite(v, "the attribution")
@@ -288,10 +287,11 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
     return values, (total - (f_x - f_b)).astype(np.float32)
 
 
-def _class_activation_map(p: _Problem, method: str, gradient: np.ndarray, *, relu: bool) -> np.ndarray:
-    """Grad-CAM(++) from the layer's activation and the gradient of the targets w.r.t. it,
-    upsampled to the spatial size of the (first attributed) input entry."""
-    activation = _variables(p)[0]
+def _class_activation_map(p: _Problem, method: str, targets: np.ndarray, *,
+                          relu: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(scores, [map])``: Grad-CAM(++) from the layer's activation and the gradient of the
+    targets w.r.t. it (one pass), upsampled to the spatial size of the (first attributed) input entry."""
+    scores, activation, gradient = _guarded(lambda: p.backend.layer_vjp(p.query, p.entries, targets))
     channels_first = p.backend.framework == "torch"
     n_spatial = activation.ndim - 2
     sample = p.entries[(p.query.spec.attributed or (0,))[0]].shape[1:]
@@ -304,7 +304,8 @@ def _class_activation_map(p: _Problem, method: str, gradient: np.ndarray, *, rel
             f"layer {p.query.layer.name!r} has {max(n_spatial, 0)} spatial axes but the input sample has shape "
             f"{sample}: pass layer= a layer whose spatial axes follow the input's"
         )
-    return _CAMS[method](activation, gradient, channel_axis=0 if channels_first else -1, size=size, relu=relu)
+    cam = _CAMS[method](activation, gradient, channel_axis=0 if channels_first else -1, size=size, relu=relu)
+    return _as_scores(scores, p.batch), [cam]
 
 
 def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:

@@ -152,6 +152,13 @@ class Backend(ABC):
         index, or -1 for that sample's arg-max, taken from this same forward pass) with respect
         to each attributed entry, or to the layer's output (a list of one)."""
 
+    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(outputs, activation, gradient)``: :meth:`vjp` at ``query.layer`` together with that
+        layer's output (Grad-CAM needs both). Backends that capture it in the same pass override this."""
+        outputs, (gradient,) = self.vjp(query, entries, targets)
+        return outputs, self.activation(query, entries), gradient
+
     @abstractmethod
     def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
         """Per-sample Jacobian of the flat outputs ``rows``, one array per attributed entry

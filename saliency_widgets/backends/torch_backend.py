@@ -260,15 +260,27 @@ class TorchBackend(Backend):
     def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
             activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
         with self._inference():
-            out, wrt = self._differentiable(query, entries, activation)
-            flat = out.reshape(out.shape[0], -1)
-            index = torch.as_tensor(targets, device=flat.device)
-            index = torch.where(index < 0, flat.detach().argmax(dim=1), index)
-            cot = torch.zeros_like(flat).scatter_(1, index[:, None], 1.0)
-            grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
-            if all(g is None for g in grads):
-                raise NonDifferentiableError("the explained output does not depend on what is attributed")
+            out, wrt, grads = self._target_gradients(query, entries, targets, activation)
             return _numpy(out.detach()), [_numpy(_gradient(g, w)) for g, w in zip(grads, wrt)]
+
+    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self._inference():
+            out, (leaf,), (grad,) = self._target_gradients(query, entries, targets, None)
+            return _numpy(out.detach()), _numpy(leaf.detach()), _numpy(_gradient(grad, leaf))
+
+    def _target_gradients(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
+                          activation: Optional[np.ndarray]) -> tuple[torch.Tensor, list[torch.Tensor], tuple]:
+        """``(output, tensors differentiated against, their gradients)`` of each sample's target."""
+        out, wrt = self._differentiable(query, entries, activation)
+        flat = out.reshape(out.shape[0], -1)
+        index = torch.as_tensor(targets, device=flat.device)
+        index = torch.where(index < 0, flat.detach().argmax(dim=1), index)
+        cot = torch.zeros_like(flat).scatter_(1, index[:, None], 1.0)
+        grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
+        if all(g is None for g in grads):
+            raise NonDifferentiableError("the explained output does not depend on what is attributed")
+        return out, wrt, grads
 
     def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
         key = (signature(entries), query.key)
