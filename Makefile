@@ -47,6 +47,7 @@ test: test-js test-python
 bench: install chromium
 	$(PY) benchmarks/engine_bench.py
 	$(PY) benchmarks/widgets_bench.py
+	$(PY) benchmarks/methods_bench.py
 	cd benchmarks && ../$(PY) structured_bench.py
 
 demo: install
