@@ -4,7 +4,8 @@ tiles and labels that stay inside the card."""
 import numpy as np
 import pytest
 import torch
-from _widget_models import batch, cnn
+from _widget_models import batch
+from boxes import overflowing
 
 from saliency_widgets import colors
 from saliency_widgets.widgets import JacobianGrid
@@ -12,15 +13,6 @@ from saliency_widgets.widgets import JacobianGrid
 pytestmark = pytest.mark.browser
 ROWLABEL = '.sw-rowlabels [data-sw-output="{}"]'
 
-# Every element's box inside the widget card (the card itself excluded), as [selector-ish, overflow px].
-OVERFLOW_JS = """() => { const card = document.querySelector('.sw-root').getBoundingClientRect(); const out = [];
-  for (const el of document.querySelectorAll('.sw-root *')) {
-    const r = el.getBoundingClientRect(), s = getComputedStyle(el);
-    if (!r.width || !r.height || s.display === 'none' || el.closest('[role=tooltip]')) continue;
-    if (el.closest('.sw-scroller, .sw-grid, .sw-list') && !el.matches('.sw-scroller, .sw-grid, .sw-list')) continue;  // clipped by their scroll box
-    const over = Math.max(card.left - r.left, r.right - card.right, card.top - r.top, r.bottom - card.bottom);
-    if (over > 0.5) out.push([el.className || el.tagName, Math.round(over)]);
-  } return out; }"""
 # Pairs of column labels whose boxes overlap, and labels cut by their container.
 COLLIDE_JS = """() => { const spans = [...document.querySelectorAll('.sw-collabels span')];
   const box = document.querySelector('.sw-collabels').getBoundingClientRect(); const boxes = spans.map((s) => s.getBoundingClientRect());
@@ -57,7 +49,7 @@ def test_1000_outputs_are_searchable_clickable_and_virtual(show, big, artifacts)
     page.press('[data-sw-role="search"]', "Enter")  # the first match
     assert saves(page)[-1] == {"selected": 120}
     page.fill('[data-sw-role="search"]', "")
-    assert page.evaluate(OVERFLOW_JS) == []
+    assert overflowing(page) == []
     labels = page.evaluate("""() => [...document.querySelectorAll('.sw-rowlabels [data-sw-output]')].filter((e) => e.offsetParent)
         .map((e) => ({ h: e.getBoundingClientRect().height, font: parseFloat(getComputedStyle(e).fontSize), title: e.title }))""")
     assert all(lab["h"] >= 14 and lab["font"] >= 11 for lab in labels)  # readable at 1000 rows
@@ -110,7 +102,7 @@ def test_column_labels_never_collide_or_get_cut(show):
     assert found["count"] == 13 and found["overlaps"] == 0 and found["cut"] == 0
     titles = page.eval_on_selector_all(".sw-collabels span", "els => els.map((e) => e.title)")
     assert titles == names
-    assert page.evaluate(OVERFLOW_JS) == []
+    assert overflowing(page) == []
 
 
 def test_fifty_tiles_flow_inside_the_card(show, artifacts):
@@ -119,7 +111,7 @@ def test_fifty_tiles_flow_inside_the_card(show, artifacts):
     g = JacobianGrid(model, batch(1, 3, 8, 8, seed=1))
     page = show(g)
     assert page.locator(".sw-tile[data-sw-output]").count() == 50
-    assert page.evaluate(OVERFLOW_JS) == []
+    assert overflowing(page) == []
     boxes = [page.locator(f'.sw-tile[data-sw-output="{i}"]').bounding_box() for i in range(50)]
     panel = page.locator(".sw-body > .sw-panel").bounding_box()
     for b in boxes:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from _widget_models import batch
+from boxes import overflowing
 
 from saliency_widgets import colors
 from saliency_widgets.widgets import SaliencyMap
@@ -32,6 +33,7 @@ def test_every_feature_is_listed_with_its_full_name(show, artifacts):
     assert [r["key"] for r in rows] == list(range(13))
     assert [r["title"] for r in rows] == WINE
     assert not any(r["clipped"] for r in rows)
+    assert overflowing(page) == []
     page.locator("[data-sw-widget]").screenshot(path=str(artifacts / "views-vector-wine.png"))
 
 
@@ -76,4 +78,5 @@ def test_image_view_draws_the_samples_own_picture_darkened_and_the_prediction(sh
     predicted = w._labels[int(w._all_scores("logits")[2].argmax())]
     text = page.text_content('[data-sw-role="prediction"]')
     assert text.startswith(f"predicted “{predicted}” · true “3”")
+    assert overflowing(page) == []
     page.locator("[data-sw-widget]").screenshot(path=str(artifacts / "views-image-strokes.png"))
