@@ -278,3 +278,17 @@ def test_block_downsampled_by_the_kernel_zooms_with_a_region_from_the_kernel(off
     full = model[0].weight.detach().numpy()
     want = colors.colorize(full[r0: r0 + nr, c0: c0 + nc], m=float(np.abs(full).max()))
     np.testing.assert_array_equal(canvas_rgba(page, '[data-sw-role="zoom-map"]'), want)
+
+
+def test_table_refits_when_the_card_is_resized(offline):
+    torch.manual_seed(0)
+    page = offline(WeightInspector(TorchLSTM(), x=np.zeros((1, 5, 8), np.float32)))
+    block = '[data-sw-block="recurrent kernel · input gate"]'
+    before = page.locator(block).bounding_box()["width"]
+    page.set_viewport_size({"width": 560, "height": 800})  # the layer list wraps above the table
+    page.wait_for_function(f"(w) => document.querySelector('{block}').getBoundingClientRect().width !== w", arg=before)
+    assert page.evaluate(OVERFLOW, CARD)["out"] == []
+    page.set_viewport_size({"width": 1400, "height": 800})  # wider: cells are capped by the height budget
+    page.wait_for_timeout(100)
+    assert page.evaluate(OVERFLOW, CARD)["out"] == []
+    assert page.locator(block).bounding_box()["width"] == pytest.approx(before, abs=1)
