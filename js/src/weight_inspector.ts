@@ -9,7 +9,7 @@ import { paramsText, shapeText } from "./weight_format";
 import { INSPECTOR_CSS } from "./inspector/css";
 import { crop } from "./inspector/downsample";
 import { showEquation } from "./inspector/equation";
-import { layerRow } from "./inspector/layer_list";
+import { arrowKeys, layerRow, replaceRows } from "./inspector/layer_list";
 import { Legend } from "./inspector/legend";
 import { BlockTable, type CellHit } from "./inspector/matrix";
 import { zoomWindow, type TableLayout } from "./inspector/table";
@@ -56,6 +56,7 @@ function render({ model, el }: RenderProps): () => void {
   const panel = h("div", { class: "sw-panel" }, [h("div", { class: "sw-panel-head" }, "Layers"), list]);
   root.append(h("div", { class: "sw-head" }, [title, sub, status]), toolbar, errors.el, note, h("div", { class: "sw-body" }, [panel, view]));
   el.replaceChildren(root);
+  arrowKeys(list);
 
   const lut = () => decode(model.get("_lut")) as Uint8Array;
   const width = () => view.clientWidth || DEFAULT_WIDTH;
@@ -108,7 +109,7 @@ function render({ model, el }: RenderProps): () => void {
   const redrawList = () => {
     const layer = String(model.get("layer"));
     const rows = model.get("_layers") as LayerRow[];
-    list.replaceChildren(...rows.map((r) => layerRow(r, r.name === layer, () => select(r.name))));
+    replaceRows(list, rows.map((r) => layerRow(r, r.name === layer, () => select(r.name))));
     const info = rows.find((r) => r.name === layer);
     title.textContent = `Weights of “${layer}”`;
     sub.textContent = info ? `${info.type} · output ${shapeText(info.output_shape)} · ${paramsText(info.n_params)} params` : "";

@@ -292,3 +292,18 @@ def test_table_refits_when_the_card_is_resized(offline):
     page.wait_for_timeout(100)
     assert page.evaluate(OVERFLOW, CARD)["out"] == []
     assert page.locator(block).bounding_box()["width"] == pytest.approx(before, abs=1)
+
+
+def test_keyboard_moves_over_selectable_layers_and_enter_selects(offline):
+    torch.manual_seed(0)
+    page = offline(WeightInspector(nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 10))))
+    page.focus('[data-sw-layer="0"]')
+    page.keyboard.press("ArrowDown")  # skips the ReLU (no weights)
+    assert page.evaluate("document.activeElement.dataset.swLayer") == "2"
+    page.keyboard.press("Enter")
+    page.wait_for_selector('[data-sw-layer="2"][aria-pressed="true"]')
+    assert page.evaluate("document.activeElement.dataset.swLayer") == "2"  # focus survives the redraw
+    page.keyboard.press("Home")
+    assert page.evaluate("document.activeElement.dataset.swLayer") == "0"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"

@@ -29,3 +29,23 @@ export function layerRow(row: LayerRow, selected: boolean, onSelect: () => void)
   });
   return el;
 }
+
+/** Arrow keys move the focus between the selectable rows of `list` (Home / End jump to the ends). */
+export function arrowKeys(list: HTMLElement): void {
+  list.addEventListener("keydown", (ev) => {
+    const rows = Array.from(list.querySelectorAll<HTMLElement>('[data-sw-layer]:not([aria-disabled="true"])'));
+    const at = rows.indexOf(ev.target as HTMLElement);
+    const next = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: rows.length - 1 }[ev.key];
+    if (next === undefined || at < 0 || !rows.length) return;
+    ev.preventDefault();
+    rows[Math.max(0, Math.min(rows.length - 1, next))].focus();
+  });
+}
+
+/** Replaces the rows of `list`, keeping the keyboard focus on the same layer. */
+export function replaceRows(list: HTMLElement, rows: HTMLElement[]): void {
+  const active = (list.getRootNode() as Document | ShadowRoot).activeElement;
+  const focused = active && list.contains(active) ? active.getAttribute("data-sw-layer") : null;
+  list.replaceChildren(...rows);
+  if (focused !== null) rows.find((r) => r.getAttribute("data-sw-layer") === focused)?.focus();
+}
