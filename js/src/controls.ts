@@ -1,5 +1,5 @@
 /** Toolbar controls, status, error box and export buttons shared by the widgets. */
-import { h } from "./dom";
+import { download, h } from "./dom";
 
 /** A labelled <select>; `onChange` gets the chosen value. */
 export function select(label: string, action: string, options: [string, string][], onChange: (v: string) => void): HTMLSelectElement {
@@ -74,15 +74,6 @@ export function statusBadge(): HTMLElement {
   return h("span", { class: "sw-status", "data-sw-role": "status", "data-busy": "false" }, "computing…");
 }
 
-/** Saves a data/blob URL as a file. */
-function download(url: string, filename: string): void {
-  const a = h("a", { href: url, download: filename });
-  a.style.display = "none";
-  document.body.append(a);
-  a.click();
-  a.remove();
-}
-
 /** A PNG data URL of `canvas`, and an SVG wrapping it (pixelated) with a title. */
 export function svgOf(canvas: HTMLCanvasElement, title: string): string {
   const w = canvas.width;
@@ -99,13 +90,11 @@ export function svgOf(canvas: HTMLCanvasElement, title: string): string {
 export function exportButtons(compose: () => { canvas: HTMLCanvasElement; title: string; name: string }): HTMLElement[] {
   const png = button("PNG", "export-png", () => {
     const { canvas, name } = compose();
-    download(canvas.toDataURL("image/png"), `${name}.png`);
+    canvas.toBlob((blob) => blob && download(blob, `${name}.png`), "image/png");
   }, "download the map as PNG");
   const svg = button("SVG", "export-svg", () => {
     const { canvas, title, name } = compose();
-    const url = URL.createObjectURL(new Blob([svgOf(canvas, title)], { type: "image/svg+xml" }));
-    download(url, `${name}.svg`);
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    download(new Blob([svgOf(canvas, title)], { type: "image/svg+xml" }), `${name}.svg`);
   }, "download the map as SVG");
   return [png, svg];
 }

@@ -33,3 +33,14 @@ export function throttleFrame<A extends unknown[]>(fn: (...args: A) => void): (.
     }
   };
 }
+
+/** Saves `blob` as `filename` through a temporary link. */
+export function download(blob: Blob, filename: string): void {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: filename });
+  a.style.display = "none";
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 5000);
+}

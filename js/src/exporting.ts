@@ -6,7 +6,7 @@
  */
 import { colorbarTicks, scaleCaption, type ColorBarState } from "./colorbar";
 import { button } from "./controls";
-import { h } from "./dom";
+import { download, h } from "./dom";
 import { formatValue } from "./format";
 import { type AnyModel } from "./model";
 
@@ -25,17 +25,6 @@ export interface OfflineFigure {
   /** One labelled bar per feature (vector maps), in the map's colours. */
   bars?: { label: string; value: number; shown: number; color: string }[];
   colorbar: ColorBarState;
-}
-
-/** Saves `blob` as `filename` through a temporary link. */
-export function download(blob: Blob, filename: string): void {
-  const url = URL.createObjectURL(blob);
-  const a = h("a", { href: url, download: filename });
-  a.style.display = "none";
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 5000);
 }
 
 let nextRequest = 0;
