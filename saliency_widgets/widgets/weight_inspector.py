@@ -52,13 +52,14 @@ class WeightInspector(GuardedWidget):
     #: A zoom the browser asks for: ``{"block": name, "rows": [r0, r1], "cols": [c0, c1]}`` in picture cells.
     zoom = t.Dict().tag(sync=True)
 
+    # Kernel → browser only; the arrays are never echoed back (marimo, ipywidgets' echo_update).
     _layers = t.List(t.Dict()).tag(sync=True)
-    _blocks = t.List(t.Dict()).tag(sync=True)
+    _blocks = t.List(t.Dict()).tag(sync=True, echo_update=False)
     _table = t.Dict().tag(sync=True)
     _equation = t.Dict().tag(sync=True)
-    _zoom = t.Dict().tag(sync=True)
+    _zoom = t.Dict().tag(sync=True, echo_update=False)
     _note = t.Unicode("").tag(sync=True)
-    _lut = t.Dict().tag(sync=True)
+    _lut = t.Dict().tag(sync=True, echo_update=False)
 
     def __init__(
         self,
