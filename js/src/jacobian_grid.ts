@@ -99,7 +99,7 @@ function render({ model, el }: RenderProps): () => void {
     map: view.compose(),
     colorbar: frame.colorbar.state ?? { lut: scale.lut, sign: scale.sign, m: scale.m, outlierPerc: 0, locked: false },
   }), (message) => frame.errors.show(message));
-  frame.toolbar.append(...frame.commonControls(), h("span", { class: "sw-spacer" }), ...exports);
+  frame.toolbar.append(...frame.commonControls(), h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports));
   const side = h("div", { class: "sw-panel" }, [profileTitle, profileNote, profile.el]);
   const main = h("div", { class: "sw-view" }, [finder, view.el, h("div", { class: "sw-legend" }, [frame.colorbar.el])]);
   frame.body.append(main, side);

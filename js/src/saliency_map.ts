@@ -94,7 +94,7 @@ function render({ model, el }: RenderProps): () => void {
   }, (message) => frame.errors.show(message));
   frame.toolbar.append(field("method", method), ...frame.commonControls());
   if (layout.kind === "image") frame.toolbar.append(field("opacity", opacity));
-  frame.toolbar.append(h("span", { class: "sw-spacer" }), ...exports);
+  frame.toolbar.append(h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports));
   const legend = h("div", { class: "sw-legend" }, [frame.colorbar.el]);
   view.el.append(legend);
   frame.body.append(panel.el, view.el);

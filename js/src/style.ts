@@ -40,6 +40,7 @@ const CSS = `
 .sw-btn:hover{border-color:var(--sw-accent)}
 .sw-btn[aria-pressed=true]{background:var(--sw-accent-soft);border-color:var(--sw-accent)}
 .sw-spacer{flex:1}
+.sw-exports{display:inline-flex;gap:6px;white-space:nowrap}
 .sw-body{display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap}
 .sw-panel{display:flex;flex-direction:column;gap:6px;min-width:220px;max-width:300px;flex:0 1 280px}
 .sw-panel-head{display:flex;align-items:center;gap:6px;font-weight:600}
