@@ -7,14 +7,12 @@ import { onChanges, update, type RenderProps } from "./model";
 import { injectStyle } from "./style";
 import { paramsText, shapeText } from "./weight_format";
 import { INSPECTOR_CSS } from "./inspector/css";
-import { crop } from "./inspector/downsample";
 import { showEquation } from "./inspector/equation";
 import { arrowKeys, layerRow, replaceRows } from "./inspector/layer_list";
 import { Legend } from "./inspector/legend";
-import { BlockTable, type CellHit } from "./inspector/matrix";
-import { zoomWindow, type TableLayout } from "./inspector/table";
-import { wirePicture, type BlockWire, type LayerRow, type TableWire, type ZoomWire } from "./inspector/wire";
-import { zoomGeometry, ZoomView } from "./inspector/zoom";
+import { BlockTable } from "./inspector/matrix";
+import type { BlockWire, LayerRow, TableWire } from "./inspector/wire";
+import { Zoomer } from "./inspector/zoom";
 import { composeTable, downsampleNote } from "./inspector/compose";
 
 /** Width assumed before the widget is attached to a page (and can be measured). */
@@ -38,10 +36,8 @@ function render({ model, el }: RenderProps): () => void {
   const legend = new Legend();
   const about = h("details", { class: "sw-wi-about" });
   let table: BlockTable | null = null;
-  let pending: ZoomWire | null = null;
-  let zoomCell = 14;
-  const zoom = new ZoomView(tooltip, () => table?.panels.forEach((p) => p.showMark(null)));
-  const view = h("div", { class: "sw-view" }, [equation, tableHost, caption, zoom.el, legend.el, about]);
+  const zoom = new Zoomer(tooltip, (request) => update(model, { zoom: request }), () => table?.panels.forEach((p) => p.showMark(null)));
+  const view = h("div", { class: "sw-view" }, [equation, tableHost, caption, zoom.view.el, legend.el, about]);
   const split = button("split gates", "split-gates", () => update(model, { split_gates: !model.get("split_gates") }), "one row per LSTM/GRU gate");
   const toolbar = h("div", { class: "sw-toolbar", role: "toolbar" }, [
     split,
@@ -76,36 +72,6 @@ function render({ model, el }: RenderProps): () => void {
     downsampled.hidden = !text;
   };
 
-  const zoomTo = (hit: CellHit) => {
-    if (!table) return;
-    const block = hit.panel.block;
-    const [kr, kc] = block.factor;
-    const [rows, cols] = block.full;
-    const layout = table.layout as TableLayout;
-    const geometry = zoomGeometry(layout.cw, layout.ch, width() - 24);
-    zoomCell = geometry.cell;
-    const win = zoomWindow(hit.row * kr, hit.col * kc, rows, cols, geometry.rows, geometry.cols);
-    table.panels.forEach((p) => p.showMark(null));
-    hit.panel.showMark({ r0: win.r0 / kr, c0: win.c0 / kc, nr: win.nr / kr, nc: win.nc / kc });
-    if (kr * kc === 1) {
-      pending = null;
-      zoom.show(block, crop(hit.panel.picture, win.r0, win.c0, win.nr, win.nc), win, { rows, cols }, zoomCell, (model.get("_table") as TableWire).m, lut());
-      return;
-    }
-    pending = { block: block.name, rows: [win.r0, win.r0 + win.nr], cols: [win.c0, win.c0 + win.nc] } as ZoomWire;
-    zoom.wait(`${block.name}: loading the full-resolution region from the kernel…`);
-    update(model, { zoom: { block: pending.block, rows: pending.rows, cols: pending.cols } });
-  };
-
-  const showKernelZoom = () => {
-    const z = model.get("_zoom") as ZoomWire | null;
-    if (!z || !z.values || !pending || !table || z.block !== pending.block || z.rows[0] !== pending.rows[0] || z.cols[0] !== pending.cols[0]) return;
-    const panel = table.panels.find((p) => p.block.name === z.block);
-    if (!panel) return;
-    const [rows, cols] = panel.block.full;
-    zoom.show(panel.block, wirePicture(z), { r0: z.rows[0], c0: z.cols[0] }, { rows, cols }, zoomCell, (model.get("_table") as TableWire).m, lut());
-  };
-
   const redrawList = () => {
     const layer = String(model.get("layer"));
     const rows = model.get("_layers") as LayerRow[];
@@ -122,7 +88,7 @@ function render({ model, el }: RenderProps): () => void {
     showEquation(equation, eq.math ?? [], eq.notes ?? []);
     split.hidden = !info.has_gates;
     split.setAttribute("aria-pressed", String(Boolean(model.get("split_gates"))));
-    table = new BlockTable(blocks, info, lut(), tooltip, zoomTo);
+    table = new BlockTable(blocks, info, lut(), tooltip, (hit) => table && zoom.open(hit, table, width() - 24, info.m, lut()));
     tableHost.replaceChildren(table.el);
     fit();
     const rowAxis = blocks[0]?.row_label;
@@ -132,8 +98,7 @@ function render({ model, el }: RenderProps): () => void {
       h("summary", {}, `what the ${blocks.length} blocks are`),
       h("ul", {}, blocks.map((b) => h("li", {}, `${b.description} (source: ${b.source})`))),
     );
-    pending = null;
-    zoom.hide();
+    zoom.reset();
   };
 
   const redraw = () => {
@@ -156,7 +121,7 @@ function render({ model, el }: RenderProps): () => void {
   });
   resize.observe(view);
   const stopLayer = onChanges(model, ["layer", "split_gates", "_layers", "_blocks", "_table", "_equation", "_note", "_error", "_lut"], redraw);
-  const stopZoom = onChanges(model, ["_zoom"], showKernelZoom);
+  const stopZoom = onChanges(model, ["_zoom"], () => table && zoom.answer(model.get("_zoom"), table, (model.get("_table") as TableWire).m, lut()));
   redraw();
   return () => {
     stopLayer();

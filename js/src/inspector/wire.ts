@@ -41,10 +41,15 @@ export interface TableWire {
   stats: { min: number; max: number; mean: number; std: number };
 }
 
-export interface ZoomWire {
+/** A region of a block's full-resolution picture: rows [r0, r1) × cols [c0, c1). */
+export interface ZoomRequest {
   block: string;
   rows: [number, number];
   cols: [number, number];
+}
+
+/** The kernel's answer to a ZoomRequest. */
+export interface ZoomWire extends ZoomRequest {
   values: WireArray;
   index: WireArray;
 }

@@ -3,9 +3,10 @@ import { button } from "../controls";
 import { h, throttleFrame } from "../dom";
 import { Heatmap, Tooltip } from "../heatmap";
 import { weightTooltip } from "../weight_format";
-import type { Picture } from "./downsample";
-import { clearBlanks } from "./matrix";
-import type { BlockWire } from "./wire";
+import { crop, type Picture } from "./downsample";
+import { clearBlanks, type BlockTable, type CellHit } from "./matrix";
+import { zoomWindow } from "./table";
+import { wirePicture, type BlockWire, type ZoomRequest, type ZoomWire } from "./wire";
 
 /** Px per zoomed cell: twice the table's cell, within [MIN_CELL, MAX_CELL]; the zoom is at most HEIGHT px tall. */
 const MIN_CELL = 14;
@@ -67,5 +68,57 @@ export class ZoomView {
     this.el.hidden = true;
     this.block = null;
     this.pic = null;
+  }
+}
+
+/** Opens zooms on clicks: from the picture a panel holds, or, when the kernel had downsampled the
+ * block, by asking the kernel for the region (`ask`) and drawing its answer (the last request wins). */
+export class Zoomer {
+  readonly view: ZoomView;
+  private pending: ZoomRequest | null = null;
+  private cell = MIN_CELL;
+
+  constructor(tooltip: Tooltip, private ask: (request: ZoomRequest) => void, onClose: () => void) {
+    this.view = new ZoomView(tooltip, () => {
+      this.pending = null;
+      onClose();
+    });
+  }
+
+  /** Zooms into the region around a clicked cell, `width` px wide at most. */
+  open(hit: CellHit, table: BlockTable, width: number, m: number, lut: Uint8Array): void {
+    const block = hit.panel.block;
+    const [kr, kc] = block.factor;
+    const [rows, cols] = block.full;
+    const layout = table.layout;
+    const geometry = zoomGeometry(layout?.cw ?? MIN_CELL, layout?.ch ?? MIN_CELL, width);
+    this.cell = geometry.cell;
+    const win = zoomWindow(hit.row * kr, hit.col * kc, rows, cols, geometry.rows, geometry.cols);
+    table.panels.forEach((p) => p.showMark(null));
+    hit.panel.showMark({ r0: win.r0 / kr, c0: win.c0 / kc, nr: win.nr / kr, nc: win.nc / kc });
+    if (kr * kc === 1) {
+      this.pending = null;
+      this.view.show(block, crop(hit.panel.picture, win.r0, win.c0, win.nr, win.nc), win, { rows, cols }, this.cell, m, lut);
+      return;
+    }
+    this.pending = { block: block.name, rows: [win.r0, win.r0 + win.nr], cols: [win.c0, win.c0 + win.nc] };
+    this.view.wait(`${block.name}: loading the full-resolution region from the kernel…`);
+    this.ask(this.pending);
+  }
+
+  /** Draws the kernel's answer if it is the region last asked for. */
+  answer(z: ZoomWire | null, table: BlockTable, m: number, lut: Uint8Array): void {
+    const want = this.pending;
+    if (!z || !z.values || !want || z.block !== want.block || z.rows[0] !== want.rows[0] || z.cols[0] !== want.cols[0]) return;
+    const panel = table.panels.find((p) => p.block.name === z.block);
+    if (!panel) return;
+    const [rows, cols] = panel.block.full;
+    this.view.show(panel.block, wirePicture(z), { r0: z.rows[0], c0: z.cols[0] }, { rows, cols }, this.cell, m, lut);
+  }
+
+  /** Closes the zoom (a new layer was drawn). */
+  reset(): void {
+    this.pending = null;
+    this.view.hide();
   }
 }
