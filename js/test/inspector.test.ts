@@ -4,6 +4,7 @@ import { crop, downsample } from "../src/inspector/downsample";
 import { parseMath, proseParts, type MathNode } from "../src/inspector/mathml";
 import { downsampleNote } from "../src/inspector/compose";
 import { pictureCaption } from "../src/weight_format";
+import { zoomGeometry } from "../src/inspector/zoom";
 
 const LIMITS = { width: 700, height: 540, gap: 6, minCell: 2, maxCell: 24, maxAspect: 3 };
 
@@ -38,6 +39,11 @@ describe("inspector table layout", () => {
   it("keeps small matrices at the largest cell", () => {
     const l = tableLayout([{ row: 0, col: 0, rows: 3, cols: 4 }], LIMITS);
     expect([l.cw, l.ch, l.fr, l.fc]).toEqual([24, 24, 1, 1]);
+  });
+  it("zooms to twice the table's cell, 14 to 48 px, at most 340 px tall", () => {
+    expect(zoomGeometry(2, 2, 700)).toEqual({ cell: 14, rows: 24, cols: 50 });
+    expect(zoomGeometry(10, 3, 700)).toEqual({ cell: 20, rows: 17, cols: 35 });
+    expect(zoomGeometry(24, 24, 700)).toEqual({ cell: 48, rows: 7, cols: 14 });
   });
   it("centres zoom windows and clamps them to the picture", () => {
     expect(zoomWindow(50, 50, 100, 100, 20, 30)).toEqual({ r0: 40, c0: 35, nr: 20, nc: 30 });
