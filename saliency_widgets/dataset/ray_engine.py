@@ -12,6 +12,7 @@ local one when none is running.
 
 from __future__ import annotations
 
+import pickle
 from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
@@ -22,46 +23,51 @@ from .job import BatchJob, BatchResult
 
 
 class _Worker:
-    """The ``map_batches`` UDF: one actor holds one copy of the job (and its model)."""
+    """The ``map_batches`` UDF: one actor holds one copy of the job (and its model).
 
-    def __init__(self, job: Any) -> None:
-        import ray
+    It gets batch numbers and fetches the batches from the object store; each result
+    goes back pickled (a binary column Arrow stores as it is).
+    """
 
-        self.job = ray.get(job) if isinstance(job, ray.ObjectRef) else job
+    def __init__(self, job: BatchJob, batches: list[Any]) -> None:
+        self.job = job
+        self.batches = batches
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import ray
 
-        results = np.empty(len(rows["batch"]), dtype=object)
-        results[:] = [self.job(ray.get(ref)) for ref in rows["batch"]]
-        return {"index": rows["index"], "result": results}
+        results = [pickle.dumps(self.job(ray.get(self.batches[int(i)])), protocol=5) for i in rows["id"]]
+        return {"id": rows["id"], "result": np.array(results, dtype=object)}
 
 
 def run(job: BatchJob, batches: Iterator[Batch], write: Callable[[BatchResult], None],
         options: Optional[dict[str, Any]] = None) -> None:
     """Attribute ``batches`` on Ray and ``write`` each result, in order.
 
-    ``options`` go to ``Dataset.map_batches`` (e.g. ``concurrency=4``, ``num_gpus=1``);
-    by default one single-CPU actor per CPU of the cluster.
+    ``options`` go to ``Dataset.map_batches`` (e.g. ``num_gpus=1``, or ``compute=`` an
+    ``ActorPoolStrategy``); by default one single-CPU actor per CPU of the cluster.
     """
     ray = _import_ray()
     if not ray.is_initialized():
         ray.init()
-    refs = [{"index": i, "batch": ray.put(batch)} for i, batch in enumerate(batches)]
+    refs = [ray.put(batch) for batch in batches]
     if not refs:
         return
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
-    cpus = int(ray.cluster_resources().get("CPU", 1))
-    settings = {"concurrency": max(1, min(cpus, len(refs))), "num_cpus": 1, **(options or {})}
-    dataset = ray.data.from_items(refs, override_num_blocks=len(refs))
-    mapped = dataset.map_batches(_Worker, fn_constructor_kwargs={"job": ray.put(job)}, batch_size=1,
-                                 batch_format="numpy", zero_copy_batch=True, **settings)
+    workers = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(refs)))
+    settings = {"compute": ray.data.ActorPoolStrategy(size=workers), "num_cpus": 1, "max_restarts": 0,
+                **(options or {})}
+    # from_items: the batch numbers need no read task, so every CPU can hold an actor.
+    numbers = ray.data.from_items([{"id": i} for i in range(len(refs))], override_num_blocks=len(refs))
+    mapped = numbers.map_batches(
+        _Worker, fn_constructor_kwargs={"job": job, "batches": refs}, batch_size=1, batch_format="numpy", **settings
+    )
     for expected, row in enumerate(mapped.iter_rows()):
-        if int(row["index"]) != expected:
-            raise SaliencyError(f"Ray returned batch {row['index']} where batch {expected} was due")
-        write(row["result"])
+        if int(row["id"]) != expected:
+            raise SaliencyError(f"Ray returned batch {row['id']} where batch {expected} was due")
+        write(pickle.loads(row["result"]))
 
 
 def _import_ray() -> Any:

@@ -1,0 +1,291 @@
+"""sw.attribute_dataset: batch-by-batch equality with sw.saliency, resuming, bounded memory,
+bad data, class means and their figure, and the Ray engine against the local one."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import saliency_widgets as sw
+from saliency_widgets import colors
+from saliency_widgets.export import Scale
+from saliency_widgets.inputs import infer_layout
+
+torch = pytest.importorskip("torch")
+
+from models import keras_mlp, torch_cnn, torch_mlp  # noqa: E402
+
+
+def _data(rng, n=100, features=6, classes=4):
+    x = rng.normal(size=(n, features)).astype(np.float32)
+    return x, rng.integers(0, classes, n)
+
+
+def _batches(x, y, size):
+    return [(x[s:s + size], y[s:s + size]) for s in range(0, len(x), size)]
+
+
+def _by_hand(model, x):
+    """∂ logit[argmax] / ∂ x with torch.autograd.grad, written out."""
+    xt = torch.tensor(x, requires_grad=True)
+    out = model(xt)
+    picked = out.gather(1, out.argmax(1, keepdim=True)).sum()
+    return torch.autograd.grad(picked, xt)[0].numpy()
+
+
+# ------------------------------------------------------------ same numbers
+def test_array_data_equals_saliency_batch_by_batch(rng, tmp_path):
+    model = torch_mlp()
+    x, y = _data(rng)
+    result = sw.attribute_dataset(model, x, labels=y, batch_size=32, path=tmp_path, progress=False)
+    assert result.complete and len(result) == 100
+    for start in range(0, 100, 32):
+        xb = x[start:start + 32]
+        expected = sw.attribute(model, xb)
+        np.testing.assert_array_equal(result.values[start:start + 32], expected.values)
+        np.testing.assert_array_equal(result.targets[start:start + 32], [t[0] for t in expected.targets])
+    np.testing.assert_allclose(result.values, _by_hand(model, x), rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        np.testing.assert_array_equal(result.predictions, model(torch.tensor(x)).argmax(1).numpy())
+    np.testing.assert_array_equal(result.labels, y)
+    assert isinstance(result.values, np.memmap)
+
+
+def test_method_options_targets_and_integrated_gradients(rng, tmp_path):
+    model = torch_mlp()
+    x, y = _data(rng, n=40)
+    smooth = sw.attribute_dataset(model, x, 2, method="smoothgrad", n_samples=4, seed=3, batch_size=16,
+                                  path=tmp_path / "sg", progress=False)
+    for start in range(0, 40, 16):
+        ref = sw.saliency(model, x[start:start + 16], 2, method="smoothgrad", n_samples=4, seed=3)
+        np.testing.assert_array_equal(smooth.values[start:start + 16], ref)
+    assert set(smooth.targets.tolist()) == {2}
+
+    by_label = sw.attribute_dataset(model, x, "label", labels=y, batch_size=16, path=tmp_path / "lab", progress=False)
+    np.testing.assert_array_equal(by_label.targets, y)
+    per_sample = sw.attribute_dataset(model, x, list(y), batch_size=16, path=tmp_path / "per", progress=False)
+    np.testing.assert_array_equal(per_sample.values, by_label.values)
+    np.testing.assert_array_equal(per_sample.values[:16], sw.saliency(model, x[:16], list(y[:16])))
+
+    ig = sw.attribute_dataset(model, x, method="integrated_gradients", steps=32, batch_size=16,
+                              path=tmp_path / "ig", progress=False)
+    with torch.no_grad():
+        scores = model(torch.tensor(x)).numpy()
+        zero = model(torch.zeros(1, 6)).numpy()[0]
+    rows = np.arange(40)
+    gap = scores[rows, ig.targets] - zero[ig.targets]
+    np.testing.assert_allclose(ig.values.sum(axis=1), gap, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(ig.completeness_error, ig.values.sum(axis=1) - gap, atol=1e-4)
+
+
+def test_torch_dataset_and_dataloader_give_the_array_results(rng, tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model = torch_mlp()
+    x, y = _data(rng, n=50)
+    dataset = TensorDataset(torch.tensor(x), torch.tensor(y))
+    reference = sw.attribute_dataset(model, x, labels=y, batch_size=16, path=tmp_path / "a", progress=False)
+    from_dataset = sw.attribute_dataset(model, dataset, batch_size=16, path=tmp_path / "d", progress=False)
+    from_loader = sw.attribute_dataset(model, DataLoader(dataset, batch_size=16), path=tmp_path / "l", progress=False)
+    for result in (from_dataset, from_loader):
+        np.testing.assert_array_equal(result.values, reference.values)
+        np.testing.assert_array_equal(result.labels, y)
+
+
+def test_keras_model_on_a_tf_data_dataset(rng, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("keras")
+    model = keras_mlp()
+    x, y = _data(rng, n=40)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    result = sw.attribute_dataset(model, data, path=tmp_path, progress=False)
+    assert len(result) == 40
+    for start in range(0, 40, 16):
+        xb = x[start:start + 16]
+        np.testing.assert_array_equal(result.values[start:start + 16], sw.saliency(model, xb))
+        tape_x = tf.constant(xb)
+        with tf.GradientTape() as tape:
+            tape.watch(tape_x)
+            out = model(tape_x, training=False)
+            picked = tf.reduce_sum(tf.gather(out, tf.argmax(out, axis=1), batch_dims=1))
+        np.testing.assert_allclose(result.values[start:start + 16], tape.gradient(picked, tape_x).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(result.labels, y)
+    assert json.loads((tmp_path / "manifest.json").read_text())["framework"] == "keras"
+
+
+# --------------------------------------------------------------- resuming
+def test_interrupted_run_resumes_where_it_stopped(rng, tmp_path):
+    model = torch_mlp()
+    x, y = _data(rng, n=90)
+    size, k = 16, 3
+
+    def interrupted():
+        for number, batch in enumerate(_batches(x, y, size)):
+            if number == k:
+                raise KeyboardInterrupt
+            yield batch
+
+    with pytest.raises(KeyboardInterrupt):
+        sw.attribute_dataset(model, interrupted(), path=tmp_path / "run", progress=False)
+    partial = sw.DatasetAttribution.load(tmp_path / "run")
+    assert len(partial) == k * size and not partial.complete
+    np.testing.assert_array_equal(partial.values, sw.saliency(model, x[:k * size]))
+
+    seen: set[float] = set()
+    hook = model.register_forward_pre_hook(lambda module, args: seen.update(args[0][:, 0].tolist()))
+    try:
+        resumed = sw.attribute_dataset(model, iter(_batches(x, y, size)), path=tmp_path / "run", progress=False)
+        assert seen == set(x[k * size:, 0].tolist())  # the finished rows were not computed again
+        seen.clear()
+        again = sw.attribute_dataset(model, _batches(x, y, size), path=tmp_path / "run", progress=False)
+        assert not seen  # complete: opened, nothing computed
+    finally:
+        hook.remove()
+    whole = sw.attribute_dataset(model, _batches(x, y, size), path=tmp_path / "whole", progress=False)
+    assert resumed.complete and len(resumed) == 90
+    for result in (resumed, again):
+        np.testing.assert_array_equal(result.values, whole.values)
+        np.testing.assert_array_equal(result.targets, whole.targets)
+        np.testing.assert_array_equal(result.labels, y)
+
+
+# ------------------------------------------------------------------ memory
+def test_memory_stays_within_the_chunk_budget_plus_one_batch(rng, tmp_path, monkeypatch):
+    monkeypatch.setattr(sw.config, "chunk_budget_bytes", 256 << 10)
+    model = torch_cnn()
+    size = 64
+    x = rng.normal(size=(20 * size, 3, 12, 12)).astype(np.float32)
+    one_batch = x[:size].nbytes
+    sw.attribute_dataset(model, x[:size], batch_size=size, path=tmp_path / "warm", progress=False)
+    tracemalloc.start()
+    try:
+        result = sw.attribute_dataset(model, x, batch_size=size, path=tmp_path / "run", progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    bound = sw.config.chunk_budget_bytes + 2 * one_batch  # the batch in, its attribution out
+    assert result.values.nbytes == 20 * one_batch > 3 * bound
+    assert peak <= bound, f"peak {peak:,} B above {bound:,} B"
+
+
+# ---------------------------------------------------------------- bad data
+def test_a_batch_of_other_shape_or_structure_stops_the_run_and_keeps_what_finished(rng, tmp_path):
+    model = torch_mlp()
+    x, y = _data(rng, n=64)
+    good = _batches(x, y, 16)
+    wide = (rng.normal(size=(16, 7)).astype(np.float32), y[:16])
+    for bad, words in ((wide, "shape (7,)"), ({"a": x[:16]}, "structure"), ((x[:16], y[:8]), "batch sizes")):
+        path = tmp_path / words.replace(" ", "_")
+        with pytest.raises(sw.SaliencyError, match="batch 2") as err:
+            sw.attribute_dataset(model, [*good[:2], bad, *good[2:]], path=path, progress=False)
+        assert words in str(err.value)
+        kept = sw.DatasetAttribution.load(path)
+        assert len(kept) == 32 and not kept.complete
+        np.testing.assert_array_equal(kept.values, sw.saliency(model, x[:32]))
+
+
+def test_samples_that_cannot_be_stacked_are_refused(rng, tmp_path):
+    model = torch_mlp()
+    samples = [rng.normal(size=6).astype(np.float32) for _ in range(20)] + [np.zeros(5, np.float32)]
+
+    class Samples:
+        def __len__(self):
+            return len(samples)
+
+        def __getitem__(self, i):
+            return samples[i]
+
+    with pytest.raises(sw.SaliencyError, match="samples 16–20 cannot be stacked"):
+        sw.attribute_dataset(model, Samples(), batch_size=8, path=tmp_path, progress=False)
+    assert len(sw.DatasetAttribution.load(tmp_path)) == 16
+
+
+def test_a_path_holding_another_run_is_refused_and_left_alone(rng, tmp_path):
+    model = torch_mlp()
+    x, y = _data(rng, n=40)
+    sw.attribute_dataset(model, x, labels=y, batch_size=16, path=tmp_path, progress=False)
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
+    for other in (dict(data=x[::-1].copy()), dict(data=x, method="input_x_gradient"), dict(data=x, target=1)):
+        with pytest.raises(sw.SaliencyError, match="another run"):
+            sw.attribute_dataset(model, labels=y, batch_size=16, path=tmp_path, progress=False, **other)
+    assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
+
+    foreign = tmp_path.parent / "foreign"
+    foreign.mkdir()
+    np.save(foreign / "values.npy", np.ones(3))
+    with pytest.raises(sw.SaliencyError, match="values.npy"):
+        sw.attribute_dataset(model, x, path=foreign, progress=False)
+    np.testing.assert_array_equal(np.load(foreign / "values.npy"), np.ones(3))
+
+
+def test_unknown_engine_and_bad_targets_are_refused(rng, tmp_path):
+    model = torch_mlp()
+    x, _ = _data(rng, n=8)
+    with pytest.raises(sw.SaliencyError, match="engine"):
+        sw.attribute_dataset(model, x, engine="spark", path=tmp_path)
+    with pytest.raises(sw.SaliencyError, match="needs labels"):
+        sw.attribute_dataset(model, x, "label", path=tmp_path / "a", progress=False)
+    with pytest.raises(sw.SaliencyError, match="one per sample"):
+        sw.attribute_dataset(model, x, [0, 1], batch_size=4, path=tmp_path / "b", progress=False)
+
+
+# ------------------------------------------------------- class means, figure
+def test_mean_by_class_and_its_figure(rng, tmp_path, monkeypatch):
+    model = torch_mlp()
+    x, y = _data(rng, n=120)
+    monkeypatch.setattr(sw.config, "chunk_budget_bytes", 256)  # several chunks per class
+    result = sw.attribute_dataset(model, x, labels=y, batch_size=32, path=tmp_path, progress=False)
+    values = np.load(tmp_path / "values.npy")
+    means = result.mean_by_class()
+    assert list(means) == sorted(set(y.tolist()))
+    for c, mean in means.items():
+        np.testing.assert_allclose(mean, values[y == c].mean(axis=0), rtol=1e-5, atol=1e-7)
+    predicted = result.mean_by_class("prediction")
+    for c, mean in predicted.items():
+        np.testing.assert_allclose(mean, values[result.predictions == c].mean(axis=0), rtol=1e-5, atol=1e-7)
+
+    fig = result.to_figure(class_names=["a", "b", "c", "d"])
+    rows = np.stack([means[c] for c in sorted(means)])
+    scale = Scale("all", colors.scale_max(rows, "all", 2.0), 2.0)
+    maps = [im for ax in fig.axes for im in ax.images if im.get_gid() != "sw-colorbar"]
+    np.testing.assert_array_equal(np.asarray(maps[0].get_array()), scale.rgba(rows))
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [f"{n} (n={(y == c).sum()})" for n, c in zip("abcd", range(4))]
+
+
+def test_image_class_means_are_tiles_on_one_scale(rng, tmp_path):
+    model = torch_cnn()
+    x = rng.normal(size=(24, 3, 12, 12)).astype(np.float32)
+    result = sw.attribute_dataset(model, x, batch_size=8, path=tmp_path, progress=False)
+    fig = result.to_figure()
+    means = result.mean_by_class()
+    assert set(means) == set(result.predictions.tolist())
+    layout = infer_layout((3, 12, 12), "torch")
+    display = np.stack([layout.reduce(m) for m in means.values()])
+    scale = Scale("all", colors.scale_max(display, "all", 2.0), 2.0)
+    tiles = [im for ax in fig.axes for im in ax.images if im.get_gid() != "sw-colorbar"]
+    assert len(tiles) == len(means)
+    for tile, shown in zip(tiles, display):
+        np.testing.assert_array_equal(np.asarray(tile.get_array()), scale.rgba(shown))
+
+
+# -------------------------------------------------------------------- ray
+def test_ray_engine_gives_the_local_numbers(rng, tmp_path):
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    model = torch_mlp()
+    x, y = _data(rng, n=70)
+    options = dict(method="smoothgrad", n_samples=3, seed=5, batch_size=16, labels=y, progress=False)
+    local = sw.attribute_dataset(model, x, path=tmp_path / "local", **options)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = sw.attribute_dataset(model, x, path=tmp_path / "ray", engine="ray", **options)
+    finally:
+        ray.shutdown()
+    assert remote.complete and len(remote) == 70
+    for name in ("values.npy", "targets.npy", "predictions.npy", "labels.npy"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
