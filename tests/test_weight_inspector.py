@@ -264,3 +264,11 @@ def test_a_tall_narrow_table_is_cut_along_its_long_axis_only():
     np.testing.assert_array_equal(values, full.reshape(-1)[index])
     windows = np.abs(np.pad(full, ((0, 2), (0, 0)))).reshape(3334, 3, 64).max(axis=1)
     np.testing.assert_array_equal(np.abs(values), windows)
+
+
+def test_export_request_answers_with_the_figure_file_named_after_the_layer():
+    w = WeightInspector(_LSTMHead())
+    reply, (data,) = w._export_reply({"type": "export", "format": "svg", "id": 7})
+    assert reply == {"type": "export", "id": 7, "filename": "weights-lstm.svg", "mime": "image/svg+xml"}
+    svg = data.decode()
+    assert "Weights of" in svg and "forget gate" in svg and "recurrent kernel" in svg

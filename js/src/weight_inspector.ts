@@ -1,5 +1,7 @@
 /** anywidget entry of WeightInspector: the layer list and the selected layer's block table. */
-import { button, ErrorBox, exportButtons, statusBadge } from "./controls";
+import { button, ErrorBox, statusBadge } from "./controls";
+import { figureExports } from "./exporting";
+import { slug } from "./text";
 import { decode } from "./decode";
 import { h } from "./dom";
 import { Tooltip } from "./heatmap";
@@ -36,6 +38,7 @@ function render({ model, el }: RenderProps): () => void {
   const legend = new Legend();
   const about = h("details", { class: "sw-wi-about" });
   let table: BlockTable | null = null;
+  const lut = () => decode(model.get("_lut")) as Uint8Array;
   const zoom = new Zoomer(tooltip, (request) => update(model, { zoom: request }), () => table?.panels.forEach((p) => p.showMark(null)));
   const view = h("div", { class: "sw-view" }, [equation, tableHost, caption, zoom.view.el, legend.el, about]);
   const split = button("split gates", "split-gates", () => update(model, { split_gates: !model.get("split_gates") }), "one row per LSTM/GRU gate");
@@ -43,18 +46,19 @@ function render({ model, el }: RenderProps): () => void {
     split,
     downsampled,
     h("span", { class: "sw-spacer" }),
-    ...exportButtons(() => ({
-      canvas: composeTable(table, String(model.get("layer"))),
-      title: `weights of ${model.get("layer")}`,
-      name: `weights-${model.get("layer")}`,
-    })),
+    h("span", { class: "sw-exports" }, figureExports(model, () => ({
+      title: title.textContent ?? "",
+      subtitle: [sub.textContent, equation.dataset.swText].filter(Boolean).join("\n"),
+      name: `weights-${slug(String(model.get("layer")))}`,
+      map: composeTable(table),
+      colorbar: { lut: lut(), sign: "all", m: (model.get("_table") as TableWire).m, outlierPerc: 0, locked: false },
+    }), (message) => errors.show(message))),
   ]);
   const panel = h("div", { class: "sw-panel" }, [h("div", { class: "sw-panel-head" }, "Layers"), list]);
   root.append(h("div", { class: "sw-head" }, [title, sub, status]), toolbar, errors.el, note, h("div", { class: "sw-body" }, [panel, view]));
   el.replaceChildren(root);
   arrowKeys(list);
 
-  const lut = () => decode(model.get("_lut")) as Uint8Array;
   const width = () => view.clientWidth || DEFAULT_WIDTH;
 
   const select = (name: string) => {

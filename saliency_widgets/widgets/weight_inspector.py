@@ -13,6 +13,7 @@ from .. import colors
 from ..errors import SaliencyError, SaliencyWarning
 from ..transport import to_wire
 from ..weights import LayerInfo, WeightBlock, layer_equation_parts, layer_name, layer_weights, layers
+from ._export import slug
 from ._guarded import GuardedWidget
 from .weight_display import LayerDisplay, Panel, histogram, layer_display, region
 from .weight_figure import layer_figure
@@ -107,6 +108,10 @@ class WeightInspector(GuardedWidget):
         colours and shared scale as the widget (``kw`` go to ``matplotlib.figure.Figure``)."""
         info = self._info(self.layer)
         return layer_figure(self._display, f"Weights of “{info.name}” ({info.type})", self.equation or "", **kw)
+
+    def export_name(self) -> str:
+        """``weights-<layer>``, the name of the browser's downloads."""
+        return f"weights-{slug(self.layer)}"
 
     def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:
         """Every layer's blocks, so the offline page switches layers (up to ``HTML_BUDGET_BYTES``;

@@ -307,3 +307,18 @@ def test_keyboard_moves_over_selectable_layers_and_enter_selects(offline):
     assert page.evaluate("document.activeElement.dataset.swLayer") == "0"
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+def test_offline_page_exports_an_svg_with_the_title_and_the_table(page, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    torch.manual_seed(0)
+    path = WeightInspector(TorchLSTM(), x=np.zeros((1, 5, 8), np.float32)).to_html(tmp_path / "w.html")
+    page.goto(path.as_uri())
+    page.wait_for_function("window.__sw && window.__sw.ready", timeout=30_000)
+    with page.expect_download() as info:
+        page.click('[data-sw-action="export-svg"]')
+    assert info.value.suggested_filename == "weights-lstm.svg"
+    root = ET.parse(info.value.path()).getroot()
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "Weights of “lstm”" in texts and "c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t" in texts

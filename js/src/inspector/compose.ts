@@ -7,26 +7,19 @@ export function downsampleNote([fr, fc]: [number, number]): string {
   return fr * fc > 1 ? `1 cell = ${fr}×${fc} weights, max |w|` : "";
 }
 
-/** Every panel drawn where it sits on screen (×2, without smoothing), under a title. */
-export function composeTable(table: BlockTable | null, layer: string): HTMLCanvasElement {
+/** Every panel drawn where it sits on screen (×2, without smoothing) on a white canvas. */
+export function composeTable(table: BlockTable | null): HTMLCanvasElement {
   const scale = 2;
-  const head = 24;
   const box = table?.el.getBoundingClientRect();
-  const out = h("canvas", { width: Math.max(200, Math.ceil((box?.width ?? 0) * scale)), height: Math.ceil((box?.height ?? 0) * scale) + head });
+  const out = h("canvas", { width: Math.max(1, Math.ceil((box?.width ?? 0) * scale)), height: Math.max(1, Math.ceil((box?.height ?? 0) * scale)) });
   const ctx = out.getContext("2d") as CanvasRenderingContext2D;
   ctx.imageSmoothingEnabled = false;
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, out.width, out.height);
-  ctx.fillStyle = "#1f2430";
-  ctx.font = "14px sans-serif";
-  ctx.fillText(`weights of ${layer}`, 0, 16);
   if (!table || !box) return out;
-  ctx.font = "12px sans-serif";
   for (const p of table.panels) {
     const r = p.heat.canvas.getBoundingClientRect();
-    const x = (r.left - box.left) * scale;
-    const y = (r.top - box.top) * scale + head;
-    ctx.drawImage(p.heat.canvas, x, y, r.width * scale, r.height * scale);
+    ctx.drawImage(p.heat.canvas, (r.left - box.left) * scale, (r.top - box.top) * scale, r.width * scale, r.height * scale);
   }
   return out;
 }
