@@ -117,6 +117,40 @@ def test_keras_model_on_a_tf_data_dataset(rng, tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["framework"] == "keras"
 
 
+class _TwoInputs(torch.nn.Module):
+    """model(a, b, mask): two attributed float inputs and an integer mask passed through."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(4, 3), torch.nn.Linear(2, 3)
+
+    def forward(self, a, b, mask):
+        return torch.tanh(self.a(a)) + self.b(b) * mask
+
+
+def test_structured_x_as_a_dict_of_arrays_or_tuple_batches(rng, tmp_path):
+    model = _TwoInputs().eval()
+    a, b = rng.normal(size=(40, 4)).astype(np.float32), rng.normal(size=(40, 2)).astype(np.float32)
+    mask, y = rng.integers(0, 2, (40, 1)), rng.integers(0, 3, 40)
+    as_dict = sw.attribute_dataset(model, {"a": a, "b": b, "mask": mask}, labels=y, batch_size=16,
+                                   path=tmp_path / "dict", progress=False)
+    batches = [((a[s:s + 16], b[s:s + 16], mask[s:s + 16]), y[s:s + 16]) for s in range(0, 40, 16)]
+    as_tuples = sw.attribute_dataset(model, batches, path=tmp_path / "tuples", progress=False)
+    assert as_dict.values["mask"] is None and as_tuples.values[2] is None
+    for start in range(0, 40, 16):
+        rows = slice(start, start + 16)
+        expected = sw.saliency(model, (a[rows], b[rows], mask[rows]))
+        for key, position in (("a", 0), ("b", 1)):
+            np.testing.assert_array_equal(as_dict.values[key][rows], expected[position])
+            np.testing.assert_array_equal(as_tuples.values[position][rows], expected[position])
+    means = as_dict.mean_by_class(entry="b")
+    for c, mean in means.items():
+        np.testing.assert_allclose(mean, np.asarray(as_dict.values["b"])[y == c].mean(axis=0), rtol=1e-5, atol=1e-7)
+    with pytest.raises(sw.SaliencyError, match="attributed entries"):
+        as_dict.mean_by_class(entry="mask")
+
+
 # --------------------------------------------------------------- resuming
 def test_interrupted_run_resumes_where_it_stopped(rng, tmp_path):
     model = torch_mlp()
