@@ -255,6 +255,10 @@ def test_a_path_holding_another_run_is_refused_and_left_alone(rng, tmp_path):
         sw.attribute_dataset(model, x, path=foreign, progress=False)
     np.testing.assert_array_equal(np.load(foreign / "values.npy"), np.ones(3))
 
+    (tmp_path / "values.npy").unlink()
+    with pytest.raises(sw.SaliencyError, match="missing or shorter"):
+        sw.attribute_dataset(model, x, labels=y, batch_size=16, path=tmp_path, progress=False)
+
 
 def test_unknown_engine_and_bad_targets_are_refused(rng, tmp_path):
     model = torch_mlp()

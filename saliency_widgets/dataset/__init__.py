@@ -160,6 +160,6 @@ def _describe(value: Any) -> Any:
 def _progress_bar(enabled: bool, total: Optional[int], done: int) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=done, unit="sample", unit_scale=True, desc="attribute_dataset",
+    return tqdm(total=total, initial=done, unit="sample", desc="attribute_dataset",
                 disable=not enabled, smoothing=0.1)
 

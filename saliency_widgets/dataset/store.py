@@ -36,10 +36,19 @@ class Column:
         self.sample_shape = tuple(sample_shape)
         self.row_bytes = self.dtype.itemsize * int(np.prod(self.sample_shape, dtype=np.int64))
 
-    def reset(self, rows: int) -> None:
-        """Keep the first ``rows`` rows (creating the file when there is none) and drop the rest."""
-        mode = "r+b" if self.path.exists() else "w+b"
-        with open(self.path, mode) as f:
+    def create(self) -> None:
+        """A new file with no rows."""
+        with open(self.path, "wb") as f:
+            self._write_header(f, 0)
+
+    def truncate(self, rows: int) -> None:
+        """Keep the first ``rows`` rows and drop anything a stopped run wrote after them."""
+        if not self.path.exists() or self.path.stat().st_size < HEADER_BYTES + rows * self.row_bytes:
+            raise SaliencyError(
+                f"{self.path} is missing or shorter than the {rows} rows the manifest counts; "
+                "delete the folder (or pass another path=) to start again"
+            )
+        with open(self.path, "r+b") as f:
             f.truncate(HEADER_BYTES + rows * self.row_bytes)
             self._write_header(f, rows)
 
@@ -103,7 +112,7 @@ class Store:
             raise SaliencyError(_mismatch(path, manifest.get("fingerprint") or {}, fingerprint))
         store = cls(path, manifest)
         for column in store.columns.values():
-            column.reset(store.rows)
+            column.truncate(store.rows)
         return store
 
     @classmethod
@@ -126,7 +135,7 @@ class Store:
         }
         store = cls(path, manifest)
         for column in store.columns.values():
-            column.reset(0)
+            column.create()
         store._save()
         return store
 
