@@ -18,6 +18,7 @@ model and method the engine supports. The user's model is never modified.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -46,8 +47,11 @@ class RandomLogit:
 
     @property
     def mean(self) -> np.ndarray:
-        """``(batch,)`` mean correlation: near 1 means the map hardly depends on the class."""
-        return self.correlations.mean(axis=1)
+        """``(batch,)`` mean correlation: near 1 means the map hardly depends on the class.
+        Correlations with a constant map (NaN) are left out."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a sample whose maps are all constant: NaN
+            return np.nanmean(self.correlations, axis=1)
 
 
 @dataclass
