@@ -57,8 +57,7 @@ def run(job: BatchJob, batches: Iterator[Batch], write: Callable[[BatchResult], 
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
     workers = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(refs)))
-    settings = {"compute": ray.data.ActorPoolStrategy(size=workers), "num_cpus": 1, "max_restarts": 0,
-                **(options or {})}
+    settings = {"compute": ray.data.ActorPoolStrategy(size=workers), "num_cpus": 1, **(options or {})}
     # from_items: the batch numbers need no read task, so every CPU can hold an actor.
     numbers = ray.data.from_items([{"id": i} for i in range(len(refs))], override_num_blocks=len(refs))
     mapped = numbers.map_batches(
