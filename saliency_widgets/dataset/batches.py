@@ -104,9 +104,10 @@ class BatchSpec:
         """A :class:`SaliencyError` naming batch ``number`` if it does not match."""
         for position, (entry, (shape, kind)) in enumerate(zip(batch.x, self.entries)):
             if entry.shape[1:] != shape or entry.dtype.kind != kind:
+                found = _KINDS.get(entry.dtype.kind, str(entry.dtype))
                 raise SaliencyError(
-                    f"batch {number} (rows from {batch.start}): {self.structure.name(position)} has {_KINDS.get(entry.dtype.kind, entry.dtype)} "
-                    f"samples of shape {entry.shape[1:]}, but the first batch's were {_KINDS.get(kind, kind)} of shape "
+                    f"batch {number} (rows from {batch.start}): {self.structure.name(position)} has {found} samples "
+                    f"of shape {entry.shape[1:]}, but the first batch's were {_KINDS.get(kind, kind)} of shape "
                     f"{shape}; every batch needs the same sample shape and dtype"
                 )
         if (batch.y is not None) != self.has_y:

@@ -55,6 +55,9 @@ def class_means_figure(means: dict[int, np.ndarray], titles: Sequence[str], *, f
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(name, fontsize=8)
+            if layout.kind == "sequence":
+                ax.set_xlabel("time step →", fontsize=7)
+                ax.set_ylabel("feature", fontsize=7)
         fig.suptitle(title, fontsize=11)
         bar = fig.add_subplot(spec[nrows, :])
     draw_colorbar(bar, scale, "mean attribution")
