@@ -127,7 +127,16 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
     options = _method_options(method, kw)
     if method in _CAMS and layer is None:
         layer = _default_cam_layer(model, x, fixed)
-    p = _setup(model, x, output, head, layer, fixed)
+    try:
+        p = _setup(model, x, output, head, layer, fixed)
+    except NonDifferentiableError:
+        if method != "occlusion":
+            raise
+        raise SaliencyError(
+            "x has no entry to occlude: entries that are not floating-point (token ids, masks) are fixed by "
+            "default. Name only the entries to keep with fixed= (e.g. fixed=['attention_mask']) and pass the "
+            "[PAD] or [MASK] token id as baseline="
+        ) from None
     out_shape = _start(p)
     delta = None
     if method in _ONE_PASS:  # a target of -1 is each sample's arg-max, from the same pass
@@ -324,7 +333,10 @@ def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:
 
 def _occlusion(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, window: Any, stride: Any,
                baseline: Any) -> list[np.ndarray]:
-    """Occlusion of each attributed entry in turn (the others as they are), in batched forward passes."""
+    """Occlusion of each attributed entry in turn (the others as they are), in batched forward passes.
+
+    Default windows: images occlude all channels together (torch channels first, Keras
+    last), sequences ``(time, features)`` all features of a time step, token ids one token."""
     if p.at_layer:
         raise SaliencyError("occlusion perturbs the input; it does not take layer= (use a gradient method there)")
     values = []
@@ -336,7 +348,8 @@ def _occlusion(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, win
             copies = tile(p.entries, len(batch) // p.batch)
             return _forward(p, replaced(copies, [position], [batch]))
 
-        values.append(occlusion(scores_of, entry, flat_targets, window=window, stride=stride,
+        tokens = window is None and not np.issubdtype(entry.dtype, np.floating)
+        values.append(occlusion(scores_of, entry, flat_targets, window=1 if tokens else window, stride=stride,
                                 baseline=p.backend.to_numpy(baseline),
                                 channel_axis=channel_axis, reference=scores))
     return values

@@ -178,3 +178,42 @@ def test_engine_occlusion_refuses_layer(rng):
 
     with pytest.raises(SaliencyError, match="layer="):
         sw.saliency(torch_cnn(), rng.normal(size=(1, 3, 12, 12)).astype(np.float32), method="occlusion", layer="4")
+
+
+class TinyTextModel(torch.nn.Module):
+    """Embedding, mean over the unmasked tokens, linear: a text classifier in miniature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed, self.head = torch.nn.Embedding(12, 5), torch.nn.Linear(5, 3)
+
+    def forward(self, input_ids, attention_mask):
+        mask = attention_mask[..., None].float()
+        return self.head((self.embed(input_ids) * mask).sum(1) / mask.sum(1))
+
+
+def test_engine_occlusion_of_token_ids_one_token_at_a_time(rng):
+    import saliency_widgets as sw
+
+    model = TinyTextModel().eval()
+    ids = rng.integers(1, 12, size=(2, 6))
+    mask = np.ones((2, 6), dtype=np.int64)
+    mask[1, 4:] = 0  # padding
+    x = {"input_ids": ids, "attention_mask": mask}
+    got = sw.saliency(model, x, [0, 2], method="occlusion", fixed=["attention_mask"], baseline=0)
+    assert got["attention_mask"] is None and got["input_ids"].shape == (2, 6)
+
+    def score(token_ids, row, target):
+        with torch.no_grad():
+            return model(torch.from_numpy(token_ids[row:row + 1]), torch.from_numpy(mask[row:row + 1]))[0, target].item()
+
+    for row, target in ((0, 0), (1, 2)):
+        for position in range(6):
+            padded = ids.copy()
+            padded[row, position] = 0  # the [PAD] id
+            expected = score(ids, row, target) - score(padded, row, target)
+            assert got["input_ids"][row, position] == pytest.approx(expected, abs=1e-5)
+    np.testing.assert_allclose(got["input_ids"][1, 4:], 0, atol=1e-6)  # masked tokens do not count
+    with pytest.raises(SaliencyError, match="fixed=.*baseline="):
+        sw.saliency(model, x, 0, method="occlusion")
