@@ -206,7 +206,8 @@ def test_engine_occlusion_of_token_ids_one_token_at_a_time(rng):
 
     def score(token_ids, row, target):
         with torch.no_grad():
-            return model(torch.from_numpy(token_ids[row:row + 1]), torch.from_numpy(mask[row:row + 1]))[0, target].item()
+            out = model(torch.from_numpy(token_ids[row:row + 1]), torch.from_numpy(mask[row:row + 1]))
+            return out[0, target].item()
 
     for row, target in ((0, 0), (1, 2)):
         for position in range(6):

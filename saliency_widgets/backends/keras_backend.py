@@ -168,7 +168,7 @@ class KerasBackend(Backend):
                 y = explained(query, tensors, state)
                 return state["leaf"] if kind == "activation" else y
 
-            def vjp(tensors: list[Any], targets: Any, activation: Any = None) -> tuple[Any, list[Any]]:
+            def target_gradients(tensors: list[Any], targets: Any, activation: Any) -> tuple[Any, list[Any], list[Any]]:
                 with tf.GradientTape() as tape:
                     y, wrt = run(tensors, activation, tape)
                     flat = tf.reshape(y, (tf.shape(y)[0], -1))
@@ -177,7 +177,15 @@ class KerasBackend(Backend):
                 grads = tape.gradient(weighted, wrt)
                 if all(g is None for g in grads):
                     raise NonDifferentiableError(_NOT_DIFFERENTIABLE)
-                return y, [tf.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
+                return y, wrt, [tf.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
+
+            def vjp(tensors: list[Any], targets: Any, activation: Any = None) -> tuple[Any, list[Any]]:
+                y, _, grads = target_gradients(tensors, targets, activation)
+                return y, grads
+
+            def layer_vjp(tensors: list[Any], targets: Any) -> tuple[Any, Any, Any]:
+                y, (leaf,), (grad,) = target_gradients(tensors, targets, None)
+                return y, leaf, grad
 
             def jacobian(tensors: list[Any], rows: Any) -> list[Any]:
                 with tf.GradientTape(persistent=True) as tape:
@@ -190,7 +198,8 @@ class KerasBackend(Backend):
                     out.append(tf.zeros(shape, w.dtype) if jac is None else jac)
                 return out
 
-            body = {"forward": forward, "activation": forward, "vjp": vjp, "jacobian": jacobian}[kind]
+            body = {"forward": forward, "activation": forward, "vjp": vjp, "layer_vjp": layer_vjp,
+                    "jacobian": jacobian}[kind]
             self._compiled[key] = tf.function(body, reduce_retracing=True, autograph=False)
         return self._compiled[key]
 
@@ -238,6 +247,11 @@ class KerasBackend(Backend):
             activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
         y, grads = self._run("vjp", query, entries, targets.astype(np.int64), activation=activation)
         return np.asarray(y, dtype=np.float32), [np.asarray(g, dtype=np.float32) for g in grads]
+
+    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y, leaf, grad = self._run("layer_vjp", query, entries, targets.astype(np.int64))
+        return tuple(np.asarray(a, dtype=np.float32) for a in (y, leaf, grad))
 
     def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
         jacs = self._run("jacobian", query, entries, rows.astype(np.int32))
