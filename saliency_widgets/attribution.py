@@ -325,8 +325,7 @@ def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:
     if key not in backend.output_shapes:
         if spec.structured and backend.framework == "torch":
             raise SaliencyError("with a tuple/list/dict x, pass layer= (a convolutional layer; sw.layers lists them)")
-        # Keras records output shapes when the model is built; torch traces them on an example.
-        layers = backend.layers(entries[0][:1] if backend.framework == "torch" else None)
+        layers = backend.layers(entries[0][:1])
         backend.output_shapes[key] = default_layer(layers, channel_axis=0 if backend.framework == "torch" else -1).name
     return backend.output_shapes[key]
 

@@ -235,3 +235,16 @@ def test_engine_gradcam_refuses_a_model_without_spatial_layers(rng):
 
     with pytest.raises(SaliencyError, match="spatial output"):
         sw.saliency(torch_mlp(), rng.normal(size=(2, 6)).astype(np.float32), method="gradcam")
+
+
+def test_engine_gradcam_default_layer_of_an_unbuilt_keras_model(rng):
+    keras = pytest.importorskip("keras")
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.layers.Conv2D(3, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2)])  # no Input: built on its first call
+    x = rng.normal(size=(2, 6, 6, 1)).astype(np.float32)
+    result = sw.attribute(model, x, 1, method="gradcam")
+    assert result.layer == model.layers[0].name and result.values.shape == (2, 6, 6)
+    np.testing.assert_allclose(result.values, _keras_gradcam_by_hand(model, 0, x, np.array([1, 1]), (6, 6)),
+                               rtol=1e-5, atol=1e-6)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ..heads import select_output
+from ..structure import flatten
 from ..weights import LayerInfo, WeightBlock, resolve_layer
 from .base import Backend, LayerRef, Query
 
@@ -262,7 +263,8 @@ class KerasBackend(Backend):
         from .keras_weights import keras_layers
 
         if example is not None:
-            self._ensure_built(example)
+            spec, entries = flatten(example, self.to_numpy)
+            self._ensure_built(self.query(spec), entries)
         return keras_layers(self.model, example)
 
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
