@@ -49,6 +49,7 @@ bench: install chromium
 	$(PY) benchmarks/widgets_bench.py
 	$(PY) benchmarks/methods_bench.py
 	cd benchmarks && ../$(PY) structured_bench.py
+	$(PY) benchmarks/dataset_bench.py
 
 demo: install
 	$(VENV)/bin/jupyter lab examples/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

@@ -79,16 +79,19 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
         "structure": [source.structure.kind, list(source.structure.keys)],
     })
     batches = _checked(read(writer.rows), spec, per_sample)
-    with _progress_bar(progress, source.total, writer.rows) as bar:
-        writer.bar = bar
-        if engine == "local":
-            for batch in batches:
-                writer(job(batch))
-        else:
-            from . import ray_engine
+    try:
+        with _progress_bar(progress, source.total, writer.rows) as bar:
+            writer.bar = bar
+            if engine == "local":
+                for batch in batches:
+                    writer(job(batch))
+            else:
+                from . import ray_engine
 
-            ray_engine.run(job, batches, writer, engine_options)
-    writer.finish()
+                ray_engine.run(job, batches, writer, engine_options)
+        writer.finish()
+    finally:
+        writer.close()
     return DatasetAttribution(root)
 
 
@@ -117,6 +120,10 @@ class _Writer:
         if self.store is None:
             raise SaliencyError("data yielded no samples to attribute")
         self.store.finish()
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
 
 
 def _checked(batches: Iterator[Batch], spec: BatchSpec, per_sample: Optional[np.ndarray]) -> Iterator[Batch]:

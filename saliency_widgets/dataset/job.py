@@ -50,7 +50,7 @@ class BatchJob:
                            method=self.method, **self.options)
         out_shape = result.outputs.shape[1:]
         columns = value_columns(self.structure, result.values)
-        columns["targets"] = np.array([np.ravel_multi_index(t, out_shape) for t in result.targets], dtype=np.int64)
+        columns["targets"] = np.ravel_multi_index(np.array(result.targets).T, out_shape).astype(np.int64)
         columns["predictions"] = result.outputs.reshape(len(batch), -1).argmax(axis=1).astype(np.int64)
         if batch.y is not None:
             columns["labels"] = batch.y

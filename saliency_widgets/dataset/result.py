@@ -132,7 +132,7 @@ class DatasetAttribution:
 
     # --------------------------------------------------------------- helpers
     def _column(self, name: str) -> np.ndarray:
-        return self._store.columns[name].read()
+        return self._store.columns[name].read(len(self))
 
     def _entry_values(self, entry: Any) -> np.ndarray:
         values = self.values

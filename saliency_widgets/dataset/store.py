@@ -2,10 +2,12 @@
 
 Every column (attribution values, targets, predictions, labels …) is a plain
 ``.npy`` file that grows by one batch at a time: rows are appended after a
-fixed-size header that is rewritten with the new row count. ``manifest.json``
-holds the run's fingerprint and the number of finished rows; it is replaced
-atomically after each batch's rows and headers are written, so whatever a
-crash leaves behind, the manifest names a prefix of rows that is complete.
+fixed-size header that is rewritten with the new row count once the rows are
+written. The finished rows are the fewest any header counts, so whatever a
+crash leaves behind (a batch written to some columns only, rows past a header)
+names a prefix of rows that is complete in every column; resuming cuts the
+rest off. ``manifest.json`` holds the run's fingerprint and columns, written
+when the run starts and again when it is complete (atomically, by rename).
 ``np.load(file, mmap_mode="r")`` reads every column without loading it.
 """
 
@@ -15,7 +17,7 @@ import json
 import os
 import struct
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
 
 import numpy as np
 
@@ -35,34 +37,50 @@ class Column:
         self.dtype = np.dtype(dtype)
         self.sample_shape = tuple(sample_shape)
         self.row_bytes = self.dtype.itemsize * int(np.prod(self.sample_shape, dtype=np.int64))
+        self._file: Optional[BinaryIO] = None
 
     def create(self) -> None:
         """A new file with no rows."""
         with open(self.path, "wb") as f:
             self._write_header(f, 0)
 
+    def rows(self) -> int:
+        """Rows finished on disk: those the header counts and the file holds."""
+        if not self.path.exists():
+            raise SaliencyError(
+                f"{self.path} is missing; delete the folder (or pass another path=) to start again"
+            )
+        with open(self.path, "rb") as f:
+            np.lib.format.read_magic(f)
+            shape = np.lib.format.read_array_header_1_0(f)[0]
+        held = (self.path.stat().st_size - HEADER_BYTES) // max(1, self.row_bytes)
+        return int(min(shape[0], held))
+
     def truncate(self, rows: int) -> None:
         """Keep the first ``rows`` rows and drop anything a stopped run wrote after them."""
-        if not self.path.exists() or self.path.stat().st_size < HEADER_BYTES + rows * self.row_bytes:
-            raise SaliencyError(
-                f"{self.path} is missing or shorter than the {rows} rows the manifest counts; "
-                "delete the folder (or pass another path=) to start again"
-            )
         with open(self.path, "r+b") as f:
             f.truncate(HEADER_BYTES + rows * self.row_bytes)
             self._write_header(f, rows)
 
     def append(self, values: np.ndarray, rows_before: int) -> None:
-        """Write ``values`` (a batch) after the first ``rows_before`` rows and update the header."""
+        """Write ``values`` (a batch) after the first ``rows_before`` rows, then the header that
+        counts them; both reach the operating system before this returns."""
         values = np.ascontiguousarray(values, dtype=self.dtype)
-        with open(self.path, "r+b") as f:
-            f.seek(HEADER_BYTES + rows_before * self.row_bytes)
-            f.write(memoryview(values).cast("B"))
-            self._write_header(f, rows_before + len(values))
+        if self._file is None:
+            self._file = open(self.path, "r+b")
+        self._file.seek(HEADER_BYTES + rows_before * self.row_bytes)
+        self._file.write(memoryview(values).cast("B"))
+        self._write_header(self._file, rows_before + len(values))  # its seek flushes the rows first
+        self._file.flush()
 
-    def read(self) -> np.memmap:
-        """The whole column, memory-mapped read-only."""
-        return np.load(self.path, mmap_mode="r")
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def read(self, rows: int) -> np.memmap:
+        """The first ``rows`` rows, memory-mapped read-only."""
+        return np.load(self.path, mmap_mode="r")[:rows]
 
     def _write_header(self, f: Any, rows: int) -> None:
         text = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
@@ -80,12 +98,9 @@ class Store:
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
-        self.columns = {name: Column(path / spec["file"], np.dtype(spec["dtype"]), tuple(spec["shape"]))
-                        for name, spec in manifest["columns"].items()}
-
-    @property
-    def rows(self) -> int:
-        return int(self.manifest["rows"])
+        self.columns = _columns(path, manifest)
+        #: Rows finished in every column.
+        self.rows = min((c.rows() for c in self.columns.values()), default=0)
 
     @property
     def complete(self) -> bool:
@@ -111,8 +126,9 @@ class Store:
         if manifest.get("fingerprint") != fingerprint:
             raise SaliencyError(_mismatch(path, manifest.get("fingerprint") or {}, fingerprint))
         store = cls(path, manifest)
-        for column in store.columns.values():
-            column.truncate(store.rows)
+        if not store.complete:
+            for column in store.columns.values():
+                column.truncate(store.rows)
         return store
 
     @classmethod
@@ -128,20 +144,20 @@ class Store:
                 "pass another path= (or delete them)"
             )
         manifest = {
-            "format": FORMAT, "fingerprint": fingerprint, "rows": 0, "batches": 0, "complete": False,
+            "format": FORMAT, "fingerprint": fingerprint, "rows": 0, "complete": False,
             "columns": {name: {"file": files[name], "dtype": np.dtype(dtype).str, "shape": list(shape)}
                         for name, (dtype, shape) in columns.items()},
             **info,
         }
-        store = cls(path, manifest)
-        for column in store.columns.values():
+        for column in _columns(path, manifest).values():
             column.create()
+        store = cls(path, manifest)
         store._save()
         return store
 
     # ------------------------------------------------------------- writing
     def append(self, batch_columns: dict[str, np.ndarray]) -> None:
-        """One batch's rows for every column, then the manifest that counts them."""
+        """One batch's rows for every column (each header counts them once they are written)."""
         if set(batch_columns) != set(self.columns):
             raise SaliencyError(
                 f"a batch gave the columns {sorted(batch_columns)}, but this run stores {sorted(self.columns)}"
@@ -155,18 +171,27 @@ class Store:
                 )
         for name, values in batch_columns.items():
             self.columns[name].append(values, self.rows)
-        self.manifest["rows"] = self.rows + n
-        self.manifest["batches"] += 1
-        self._save()
+        self.rows += n
+
+    def close(self) -> None:
+        """Close the column files (appending opens them again)."""
+        for column in self.columns.values():
+            column.close()
 
     def finish(self) -> None:
-        self.manifest["complete"] = True
+        """Mark the run complete in the manifest."""
+        self.manifest.update(rows=self.rows, complete=True)
         self._save()
 
     def _save(self) -> None:
         tmp = self.path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(self.manifest, indent=1))
         os.replace(tmp, self.path / MANIFEST)
+
+
+def _columns(path: Path, manifest: dict[str, Any]) -> dict[str, Column]:
+    return {name: Column(path / spec["file"], np.dtype(spec["dtype"]), tuple(spec["shape"]))
+            for name, spec in manifest["columns"].items()}
 
 
 def read_manifest(path: Path) -> Optional[dict[str, Any]]:
