@@ -31,6 +31,9 @@ METHOD_TEXT = {
     "input_x_gradient": "gradient × input",
     "smoothgrad": "SmoothGrad",
     "integrated_gradients": "integrated gradients",
+    "gradcam": "Grad-CAM",
+    "gradcam_plus_plus": "Grad-CAM++",
+    "occlusion": "occlusion",
 }
 
 _SIGN_TEXT = {
@@ -46,6 +49,12 @@ COLORBAR_GID = "sw-colorbar"
 #: Most tick labels along an axis.
 MAX_TICKS = 40
 _SUBTITLE = {"fontsize": 9, "color": "#5f6673"}
+#: Colours of a check's status mark and of the deletion / insertion curves (``STATUS_COLORS`` in checks_strip.ts).
+STATUS_COLORS = {"ok": "#2e9d4f", "warn": "#e08a00", "computing": "#8a94a6"}
+CURVE_COLORS = {"deletion": "#d1495b", "insertion": "#2f63c9"}
+#: Check names as the strip shows them, in its order.
+CHECK_NAMES = {"completeness": "completeness", "random_logit": "random logit",
+               "deletion_insertion": "deletion / insertion", "randomization": "randomization test"}
 
 
 def format_value(v: float) -> str:
@@ -138,10 +147,13 @@ def _label_axis(ax: Any, axis: str, names: Sequence[str], *, rotate: bool = Fals
         ax.set_yticks(pos, labels, fontsize=8)
 
 
-def _new_figure(size: tuple[float, float], **kw: Any) -> Any:
-    """A constrained-layout Figure of ``size`` inches unless ``kw`` give a ``figsize``."""
+def _new_figure(size: tuple[float, float], into: Any = None, **kw: Any) -> Any:
+    """A constrained-layout Figure of ``size`` inches unless ``kw`` give a ``figsize``;
+    ``into``: draw into this (sub)figure instead."""
     from matplotlib.figure import Figure
 
+    if into is not None:
+        return into
     kw.setdefault("figsize", size)
     kw.setdefault("layout", "constrained")
     return Figure(**kw)
@@ -350,3 +362,59 @@ def _cell_ticks(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.tick_params(labelsize=7)
+
+
+def with_checks(draw_map: Any, checks: dict[str, dict[str, Any]], randomization_maps: Optional[np.ndarray], *,
+                kind: str, scale: Scale, **fig_kw: Any) -> Any:
+    """The figure ``draw_map(**kw)`` makes, with the SaliencyMap's checks strip under it: one
+    line per check with its status colour, the deletion / insertion curves, and the
+    randomization row (one map per randomized layer, its Spearman ρ under it)."""
+    width, height = draw_map().get_size_inches()
+    strip = 0.35 + 0.3 * len(checks) + (1.4 if "fractions" in checks.get("deletion_insertion", {}) else 0.0)
+    row = 1.9 if randomization_maps is not None else 0.0
+    fig = _new_figure((max(width, 6.5), height + strip + row), **fig_kw)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[height, strip + row])
+    draw_map(into=top)
+    _draw_checks(bottom, checks, randomization_maps, kind, scale, row > 0)
+    return fig
+
+
+def _draw_checks(sub: Any, checks: dict[str, dict[str, Any]], maps: Optional[np.ndarray], kind: str, scale: Scale,
+                 with_row: bool) -> None:
+    curves = checks.get("deletion_insertion", {})
+    sparkline = "fractions" in curves
+    grid = sub.add_gridspec(2 if with_row else 1, 2 if sparkline else 1, height_ratios=[1, 1.3] if with_row else None,
+                            width_ratios=[2.2, 1] if sparkline else None)
+    text = sub.add_subplot(grid[0, 0])
+    text.axis("off")
+    text.set_title("checks", fontsize=9, loc="left")
+    names = [n for n in CHECK_NAMES if n in checks]
+    for i, name in enumerate(names):
+        item = checks[name]
+        y = 1 - (i + 0.5) / max(len(names), 1)
+        text.scatter([0.01], [y], s=40, color=STATUS_COLORS[item["status"]], transform=text.transAxes, clip_on=False)
+        text.text(0.04, y, f"{CHECK_NAMES[name]} ({item['status']}): {item['text']}", fontsize=8, va="center",
+                  transform=text.transAxes)
+    if sparkline:
+        ax = sub.add_subplot(grid[0, 1])
+        for what in ("deletion", "insertion"):
+            ax.plot(curves["fractions"], curves[what], color=CURVE_COLORS[what], linewidth=1.2,
+                    label=f"{what} AUC {format_value(curves[what + '_auc'])}")
+        ax.legend(fontsize=6, frameon=False)
+        ax.set_xlabel("fraction of elements", fontsize=7)
+        ax.tick_params(labelsize=6)
+    if with_row and maps is not None:
+        _randomization_row(sub, grid[1, :], checks["randomization"], maps, kind, scale)
+
+
+def _randomization_row(sub: Any, cell: Any, item: dict[str, Any], maps: np.ndarray, kind: str, scale: Scale) -> None:
+    """One small map per randomization step, each on its own scale, layer above and ρ below."""
+    axes = np.atleast_1d(cell.subgridspec(1, len(maps)).subplots())
+    for ax, shown, layer, rho in zip(axes, maps, item["layers"], item["spearman"]):
+        own = Scale(scale.sign, colors.scale_max(shown, scale.sign, scale.outlier_perc))
+        grid = np.asarray(shown).reshape(1, -1) if kind in ("vector", "text") else screen_grid(shown, kind)
+        ax.imshow(own.rgba(grid), interpolation="nearest", aspect="auto" if kind != "image" else "equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(layer, fontsize=6.5)
+        ax.set_xlabel(f"ρ = {format_value(rho)}", fontsize=7)

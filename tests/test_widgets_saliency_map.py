@@ -43,18 +43,25 @@ def test_starts_on_the_argmax_with_the_engines_attribution(model, x):
 
 def test_retarget_uses_the_prefetched_jacobian_without_resending(model, x):
     w = SaliencyMap(model, x)
+    assert w._jacobian is None and w._prefetchable  # sent after the first paint, when the browser asks
+    w.prefetch()
     assert w._jacobian is not None and w._jacobian["shape"] == [5, 8]
     np.testing.assert_allclose(from_wire(w._jacobian), sw.jacobian(model, x)[0], **TOL)
     with record_messages(w) as sent:
         w.target = 2
     np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=2)[0], **TOL)
-    assert [list(m["state"]) for m, _ in sent] == [["target"]]  # the browser derives the map itself
+    # the browser derives the map itself; the kernel only updates the checks (random logit)
+    assert [sorted(m["state"]) for m, _ in sent] == [["target"], ["_checks"]]
 
 
 def test_input_x_gradient_is_derived_locally_too(model, x):
     w = SaliencyMap(model, x, target=1, method="input_x_gradient")
-    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=1, method="input_x_gradient")[0], **TOL)
-    assert w._attribution is None
+    assert w._attribution["target"] == 1  # the first map comes from the kernel, before the Jacobian
+    w.prefetch()
+    with record_messages(w) as sent:
+        w.target = 0
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=0, method="input_x_gradient")[0], **TOL)
+    assert "_attribution" not in {k for m, _ in sent for k in m["state"]}
 
 
 def test_method_change_sends_a_tagged_map(model, x):
@@ -76,6 +83,7 @@ def test_integrated_gradients_reports_completeness(model, x):
 
 def test_sample_index_switches_scores_input_jacobian_and_map(model, x):
     w = SaliencyMap(model, x, target=2)
+    w.prefetch()
     w.index = 2
     assert w.target == 2
     np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=2)[2], **TOL)
@@ -91,7 +99,7 @@ def test_without_prefetch_every_retarget_is_computed_and_tagged(model, x, no_pre
         w.target = 4
     assert w._attribution["target"] == 4
     np.testing.assert_allclose(from_wire(w._attribution), sw.saliency(model, x, target=4)[0], **TOL)
-    assert [list(m["state"]) for m, _ in sent] == [["target"], ["_attribution"]]
+    assert [sorted(m["state"]) for m, _ in sent] == [["target"], ["_attribution", "_checks"]]
     msg, buffers = sent[1]
     payload = 8 * 4
     assert sum(map(len, buffers)) == payload

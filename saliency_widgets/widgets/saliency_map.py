@@ -8,17 +8,21 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 import traitlets as t
 
-from ..attribution import METHODS
+from .. import checks
+from ..attribution import METHODS, METHOD_OPTIONS
 from ..config import config
 from ..errors import SaliencyError
-from ..export import METHOD_TEXT, format_value, saliency_figure
+from ..export import METHOD_TEXT, format_value, saliency_figure, with_checks
 from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
+from . import _checks
 from ._base import STATIC, SampleWidget
 from ._export import slug
 
 #: Methods the browser can compute from a prefetched Jacobian without the kernel.
 LOCAL_METHODS = ("gradient", "input_x_gradient")
+#: Methods that map onto a spatial layer of an image model (``cam_layer``).
+CAM_METHODS = ("gradcam", "gradcam_plus_plus")
 _CACHE_SIZE = 64
 
 
@@ -54,7 +58,16 @@ class SaliencyMap(SampleWidget):
     ``method_kwargs`` passes options per method, e.g.
     ``{"smoothgrad": {"n_samples": 20}}``. When one sample's Jacobian fits
     ``sw.config.prefetch_budget_bytes`` it is sent once, and the browser switches
-    targets for gradient and input×gradient without a kernel round trip.
+    targets for gradient and input×gradient without a kernel round trip. The
+    Jacobian is computed after the first map is drawn (the browser asks for it),
+    so the widget appears after one gradient.
+
+    Image models with a spatial layer also offer ``"gradcam"`` and
+    ``"gradcam_plus_plus"`` (at ``cam_layer``, default the last spatial layer).
+    Under the map a strip of checks (``checks`` holds them; ``run_check(name)``
+    runs the on-demand ones): IG completeness, random logit (from the
+    prefetched Jacobian), deletion / insertion and the randomization test.
+    ``to_figure(checks=True)`` draws them under the map.
     """
 
     _esm = STATIC / "saliency_map.js"
@@ -65,6 +78,8 @@ class SaliencyMap(SampleWidget):
     method = t.Unicode("gradient").tag(sync=True)
     #: Opacity of the heatmap over an image (0..1).
     opacity = t.Float(0.75).tag(sync=True)
+    #: The layer Grad-CAM maps from ("" = the last layer with a spatial output).
+    cam_layer = t.Unicode("").tag(sync=True)
 
     _methods = t.List(t.Unicode()).tag(sync=True)
     _local_methods = t.List(t.Unicode(), list(LOCAL_METHODS)).tag(sync=True)
@@ -74,6 +89,13 @@ class SaliencyMap(SampleWidget):
     _tokens = t.Dict().tag(sync=True)
     _jacobian = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _attribution = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
+    _cam_layers = t.List(t.Unicode()).tag(sync=True)
+    _prefetchable = t.Bool(False).tag(sync=True)
+    _want_jacobian = t.Bool(False).tag(sync=True)
+    _checks = t.Dict().tag(sync=True)
+    _on_demand = t.List(t.Unicode()).tag(sync=True)
+    _check_request = t.Dict().tag(sync=True)
+    _randomization_maps = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
     def __init__(
         self,
@@ -103,12 +125,19 @@ class SaliencyMap(SampleWidget):
         self._cache: OrderedDict[tuple, tuple[np.ndarray, Optional[float]]] = OrderedDict()
         self._jacobians: dict[tuple[int, str], Optional[np.ndarray]] = {}
         self._values: Optional[np.ndarray] = None
+        self._check_items: dict[tuple, dict[str, dict[str, Any]]] = {}
+        self._check_raw: dict[tuple, dict[str, Any]] = {}
         super().__init__(
             model, x, kind=kind, labels=labels, feature_names=feature_names,
             head=head, layer=layer, fixed=fixed, tokens=tokens, output=output, index=index, sign=sign, outlier_perc=outlier_perc,
-            method=method, opacity=opacity, _methods=list(METHODS),
+            method=method, opacity=opacity,
         )
         self._check_image()
+        plain = layer is None and head is None and not self._spec.structured
+        self._cam_layers = self._spatial_layers() if plain and self._layout_info.kind == "image" else []
+        self._methods = [m for m in METHODS if m not in CAM_METHODS or self._cam_layers]
+        self._on_demand = list(_checks.ON_DEMAND) if plain else []
+        self._prefetchable = self._jacobian_fits()
         self._truth = self._true_labels(y)
         first = int(np.argmax(self._all_scores(self.output)[self.index])) if target is None else target
         with self.hold_sync():
@@ -116,6 +145,89 @@ class SaliencyMap(SampleWidget):
             self._send_sample()
             self._send_attribution()
         self._ready = True
+
+    # -------------------------------------------------------------- checks
+    @property
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """The checks of the map on screen, by name: ``{"status": "ok" | "warn" | "computing",
+        "text": ..., numbers}`` (see docs/widget-protocol.md)."""
+        return {k: v for k, v in self._checks.items() if k != "key"}
+
+    def run_check(self, name: str) -> dict[str, Any]:
+        """Runs an on-demand check (``"deletion_insertion"`` or ``"randomization"``) for the map
+        on screen, in the kernel; returns its item (also shown in the strip)."""
+        if name not in self._on_demand:
+            offered = ", ".join(map(repr, self._on_demand)) or "none (structured x, head= or layer=)"
+            self._invalid(f"run_check takes one of {offered}; got {name!r}")
+        key = self._key()
+        items = self._check_items.setdefault(key, {})
+        items[name] = _checks.computing()
+        self._refresh_checks()
+        try:
+            raw = self._deletion_insertion() if name == "deletion_insertion" else self._randomization()
+        except Exception:
+            del items[name]
+            self._refresh_checks()
+            raise
+        self._check_raw.setdefault(key, {})[name] = raw
+        items[name] = (_checks.deletion_insertion_item if name == "deletion_insertion" else _checks.randomization_item)(raw)
+        with self.hold_sync():
+            if name == "randomization":
+                self._send_randomization_maps()
+            self._refresh_checks()
+        return items[name]
+
+    def _key(self) -> tuple:
+        return (self.index, self.target, self.method, self.output, self.cam_layer)
+
+    def _method_kw(self) -> dict[str, Any]:
+        """The current method's options: ``method_kwargs``, and ``layer=`` for Grad-CAM."""
+        kw = dict(self._method_kwargs.get(self.method, {}))
+        if self.method in CAM_METHODS and self.cam_layer:
+            kw["layer"] = self.cam_layer
+        return kw
+
+    def _deletion_insertion(self) -> checks.DeletionInsertion:
+        ranking = self._values
+        if ranking.shape != self._x.shape[1:]:  # a Grad-CAM map ranks whole pixels
+            ranking = np.expand_dims(ranking, self._layout_info.channel_axis)
+        return checks.deletion_insertion(
+            self._model, self._x[self.index:self.index + 1], ranking[None], self._unravel(self.target),
+            steps=_checks.DELETION_STEPS, output=self.output,
+        )
+
+    def _randomization(self) -> checks.Randomization:
+        return checks.randomization(
+            self._model, self._x[self.index:self.index + 1], self._unravel(self.target), method=self.method,
+            seed=_checks.RANDOMIZATION_SEED, output=self.output, **self._method_kw(),
+        )
+
+    def _randomization_rows(self) -> Optional[np.ndarray]:
+        """``(steps, *display_shape)``: the randomization test's maps of the map on screen, if run."""
+        raw = self._check_raw.get(self._key(), {}).get("randomization")
+        return None if raw is None else np.stack([self._shown(m[0]) for m in raw.maps])
+
+    def _send_randomization_maps(self) -> None:
+        rows = self._randomization_rows()
+        self._randomization_maps = None if rows is None else to_wire(
+            rows, index=self.index, target=self.target, method=self.method, output=self.output,
+        )
+
+    def _refresh_checks(self) -> None:
+        """``_checks`` for the map on screen: the cheap checks, then any on-demand results."""
+        key = self._key()
+        items: dict[str, Any] = {"key": {"index": self.index, "target": self.target, "method": self.method,
+                                         "output": self.output}}
+        err = self._lookup()[1]
+        if err is not None:
+            steps = self._method_kwargs.get(self.method, {}).get("steps", METHOD_OPTIONS[self.method]["steps"])
+            items["completeness"] = _checks.completeness_item(self._values, err, steps)
+        jac = self._jacobians.get((self.index, self.output))
+        if jac is not None and self.method in LOCAL_METHODS and self.n_outputs > 1:
+            maps = jac if self.method == "gradient" else jac * self._x[self.index].astype(np.float32)
+            items["random_logit"] = _checks.random_logit_item(maps, self.target)
+        items.update(self._check_items.get(key, {}))
+        self._checks = items
 
     # -------------------------------------------------------------- results
     @property
@@ -128,9 +240,10 @@ class SaliencyMap(SampleWidget):
         """Integrated gradients' ``|sum(attribution) - (f(x) - f(baseline))|`` (else None)."""
         return self._lookup()[1]
 
-    def to_figure(self, **kw: Any) -> Any:
+    def to_figure(self, *, checks: bool = False, **kw: Any) -> Any:
         """The map on screen as a matplotlib Figure: same colours, scale, labels and colour bar
-        (``kw`` go to ``matplotlib.figure.Figure``, e.g. ``figsize``)."""
+        (``kw`` go to ``matplotlib.figure.Figure``, e.g. ``figsize``). ``checks=True`` adds the
+        checks strip under the map (the checks run so far, as on screen)."""
         info = self._layout_info
         err = self.completeness_error
         scores = self._all_scores(self.output)[self.index].reshape(-1)
@@ -145,10 +258,15 @@ class SaliencyMap(SampleWidget):
         if info.kind == "text":
             shown = [i for i, hidden in enumerate(self._tokens["hidden"]) if not hidden]
             values, names = values[shown], [self._tokens["tokens"][i] for i in shown]
-        return saliency_figure(
-            values, kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
-            subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, **kw,
-        )
+        def draw(**more: Any) -> Any:
+            return saliency_figure(
+                values, kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
+                subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, **more,
+            )
+
+        if not checks:
+            return draw(**kw)
+        return with_checks(draw, self.checks, self._randomization_rows(), kind=info.kind, scale=self._scale(), **kw)
 
     def export_name(self) -> str:
         """``saliency-<target label>-<method>``, the name of the browser's downloads."""
@@ -193,12 +311,26 @@ class SaliencyMap(SampleWidget):
         return [str(v) for v in values]
 
     # ------------------------------------------------------------ computing
+    def _spatial_layers(self) -> list[str]:
+        """Names of the layers Grad-CAM can map from (a spatial output), first to last."""
+        channel_axis = 0 if self._backend.framework == "torch" else -1
+        found = []
+        for info in self._backend.layers(self._x[:1] if self._backend.framework == "torch" else None):
+            shape = tuple(info.output_shape or ())
+            spatial = [n for i, n in enumerate(shape) if i != channel_axis % max(len(shape), 1)]
+            if len(shape) >= 3 and any(n is None or n > 1 for n in spatial):
+                found.append(info.name)
+        return found
+
+    def _jacobian_fits(self) -> bool:
+        sample_size = int(np.prod(self._x.shape[1:], dtype=np.int64))
+        return self.n_outputs * sample_size * 4 <= config.prefetch_budget_bytes
+
     def _jacobian_of(self, index: int, output: str) -> Optional[np.ndarray]:
         """One sample's Jacobian ``(n_outputs, *sample_shape)`` if it fits the prefetch budget."""
         key = (index, output)
         if key not in self._jacobians:
-            sample_size = int(np.prod(self._x.shape[1:], dtype=np.int64))
-            if self.n_outputs * sample_size * 4 > config.prefetch_budget_bytes:
+            if not self._jacobian_fits():
                 self._jacobians[key] = None
             else:
                 from ..attribution import jacobian
@@ -210,11 +342,11 @@ class SaliencyMap(SampleWidget):
         return self._jacobians[key]
 
     def _lookup(self) -> tuple[np.ndarray, Optional[float]]:
-        key = (self.index, self.target, self.method, self.output)
+        key = self._key()
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        jac = self._jacobian_of(self.index, self.output) if self.method in LOCAL_METHODS else None
+        jac = self._jacobians.get((self.index, self.output)) if self.method in LOCAL_METHODS else None
         if jac is not None:
             row = jac[self.target]
             sample = self._x[self.index].astype(np.float32)
@@ -223,8 +355,8 @@ class SaliencyMap(SampleWidget):
             from ..attribution import attribute
 
             res = attribute(
-                self._model, self._sample_x(self.index), self._unravel(self.target), **self._engine_kw,
-                method=self.method, output=self.output, **self._method_kwargs.get(self.method, {}),
+                self._model, self._sample_x(self.index), self._unravel(self.target),
+                method=self.method, output=self.output, **{**self._engine_kw, **self._method_kw()},
             )
             err = None if res.completeness_error is None else float(np.asarray(res.completeness_error)[0])
             result = (np.asarray(self._shown_part(res.values)[0], dtype=np.float32), err)
@@ -233,20 +365,35 @@ class SaliencyMap(SampleWidget):
             self._cache.popitem(last=False)
         return result
 
+    def _shown(self, values: np.ndarray) -> np.ndarray:
+        """One sample's map as displayed (channels summed; a Grad-CAM map already is)."""
+        if values.shape == self._layout_info.display_shape:
+            return np.asarray(values, dtype=np.float32)
+        return self._layout_info.reduce(values)
+
     def _display_values(self) -> np.ndarray:
-        return self._layout_info.reduce(self._values)
+        return self._shown(self._values)
 
     # ------------------------------------------------------------- syncing
     def _send_sample(self) -> None:
-        """Scores, input, background image and (when it fits) the Jacobian of sample ``index``."""
+        """Scores, input, background image and (once the browser asked for it) the Jacobian of
+        sample ``index``."""
         sample = self._x[self.index]
         self._tokens = self._tokens_wire()
         self._scores = self._scores_wire()
         self._input = to_wire(sample, index=self.index)
         if self._layout_info.kind == "image":
             self._image = to_wire(self._picture(self.index), "uint8", index=self.index)
-        jac = self._jacobian_of(self.index, self.output)
+        self._send_jacobian()
+
+    def _send_jacobian(self) -> None:
+        jac = self._jacobian_of(self.index, self.output) if self._want_jacobian else None
         self._jacobian = None if jac is None else to_wire(jac, index=self.index, output=self.output)
+
+    def prefetch(self) -> None:
+        """Computes and sends the current sample's Jacobian now (the browser asks for it after
+        the first map is drawn), so gradient and input×gradient switch targets in the browser."""
+        self._want_jacobian = True
 
     def _send_attribution(self) -> None:
         """Compute the current map; send it unless the browser derives it from the Jacobian."""
@@ -255,9 +402,11 @@ class SaliencyMap(SampleWidget):
         local = self.method in LOCAL_METHODS and self._jacobian is not None
         if not local:
             self._attribution = to_wire(
-                self._layout_info.reduce(values), target=self.target, index=self.index,
+                self._shown(values), target=self.target, index=self.index,
                 method=self.method, output=self.output, completeness_error=err,
             )
+        self._send_randomization_maps()
+        self._refresh_checks()
 
     # ----------------------------------------------------------- observers
     @t.validate("target")
@@ -277,14 +426,49 @@ class SaliencyMap(SampleWidget):
     def _check_opacity(self, proposal: Any) -> float:
         return min(max(float(proposal["value"]), 0.0), 1.0)
 
-    @t.observe("target", "method")
+    @t.validate("cam_layer")
+    def _check_cam_layer(self, proposal: Any) -> str:
+        if proposal["value"] and proposal["value"] not in self._cam_layers:
+            offered = ", ".join(map(repr, self._cam_layers)) or "none (this model has no spatial layer)"
+            self._invalid(f"cam_layer must be one of {offered}; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @t.observe("target", "method", "cam_layer")
     def _on_target(self, change: dict[str, Any]) -> None:
         self._guarded(change, self._send_attribution)
+
+    @t.observe("_want_jacobian")
+    def _on_want_jacobian(self, change: dict[str, Any]) -> None:
+        def update() -> None:
+            self._send_jacobian()
+            self._refresh_checks()
+
+        self._guarded(change, update)
+
+    @t.observe("_check_request")
+    def _on_check_request(self, change: dict[str, Any]) -> None:
+        name = change["new"].get("name")
+        if not self._ready or not name:
+            return
+        try:
+            self.run_check(name)
+        except Exception as exc:
+            self._error = str(exc) or type(exc).__name__
+            raise
+        self._error = ""
+
+    def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:
+        """The offline page answers the browser's Jacobian request with the current sample's."""
+        jac = self._jacobian_of(self.index, self.output)
+        if jac is None:
+            return {}
+        return {"_want_jacobian": {"true": {"_jacobian": to_wire(jac, index=self.index, output=self.output)}}}
 
     @t.observe("index", "output")
     def _on_sample(self, change: dict[str, Any]) -> None:
         def update() -> None:
-            self._jacobian_of(self.index, self.output)
+            if self._want_jacobian:
+                self._jacobian_of(self.index, self.output)
             self._lookup()  # compute before assigning anything, so a failure changes nothing
             self._send_sample()
             self._send_attribution()
