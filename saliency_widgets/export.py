@@ -364,57 +364,64 @@ def _cell_ticks(ax: Any) -> None:
     ax.tick_params(labelsize=7)
 
 
-def with_checks(draw_map: Any, checks: dict[str, dict[str, Any]], randomization_maps: Optional[np.ndarray], *,
-                kind: str, scale: Scale, **fig_kw: Any) -> Any:
+def with_checks(draw_map: Any, checks: dict[str, dict[str, Any]], original: np.ndarray,
+                randomization_maps: Optional[np.ndarray], *, kind: str, scale: Scale, **fig_kw: Any) -> Any:
     """The figure ``draw_map(**kw)`` makes, with the SaliencyMap's checks strip under it: one
-    line per check with its status colour, the deletion / insertion curves, and the
-    randomization row (one map per randomized layer, its Spearman ρ under it)."""
+    line per check with its status colour, then the deletion / insertion curves and the
+    randomization row (the ``original`` display map, then one per randomized layer with its
+    Spearman ρ under it)."""
     width, height = draw_map().get_size_inches()
-    strip = 0.35 + 0.3 * len(checks) + (1.4 if "fractions" in checks.get("deletion_insertion", {}) else 0.0)
-    row = 1.9 if randomization_maps is not None else 0.0
-    fig = _new_figure((max(width, 6.5), height + strip + row), **fig_kw)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[height, strip + row])
+    lines = 0.3 + 0.28 * len(checks)
+    below = 0.0
+    if randomization_maps is not None:
+        below = 1.0 if kind in ("vector", "text") else 1.9
+    elif "fractions" in checks.get("deletion_insertion", {}):
+        below = 1.5
+    fig = _new_figure((max(width, 6.5), height + lines + below), **fig_kw)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[height, lines + below])
     draw_map(into=top)
-    _draw_checks(bottom, checks, randomization_maps, kind, scale, row > 0)
+    _draw_checks(bottom, checks, original, randomization_maps, kind, scale, lines, below)
     return fig
 
 
-def _draw_checks(sub: Any, checks: dict[str, dict[str, Any]], maps: Optional[np.ndarray], kind: str, scale: Scale,
-                 with_row: bool) -> None:
+def _draw_checks(sub: Any, checks: dict[str, dict[str, Any]], original: np.ndarray, maps: Optional[np.ndarray],
+                 kind: str, scale: Scale, lines: float, below: float) -> None:
     curves = checks.get("deletion_insertion", {})
     sparkline = "fractions" in curves
-    grid = sub.add_gridspec(2 if with_row else 1, 2 if sparkline else 1, height_ratios=[1, 1.3] if with_row else None,
-                            width_ratios=[2.2, 1] if sparkline else None)
-    text = sub.add_subplot(grid[0, 0])
+    grid = sub.add_gridspec(2 if below else 1, 2, height_ratios=[lines, below] if below else None,
+                            width_ratios=[1, 4 if maps is not None else 1.5])
+    text = sub.add_subplot(grid[0, :])
     text.axis("off")
     text.set_title("checks", fontsize=9, loc="left")
     names = [n for n in CHECK_NAMES if n in checks]
     for i, name in enumerate(names):
         item = checks[name]
         y = 1 - (i + 0.5) / max(len(names), 1)
-        text.scatter([0.01], [y], s=40, color=STATUS_COLORS[item["status"]], transform=text.transAxes, clip_on=False)
-        text.text(0.04, y, f"{CHECK_NAMES[name]} ({item['status']}): {item['text']}", fontsize=8, va="center",
+        text.scatter([0.01], [y], s=40, color=STATUS_COLORS[item["status"]], transform=text.transAxes)
+        text.text(0.03, y, f"{CHECK_NAMES[name]} ({item['status']}): {item['text']}", fontsize=8, va="center",
                   transform=text.transAxes)
     if sparkline:
-        ax = sub.add_subplot(grid[0, 1])
+        ax = sub.add_subplot(grid[1, 0])
         for what in ("deletion", "insertion"):
-            ax.plot(curves["fractions"], curves[what], color=CURVE_COLORS[what], linewidth=1.2,
-                    label=f"{what} AUC {format_value(curves[what + '_auc'])}")
-        ax.legend(fontsize=6, frameon=False)
+            ax.plot(curves["fractions"], curves[what], color=CURVE_COLORS[what], linewidth=1.2)
+        ax.set_title("deletion (red) · insertion (blue)", fontsize=7)
         ax.set_xlabel("fraction of elements", fontsize=7)
         ax.tick_params(labelsize=6)
-    if with_row and maps is not None:
-        _randomization_row(sub, grid[1, :], checks["randomization"], maps, kind, scale)
+    if maps is not None:
+        _randomization_row(grid[1, 1], checks["randomization"], original, maps, kind, scale)
 
 
-def _randomization_row(sub: Any, cell: Any, item: dict[str, Any], maps: np.ndarray, kind: str, scale: Scale) -> None:
-    """One small map per randomization step, each on its own scale, layer above and ρ below."""
-    axes = np.atleast_1d(cell.subgridspec(1, len(maps)).subplots())
-    for ax, shown, layer, rho in zip(axes, maps, item["layers"], item["spearman"]):
+def _randomization_row(cell: Any, item: dict[str, Any], original: np.ndarray, maps: np.ndarray, kind: str,
+                       scale: Scale) -> None:
+    """The original map, then one per randomization step, each on its own scale, layer above and ρ below."""
+    axes = np.atleast_1d(cell.subgridspec(1, len(maps) + 1).subplots())
+    titles = ["original", *item["layers"]]
+    rhos = [None, *item["spearman"]]
+    for ax, shown, layer, rho in zip(axes, [original, *maps], titles, rhos):
         own = Scale(scale.sign, colors.scale_max(shown, scale.sign, scale.outlier_perc))
         grid = np.asarray(shown).reshape(1, -1) if kind in ("vector", "text") else screen_grid(shown, kind)
         ax.imshow(own.rgba(grid), interpolation="nearest", aspect="auto" if kind != "image" else "equal")
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(layer, fontsize=6.5)
-        ax.set_xlabel(f"ρ = {format_value(rho)}", fontsize=7)
+        ax.set_xlabel("" if rho is None else f"ρ = {format_value(rho)}", fontsize=7)

@@ -179,6 +179,7 @@ def test_figure_with_checks_shows_the_strip_in_the_screens_colours(model, x):
     rho_labels = [ax.get_xlabel() for ax in fig.subfigs[1].axes if ax.get_xlabel().startswith("ρ")]
     assert len(rho_labels) == len(w.checks["randomization"]["layers"])
     assert len(fig.subfigs[1].axes[1].lines) == 2  # the deletion and insertion curves
+    assert fig.subfigs[1].axes[2].get_title() == "original"
     assert len(w.to_figure().axes) < len(fig.axes)
 
 

@@ -87,8 +87,9 @@ def randomization_item(result: checks.Randomization) -> dict[str, Any]:
     spearman = [float(v) for v in result.spearman[:, 0]]
     last = spearman[-1]
     warn = bool(np.isfinite(last)) and last > RANDOMIZATION_LIMIT
-    text = f"after randomizing all {len(spearman)} layers ρ = {format_value(last)}"
-    text += " — the map barely depends on the weights" if warn else " — the map depends on the weights"
+    text = f"ρ = {format_value(last)} with all {len(spearman)} layers randomized"
+    if warn:
+        text += " — the map ignores the weights"
     return {"status": status(warn), "layers": list(result.layers), "spearman": spearman,
             "ssim": [float(v) for v in result.ssim[:, 0]], "text": text}
 

@@ -266,7 +266,8 @@ class SaliencyMap(SampleWidget):
 
         if not checks:
             return draw(**kw)
-        return with_checks(draw, self.checks, self._randomization_rows(), kind=info.kind, scale=self._scale(), **kw)
+        return with_checks(draw, self.checks, self._display_values(), self._randomization_rows(), kind=info.kind,
+                           scale=self._scale(), **kw)
 
     def export_name(self) -> str:
         """``saliency-<target label>-<method>``, the name of the browser's downloads."""
