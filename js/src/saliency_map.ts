@@ -1,6 +1,7 @@
 /** anywidget entry of SaliencyMap: output panel + attribution map of the selected output. */
 import { localAttribution, reduceChannels, type LocalMethod } from "./attribution";
 import { OutputPanel } from "./bars";
+import { ChecksStrip } from "./checks_strip";
 import { type ColorBarState } from "./colorbar";
 import { toIndex } from "./colors";
 import { field, select } from "./controls";
@@ -18,7 +19,12 @@ const METHOD_TEXT: Record<string, string> = {
   input_x_gradient: "gradient × input",
   smoothgrad: "SmoothGrad",
   integrated_gradients: "integrated gradients",
+  gradcam: "Grad-CAM",
+  gradcam_plus_plus: "Grad-CAM++",
+  occlusion: "occlusion",
 };
+/** Methods that map from a spatial layer (the layer picker is shown for them). */
+const CAM_METHODS = ["gradcam", "gradcam_plus_plus"];
 
 interface Current {
   values: Float32Array;
@@ -65,6 +71,9 @@ function render({ model, el }: RenderProps): () => void {
   const panel = new OutputPanel((k) => update(model, { target: k }));
   const methods = (model.get("_methods") as string[]).map((m): [string, string] => [m, METHOD_TEXT[m] ?? m]);
   const method = select("attribution method", "method", methods, (v) => update(model, { method: v }));
+  const camLayers = (model.get("_cam_layers") ?? []) as string[];
+  const camLayer = select("Grad-CAM layer", "cam-layer", [["", `last spatial (${camLayers[camLayers.length - 1] ?? "none"})`], ...camLayers.map((l): [string, string] => [l, l])], (v) => update(model, { cam_layer: v }));
+  const camField = field("layer", camLayer);
   const opacity = h("input", { type: "range", min: 0, max: 1, step: 0.05, "data-sw-action": "opacity", "aria-label": "opacity" });
   opacity.addEventListener("input", () => {
     view.setOpacity(Number(opacity.value));
@@ -92,21 +101,32 @@ function render({ model, el }: RenderProps): () => void {
       colorbar: frame.colorbar.state as ColorBarState,
     };
   }, (message) => frame.errors.show(message));
-  frame.toolbar.append(field("method", method), ...frame.commonControls());
+  frame.toolbar.append(field("method", method), camField, ...frame.commonControls());
   if (layout.kind === "image") frame.toolbar.append(field("opacity", opacity));
   frame.toolbar.append(h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports));
   const legend = h("div", { class: "sw-legend" }, [frame.colorbar.el]);
   view.el.append(legend);
   frame.body.append(panel.el, view.el);
+  const strip = new ChecksStrip(model, layout, () => redraw());
+  view.el.append(strip.el);
   const verdict = h("span", { class: "sw-verdict", "data-sw-role": "prediction" });
   frame.head.append(verdict);
 
   let paintedImage: unknown = null;
+  /** After the first map is painted, ask the kernel for the Jacobian (targets then switch in the browser). */
+  let prefetchAsked = false;
+  const prefetchAfterPaint = () => {
+    if (prefetchAsked || !model.get("_prefetchable") || model.get("_want_jacobian") || model.get("_jacobian")) return;
+    prefetchAsked = true;
+    requestAnimationFrame(() => setTimeout(() => update(model, { _want_jacobian: true }), 0));
+  };
   const redraw = () => {
     const target = Number(model.get("target"));
     const scores = tensor(model, "_scores");
     panel.update(scores ? scores.values : new Float32Array(0), model.get("_labels"), target, String(model.get("output")));
     method.value = String(model.get("method"));
+    camLayer.value = String(model.get("cam_layer") ?? "");
+    camField.style.display = CAM_METHODS.includes(String(model.get("method"))) ? "" : "none";
     opacity.value = String(model.get("opacity"));
     view.setOpacity(Number(model.get("opacity")));
     const image = model.get("_image");
@@ -126,11 +146,13 @@ function render({ model, el }: RenderProps): () => void {
       view.describeAs(`${frame.title.textContent} by ${METHOD_TEXT[model.get("method")] ?? model.get("method")}`);
       const ce = current.completeness;
       frame.sub.textContent = `${METHOD_TEXT[model.get("method")] ?? model.get("method")} · ${model.get("output")}` + (ce === null ? "" : ` · completeness error ${formatValue(ce)}`);
+      prefetchAfterPaint();
     }
+    strip.update(current?.values ?? null, frame.signValue, frame.lut());
     verdict.textContent = scores ? predictionText(scores.values, model.get("_labels"), model.get("_truth") ?? [], Number(model.get("index"))) : "";
     frame.sync(Number(model.get("_n_samples")));
   };
-  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens"], redraw);
+  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens", "cam_layer", "_checks", "_randomization_maps", "_on_demand"], redraw);
   redraw();
   return () => {
     stop();

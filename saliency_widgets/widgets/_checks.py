@@ -44,7 +44,7 @@ def completeness_item(values: np.ndarray, error: float, steps: int) -> dict[str,
     delta = total - float(error)
     relative = abs(float(error)) / abs(delta) if delta != 0 else (0.0 if error == 0 else float("inf"))
     warn = relative > COMPLETENESS_LIMIT
-    text = f"completeness error {format_value(100 * relative)}% of |Δf|"
+    text = f"error {format_value(100 * relative)}% of |f(x) − f(baseline)|"
     if warn:
         text += f" — raise steps (now {steps}) in method_kwargs"
     return {"status": status(warn), "value": relative, "text": text}
@@ -61,7 +61,7 @@ def random_logit_item(maps: np.ndarray, target: int) -> dict[str, Any]:
     finite = [c for c in correlations if np.isfinite(c)]
     mean = float(np.mean(finite)) if finite else float("nan")
     warn = bool(finite) and mean > RANDOM_LOGIT_LIMIT
-    text = f"random logit ρ = {format_value(mean)} with {n} other outputs"
+    text = f"ρ = {format_value(mean)} with the maps of {n} other outputs"
     if warn:
         text += " — the map hardly depends on the class"
     return {"status": status(warn), "value": mean, "correlations": correlations,

@@ -50,6 +50,8 @@ def show(page, tmp_path):
     from saliency_widgets.widgets.standalone import standalone_html
 
     def _show(widget):
+        if hasattr(widget, "prefetch"):  # the kernel's answer to the page's Jacobian request, sent up front
+            widget.prefetch()
         path = tmp_path / "widget.html"
         path.write_text(standalone_html(widget), encoding="utf-8")
         page.goto(path.as_uri())
