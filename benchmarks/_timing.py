@@ -48,3 +48,12 @@ class Report:
             verdict = "" if goal == "(context)" else ("ok" if ok else "MISSED")
             print(f"{name:<{width}}  {ratio:8.2f}x  {goal:<14} {verdict}")
         return all(r[3] for r in self.rows)
+
+    def print_markdown(self) -> bool:
+        """The table as Markdown (for the README's Speed section); True when every goal was met."""
+        print("| measure | ratio | goal | |")
+        print("|---|---|---|---|")
+        for name, ratio, goal, ok in self.rows:
+            verdict = "" if goal == "(context)" else ("ok" if ok else "**missed**")
+            print(f"| {name} | {ratio:.2f}× | {goal.replace('goal ', '').replace('>=', '≥').replace('<=', '≤')} | {verdict} |")
+        return all(r[3] for r in self.rows)

@@ -7,6 +7,7 @@ Nothing here knows a framework: every forward pass and gradient goes through
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
@@ -19,6 +20,7 @@ from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, SaliencyError, SaliencyWarning
 from .gradcam import default_layer, gradcam, gradcam_plus_plus
 from .heads import looks_like_probabilities
+from .passes import PassSizes
 from .occlusion import occlusion
 from .structure import baseline_entries, flatten, replaced, select, signature, tile
 
@@ -377,14 +379,21 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
     ``make_points(count)`` returns the next ``count`` copies of each variable, ``(count, *shape)``;
     every input entry (fixed ones too) is repeated alongside with its own sample.
     """
-    per_copy = _items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR)
+    key = (signature(p.entries), p.query.key)
+    if key not in p.backend.pass_sizes:
+        p.backend.pass_sizes[key] = PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR))
+    sizes = p.backend.pass_sizes[key]
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
-    for start in range(0, len(weights), per_copy):
-        w = weights[start:start + per_copy]
+    start = 0
+    while start < len(weights):
+        w = weights[start:start + sizes.next(len(weights) - start)]
+        began = time.perf_counter()
         points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
         _, grads = _vjp(p, tile(p.entries, len(w)), points, np.tile(flat_targets, len(w)))
         for total, g in zip(totals, grads):
             total += np.tensordot(w, g.reshape(len(w), *total.shape), axes=1)
+        sizes.record(time.perf_counter() - began)
+        start += len(w)
     return [t.astype(np.float32) for t in totals]
 
 
@@ -460,8 +469,11 @@ def _variable_shapes(p: _Problem) -> list[tuple[int, ...]]:
 
 
 def _bytes_per_copy(p: _Problem) -> int:
-    per_sample = sum(e.nbytes for e in p.entries)
-    return per_sample + sum(4 * p.batch * int(np.prod(s, dtype=np.int64)) for s in _variable_shapes(p))
+    """Bytes of one copy of the batch: its entries, plus the layer's activation with ``layer=``."""
+    inputs = sum(e.nbytes for e in p.entries)
+    if not p.at_layer:
+        return inputs
+    return inputs + 4 * p.batch * int(np.prod(_variable_shapes(p)[0], dtype=np.int64))
 
 
 def _sample_range(v: np.ndarray) -> np.ndarray:

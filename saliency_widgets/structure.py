@@ -65,7 +65,7 @@ class InputSpec:
 
 
 def flatten(x: Any, to_numpy: Callable[[Any], np.ndarray], fixed: Any = None) -> tuple[InputSpec, list[np.ndarray]]:
-    """``(spec, entries)`` for the user's ``x``: floating entries as float32 copies, others as they are.
+    """``(spec, entries)`` for the user's ``x``: floating entries as float32, others as they are.
 
     ``fixed``: dict keys or tuple/list positions passed through unchanged and not
     attributed (default: every entry whose dtype is not floating).
@@ -96,11 +96,12 @@ def _entry(array: np.ndarray, kind: str, key: Any) -> np.ndarray:
         raise SaliencyError(f"{where} must be a batch with a leading batch axis, got a scalar")
     if array.shape[0] == 0:
         raise SaliencyError(f"{where} is an empty batch (its first axis has length 0)")
+    # Views where possible: entries are never written to, and backends copy them onto the device.
     if np.issubdtype(array.dtype, np.floating):
-        return np.array(array, dtype=np.float32)
+        return np.asarray(array, dtype=np.float32)
     if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
         raise SaliencyError(f"{where} has dtype {array.dtype}; entries must be numeric arrays or tensors")
-    return np.array(array)
+    return np.asarray(array)
 
 
 def _check_batch(entries: list[np.ndarray], kind: str, keys: tuple) -> None:

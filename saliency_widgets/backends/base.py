@@ -67,8 +67,8 @@ class Backend(ABC):
     def __init__(self, model: Any) -> None:
         #: Per-sample output shape by (input signature, query key), filled by attribution.py.
         self.output_shapes: dict[tuple, tuple[int, ...]] = {}
-        #: Input signatures and queries whose samples were checked not to mix.
-        self.independent: set[tuple] = set()
+        #: Copies per SmoothGrad / IG pass by (input signature, query key), measured (see ``passes.py``).
+        self.pass_sizes: dict[tuple, Any] = {}
         # A weak reference where possible: backends are cached per model, and the
         # cache must not keep a model alive that the user has dropped.
         # Bound methods are created on access and would die at once: hold those.
