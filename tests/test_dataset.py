@@ -245,9 +245,11 @@ def test_a_path_holding_another_run_is_refused_and_left_alone(rng, tmp_path):
     x, y = _data(rng, n=40)
     sw.attribute_dataset(model, x, labels=y, batch_size=16, path=tmp_path, progress=False)
     before = {f.name: f.read_bytes() for f in tmp_path.iterdir()}
-    for other in (dict(data=x[::-1].copy()), dict(data=x, method="input_x_gradient"), dict(data=x, target=1)):
+    others = ((x[::-1].copy(), y, {}), (x, y, {"method": "input_x_gradient"}), (x, y, {"target": 1}),
+              (np.concatenate([x, x]), np.concatenate([y, y]), {}))
+    for data, labels, options in others:
         with pytest.raises(sw.SaliencyError, match="another run"):
-            sw.attribute_dataset(model, labels=y, batch_size=16, path=tmp_path, progress=False, **other)
+            sw.attribute_dataset(model, data, labels=labels, batch_size=16, path=tmp_path, progress=False, **options)
     assert {f.name: f.read_bytes() for f in tmp_path.iterdir()} == before
 
     foreign = tmp_path.parent / "foreign"
@@ -321,7 +323,9 @@ def test_ray_engine_gives_the_local_numbers(rng, tmp_path):
     x, y = _data(rng, n=70)
     options = dict(method="smoothgrad", n_samples=3, seed=5, batch_size=16, labels=y, progress=False)
     local = sw.attribute_dataset(model, x, path=tmp_path / "local", **options)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # No workers started ahead of the driver, no metrics agent: a third of the start-up time here.
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             _system_config={"prestart_worker_first_driver": False, "enable_metrics_collection": False})
     try:
         remote = sw.attribute_dataset(model, x, path=tmp_path / "ray", engine="ray", **options)
     finally:

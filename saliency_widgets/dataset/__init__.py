@@ -68,6 +68,7 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
     fingerprint = {
         **spec.fingerprint(first), "model": f"{type(model).__module__}.{type(model).__qualname__}",
         "method": method, "target": _describe(target), "options": _describe(kw), "batch_size": source.batch_size,
+        "samples": source.total,
     }
     root = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="sw-dataset-"))
     store = Store.open(root, fingerprint)
