@@ -38,7 +38,7 @@ const CSS = `
 .sw-checks{display:flex;flex-direction:column;gap:6px;padding:6px 8px;border-top:1px solid var(--sw-line)}
 .sw-checks-items{display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center}
 .sw-check{display:inline-flex;align-items:center;gap:6px;color:var(--sw-muted)}
-.sw-check b{color:var(--sw-fg);font-weight:600}
+.sw-check-name{color:var(--sw-fg);font-weight:600}
 .sw-check-dot{width:10px;height:10px;border-radius:50%;flex:none;box-shadow:0 0 0 1px var(--sw-outline)}
 .sw-check[data-sw-status=computing] .sw-check-dot{animation:sw-spin 1s linear infinite;border:2px solid var(--sw-accent-soft);border-top-color:var(--sw-accent);background:none!important}
 .sw-check svg{display:block;background:var(--sw-soft);border-radius:3px}
@@ -108,7 +108,7 @@ export class ChecksStrip {
     const dot = h("span", { class: "sw-check-dot" });
     dot.style.background = STATUS_COLORS[item.status] ?? STATUS_COLORS.computing;
     const el = h("span", { class: "sw-check", "data-sw-check": name, "data-sw-status": item.status, title: `${CHECK_NAMES[name]}: ${item.status}` }, [
-      dot, h("b", {}, CHECK_NAMES[name]), h("span", {}, item.text),
+      dot, h("span", { class: "sw-check-name" }, CHECK_NAMES[name]), h("span", {}, item.text),
     ]);
     if (name === "deletion_insertion" && item.fractions) el.append(this.sparkline(item));
     return el;
