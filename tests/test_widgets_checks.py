@@ -187,3 +187,17 @@ def test_offline_page_answers_the_jacobian_request(model, x):
     w = SaliencyMap(model, x)
     patch = w._html_variants()["_want_jacobian"]["true"]["_jacobian"]
     np.testing.assert_allclose(from_wire(patch), sw.jacobian(model, x[:1])[0], **TOL)
+
+
+def test_keras_cnn_offers_gradcam_and_runs_the_checks():
+    pytest.importorskip("keras")
+    from models import keras_cnn
+
+    model, xk = keras_cnn(), batch(2, 12, 12, 3)
+    w = SaliencyMap(model, xk, target=1)
+    assert w._cam_layers[-1] == "conv2d_1" and "gradcam_plus_plus" in w._methods
+    w.method = "gradcam_plus_plus"
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, xk[:1], target=1, method="gradcam_plus_plus")[0], **TOL)
+    item = w.run_check("deletion_insertion")  # (1, H, W, 1): whole pixels, channels last
+    expected = sw.checks.deletion_insertion(model, xk[:1], w.attribution[None, ..., None], 1, steps=_checks.DELETION_STEPS)
+    np.testing.assert_allclose(item["deletion"], expected.deletion[0], **TOL)

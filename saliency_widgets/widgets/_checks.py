@@ -88,7 +88,9 @@ def randomization_item(result: checks.Randomization) -> dict[str, Any]:
     last = spearman[-1]
     warn = bool(np.isfinite(last)) and last > RANDOMIZATION_LIMIT
     text = f"ρ = {format_value(last)} with all {len(spearman)} layers randomized"
-    if warn:
+    if not np.isfinite(last):
+        text = f"the map is constant with all {len(spearman)} layers randomized"
+    elif warn:
         text += " — the map ignores the weights"
     return {"status": status(warn), "layers": list(result.layers), "spearman": spearman,
             "ssim": [float(v) for v in result.ssim[:, 0]], "text": text}
