@@ -201,3 +201,16 @@ def test_keras_cnn_offers_gradcam_and_runs_the_checks():
     item = w.run_check("deletion_insertion")  # (1, H, W, 1): whole pixels, channels last
     expected = sw.checks.deletion_insertion(model, xk[:1], w.attribution[None, ..., None], 1, steps=_checks.DELETION_STEPS)
     np.testing.assert_allclose(item["deletion"], expected.deletion[0], **TOL)
+
+
+def test_the_screen_uses_the_figures_colours():
+    import json
+    import pathlib
+    import re
+
+    from saliency_widgets.export import CURVE_COLORS
+
+    source = (pathlib.Path(__file__).parents[1] / "js" / "src" / "checks_strip.ts").read_text()
+    for name, expected in (("STATUS_COLORS", STATUS_COLORS), ("CURVE_COLORS", CURVE_COLORS)):
+        literal = re.search(name + r" = (\{[^}]*\})", source).group(1)
+        assert json.loads(re.sub(r"(\w+):", r'"\1":', literal)) == expected
