@@ -57,7 +57,7 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
 
     ``engine``: ``"local"`` (this process) or ``"ray"`` (Ray Data ``map_batches`` on the
     cluster ``ray.init`` connected to; ``engine_options`` go to ``map_batches``, e.g.
-    ``{"concurrency": 8, "num_gpus": 1}``). ``progress``: a ``tqdm`` bar with throughput.
+    ``{"compute": ray.data.ActorPoolStrategy(size=8), "num_gpus": 1}``). ``progress``: a ``tqdm`` bar with throughput.
     """
     if engine not in ENGINES:
         raise SaliencyError(f"unknown engine {engine!r}; choose one of {', '.join(map(repr, ENGINES))}")
