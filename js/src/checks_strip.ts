@@ -58,9 +58,11 @@ export function sparkPoints(fractions: number[], values: number[], lo: number, h
     .join(" ");
 }
 
+const KEY = ["index", "target", "method", "output", "cam_layer"];
+
 /** The key of the map on screen, to match the kernel's `_checks.key` against. */
 function currentKey(model: AnyModel): string {
-  return JSON.stringify(["index", "target", "method", "output"].map((k) => model.get(k)));
+  return JSON.stringify(KEY.map((k) => model.get(k)));
 }
 
 export class ChecksStrip {
@@ -83,7 +85,7 @@ export class ChecksStrip {
     const key = currentKey(this.model);
     const all = (this.model.get("_checks") ?? {}) as Record<string, any>;
     const k = all.key ?? {};
-    const fresh = JSON.stringify([k.index, k.target, k.method, k.output]) === key;
+    const fresh = JSON.stringify(KEY.map((name) => k[name])) === key;
     const checks: Record<string, CheckItem> = fresh ? all : {};
     const onDemand = (this.model.get("_on_demand") ?? []) as string[];
     const nodes: HTMLElement[] = [];
@@ -145,7 +147,7 @@ export class ChecksStrip {
   private drawRow(item: CheckItem | undefined, original: Float32Array | null, sign: Sign, lut: Uint8Array): void {
     const maps = tensor(this.model, "_randomization_maps");
     const m = maps?.meta;
-    if (!item?.layers || !maps || !original || m?.target !== this.model.get("target") || m?.index !== this.model.get("index") || m?.method !== this.model.get("method")) {
+    if (!item?.layers || !maps || !m || !original || JSON.stringify(KEY.map((name) => m[name])) !== currentKey(this.model)) {
       this.row.replaceChildren();
       return;
     }

@@ -24,6 +24,7 @@ LOCAL_METHODS = ("gradient", "input_x_gradient")
 #: Methods that map onto a spatial layer of an image model (``cam_layer``).
 CAM_METHODS = ("gradcam", "gradcam_plus_plus")
 _CACHE_SIZE = 64
+_CHECKS_KEPT = 16
 
 
 class SaliencyMap(SampleWidget):
@@ -125,8 +126,8 @@ class SaliencyMap(SampleWidget):
         self._cache: OrderedDict[tuple, tuple[np.ndarray, Optional[float]]] = OrderedDict()
         self._jacobians: dict[tuple[int, str], Optional[np.ndarray]] = {}
         self._values: Optional[np.ndarray] = None
-        self._check_items: dict[tuple, dict[str, dict[str, Any]]] = {}
-        self._check_raw: dict[tuple, dict[str, Any]] = {}
+        self._check_items: OrderedDict[tuple, dict[str, dict[str, Any]]] = OrderedDict()
+        self._check_raw: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
         super().__init__(
             model, x, kind=kind, labels=labels, feature_names=feature_names,
             head=head, layer=layer, fixed=fixed, tokens=tokens, output=output, index=index, sign=sign, outlier_perc=outlier_perc,
@@ -161,6 +162,9 @@ class SaliencyMap(SampleWidget):
             self._invalid(f"run_check takes one of {offered}; got {name!r}")
         key = self._key()
         items = self._check_items.setdefault(key, {})
+        for kept in (self._check_items, self._check_raw):  # results of the last _CHECKS_KEPT maps
+            while len(kept) > _CHECKS_KEPT:
+                kept.popitem(last=False)
         items[name] = _checks.computing()
         self._refresh_checks()
         try:
@@ -211,13 +215,14 @@ class SaliencyMap(SampleWidget):
         rows = self._randomization_rows()
         self._randomization_maps = None if rows is None else to_wire(
             rows, index=self.index, target=self.target, method=self.method, output=self.output,
+            cam_layer=self.cam_layer,
         )
 
     def _refresh_checks(self) -> None:
         """``_checks`` for the map on screen: the cheap checks, then any on-demand results."""
         key = self._key()
         items: dict[str, Any] = {"key": {"index": self.index, "target": self.target, "method": self.method,
-                                         "output": self.output}}
+                                         "output": self.output, "cam_layer": self.cam_layer}}
         err = self._lookup()[1]
         if err is not None:
             steps = self._method_kwargs.get(self.method, {}).get("steps", METHOD_OPTIONS[self.method]["steps"])
