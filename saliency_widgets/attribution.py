@@ -80,6 +80,9 @@ class _Problem:
     query: Query
     entries: list[np.ndarray]
 
+    #: First call only: the scores of a reordered batch, to be checked by ``_verify``.
+    probe: Optional[np.ndarray] = None
+
     @property
     def batch(self) -> int:
         return int(self.entries[0].shape[0])
@@ -146,9 +149,11 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
             target, (p.batch, *out_shape))
         scores, values = (_class_activation_map(p, method, requested, **options) if method in _CAMS
                           else _vjp(p, p.entries, None, requested))
+        _verify(p, scores)
         flat_targets = scores.reshape(p.batch, -1).argmax(axis=1) if target is None else requested
     else:
         scores = _forward(p, p.entries)
+        _verify(p, scores)
         flat_targets = resolve_targets(target, (p.batch, *out_shape), scores)
         if method == "smoothgrad":
             values = _smoothgrad(p, flat_targets, **options)
@@ -187,6 +192,8 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     """
     p = _setup(model, x, output, head, layer, fixed)
     out_shape = _start(p)
+    if p.probe is not None:
+        _verify(p, _forward(p, p.entries))
     n_out = int(np.prod(out_shape, dtype=np.int64))
     rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
     shapes = _variable_shapes(p)
@@ -221,7 +228,9 @@ def predict(model: Any, x: Any, *, output: str = "logits", head: Any = None, fix
     spec, entries = flatten(x, backend.to_numpy, fixed)
     p = _Problem(backend, backend.query(spec, head=head, logits=output == "logits"), entries)
     _start(p)
-    return _forward(p, p.entries)
+    scores = _forward(p, p.entries)
+    _verify(p, scores)
+    return scores
 
 
 def output_rows(outputs: Sequence[Union[int, tuple, list]], out_shape: tuple) -> np.ndarray:
@@ -419,30 +428,37 @@ def _setup(model: Any, x: Any, output: str, head: Any, layer: Any, fixed: Any) -
 
 
 def _start(p: _Problem) -> tuple[int, ...]:
-    """One sample's output shape. On the first call per input signature and query it comes
-    from a forward pass, and one more pass checks that samples do not mix; both remembered."""
+    """One sample's output shape, remembered per input signature and query. The first time, it
+    comes from a forward pass on a reordered, resized batch (rows 1, 0, 0 of ``x``), kept in
+    ``p.probe``: :func:`_verify` compares it with the scores the call computes anyway, so that
+    a model which mixes samples is refused at the cost of one small pass."""
     key = (signature(p.entries), p.query.key)
     if key not in p.backend.output_shapes:
-        scores = _forward(p, p.entries)
-        _check_independent(p, scores)
-        p.backend.output_shapes[key] = scores.shape[1:]
+        try:
+            p.probe = _forward(p, _probe_entries(p))
+        except SaliencyError:
+            _forward(p, p.entries)  # the same failure, told with the caller's own shapes
+            raise
+        p.backend.output_shapes[key] = p.probe.shape[1:]
     return p.backend.output_shapes[key]
 
 
-def _check_independent(p: _Problem, scores: np.ndarray) -> None:
-    """Refuses a model whose sample 0 (or 1) output changes when the rest of the batch changes."""
-    if p.batch >= 2:
-        # reordered and resized: catches batch statistics and time-major recurrences alike
-        probe = select(p.entries, [1, 0, 0])
-        pairs = [(0, 1), (1, 0), (2, 0)]
-    else:
-        other = [e * 0.5 + 0.25 if np.issubdtype(e.dtype, np.floating) else e for e in p.entries]
-        probe = [np.concatenate([e, o]) for e, o in zip(p.entries, other)]
-        pairs = [(0, 0)]
-    out = _forward(p, probe)
+def _probe_entries(p: _Problem) -> list[np.ndarray]:
+    if p.batch >= 2:  # reordered and resized: catches batch statistics and time-major recurrences alike
+        return select(p.entries, [1, 0, 0])
+    other = [e * 0.5 + 0.25 if np.issubdtype(e.dtype, np.floating) else e for e in p.entries]
+    return [np.concatenate([e, o]) for e, o in zip(p.entries, other)]
+
+
+def _verify(p: _Problem, scores: np.ndarray) -> None:
+    """Refuses a model whose sample 0 (or 1) output changed with the rest of the batch (see :func:`_start`)."""
+    if p.probe is None:
+        return
+    probe, p.probe = p.probe, None
+    pairs = [(0, 1), (1, 0), (2, 0)] if p.batch >= 2 else [(0, 0)]
     scale = max(1.0, float(np.nanmax(np.abs(scores), initial=0.0)))
     for probe_row, row in pairs:
-        if not np.allclose(out[probe_row], scores[row], rtol=1e-2, atol=1e-3 * scale, equal_nan=True):
+        if not np.allclose(probe[probe_row], scores[row], rtol=1e-2, atol=1e-3 * scale, equal_nan=True):
             raise SaliencyError(
                 f"sample {row}'s output changes when the other samples of the batch change: the model mixes "
                 "samples along the first axis (a recurrent layer with batch_first=False, batch statistics, or "

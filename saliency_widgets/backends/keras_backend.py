@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import re
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
@@ -54,7 +57,12 @@ class KerasBackend(Backend):
             raise NotAModelError(f"{type(model).__qualname__} is not a callable Keras model")
         super().__init__(model)
         self._plans: dict[tuple, _Plan] = {}
+        self._bodies: dict[tuple, Callable] = {}
+        #: Traced functions by (kind, query key, batch-agnostic input specs), and those being traced.
         self._compiled: dict[tuple, Callable] = {}
+        self._tracing: set[tuple] = set()
+        self._lock = threading.RLock()
+        self._last_call = 0.0
 
     # ----------------------------------------------------------------- inputs
     def describe_expected_input(self) -> Optional[str]:
@@ -147,9 +155,10 @@ class KerasBackend(Backend):
             return state["head"]
         return select_output(raw, plan.head, self._tf.is_tensor, self._output_names())
 
-    def _function(self, kind: str, query: Query, injected: bool) -> Callable:
-        key = (kind, query.key, injected)
-        if key not in self._compiled:
+    def _body(self, kind: str, query: Query) -> Callable:
+        """The Python function of one kind of call; run eagerly, or traced by :meth:`_run`."""
+        key = (kind, query.key)
+        if key not in self._bodies:
             tf = self._tf
             explained = self._explained
             layer_mode = query.layer is not None
@@ -199,25 +208,62 @@ class KerasBackend(Backend):
                     out.append(tf.zeros(shape, w.dtype) if jac is None else jac)
                 return out
 
-            body = {"forward": forward, "activation": forward, "vjp": vjp, "layer_vjp": layer_vjp,
-                    "jacobian": jacobian}[kind]
-            self._compiled[key] = tf.function(body, reduce_retracing=True, autograph=False)
-        return self._compiled[key]
+            self._bodies[key] = {"forward": forward, "activation": forward, "vjp": vjp, "layer_vjp": layer_vjp,
+                                 "jacobian": jacobian}[kind]
+        return self._bodies[key]
 
     def _run(self, kind: str, query: Query, entries: list[np.ndarray], *args: Any,
              activation: Optional[np.ndarray] = None) -> Any:
+        """Runs one call: compiled when its trace is ready, else eagerly while the trace is made in
+        the background (a Jacobian, slow when eager, is traced at once). Traces have a
+        batch-agnostic signature, so a new batch size, target or method does not retrace."""
         tf = self._tf
         self._ensure_built(query, entries)
-        tensors = [tf.convert_to_tensor(e) for e in entries]
-        extra = [tf.convert_to_tensor(a) for a in args]
+        arrays = [tf.convert_to_tensor(e) for e in entries], *(tf.convert_to_tensor(a) for a in args)
         if activation is not None:
-            extra.append(tf.convert_to_tensor(activation))
+            arrays = (*arrays, tf.convert_to_tensor(activation))
+        specs = tuple(_batch_agnostic(a) for a in arrays)
+        key = (kind, query.key, repr(specs))
+        body = self._body(kind, query)
+        self._last_call = time.monotonic()
         try:
-            return self._function(kind, query, activation is not None)(tensors, *extra)
+            with self._lock:
+                function = self._compiled.get(key)
+                if function is None and kind == "jacobian":
+                    function = self._compiled[key] = tf.function(body, input_signature=specs, autograph=False)
+                if function is not None:
+                    return function(*arrays)
+                result = body(*arrays)
+                self._last_call = time.monotonic()
         except SaliencyError:
             raise
         except Exception as err:  # Keras/TF raise many types for a wrong input; all mean the same here
             raise self._input_error(query, entries, err) from None
+        self._trace_in_background(key, body, specs)
+        return result
+
+    def _trace_in_background(self, key: tuple, body: Callable, specs: tuple) -> None:
+        """Traces ``body`` once for ``specs`` in a background thread; until it is ready (or if it
+        fails) calls stay eager. The lock keeps the layer swaps of a trace and of an eager call apart."""
+        if key in self._tracing:
+            return
+        self._tracing.add(key)
+        tf = self._tf
+
+        def trace() -> None:
+            while time.monotonic() - self._last_call < _IDLE_BEFORE_TRACE:  # let the engine call finish first
+                time.sleep(_IDLE_BEFORE_TRACE / 4)
+            with self._lock:
+                try:
+                    function = tf.function(body, input_signature=specs, autograph=False)
+                    function.get_concrete_function(*specs)
+                except Exception:  # some models cannot be traced: they stay eager
+                    return
+                self._compiled[key] = function
+
+        thread = threading.Thread(target=trace, name="saliency-widgets-trace", daemon=True)
+        _TRACES.append(thread)
+        thread.start()
 
     def _ensure_built(self, query: Query, entries: list[np.ndarray]) -> None:
         """An unbuilt Sequential creates its weights on its first call: do that eagerly, once."""
@@ -271,6 +317,27 @@ class KerasBackend(Backend):
         from .keras_weights import keras_layer_weights
 
         return keras_layer_weights(self.model, layer, split_gates)
+
+
+#: Seconds without a call before a background trace starts: an engine call's passes come back to back.
+_IDLE_BEFORE_TRACE = 0.25
+#: Background traces still running; joined at exit so that none is cut off mid-trace.
+_TRACES: list[threading.Thread] = []
+
+
+@atexit.register
+def _join_traces() -> None:
+    for thread in _TRACES:
+        thread.join(timeout=120)
+
+
+def _batch_agnostic(value: Any) -> Any:
+    """A TensorSpec (nested like ``value``) whose leading batch axis is None."""
+    import tensorflow as tf
+
+    if isinstance(value, (list, tuple)):
+        return [_batch_agnostic(v) for v in value]
+    return tf.TensorSpec((None, *value.shape[1:]), value.dtype)
 
 
 @dataclass
