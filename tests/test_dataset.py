@@ -361,7 +361,10 @@ def test_ray_engine_gives_the_local_numbers(rng, tmp_path):
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              _system_config={"prestart_worker_first_driver": False, "enable_metrics_collection": False})
     try:
+        context = ray.data.DataContext.get_current()
+        before = context.execution_options.preserve_order, context.enable_progress_bars
         remote = sw.attribute_dataset(model, x, path=tmp_path / "ray", engine="ray", **options)
+        assert (context.execution_options.preserve_order, context.enable_progress_bars) == before
     finally:
         ray.shutdown()
     assert remote.complete and len(remote) == 70

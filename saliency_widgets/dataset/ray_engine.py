@@ -53,20 +53,23 @@ def run(job: BatchJob, batches: Iterator[Batch], write: Callable[[BatchResult], 
     refs = [ray.put(batch) for batch in batches]
     if not refs:
         return
-    context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True
-    context.enable_progress_bars = False
     workers = max(1, min(int(ray.cluster_resources().get("CPU", 1)), len(refs)))
     settings = {"compute": ray.data.ActorPoolStrategy(size=workers), "num_cpus": 1, **(options or {})}
-    # from_items: the batch numbers need no read task, so every CPU can hold an actor.
-    numbers = ray.data.from_items([{"id": i} for i in range(len(refs))], override_num_blocks=len(refs))
-    mapped = numbers.map_batches(
-        _Worker, fn_constructor_kwargs={"job": job, "batches": refs}, batch_size=1, batch_format="numpy", **settings
-    )
-    for expected, row in enumerate(mapped.iter_rows()):
-        if int(row["id"]) != expected:
-            raise SaliencyError(f"Ray returned batch {row['id']} where batch {expected} was due")
-        write(pickle.loads(row["result"]))
+    # In order, and no progress bars of Ray's own beside ours; the caller's settings come back after.
+    context = ray.data.DataContext.get_current()
+    saved = context.execution_options.preserve_order, context.enable_progress_bars
+    context.execution_options.preserve_order, context.enable_progress_bars = True, False
+    try:
+        # from_items: the batch numbers need no read task, so every CPU can hold an actor.
+        numbers = ray.data.from_items([{"id": i} for i in range(len(refs))], override_num_blocks=len(refs))
+        mapped = numbers.map_batches(_Worker, fn_constructor_kwargs={"job": job, "batches": refs}, batch_size=1,
+                                     batch_format="numpy", **settings)
+        for expected, row in enumerate(mapped.iter_rows()):
+            if int(row["id"]) != expected:
+                raise SaliencyError(f"Ray returned batch {row['id']} where batch {expected} was due")
+            write(pickle.loads(row["result"]))
+    finally:
+        context.execution_options.preserve_order, context.enable_progress_bars = saved
 
 
 def _import_ray() -> Any:
