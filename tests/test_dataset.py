@@ -38,11 +38,13 @@ def _by_hand(model, x):
 
 
 # ------------------------------------------------------------ same numbers
-def test_array_data_equals_saliency_batch_by_batch(rng, tmp_path):
+def test_array_data_equals_saliency_batch_by_batch(rng, tmp_path, capsys):
     model = torch_mlp()
     x, y = _data(rng)
-    result = sw.attribute_dataset(model, x, labels=y, batch_size=32, path=tmp_path, progress=False)
+    result = sw.attribute_dataset(model, x, labels=y, batch_size=32, path=tmp_path)
     assert result.complete and len(result) == 100
+    bar = capsys.readouterr().err  # tqdm's progress bar, with throughput
+    assert "100/100" in bar and "sample/s" in bar
     for start in range(0, 100, 32):
         xb = x[start:start + 32]
         expected = sw.attribute(model, xb)
