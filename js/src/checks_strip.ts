@@ -72,6 +72,8 @@ export class ChecksStrip {
   /** On-demand checks asked for, by the key of the map they were asked for. */
   private asked = new Set<string>();
   private requests = 0;
+  /** What the strip was last drawn from (a redraw with the same inputs changes nothing). */
+  private drawn: unknown[] = [];
 
   /** `redraw` is called when a button changes what the strip shows. */
   constructor(private model: AnyModel, private layout: MapLayout, private redraw: () => void) {
@@ -88,6 +90,9 @@ export class ChecksStrip {
     const fresh = JSON.stringify(KEY.map((name) => k[name])) === key;
     const checks: Record<string, CheckItem> = fresh ? all : {};
     const onDemand = (this.model.get("_on_demand") ?? []) as string[];
+    const inputs = [all, key, this.asked.size, onDemand, this.model.get("_randomization_maps"), sign, checks.randomization ? original : null];
+    if (inputs.every((v, i) => v === this.drawn[i])) return;
+    this.drawn = inputs;
     const nodes: HTMLElement[] = [];
     for (const name of Object.keys(CHECK_NAMES)) {
       const item = checks[name] ?? (this.asked.has(`${name} ${key}`) ? { status: "computing", text: "computing…" } as CheckItem : null);
