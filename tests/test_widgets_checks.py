@@ -214,3 +214,13 @@ def test_the_screen_uses_the_figures_colours():
     for name, expected in (("STATUS_COLORS", STATUS_COLORS), ("CURVE_COLORS", CURVE_COLORS)):
         literal = re.search(name + r" = (\{[^}]*\})", source).group(1)
         assert json.loads(re.sub(r"(\w+):", r'"\1":', literal)) == expected
+
+
+def test_the_pages_jacobian_request_sends_it_and_the_random_logit(model, x):
+    w = SaliencyMap(model, x, target=2)
+    with record_messages(w) as sent:
+        w.set_state({"_want_jacobian": True})  # what the page sends after its first paint
+    state = {k for m, _ in sent for k in m["state"]}
+    assert {"_jacobian", "_checks"} <= state
+    np.testing.assert_allclose(from_wire(w._jacobian), sw.jacobian(model, x[:1])[0], **TOL)
+    assert "random_logit" in w.checks
