@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import base64
-
-import numpy as np
 import pytest
 from _widget_models import batch, cnn, mlp
 
 from saliency_widgets.widgets import SaliencyMap
 from saliency_widgets.widgets.standalone import page_data, standalone_html
+
+pytestmark = pytest.mark.browser
 
 IG_COARSE = {"integrated_gradients": {"steps": 1}}
 
