@@ -49,6 +49,7 @@ bench: install chromium
 	$(PY) benchmarks/widgets_bench.py
 	$(PY) benchmarks/methods_bench.py
 	cd benchmarks && ../$(PY) structured_bench.py
+	cd benchmarks && ../$(PY) zoo_bench.py
 	$(PY) benchmarks/dataset_bench.py
 
 demo: install
