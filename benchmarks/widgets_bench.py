@@ -237,8 +237,36 @@ def first_paint(browser, build, prefetch: bool) -> tuple[float, float]:
     return kernel, browser_ms / 1000
 
 
+# The kernel's part of the first widget in a fresh process (after importing torch and saliency_widgets).
+COLD_KERNEL = """
+import sys, time, warnings
+warnings.filterwarnings("ignore")
+sys.path.insert(0, {here!r})
+import widgets_bench
+model, x, kw = widgets_bench.startup_models()["CNN 3×32×32"]
+t0 = time.perf_counter()
+widget = widgets_bench.SaliencyMap(model, x, **kw)
+t1 = time.perf_counter()
+widget._repr_mimebundle_()
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def cold_kernel() -> tuple[float, float]:
+    """(construction, display bundle) seconds of the first widget in a fresh Python process."""
+    import subprocess
+
+    code = COLD_KERNEL.format(here=str(pathlib.Path(__file__).resolve().parent))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[-2]), float(out[-1])
+
+
 def startup(browser) -> bool:
     """Shift+Enter → first paint: lazy Jacobian (now) against computing it first (before)."""
+    construct, bundle = cold_kernel()
+    print(f"  (first widget of a fresh kernel, CNN: construction {construct * 1000:.0f} ms, display bundle with "
+          f"its static PNG {bundle * 1000:.0f} ms — matplotlib's first figure; later widgets below)")
     ok = True
     for name in startup_models():
         first_paint(browser, startup_models()[name], False)  # warm the page machinery and matplotlib once
