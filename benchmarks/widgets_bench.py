@@ -36,6 +36,7 @@ from saliency_widgets.widgets.standalone import record_messages, standalone_html
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 REPEATS = 25
+STARTUP_REPEATS = 5
 
 # Times a redraw caused by a kernel-side change (the widget redraws in a microtask).
 TIME_REDRAW = """async (n) => {
@@ -270,8 +271,10 @@ def startup(browser) -> bool:
     ok = True
     for name in startup_models():
         first_paint(browser, startup_models()[name], False)  # warm the page machinery and matplotlib once
-        now = [first_paint(browser, startup_models()[name], False) for _ in range(3)]
-        before = [first_paint(browser, startup_models()[name], True) for _ in range(3)]
+        now, before = [], []
+        for _ in range(STARTUP_REPEATS):  # interleaved, so both see the same machine load
+            now.append(first_paint(browser, startup_models()[name], False))
+            before.append(first_paint(browser, startup_models()[name], True))
         k, b = (statistics.median(v) for v in zip(*now))
         total_before = statistics.median(sum(t) for t in before)
         print(f"  ({name}: kernel {k * 1000:.0f} ms + page {b * 1000:.0f} ms; with the Jacobian first "
