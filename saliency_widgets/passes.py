@@ -1,22 +1,22 @@
 """How many copies of a batch one pass of SmoothGrad / integrated gradients takes, chosen by measuring.
 
 The memory budget gives a safe first size. While a model and input shape are
-new, each pass doubles the size as long as the time per copy drops by more than
-a tenth (bigger passes amortize per-call overhead; past a point they fall out of
-the cache and get slower), up to ``MAX_GROWTH`` times the first size; the best
-size is then kept per (input signature, query) on the backend, as the Jacobian
-strategy is.
+new, each pass doubles the size: the first three sizes (1×, 2×, 4×) are always
+tried, and growth goes on while the newest size has the lowest time per copy
+(bigger passes amortize per-call overhead and use the cores better; past a
+point they fall out of the cache and get slower), up to ``MAX_GROWTH`` times the
+first size. The size with the lowest time per copy is then kept per (input
+signature, query) on the backend, as the Jacobian strategy is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 #: A pass grows to at most this many times the size the memory budget suggests.
-MAX_GROWTH = 16
-#: A doubling is kept only when it lowers the time per copy by more than this fraction.
-MIN_GAIN = 0.1
+MAX_GROWTH = 32
+#: Sizes always tried before judging (1×, 2×, 4× the first): one noisy timing decides nothing.
+MIN_TRIALS = 3
 
 
 @dataclass
@@ -25,7 +25,8 @@ class PassSizes:
 
     first: int
     size: int = 0
-    best: Optional[tuple[int, float]] = None
+    #: Seconds per copy measured for each size tried.
+    rates: dict[int, float] = field(default_factory=dict)
     settled: bool = False
     _pending: int = field(default=0, repr=False)
 
@@ -41,10 +42,10 @@ class PassSizes:
         """The time the pass of :meth:`next`'s size took; a pass cut short by the end is not judged."""
         if self.settled or self._pending < self.size:
             return
-        rate = seconds / self._pending
-        if self.best is None or rate < self.best[1] * (1 - MIN_GAIN):
-            self.best = (self.size, rate)
-            if self.size * 2 <= self.first * MAX_GROWTH:
-                self.size *= 2
-                return
-        self.size, self.settled = self.best[0], True
+        self.rates[self.size] = seconds / self._pending
+        best = min(self.rates, key=self.rates.__getitem__)
+        growing = len(self.rates) < MIN_TRIALS or best == self.size
+        if growing and self.size * 2 <= self.first * MAX_GROWTH:
+            self.size *= 2
+        else:
+            self.size, self.settled = best, True

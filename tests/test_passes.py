@@ -26,9 +26,17 @@ def test_grows_while_time_per_copy_drops_then_keeps_the_best():
 
 def test_stops_growing_when_bigger_passes_are_slower_per_copy():
     sizes = PassSizes(4)
-    run(sizes, 64, lambda n: 0.1 * n if n <= 8 else 0.3 * n)
-    assert sizes.settled and sizes.size == 4  # 8 was no better than 4 by a tenth, 16 never tried
+    taken = run(sizes, 64, lambda n: 0.1 * n if n <= 8 else 0.3 * n)
+    assert taken[:3] == [4, 8, 16]  # three sizes are always tried
+    assert sizes.settled and sizes.size == 4 and sizes.rates == {4: 0.1, 8: 0.1, 16: 0.3}
     assert run(sizes, 20, lambda n: 1.0) == [4] * 5
+
+
+def test_one_noisy_timing_does_not_stop_the_search():
+    sizes = PassSizes(1)
+    timings = iter([0.5, 1.2, 1.6, 2.4, 6.0])  # 1 copy looks fast once; 8 per pass is best per copy
+    run(sizes, 31, lambda n: next(timings))
+    assert sizes.settled and sizes.size == 8
 
 
 def test_a_pass_cut_short_by_the_end_is_not_judged():
