@@ -52,20 +52,3 @@ def test_measured_passes_give_the_same_integrated_gradients(rng):
     np.testing.assert_allclose(again.values, first.values, rtol=1e-5, atol=1e-7)
     assert np.all(np.abs(first.completeness_error) < 1e-3)
 
-
-def test_channels_last_is_tried_once_then_the_faster_layout_kept():
-    from saliency_widgets.backends.torch_backend import _Layouts
-
-    layouts, shape = _Layouts(True), ((3, 8, 8),)
-    assert layouts.pick(shape) is False
-    layouts.record(shape, 2.0)
-    assert layouts.pick(shape) is True
-    layouts.record(shape, 1.0)
-    assert [layouts.pick(shape) for _ in range(3)] == [True] * 3
-    assert _Layouts(False).pick(shape) is False and _Layouts(True).pick(()) is False
-
-
-def test_both_layouts_give_the_same_gradient(rng):
-    model, x = torch_cnn(), rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
-    contiguous, channels_last = (sw.saliency(model, x, 1) for _ in range(2))  # the backend tries each once
-    np.testing.assert_allclose(channels_last, contiguous, rtol=1e-5, atol=1e-7)
