@@ -147,8 +147,10 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
     if method in _ONE_PASS:  # a target of -1 is each sample's arg-max, from the same pass
         requested = np.full(p.batch, -1, dtype=np.int64) if target is None else resolve_targets(
             target, (p.batch, *out_shape))
-        scores, values = (_class_activation_map(p, method, requested, **options) if method in _CAMS
-                          else _vjp(p, p.entries, None, requested))
+        if method in _CAMS:
+            scores, values = _class_activation_map(p, method, requested, **options)
+        else:
+            scores, values = _gradient_times(p, requested, method == "input_x_gradient")
         _verify(p, scores)
         flat_targets = scores.reshape(p.batch, -1).argmax(axis=1) if target is None else requested
     else:
@@ -161,8 +163,6 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
             values = _occlusion(p, flat_targets, scores, **options)
         else:
             values, delta = _integrated_gradients(p, flat_targets, scores, **options)
-    if method == "input_x_gradient":
-        values = [v * g for v, g in zip(_variables(p), values)]
     _warn_about_activation(p, scores, flat_targets)
     for v in values:
         _warn_if_not_finite(v, "the attribution")
@@ -305,6 +305,18 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
     f_b = f_base.reshape(p.batch, -1)[rows, flat_targets]
     total = sum(v.reshape(p.batch, -1).sum(axis=1, dtype=np.float64) for v in values)
     return values, (total - (f_x - f_b)).astype(np.float32)
+
+
+def _gradient_times(p: _Problem, targets: np.ndarray, times_input: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(scores, gradients)``, multiplied by what they are taken against when ``times_input``;
+    at a layer the activation comes from the same pass as its gradient (``layer_vjp``)."""
+    if not times_input:
+        return _vjp(p, p.entries, None, targets)
+    if p.at_layer:
+        scores, activation, gradient = _guarded(lambda: p.backend.layer_vjp(p.query, p.entries, targets))
+        return _as_scores(scores, p.batch), [activation * gradient]
+    scores, grads = _vjp(p, p.entries, None, targets)
+    return scores, [v * g for v, g in zip(_variables(p), grads)]
 
 
 def _class_activation_map(p: _Problem, method: str, targets: np.ndarray, *,
