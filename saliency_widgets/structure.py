@@ -18,19 +18,41 @@ from .errors import SaliencyError
 
 
 @dataclass(frozen=True)
-class InputSpec:
-    """How the flat entries map back onto the user's ``x``."""
+class Structure:
+    """The shape of ``x``: one array, or a tuple/list/dict of arrays (DESIGN §3.5)."""
 
     #: ``"array"``, ``"tuple"``, ``"list"`` or ``"dict"``.
     kind: str
     #: Dict keys, or positions for tuples/lists (``(0,)`` for a single array).
     keys: tuple
-    #: Positions (into the flat entries) of the attributed entries.
-    attributed: tuple[int, ...]
+
+    @classmethod
+    def of(cls, x: Any) -> "Structure":
+        """The structure of ``x``; a plain nested list of numbers is one array, not a list of entries."""
+        if isinstance(x, Mapping):
+            return cls("dict", tuple(x.keys()))
+        if isinstance(x, (tuple, list)) and x and not _is_nested_numbers(x):
+            return cls("tuple" if isinstance(x, tuple) else "list", tuple(range(len(x))))
+        return cls("array", (0,))
 
     @property
     def structured(self) -> bool:
         return self.kind != "array"
+
+    def leaves(self, x: Any) -> list[Any]:
+        """The entries of ``x`` (which has this structure) in ``keys`` order."""
+        return [x] if self.kind == "array" else [x[k] for k in self.keys]
+
+    def summary(self) -> str:
+        """``"one array"`` or ``"a dict of 'a', 'b'"``, for messages."""
+        return "one array" if self.kind == "array" else f"a {self.kind} of {', '.join(map(repr, self.keys))}"
+
+    def name(self, position: int) -> str:
+        """How the entry at ``position`` is called in messages."""
+        if self.kind == "array":
+            return "x"
+        key = self.keys[position]
+        return f"x[{key!r}]"
 
     def pack(self, entries: Sequence[Any]) -> Any:
         """The entries (any array type) in the user's structure."""
@@ -39,6 +61,14 @@ class InputSpec:
         if self.kind == "dict":
             return dict(zip(self.keys, entries))
         return tuple(entries) if self.kind == "tuple" else list(entries)
+
+
+@dataclass(frozen=True)
+class InputSpec(Structure):
+    """A :class:`Structure` plus which of its entries are attributed; maps flat entries back onto ``x``."""
+
+    #: Positions (into the flat entries) of the attributed entries.
+    attributed: tuple[int, ...] = ()
 
     def result(self, attributed_values: Sequence[np.ndarray]) -> Any:
         """Results for the attributed entries in ``x``'s structure, ``None`` for fixed entries."""
@@ -56,13 +86,6 @@ class InputSpec:
         return ", ".join(f"{self.name(i)} of shape {tuple(s)} ({str(d).replace('torch.', '')})"
                          for i, (s, d) in enumerate(zip(shapes, dtypes)))
 
-    def name(self, position: int) -> str:
-        """How the entry at ``position`` is called in messages."""
-        if self.kind == "array":
-            return "x"
-        key = self.keys[position]
-        return f"x[{key!r}]"
-
 
 def flatten(x: Any, to_numpy: Callable[[Any], np.ndarray], fixed: Any = None) -> tuple[InputSpec, list[np.ndarray]]:
     """``(spec, entries)`` for the user's ``x``: floating entries as float32, others as they are.
@@ -70,15 +93,11 @@ def flatten(x: Any, to_numpy: Callable[[Any], np.ndarray], fixed: Any = None) ->
     ``fixed``: dict keys or tuple/list positions passed through unchanged and not
     attributed (default: every entry whose dtype is not floating).
     """
-    if isinstance(x, Mapping):
-        kind, keys, raw = "dict", tuple(x.keys()), list(x.values())
-    elif isinstance(x, (tuple, list)) and x and not _is_nested_numbers(x):
-        kind, keys, raw = ("tuple" if isinstance(x, tuple) else "list"), tuple(range(len(x))), list(x)
-    else:
-        kind, keys, raw = "array", (0,), [x]
-    if not raw:
-        raise SaliencyError(f"x is an empty {kind}; pass the model's input batch")
-    entries = [_entry(to_numpy(value), kind, key) for key, value in zip(keys, raw)]
+    if isinstance(x, Mapping) and not x:
+        raise SaliencyError("x is an empty dict; pass the model's input batch")
+    structure = Structure.of(x)
+    kind, keys = structure.kind, structure.keys
+    entries = [_entry(to_numpy(value), kind, key) for key, value in zip(keys, structure.leaves(x))]
     _check_batch(entries, kind, keys)
     spec = InputSpec(kind, keys, _attributed(entries, kind, keys, fixed))
     return spec, entries

@@ -22,50 +22,10 @@ import numpy as np
 
 from ..backends.base import to_numpy
 from ..errors import SaliencyError
+from ..structure import Structure
 
 
 _KINDS = {"f": "floating", "i": "integer", "u": "integer", "b": "boolean"}
-
-
-@dataclass(frozen=True)
-class Structure:
-    """The shape of ``x``: one array, or a tuple/list/dict of arrays (DESIGN §3.5)."""
-
-    #: ``"array"``, ``"tuple"``, ``"list"`` or ``"dict"``.
-    kind: str
-    #: Dict keys, or positions (``(0,)`` for one array).
-    keys: tuple
-
-    @classmethod
-    def of(cls, x: Any) -> "Structure":
-        if isinstance(x, Mapping):
-            return cls("dict", tuple(x.keys()))
-        if isinstance(x, (tuple, list)):
-            return cls(type(x).__name__, tuple(range(len(x))))
-        return cls("array", (0,))
-
-    def leaves(self, x: Any) -> list[Any]:
-        """The entries of ``x`` in ``keys`` order (``x`` must have this structure)."""
-        if self.kind == "array":
-            return [x]
-        return [x[k] for k in self.keys]
-
-    def pack(self, leaves: list[Any]) -> Any:
-        """``leaves`` back in this structure."""
-        if self.kind == "array":
-            return leaves[0]
-        if self.kind == "dict":
-            return dict(zip(self.keys, leaves))
-        return tuple(leaves) if self.kind == "tuple" else list(leaves)
-
-    def name(self, position: int) -> str:
-        """How the entry at ``position`` is called in messages."""
-        return "x" if self.kind == "array" else f"x[{self.keys[position]!r}]"
-
-    def describe(self) -> str:
-        if self.kind == "array":
-            return "one array"
-        return f"a {self.kind} of {', '.join(map(repr, self.keys))}"
 
 
 @dataclass
@@ -208,8 +168,8 @@ class BatchSource:
             self.structure = structure
         elif structure != self.structure:
             raise SaliencyError(
-                f"{where} (rows from {start}): x is {structure.describe()}, but the first batch's x was "
-                f"{self.structure.describe()}; every batch needs the same structure"
+                f"{where} (rows from {start}): x is {structure.summary()}, but the first batch's x was "
+                f"{self.structure.summary()}; every batch needs the same structure"
             )
         entries = [_as_batch_array(e, f"{where}: {structure.name(i)}") for i, e in enumerate(structure.leaves(x))]
         labels = None if y is None else _as_batch_array(y, f"{where}: y")

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..attribution import attribute
 from ..errors import SaliencyError
-from .batches import Batch, Structure
+from ..structure import Structure
+from .batches import Batch
 
 #: ``target=`` value that explains each sample's own label ``y``.
 LABEL_TARGET = "label"

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config import config
 from ..errors import SaliencyError
-from .batches import Structure
+from ..structure import Structure
 from .job import class_ids, value_name
 from .store import Store
 
