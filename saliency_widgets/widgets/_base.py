@@ -7,7 +7,7 @@ traitlets in sync with it. Wire arrays are built with :mod:`..transport`.
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import traitlets as t
