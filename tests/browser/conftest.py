@@ -65,3 +65,4 @@ def show(page, tmp_path):
 def artifacts():
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+

@@ -6,14 +6,12 @@ import json
 import os
 import pathlib
 import secrets
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 
 import numpy as np
 import pytest
+from servers import free_port, running_server
 from contrast import assert_readable
 from pixels import canvas_rgba
 
@@ -53,12 +51,6 @@ def _notebook() -> dict:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on 127.0.0.1 with a token, rooted in a temp dir holding x.ipynb."""
@@ -75,7 +67,7 @@ def _server(tmp_path_factory, app: str):
     root = tmp_path_factory.mktemp(app)
     (root / "x.ipynb").write_text(json.dumps(_notebook()), encoding="utf-8")
     home = tmp_path_factory.mktemp("jupyter-home")
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -87,37 +79,13 @@ def _server(tmp_path_factory, app: str):
         "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
         "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2]),
     }
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "jupyter"), app, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter {app} exited with {proc.returncode}:\n{(home / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter {app} did not start in 180 s:\n{(home / 'server.log').read_text()[-3000:]}")
-            time.sleep(1)
+    base = f"http://127.0.0.1:{port}"
+    command = [str(VENV_BIN / "jupyter"), app, "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+               "--LabApp.news_url=", *(["--allow-root"] if os.geteuid() == 0 else [])]
+    with running_server(command, health_url=f"{base}/api/status?token={token}", log_path=home / "server.log",
+                        what=f"jupyter {app}", timeout=180, env=env, cwd=root):
         yield {"base": base, "token": token, "log": home / "server.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def _accept_kernel(page) -> None:

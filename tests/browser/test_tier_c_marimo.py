@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
+from servers import free_port, running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -47,48 +44,18 @@ if __name__ == "__main__":
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def marimo_app(tmp_path_factory):
     root = tmp_path_factory.mktemp("marimo")
     (root / "app.py").write_text(APP, encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[2]), "HOME": str(root)}
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "marimo"), "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port), "--no-token",
-         "--no-sandbox", "--no-check"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"marimo exited with {proc.returncode}:\n{(root / 'server.log').read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"marimo did not start in 120 s:\n{(root / 'server.log').read_text()[-3000:]}")
-            time.sleep(1)
+    base = f"http://127.0.0.1:{port}"
+    command = [str(VENV_BIN / "marimo"), "run", "app.py", "--headless", "--host", "127.0.0.1", "--port", str(port),
+               "--no-token", "--no-sandbox", "--no-check"]
+    with running_server(command, health_url=f"{base}/health", log_path=root / "server.log", what="marimo",
+                        timeout=120, env=env, cwd=root):
         yield {"base": base, "log": root / "server.log"}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_styled_and_clickable_in_marimo(marimo_app, chromium, artifacts):
