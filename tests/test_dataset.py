@@ -226,10 +226,16 @@ def test_memory_stays_within_the_chunk_budget_plus_one_batch(rng, tmp_path, monk
     x = rng.normal(size=(20 * size, 3, 32, 32)).astype(np.float32)
     one_batch = x[:size].nbytes  # 0.75 MiB
     sw.attribute_dataset(model, x[:size], batch_size=size, path=tmp_path / "warm", progress=False)  # first-call setup
-    with _PeakRSS() as short:
-        sw.attribute_dataset(model, x[:2 * size], batch_size=size, path=tmp_path / "short", progress=False)
-    with _PeakRSS() as long:
-        result = sw.attribute_dataset(model, x, batch_size=size, path=tmp_path / "long", progress=False)
+    # Best of three: one-off jumps of 1-4 MB (allocator, threads) land at random in either run about
+    # 1 time in 10, while memory that grows with the batches shows in every run.
+    short_growth, long_growth = [], []
+    for attempt in range(3):
+        with _PeakRSS() as short:
+            sw.attribute_dataset(model, x[:2 * size], batch_size=size, path=tmp_path / f"short{attempt}", progress=False)
+        with _PeakRSS() as long:
+            result = sw.attribute_dataset(model, x, batch_size=size, path=tmp_path / f"long{attempt}", progress=False)
+        short_growth.append(short.growth)
+        long_growth.append(long.growth)
     tracemalloc.start()
     try:
         sw.attribute_dataset(model, x, batch_size=size, path=tmp_path / "traced", progress=False)
@@ -241,7 +247,8 @@ def test_memory_stays_within_the_chunk_budget_plus_one_batch(rng, tmp_path, monk
     assert peak <= bound, f"numpy/Python peak {peak:,} B above {bound:,} B"
     # The whole process (torch's buffers too, which tracemalloc does not see): 20 batches
     # need no more than 2 did; the model's activations for one batch come on top of the bound.
-    assert long.growth <= short.growth + one_batch, f"RSS grew {long.growth:,} B (2 batches: {short.growth:,} B)"
+    assert min(long_growth) <= min(short_growth) + one_batch, \
+        f"RSS grew {min(long_growth):,} B (2 batches: {min(short_growth):,} B)"
 
 
 # ---------------------------------------------------------------- bad data
