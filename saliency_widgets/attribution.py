@@ -82,6 +82,8 @@ class _Problem:
 
     #: First call only: the scores of a reordered batch, to be checked by ``_verify``.
     probe: Optional[np.ndarray] = None
+    #: Whether this is the first call for this input signature and query (see ``_start``).
+    first: bool = False
 
     @property
     def batch(self) -> int:
@@ -164,13 +166,13 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
         else:
             values, delta = _integrated_gradients(p, flat_targets, scores, **options)
     _warn_about_activation(p, scores, flat_targets)
+    _warn_if_scores_not_finite(p, scores)
     for v in values:
         _warn_if_not_finite(v, "the attribution")
     values = [v.astype(np.float32, copy=False) for v in values]
-    targets = [np.unravel_index(int(t), out_shape) for t in flat_targets]
     return Attribution(
         values=values[0] if p.at_layer else p.query.spec.result(values),
-        targets=[tuple(int(i) for i in t) for t in targets],
+        targets=_index_tuples(flat_targets, out_shape),
         outputs=scores,
         method=method,
         output=output,
@@ -191,6 +193,8 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     :class:`MemoryBudgetError` above ``config.jacobian_budget_bytes``.
     """
     p = _setup(model, x, output, head, layer, fixed)
+    for i in p.query.spec.attributed:
+        _warn_if_not_finite(p.entries[i], "the input")
     out_shape = _start(p)
     if p.probe is not None:
         _verify(p, _forward(p, p.entries))
@@ -272,10 +276,10 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise:
         raise SaliencyError(f"noise must be a non-negative fraction of the input range, got {noise}")
     rng = np.random.default_rng(seed)
     points = _variables(p)
-    sigmas = [noise * _sample_range(v) for v in points]
+    sigmas = [(noise * _sample_range(v)).astype(np.float32) for v in points]
 
     def noisy(count: int) -> list[np.ndarray]:
-        return [(v + s * rng.standard_normal((count, *v.shape))).astype(np.float32) for v, s in zip(points, sigmas)]
+        return [v + s * rng.standard_normal((count, *v.shape), dtype=np.float32) for v, s in zip(points, sigmas)]
 
     weights = np.full(n_samples, 1.0 / n_samples)
     return _batched_gradient_sum(p, flat_targets, weights, noisy)
@@ -295,7 +299,7 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
 
     def path(count: int) -> list[np.ndarray]:
         a = np.array([next(position) for _ in range(count)], dtype=np.float32)
-        return [(b + a.reshape(-1, *([1] * b.ndim)) * d).astype(np.float32) for b, d in zip(bases, deltas)]
+        return [(b + a.reshape(-1, *([1] * b.ndim)) * d).astype(np.float32, copy=False) for b, d in zip(bases, deltas)]
 
     avg_grads = _batched_gradient_sum(p, flat_targets, weights, path)
     values = [d * g for d, g in zip(deltas, avg_grads)]
@@ -402,15 +406,17 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
     """
     key = (signature(p.entries), p.query.key)
     if key not in p.backend.pass_sizes:
-        p.backend.pass_sizes[key] = PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR))
+        p.backend.pass_sizes[key] = PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR),
+                                              p.backend.layouts(p.query, p.entries))
     sizes = p.backend.pass_sizes[key]
+    sizes.begin(len(weights))
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
     start = 0
     while start < len(weights):
         w = weights[start:start + sizes.next(len(weights) - start)]
         began = time.perf_counter()
         points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
-        _, grads = _vjp(p, tile(p.entries, len(w)), points, np.tile(flat_targets, len(w)))
+        _, grads = _vjp(p, tile(p.entries, len(w)), points, np.tile(flat_targets, len(w)), sizes.layout)
         for total, g in zip(totals, grads):
             total += np.tensordot(w, g.reshape(len(w), *total.shape), axes=1)
         sizes.record(time.perf_counter() - began)
@@ -433,8 +439,6 @@ def _setup(model: Any, x: Any, output: str, head: Any, layer: Any, fixed: Any) -
             "layer's output with layer= (e.g. layer='embeddings'; sw.layers(model) lists the layers)"
         )
     p = _Problem(backend, backend.query(spec, head=head, logits=output == "logits", layer=layer), entries)
-    for i in spec.attributed:
-        _warn_if_not_finite(entries[i], "the input")
     _warn_if_training(backend)
     return p
 
@@ -448,6 +452,7 @@ def _start(p: _Problem) -> tuple[int, ...]:
     if key not in p.backend.output_shapes:
         try:
             p.probe = _forward(p, _probe_entries(p))
+            p.first = True
         except SaliencyError:
             _forward(p, p.entries)  # the same failure, told with the caller's own shapes
             raise
@@ -468,7 +473,7 @@ def _verify(p: _Problem, scores: np.ndarray) -> None:
         return
     probe, p.probe = p.probe, None
     pairs = [(0, 1), (1, 0), (2, 0)] if p.batch >= 2 else [(0, 0)]
-    scale = max(1.0, float(np.nanmax(np.abs(scores), initial=0.0)))
+    scale = max(1.0, float(np.max(np.abs(scores[np.isfinite(scores)]), initial=0.0)))
     for probe_row, row in pairs:
         if not np.allclose(probe[probe_row], scores[row], rtol=1e-2, atol=1e-3 * scale, equal_nan=True):
             raise SaliencyError(
@@ -515,16 +520,18 @@ def _forward(p: _Problem, entries: list[np.ndarray], activation: Optional[np.nda
 
 
 def _vjp(p: _Problem, entries: list[np.ndarray], points: Optional[list[np.ndarray]],
-         flat_targets: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+         flat_targets: np.ndarray, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(scores, gradients)`` for a batch; ``points`` replace the attributed entries (or the
-    layer's activation) when given. A target of -1 is the sample's arg-max."""
+    layer's activation) when given. A target of -1 is the sample's arg-max; ``layout`` is one
+    of ``Backend.layouts`` (None: the backend's default)."""
     spec = p.query.spec
     activation = None
     if points is not None and p.at_layer:
         activation = points[0]
     elif points is not None:
         entries = replaced(entries, spec.attributed, points)
-    outputs, grads = _guarded(lambda: p.backend.vjp(p.query, entries, flat_targets.astype(np.int64), activation))
+    outputs, grads = _guarded(lambda: p.backend.vjp(p.query, entries, flat_targets.astype(np.int64), activation,
+                                                    layout=layout))
     return _as_scores(outputs, len(entries[0])), grads
 
 
@@ -571,7 +578,7 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 def _flat_index(index: Union[int, tuple], out_shape: tuple, what: str) -> int:
-    n_out = int(np.prod(out_shape, dtype=np.int64))
+    n_out = math.prod(out_shape)
     if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
         if not 0 <= index < n_out:
             raise SaliencyError(
@@ -610,11 +617,35 @@ def _check_jacobian_budget(batch: int, shapes: list[tuple[int, ...]], n_rows: in
         )
 
 
+def _index_tuples(flat: np.ndarray, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Each flat index as a tuple of ints into ``shape`` (one vectorized unravel, no numpy scalars)."""
+    if len(shape) == 1:
+        return [(i,) for i in np.asarray(flat).tolist()]
+    axes = np.unravel_index(np.asarray(flat, dtype=np.int64), shape)
+    return list(zip(*(a.tolist() for a in axes)))
+
+
 def _warn_if_not_finite(values: np.ndarray, what: str) -> None:
-    # NaN and ±inf survive a float64 sum (which cannot overflow here): one cheap pass.
-    if not np.isfinite(np.sum(values, dtype=np.float64)):
+    # The minimum and the maximum are NaN when any value is, and ±inf when one is: two cheap passes
+    # without a temporary array (a BLAS dot would wake BLAS's threads); only then are they counted.
+    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
-        warnings.warn(f"{what} contains {bad} NaN or infinite values", SaliencyWarning, stacklevel=3)
+        if bad:
+            warnings.warn(f"{what} contains {bad} NaN or infinite values", SaliencyWarning, stacklevel=3)
+
+
+def _warn_if_scores_not_finite(p: _Problem, scores: np.ndarray) -> None:
+    """NaN or inf in the model's scores: blamed on the input when it holds some, else on the model.
+    (An input NaN the model never looks at, e.g. under a mask, leaves the scores finite: no warning.)"""
+    if np.isfinite(scores).all():
+        return
+    inputs = [p.entries[i] for i in p.query.spec.attributed if not np.isfinite(p.entries[i]).all()]
+    for entry in inputs:
+        _warn_if_not_finite(entry, "the input")
+    if not inputs:
+        bad = int(scores.size - np.count_nonzero(np.isfinite(scores)))
+        warnings.warn(f"the model's output contains {bad} NaN or infinite values for a finite input",
+                      SaliencyWarning, stacklevel=3)
 
 
 def _warn_if_training(backend: Backend) -> None:
@@ -628,13 +659,14 @@ def _warn_if_training(backend: Backend) -> None:
 
 def _warn_about_activation(p: _Problem, scores: np.ndarray, flat_targets: np.ndarray) -> None:
     """Probabilities asked: warn when saturated. Logits asked but none found: warn when the
-    output looks like probabilities, naming ``head=`` as the fix."""
+    output looks like probabilities (a property of the model: checked on the first call for
+    each input signature and query), naming ``head=`` as the fix."""
     found = p.backend.skipped_activation(p.query)
     if not p.logits:
         if found in ("softmax", "sigmoid"):
             _warn_if_saturated(found, scores, flat_targets)
         return
-    if found is not None:
+    if found is not None or not p.first:
         return
     functional = p.backend.unskipped_activation(p.query)
     if functional is not None or looks_like_probabilities(scores):

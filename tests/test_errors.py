@@ -1,5 +1,7 @@
 """Bad input gets a clear error (or warning), never a framework stack trace."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -83,6 +85,27 @@ def test_nan_input_and_gradient_warn():
     with pytest.warns(sw.SaliencyWarning, match="the input contains 1 NaN"):
         with pytest.warns(sw.SaliencyWarning, match="the attribution contains"):
             sw.saliency(torch_mlp(), x, target=0)
+
+
+class OverflowsPastOne(nn.Module):
+    def forward(self, x):
+        return torch.exp(x * 100.0)
+
+
+def test_non_finite_scores_for_a_finite_input_are_blamed_on_the_model():
+    x = np.array([[0.5, 1.0, 2.0]], np.float32)
+    with pytest.warns(sw.SaliencyWarning, match="the model's output contains 2 NaN or infinite values for a finite"):
+        with pytest.warns(sw.SaliencyWarning, match="the attribution contains 2 NaN or infinite"):
+            sw.saliency(OverflowsPastOne(), x, target=2)
+
+
+def test_a_nan_the_model_masks_out_is_not_reported():
+    x = np.array([[1.0, np.nan]], np.float32)
+    masked = nn.Sequential(nn.Identity())
+    masked.forward = lambda t: torch.nan_to_num(t, nan=0.0) * torch.tensor([2.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(sw.saliency(masked, x, target=0), [[2.0, 0.0]])
 
 
 def test_saturated_softmax_warns_for_probabilities():

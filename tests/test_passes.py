@@ -8,10 +8,12 @@ from tests.models import torch_cnn
 
 
 def run(sizes: PassSizes, total: int, seconds_for) -> list[int]:
+    """One call of ``total`` copies; ``seconds_for(n)`` (or ``seconds_for(n, layout)``) times a pass."""
     taken, left = [], total
+    sizes.begin(total)
     while left:
         n = sizes.next(left)
-        sizes.record(seconds_for(n))
+        sizes.record(seconds_for(n) if seconds_for.__code__.co_argcount == 1 else seconds_for(n, sizes.layout))
         taken.append(n)
         left -= n
     return taken
@@ -45,6 +47,40 @@ def test_a_pass_cut_short_by_the_end_is_not_judged():
     assert not sizes.settled and sizes.size == 8
 
 
+def test_a_call_too_small_for_the_next_size_settles_on_the_best_measured():
+    sizes = PassSizes(1)
+    overhead = lambda n: 1 + 0.1 * n  # noqa: E731 - bigger passes are cheaper per copy
+    run(sizes, 7, overhead)  # 1, 2, 4 tried, growing; the next size (8) does not fit a 7-copy call
+    assert not sizes.settled and sizes.size == 8
+    assert run(sizes, 7, overhead) == [4, 3]
+    assert sizes.settled and sizes.size == 4 and sizes.done
+
+
+def test_other_layouts_are_tried_after_the_size_and_the_faster_kept():
+    sizes = PassSizes(4, layouts=(None, "channels_last"))
+    warmed = []
+
+    def seconds(n, layout):
+        if layout == "channels_last" and not warmed:
+            warmed.append(n)
+            return 10.0 * n  # the first pass in a new layout builds its kernels: not judged
+        return (0.05 if layout == "channels_last" else 0.1) * n
+
+    run(sizes, 4 + 8 + 16, seconds)  # sizes 4, 8, 16 in the default layout: 4 is as good as any
+    assert sizes.settled and sizes.size == 4 and sizes.layout == "channels_last" and not sizes.done
+    assert run(sizes, 12, seconds) == [4, 4, 4]  # warm-up, then two judged passes
+    assert sizes.done and sizes.layout == "channels_last"
+    assert sizes.layout_rates == {None: 0.1, "channels_last": 0.05}
+
+
+def test_a_slower_layout_is_dropped():
+    sizes = PassSizes(4, layouts=(None, "channels_last"))
+    run(sizes, 4 + 8 + 16, lambda n, layout: (0.3 if layout else 0.1) * n)
+    run(sizes, 12, lambda n, layout: (0.3 if layout else 0.1) * n)
+    assert sizes.done and sizes.layout is None
+    assert run(sizes, 8, lambda n, layout: 0.1 * n) == [4, 4]
+
+
 def test_measured_passes_give_the_same_integrated_gradients(rng):
     model, x = torch_cnn(), rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
     first = sw.attribute(model, x, 1, method="integrated_gradients", steps=40)
@@ -52,3 +88,20 @@ def test_measured_passes_give_the_same_integrated_gradients(rng):
     np.testing.assert_allclose(again.values, first.values, rtol=1e-5, atol=1e-7)
     assert np.all(np.abs(first.completeness_error) < 1e-3)
 
+
+
+def test_channels_last_passes_give_the_same_numbers(rng, monkeypatch):
+    """A small memory budget makes one call try pass sizes and then channels-last; the map
+    matches the one computed in the default layout, before any choice was made."""
+    model, x = torch_cnn(), rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    reference = sw.attribute(model, x, 1, method="integrated_gradients", steps=24)
+    monkeypatch.setattr(sw.config, "chunk_budget_bytes", 2 * x.nbytes * 32)
+    backend = sw.attribution.get_backend(model)
+    backend.pass_sizes.clear()
+    for _ in range(12):
+        got = sw.attribute(model, x, 1, method="integrated_gradients", steps=24)
+        np.testing.assert_allclose(got.values, reference.values, rtol=1e-5, atol=1e-7)
+        (sizes,) = backend.pass_sizes.values()
+        if sizes.done:
+            break
+    assert sizes.done and sizes.layouts == (None, "channels_last") and "channels_last" in sizes.layout_rates

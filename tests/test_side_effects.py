@@ -1,5 +1,7 @@
 """Computing attributions leaves no trace on the model, the input or global RNG state (DESIGN §5)."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -95,9 +97,31 @@ def test_state_restored_when_an_exception_is_raised_half_way():
     assert model.training and model.drop.training
 
 
-def test_torch_tensor_input_is_not_modified():
+@pytest.mark.parametrize("method", ["gradient", "integrated_gradients"])
+def test_torch_tensor_input_is_not_modified(method):
     model = torch_cnn()
     x = torch.randn(1, 3, 12, 12)
     original = x.clone()
-    sw.saliency(model, x, method="integrated_gradients", steps=4)
+    sw.saliency(model, x, method=method, **({"steps": 4} if method == "integrated_gradients" else {}))
     assert torch.equal(x, original) and not x.requires_grad and x.grad is None
+
+
+class AddsToItsInput(nn.Module):
+    def forward(self, x):
+        return (x.add_(1) if not x.requires_grad else x + 1).sum(1, keepdim=True)
+
+
+def test_read_only_and_shared_inputs_stay_as_they_were(rng):
+    """The attributed input is handed to torch without a copy: a read-only array works without a
+    warning, and a model that writes into a tensor not requiring grad writes into a copy."""
+    model = nn.Linear(3, 2).eval()
+    frozen = rng.normal(size=(2, 3)).astype(np.float32)
+    frozen.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = sw.saliency(model, frozen, 1)
+    np.testing.assert_allclose(got, np.tile(model.weight[1].detach().numpy(), (2, 1)), rtol=1e-6)
+    x = rng.normal(size=(2, 3)).astype(np.float32)
+    before = x.copy()
+    np.testing.assert_array_equal(sw.saliency(AddsToItsInput(), x, 0), np.ones_like(x))
+    np.testing.assert_array_equal(x, before)

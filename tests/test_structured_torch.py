@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import saliency_widgets as sw
-from saliency_widgets.attribution import attribute
+from saliency_widgets.attribution import attribute, layer_output
 
 
 class MaskedMean(nn.Module):
@@ -202,6 +202,37 @@ class Shared(nn.Module):
 def test_layer_that_runs_twice_is_refused(rng):
     with pytest.raises(sw.SaliencyError, match="more than once"):
         sw.saliency(Shared().eval(), rng.normal(size=(2, 3)).astype(np.float32), layer="block")
+
+
+def conv_then_inplace_relu():
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).eval()
+
+
+def test_layer_followed_by_an_inplace_relu(rng):
+    """torchvision-style ``ReLU(inplace=True)`` after the layer: the gradient, the IG path and
+    the layer's output are those of the layer itself, before the ReLU."""
+    model = conv_then_inplace_relu()
+    x = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    act = model[0](torch.tensor(x)).detach().requires_grad_(True)
+    (ref,) = torch.autograd.grad(model[3](model[2](torch.relu(act)))[:, 1].sum(), act)
+    np.testing.assert_allclose(sw.saliency(model, x, 1, layer=0), ref.numpy(), rtol=1e-5, atol=1e-7)
+    ig = attribute(model, x, 1, layer=0, method="integrated_gradients", steps=32)
+    np.testing.assert_allclose(ig.completeness_error, 0, atol=1e-4)
+    np.testing.assert_array_equal(layer_output(model, x, 0), act.detach().numpy())
+    assert (layer_output(model, x, 0) < 0).any()
+
+
+def test_a_remembered_layer_name_follows_a_replaced_module(rng):
+    model = conv_then_inplace_relu()
+    x = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    sw.saliency(model, x, 1, layer="0")
+    torch.manual_seed(5)
+    model[0] = nn.Conv2d(3, 4, 3)
+    act = model[0](torch.tensor(x)).detach().requires_grad_(True)
+    (ref,) = torch.autograd.grad(model[3](model[2](torch.relu(act)))[:, 1].sum(), act)
+    np.testing.assert_array_equal(layer_output(model, x, "0"), act.detach().numpy())
+    np.testing.assert_allclose(sw.saliency(model, x, 1, layer="0"), ref.numpy(), rtol=1e-5, atol=1e-7)
 
 
 # ------------------------------------------------------------------- logits

@@ -113,7 +113,7 @@ def test_smoothgrad_is_mean_gradient_of_noisy_copies(rng):
     got = sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)
     noise_rng = np.random.default_rng(7)
     sigma = 0.2 * (x.max(1, keepdims=True) - x.min(1, keepdims=True))
-    noisy = x + sigma * noise_rng.standard_normal((8, *x.shape))
+    noisy = x + sigma.astype(np.float32) * noise_rng.standard_normal((8, *x.shape), dtype=np.float32)
     expected = np.mean([autograd_gradient(model, n.astype(np.float32), [1, 1]) for n in noisy], axis=0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     again = sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)

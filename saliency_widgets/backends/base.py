@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cached_property
 import types
 import weakref
 from typing import Any, Callable, Optional
@@ -41,7 +42,7 @@ class Query:
     logits: bool
     layer: Optional[LayerRef]
 
-    @property
+    @cached_property
     def key(self) -> tuple:
         """Hashable identity of the head, output mode and layer (callables by identity)."""
         head = self.head if isinstance(self.head, (type(None), int, str, LayerRef)) else ("callable", id(self.head))
@@ -147,10 +148,16 @@ class Backend(ABC):
 
     @abstractmethod
     def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
-            activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+            activation: Optional[np.ndarray] = None, *, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """``(outputs, gradients)``: the gradient of each sample's output ``targets[i]`` (a flat
         index, or -1 for that sample's arg-max, taken from this same forward pass) with respect
-        to each attributed entry, or to the layer's output (a list of one)."""
+        to each attributed entry, or to the layer's output (a list of one). ``layout``: one of
+        :meth:`layouts` (the same numbers, computed at another speed)."""
+
+    def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:
+        """Memory layouts :meth:`vjp` can run these entries in, its default first; SmoothGrad and
+        integrated gradients measure them (see ``passes.py``). One default layout unless overridden."""
+        return (None,)
 
     def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

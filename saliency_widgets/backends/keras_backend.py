@@ -291,7 +291,7 @@ class KerasBackend(Backend):
         return np.asarray(self._run("activation", query, entries), dtype=np.float32)
 
     def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
-            activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+            activation: Optional[np.ndarray] = None, *, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
         y, grads = self._run("vjp", query, entries, targets.astype(np.int64), activation=activation)
         return np.asarray(y, dtype=np.float32), [np.asarray(g, dtype=np.float32) for g in grads]
 

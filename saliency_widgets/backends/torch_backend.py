@@ -30,6 +30,9 @@ _MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase
 
 _CONV_SPATIAL_AXES = {1: "length", 2: "height, width", 3: "depth, height, width"}
 
+#: The layout name ``layouts()`` offers besides the default (contiguous).
+CHANNELS_LAST = "channels_last"
+
 
 class TorchBackend(Backend):
     """Runs a torch model in eval mode and differentiates it with ``torch.autograd.grad``.
@@ -46,6 +49,8 @@ class TorchBackend(Backend):
         self._module = model if isinstance(model, nn.Module) else None
         #: Per query key: the resolved head and the activation module skipped for logits.
         self._plans: dict[tuple, _Plan] = {}
+        #: Layers found by name or object (see ``find_layer``).
+        self._layer_refs: dict[Any, LayerRef] = {}
         # Jacobian strategy per (input signature, query key): the name of the faster method.
         self._strategy: dict[tuple, str] = {}
 
@@ -81,10 +86,25 @@ class TorchBackend(Backend):
         return isinstance(obj, nn.Module)
 
     def find_layer(self, layer: Any) -> LayerRef:
-        """A listed module (name or index as in ``layers()``), any submodule's dotted name, or the object."""
+        """A listed module (name or index as in ``layers()``), any submodule's dotted name, or the object.
+
+        Names and objects are remembered, and a remembered one is used only while its name still
+        leads to the same module (indices are looked up each time: they shift when modules are added)."""
+        module = self._require_module()
+        key = layer if isinstance(layer, str) else ("object", id(layer)) if isinstance(layer, nn.Module) else None
+        ref = self._layer_refs.get(key)
+        if ref is not None and _named_submodule(module, ref.name) is ref.obj and (
+                isinstance(layer, str) or ref.obj is layer):
+            return ref
+        ref = self._search_layer(module, layer)
+        if key is not None:
+            self._layer_refs[key] = ref
+        return ref
+
+    @staticmethod
+    def _search_layer(module: nn.Module, layer: Any) -> LayerRef:
         from .torch_weights import listed_modules
 
-        module = self._require_module()
         listed = listed_modules(module)
         if isinstance(layer, str) and all(name != layer for name, _ in listed):
             named = dict(module.named_modules())
@@ -113,16 +133,40 @@ class TorchBackend(Backend):
                 return p.device, p.dtype if p.dtype.is_floating_point else torch.float32
         return torch.device("cpu"), torch.float32
 
-    def _tensors(self, entries: list[np.ndarray]) -> list[torch.Tensor]:
-        """Copies of the entries on the model's device, floating ones in the model's dtype, in torch's
-        default (contiguous) layout: channels-last measured 2.7× slower per sample on a ResNet-style
-        model, and a layout chosen per call would make repeated calls differ in the last bits."""
+    def _tensors(self, entries: list[np.ndarray], shared: tuple[int, ...] = (),
+                 layout: Optional[str] = None) -> list[torch.Tensor]:
+        """The entries on the model's device, floating ones in the model's dtype; 4-D floating ones
+        channels-last with ``layout="channels_last"`` (see :meth:`layouts`), else contiguous.
+
+        Copies, except the entries at ``shared`` positions where they already are what the model
+        takes: those become tensors that will require grad, which torch refuses to change in place,
+        so the caller's array stays untouched without paying for a copy."""
         device, dtype = self._device_and_dtype
         out = []
-        for e in entries:
+        for i, e in enumerate(entries):
             floating = np.issubdtype(e.dtype, np.floating)
-            out.append(torch.tensor(e, dtype=dtype if floating else None, device=device))
+            wanted = dtype if floating else None
+            if i in shared and e.flags.writeable:
+                t = torch.as_tensor(np.ascontiguousarray(e), dtype=wanted, device=device)
+            else:
+                t = torch.tensor(e, dtype=wanted, device=device)
+            if layout == CHANNELS_LAST and floating and t.ndim == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+            out.append(t)
         return out
+
+    def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:
+        """Contiguous, and channels-last when a 2-D convolution model is fed a 4-D floating input:
+        the CPU's convolution kernels run either faster depending on the model and batch size
+        (measured on the zoo: 2× faster for the small CNN, 1.5× for a ResNet at 16 or more
+        images, slower for that ResNet at 2). Only batched passes measure them (``passes.py``);
+        single gradients stay contiguous, so repeated calls give identical numbers."""
+        if query.layer is not None or self._module is None:
+            return (None,)
+        images = any(entries[i].ndim == 4 for i in query.spec.attributed)
+        if images and any(isinstance(m, nn.Conv2d) for m in _submodules(self._module)):
+            return (None, CHANNELS_LAST)
+        return (None,)
 
     @contextmanager
     def _inference(self) -> Iterator[None]:
@@ -130,12 +174,12 @@ class TorchBackend(Backend):
 
         Only the flags this flips are recorded and flipped back, also after an exception.
         """
-        module = self._module
-        training = [m for m in module.modules() if m.training] if module is not None else []
-        trainable = [p for p in module.parameters() if p.requires_grad] if module is not None else []
+        modules = _submodules(self._module) if self._module is not None else []
+        training = [m for m in modules if m.training]
+        trainable = [p for m in modules for p in m._parameters.values() if p is not None and p.requires_grad]
         try:
             if training:
-                module.eval()
+                self._module.eval()
             for p in trainable:
                 p.requires_grad_(False)
             with torch.inference_mode(False), torch.enable_grad():
@@ -156,7 +200,7 @@ class TorchBackend(Backend):
                 head, explained, produced = self._traced_head(query, tensors, self.find_layer(head))
             skip = next((mod for mod, out in produced if out is explained), None)
             functional = _functional_activation(explained) if skip is None else None
-            self._plans[query.key] = _Plan(head, skip, functional)
+            self._plans[query.key] = _Plan(head, skip, functional, self._time_major_rnns())
         return self._plans[query.key]
 
     def _traced_head(self, query: Query, tensors: list[torch.Tensor], head: Any
@@ -165,14 +209,14 @@ class TorchBackend(Backend):
         ``(head, explained output, records)``; the output is None when an int/str head names no
         output entry (then it names a layer)."""
         produced: list[tuple[nn.Module, Any]] = []
-        modules = self._module.modules() if self._module is not None else ()
+        modules = _submodules(self._module) if self._module is not None else []
         hooks = [m.register_forward_hook(lambda mod, args, out: produced.append((mod, out)))
                  for m in modules if type(m) in _FINAL_ACTIVATIONS]
         head_layer = head.obj if isinstance(head, LayerRef) else None
         watched = [t.detach().requires_grad_(True) if t.is_floating_point() else t for t in tensors]
         try:
-            with torch.enable_grad(), _LayerHooks(self, query, None, head_layer=head_layer, guard=watched,
-                                                  leaf=True) as run:
+            with torch.enable_grad(), _LayerHooks(query, None, head_layer=head_layer, guard=watched,
+                                                  time_major=self._time_major_rnns(), leaf=True) as run:
                 raw = self._call_model(query, watched)
         finally:
             for h in hooks:
@@ -183,6 +227,12 @@ class TorchBackend(Backend):
                 isinstance(head, str) and head not in output_keys(raw)):
             return head, None, produced  # not an output entry: a layer
         return head, select_output(raw, head, _is_tensor), produced
+
+    def _time_major_rnns(self) -> tuple[nn.Module, ...]:
+        """The model's recurrent layers built with ``batch_first=False``."""
+        if self._module is None:
+            return ()
+        return tuple(m for m in _submodules(self._module) if isinstance(m, nn.RNNBase) and not m.batch_first)
 
     def _call_model(self, query: Query, tensors: list[torch.Tensor]) -> Any:
         packed = query.spec.pack(tensors)
@@ -207,7 +257,8 @@ class TorchBackend(Backend):
             skip = plan.skip.register_forward_hook(lambda mod, args, out: args[0])
         head_layer = plan.head.obj if isinstance(plan.head, LayerRef) else None
         try:
-            with _LayerHooks(self, query, activation, head_layer=head_layer, guard=tensors, leaf=leaf) as run:
+            with _LayerHooks(query, activation, head_layer=head_layer, guard=tensors, time_major=plan.time_major,
+                             leaf=leaf) as run:
                 raw = self._call_model(query, tensors)
                 out = run.head_output if head_layer is not None else select_output(raw, plan.head, _is_tensor)
         finally:
@@ -235,15 +286,16 @@ class TorchBackend(Backend):
             _, leaf = self._explained(query, tensors, None, leaf=True)
             return _numpy(leaf)
 
-    def _differentiable(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray]
-                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _differentiable(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray],
+                        layout: Optional[str] = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(explained output, tensors to differentiate with respect to)``."""
-        tensors = self._tensors(entries)
         if query.layer is None:
+            tensors = self._tensors(entries, shared=query.spec.attributed, layout=layout)
             wrt = [tensors[i].requires_grad_(True) for i in query.spec.attributed]
             out, _ = self._explained(query, tensors, None, leaf=False)
         else:
-            act = None if activation is None else self._tensors([activation])[0].requires_grad_(True)
+            tensors = self._tensors(entries)
+            act = None if activation is None else self._tensors([activation], shared=(0,))[0].requires_grad_(True)
             out, leaf = self._explained(query, tensors, act, leaf=True)
             wrt = [leaf]
         if not out.requires_grad:
@@ -254,24 +306,26 @@ class TorchBackend(Backend):
         return out, wrt
 
     def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
-            activation: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
+            activation: Optional[np.ndarray] = None, *, layout: Optional[str] = None
+            ) -> tuple[np.ndarray, list[np.ndarray]]:
         with self._inference():
-            out, wrt, grads = self._target_gradients(query, entries, targets, activation)
+            out, wrt, grads = self._target_gradients(query, entries, targets, activation, layout)
             return _numpy(out.detach()), [_numpy(_gradient(g, w)) for g, w in zip(grads, wrt)]
 
     def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._inference():
-            out, (leaf,), (grad,) = self._target_gradients(query, entries, targets, None)
+            out, (leaf,), (grad,) = self._target_gradients(query, entries, targets, None, None)
             return _numpy(out.detach()), _numpy(leaf.detach()), _numpy(_gradient(grad, leaf))
 
     def _target_gradients(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
-                          activation: Optional[np.ndarray]) -> tuple[torch.Tensor, list[torch.Tensor], tuple]:
+                          activation: Optional[np.ndarray], layout: Optional[str]
+                          ) -> tuple[torch.Tensor, list[torch.Tensor], tuple]:
         """``(output, tensors differentiated against, their gradients)`` of each sample's target."""
-        out, wrt = self._differentiable(query, entries, activation)
+        out, wrt = self._differentiable(query, entries, activation, layout)
         flat = out.reshape(out.shape[0], -1)
         index = np.asarray(targets, dtype=np.int64)
-        if np.any(index < 0):
+        if (index < 0).any():
             index = np.where(index < 0, flat.detach().argmax(dim=1).cpu().numpy(), index)
         # the one-hot cotangent is built in numpy: fewer small torch ops per call
         cot = np.zeros(flat.shape, dtype=np.float32)
@@ -357,36 +411,36 @@ class _Plan:
     skip: Optional[nn.Module]
     #: When no module was found: the functional activation the output comes from, if any.
     functional: Optional[str]
+    #: Recurrent layers with ``batch_first=False``: refused when fed an input tensor directly.
+    time_major: tuple[nn.Module, ...]
 
 
 class _LayerHooks:
     """Forward hooks for one model call, all removed on exit.
 
     - ``query.layer``: its output is replaced by ``activation`` (when given) or, with
-      ``leaf=True``, by a detached copy that requires grad; a layer running more than
-      once per call is refused.
+      ``leaf=True``, by the detached output, which requires grad (``self.leaf``). The rest of
+      the model gets a copy, so that an in-place op after the layer (``ReLU(inplace=True)``)
+      changes neither. A layer running more than once per call is refused.
     - ``head_layer``: its output is recorded as the explained output.
-    - a ``batch_first=False`` RNN fed one of the input tensors directly is refused.
+    - a ``time_major`` RNN (``batch_first=False``) fed one of the input tensors directly is refused.
     """
 
-    def __init__(self, backend: "TorchBackend", query: Query, activation: Optional[torch.Tensor], *,
-                 head_layer: Optional[nn.Module], guard: list[torch.Tensor], leaf: bool = False) -> None:
-        self.backend, self.query, self.activation, self.leaf_wanted = backend, query, activation, leaf
-        self.head_layer, self.guard = head_layer, guard
+    def __init__(self, query: Query, activation: Optional[torch.Tensor], *, head_layer: Optional[nn.Module],
+                 guard: list[torch.Tensor], time_major: tuple[nn.Module, ...], leaf: bool = False) -> None:
+        self.query, self.activation, self.leaf_wanted = query, activation, leaf
+        self.head_layer, self.guard, self.time_major = head_layer, guard, time_major
         self.leaf: Optional[torch.Tensor] = None
         self.head_output: Optional[torch.Tensor] = None
         self._handles: list[Any] = []
         self._layer_calls = 0
 
     def __enter__(self) -> "_LayerHooks":
-        module = self.backend._module
         if self.query.layer is not None:
             self._handles.append(self.query.layer.obj.register_forward_hook(self._replace))
         if self.head_layer is not None:
             self._handles.append(self.head_layer.register_forward_hook(self._record_head))
-        if module is not None:
-            self._handles += [m.register_forward_pre_hook(self._check_time_major)
-                              for m in module.modules() if isinstance(m, nn.RNNBase) and not m.batch_first]
+        self._handles += [m.register_forward_pre_hook(self._check_time_major) for m in self.time_major]
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -406,11 +460,12 @@ class _LayerHooks:
         if self.activation is not None:
             new = self.activation.to(tensor.dtype)
         elif self.leaf_wanted:
-            new = tensor.detach().clone().requires_grad_(torch.is_grad_enabled())
+            new = tensor.detach().requires_grad_(torch.is_grad_enabled())
         else:
             return None
         self.leaf = new
-        return new if isinstance(output, torch.Tensor) else type(output)((new, *output[1:]))
+        passed = new.clone()
+        return passed if isinstance(output, torch.Tensor) else type(output)((passed, *output[1:]))
 
     def _record_head(self, module: nn.Module, args: Any, output: Any) -> None:
         self.head_output = _first_tensor(output)
@@ -422,6 +477,26 @@ class _LayerHooks:
                 "which reads the first axis as time and would mix the samples of the batch; build the layer "
                 "with batch_first=True (or transpose inside forward) so that x is (batch, time, features)"
             )
+
+
+def _submodules(root: nn.Module) -> list[nn.Module]:
+    """Every module under ``root``, itself first, each once: ``root.modules()`` without building
+    the dotted names, which costs microseconds per module on every call of a large model."""
+    found, seen = [root], {id(root)}
+    for module in found:  # grows while it is walked: breadth first
+        for child in module._modules.values():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                found.append(child)
+    return found
+
+
+def _named_submodule(root: nn.Module, name: str) -> Optional[nn.Module]:
+    """The submodule at a dotted ``name`` (``"model"``: the root, as ``layers()`` lists it), or None."""
+    try:
+        return root.get_submodule(name)
+    except AttributeError:
+        return root if name == "model" else None
 
 
 def _first_tensor(output: Any) -> Optional[torch.Tensor]:
