@@ -6,12 +6,16 @@ import time
 from typing import Callable
 
 
-def best_seconds(repeat: int = 9, warmup: int = 2, **candidates: Callable[[], object]) -> dict[str, float]:
-    """Shortest wall time of each candidate over ``repeat`` rounds, after ``warmup`` untimed rounds.
+def best_seconds(repeat: int = 9, warmup: int = 2, number: int = 1,
+                 **candidates: Callable[[], object]) -> dict[str, float]:
+    """Shortest wall time per call of each candidate over ``repeat`` rounds, after ``warmup``
+    untimed rounds; each timing covers ``number`` calls in a row (as ``timeit`` does).
 
     The candidates run interleaved, round after round, so a slow spell of this
     shared 2-core machine hits all of them alike; the minimum (as ``timeit``
-    recommends) is the run the neighbours disturbed least.
+    recommends) is the run the neighbours disturbed least. Calls of a few
+    milliseconds are timed in blocks: one such call alone swings by ±15 % with
+    the state of the caches the previous candidate left.
     """
     for _ in range(warmup):
         for fn in candidates.values():
@@ -20,9 +24,18 @@ def best_seconds(repeat: int = 9, warmup: int = 2, **candidates: Callable[[], ob
     for _ in range(repeat):
         for name, fn in candidates.items():
             start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
+            for _ in range(number):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / number)
     return best
+
+
+def calls_per_block(fn: Callable[[], object], block_seconds: float = 0.02) -> int:
+    """How many calls of ``fn`` (timed once, after one warm-up call) fill about ``block_seconds``."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    return max(1, round(block_seconds / max(time.perf_counter() - start, 1e-9)))
 
 
 class Report:

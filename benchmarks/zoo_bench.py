@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 import saliency_widgets as sw
-from _timing import Report, best_seconds
+from _timing import Report, best_seconds, calls_per_block
 
 
 @dataclass
@@ -132,6 +132,7 @@ def bench_gradients(report: Report, entry: Entry) -> None:
     leaf = _differentiated(entry)
     t = best_seconds(
         repeat=15 if entry.name.startswith(("MLP", "LSTM")) else 7,
+        number=calls_per_block(lambda: hand_gradient(entry, 1)),
         sw=lambda: sw.saliency(entry.model, entry.x, 1, **entry.kw),
         sw_argmax=lambda: sw.saliency(entry.model, entry.x, **entry.kw),
         by_hand=lambda: hand_gradient(entry, 1),
@@ -156,7 +157,7 @@ def bench_paths(report: Report, entry: Entry, steps: int) -> None:
                                                                  stdevs=sigma, nt_samples_batch_size=max(1, n // len(x)),
                                                                  abs=False)) for n in sizes}
     t = best_seconds(
-        repeat=3, warmup=1,
+        repeat=3, warmup=6,  # the first calls measure pass sizes and layouts (passes.py)
         sw_ig=lambda: sw.saliency(entry.model, x, 1, method="integrated_gradients", steps=steps),
         sw_sg=lambda: sw.saliency(entry.model, x, 1, method="smoothgrad", n_samples=steps, seed=0),
         **captum_ig, **captum_sg,
@@ -180,7 +181,8 @@ def bench_mlp_jacobian(report: Report, entry: Entry) -> None:
         d2 = (lin[1](torch.relu(h1)) > 0).float()
         return weights[2] @ (d2.T * weights[1]) @ (d1.T * weights[0])
 
-    t = best_seconds(repeat=15, sw=lambda: sw.jacobian(entry.model, x.numpy()), analytic=analytic)
+    t = best_seconds(repeat=15, number=calls_per_block(analytic), sw=lambda: sw.jacobian(entry.model, x.numpy()),
+                     analytic=analytic)
     report.at_most(f"{entry.name}: Jacobian (1 sample) / analytic product", t["sw"] / t["analytic"], 1.2)
 
 
