@@ -371,7 +371,7 @@ def _occlusion(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, win
         channel_axis = {3: 0 if p.backend.framework == "torch" else 2, 2: 1}.get(entry.ndim - 1)
 
         def scores_of(batch: np.ndarray, position: int = position) -> np.ndarray:
-            copies = tile(p.entries, len(batch) // p.batch)
+            copies = tile(p.entries, len(batch) // p.batch, skip=[position])
             return _forward(p, replaced(copies, [position], [batch]))
 
         tokens = window is None and not np.issubdtype(entry.dtype, np.floating)
@@ -411,14 +411,16 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
     sizes = p.backend.pass_sizes[key]
     sizes.begin(len(weights))
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
+    replaced_entries = () if p.at_layer else p.query.spec.attributed
     start = 0
     while start < len(weights):
         w = weights[start:start + sizes.next(len(weights) - start)]
         began = time.perf_counter()
         points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
-        _, grads = _vjp(p, tile(p.entries, len(w)), points, np.tile(flat_targets, len(w)), sizes.layout)
-        for total, g in zip(totals, grads):
-            total += np.tensordot(w, g.reshape(len(w), *total.shape), axes=1)
+        _, grads = _vjp(p, tile(p.entries, len(w), skip=replaced_entries), points, np.tile(flat_targets, len(w)),
+                        sizes.layout)
+        for total, g in zip(totals, grads):  # a float32 sum within the pass, a float64 one across passes
+            total += np.tensordot(w.astype(np.float32), g.reshape(len(w), *total.shape), axes=1)
         sizes.record(time.perf_counter() - began)
         start += len(w)
     return [t.astype(np.float32) for t in totals]

@@ -145,11 +145,12 @@ def _attributed(entries: list[np.ndarray], kind: str, keys: tuple, fixed: Any) -
     return tuple(i for i, k in enumerate(keys) if k not in names)
 
 
-def tile(entries: Sequence[np.ndarray], count: int) -> list[np.ndarray]:
-    """Every entry repeated ``count`` times along the batch: row ``k * batch + b`` is sample ``b``."""
+def tile(entries: Sequence[np.ndarray], count: int, skip: Sequence[int] = ()) -> list[np.ndarray]:
+    """Every entry repeated ``count`` times along the batch: row ``k * batch + b`` is sample ``b``.
+    Entries at ``skip`` positions are left as they are (the caller replaces them)."""
     if count == 1:
         return list(entries)
-    return [np.concatenate([e] * count) for e in entries]
+    return [e if i in skip else np.concatenate([e] * count) for i, e in enumerate(entries)]
 
 
 def replaced(entries: Sequence[np.ndarray], positions: Sequence[int], values: Sequence[np.ndarray]) -> list[np.ndarray]:

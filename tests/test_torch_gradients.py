@@ -248,3 +248,29 @@ def test_one_score_per_sample_does_not_mix_samples(rng):
     np.testing.assert_allclose(result.values, expected.numpy(), rtol=1e-5, atol=1e-7)
     assert result.outputs.shape == (3, 1) and result.targets == [(0,)] * 3
     np.testing.assert_allclose(sw.jacobian(model, x)[:, 0], expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+FRESH_KERNEL = """
+import sys
+import numpy as np
+import torch
+import saliency_widgets as sw
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+x = np.random.default_rng(0).normal(size=(2, 3, 8, 8)).astype(np.float32)
+before = sw.saliency(model.eval(), x, 1)
+light = "sympy" not in sys.modules
+import torch.fx.experimental.symbolic_shapes  # noqa: F401  (what a Jacobian or other code imports)
+after = sw.saliency(model, x, 1)
+print(light, np.array_equal(before, after))
+"""
+
+
+def test_first_gradient_does_not_import_sympy_and_gives_the_same_numbers():
+    """In a fresh process the gradient takes the scalar path (no sympy import, 0.4 s); once the
+    module is loaded it takes grad_outputs=; both give identical numbers."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", FRESH_KERNEL], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "True"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,11 @@ _FINAL_ACTIVATIONS: dict[type, str] = {
 _MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
 
 _CONV_SPATIAL_AXES = {1: "length", 2: "height, width", 3: "depth, height, width"}
+
+#: The module ``autograd.grad(..., grad_outputs=...)`` imports on first use, and sympy with it:
+#: 0.4 s of a fresh kernel's first widget. A single gradient avoids it until something else needs it
+#: (the Jacobian, prefetched after the first paint); it is then ~40 µs per call faster.
+_SHAPE_CHECKS = "torch.fx.experimental.symbolic_shapes"
 
 #: The layout name ``layouts()`` offers besides the default (contiguous).
 CHANNELS_LAST = "channels_last"
@@ -331,7 +337,10 @@ class TorchBackend(Backend):
         cot = np.zeros(flat.shape, dtype=np.float32)
         cot[np.arange(len(index)), index] = 1
         cot = torch.from_numpy(cot).to(device=flat.device, dtype=flat.dtype)
-        grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
+        if _SHAPE_CHECKS in sys.modules:
+            grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
+        else:  # the same numbers, without torch importing sympy (0.4 s) to check grad_outputs' shape
+            grads = torch.autograd.grad((flat * cot).sum(), wrt, allow_unused=True)
         if all(g is None for g in grads):
             raise NonDifferentiableError("the explained output does not depend on what is attributed")
         return out, wrt, grads
