@@ -409,7 +409,6 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
         p.backend.pass_sizes[key] = PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR),
                                               p.backend.layouts(p.query, p.entries))
     sizes = p.backend.pass_sizes[key]
-    sizes.begin(len(weights))
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
     replaced_entries = () if p.at_layer else p.query.spec.attributed
     start = 0

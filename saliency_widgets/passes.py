@@ -6,8 +6,8 @@ new, each pass doubles the size: the first three sizes (1×, 2×, 4×) are alway
 tried, and growth goes on while the newest size has the lowest time per copy
 (bigger passes amortize per-call overhead and use the cores better; past a
 point they fall out of the cache and get slower), up to ``MAX_GROWTH`` times the
-first size. The size with the lowest time per copy is kept. Calls too small to
-judge the next size settle on the best one measured.
+first size. The size with the lowest time per copy is kept. Calls smaller than
+the size being tried run as one pass each (not judged) until a bigger call comes.
 
 When the backend offers other memory layouts for the input (torch: channels-last
 for 2-D convolution models), each is then tried at the settled size: its first
@@ -58,12 +58,6 @@ class PassSizes:
     def done(self) -> bool:
         """Whether size and layout are both chosen."""
         return self.settled and self.layout in self.layout_rates and len(self.layout_rates) == len(self.layouts)
-
-    def begin(self, copies: int) -> None:
-        """A call with ``copies`` copies in all starts: one too small to fill a pass of the size
-        being tried can never judge it, so the best size measured is kept."""
-        if not self.settled and copies < self.size and len(self.rates) >= MIN_TRIALS:
-            self._settle()
 
     def next(self, remaining: int) -> int:
         """How many copies the next pass takes (in :attr:`layout`)."""

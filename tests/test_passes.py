@@ -10,7 +10,6 @@ from tests.models import torch_cnn
 def run(sizes: PassSizes, total: int, seconds_for) -> list[int]:
     """One call of ``total`` copies; ``seconds_for(n)`` (or ``seconds_for(n, layout)``) times a pass."""
     taken, left = [], total
-    sizes.begin(total)
     while left:
         n = sizes.next(left)
         sizes.record(seconds_for(n) if seconds_for.__code__.co_argcount == 1 else seconds_for(n, sizes.layout))
@@ -47,13 +46,13 @@ def test_a_pass_cut_short_by_the_end_is_not_judged():
     assert not sizes.settled and sizes.size == 8
 
 
-def test_a_call_too_small_for_the_next_size_settles_on_the_best_measured():
+def test_calls_too_small_for_the_size_run_as_one_pass_each_until_a_bigger_call():
     sizes = PassSizes(1)
     overhead = lambda n: 1 + 0.1 * n  # noqa: E731 - bigger passes are cheaper per copy
     run(sizes, 7, overhead)  # 1, 2, 4 tried, growing; the next size (8) does not fit a 7-copy call
-    assert not sizes.settled and sizes.size == 8
-    assert run(sizes, 7, overhead) == [4, 3]
-    assert sizes.settled and sizes.size == 4 and sizes.done
+    assert run(sizes, 7, overhead) == [7] and not sizes.settled and sizes.size == 8
+    run(sizes, 8 + 16 + 32, overhead)
+    assert sizes.settled and sizes.size == 32 and sizes.done
 
 
 def test_other_layouts_are_tried_after_the_size_and_the_faster_kept():
@@ -94,12 +93,12 @@ def test_channels_last_passes_give_the_same_numbers(rng, monkeypatch):
     """A small memory budget makes one call try pass sizes and then channels-last; the map
     matches the one computed in the default layout, before any choice was made."""
     model, x = torch_cnn(), rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
-    reference = sw.attribute(model, x, 1, method="integrated_gradients", steps=24)
+    reference = sw.attribute(model, x, 1, method="integrated_gradients", steps=64)
     monkeypatch.setattr(sw.config, "chunk_budget_bytes", 2 * x.nbytes * 32)
     backend = sw.attribution.get_backend(model)
     backend.pass_sizes.clear()
     for _ in range(12):
-        got = sw.attribute(model, x, 1, method="integrated_gradients", steps=24)
+        got = sw.attribute(model, x, 1, method="integrated_gradients", steps=64)
         np.testing.assert_allclose(got.values, reference.values, rtol=1e-5, atol=1e-7)
         (sizes,) = backend.pass_sizes.values()
         if sizes.done:
