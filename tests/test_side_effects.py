@@ -125,3 +125,22 @@ def test_read_only_and_shared_inputs_stay_as_they_were(rng):
     before = x.copy()
     np.testing.assert_array_equal(sw.saliency(AddsToItsInput(), x, 0), np.ones_like(x))
     np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("context", ["no_grad", "inference_mode"])
+def test_called_inside_no_grad_or_inference_mode(context, rng):
+    """A notebook cell wrapped in torch.no_grad() or torch.inference_mode() still gets gradients
+    (inference mode used to fail: the forward pass made its tensors before leaving it), and
+    leaves the mode as it was."""
+    model = nn.Linear(3, 2).eval()
+    x = rng.normal(size=(2, 3)).astype(np.float32)
+    with getattr(torch, context)():
+        got = sw.saliency(model, x, 1)
+        ig = sw.attribute(model, x, 1, method="integrated_gradients", steps=8)
+        jac = sw.jacobian(model, x)
+        assert not torch.is_grad_enabled()
+        assert torch.is_inference_mode_enabled() == (context == "inference_mode")
+    weight = model.weight.detach().numpy()
+    np.testing.assert_allclose(got, np.tile(weight[1], (2, 1)), rtol=1e-6)
+    np.testing.assert_allclose(ig.completeness_error, 0, atol=1e-5)
+    np.testing.assert_allclose(jac, np.broadcast_to(weight, (2, 2, 3)), rtol=1e-6)

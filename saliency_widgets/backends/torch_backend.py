@@ -188,8 +188,11 @@ class TorchBackend(Backend):
                 self._module.eval()
             for p in trainable:
                 p.requires_grad_(False)
-            with torch.inference_mode(False), torch.enable_grad():
-                yield
+            if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
+                yield  # already so: entering the two contexts would cost microseconds per call
+            else:
+                with torch.inference_mode(False), torch.enable_grad():
+                    yield
         finally:
             for m in training:
                 m.training = True
@@ -280,15 +283,15 @@ class TorchBackend(Backend):
         return SaliencyError(f"the model could not run on {given}{hint}. (torch said: {first_line})")
 
     def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
-        tensors = self._tensors(entries)
-        with self._inference(), torch.no_grad():
+        with self._inference(), torch.no_grad():  # tensors made inside: never inference tensors
+            tensors = self._tensors(entries)
             act = None if activation is None else self._tensors([activation])[0]
             out, _ = self._explained(query, tensors, act, leaf=False)
             return _numpy(out)
 
     def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
-        tensors = self._tensors(entries)
         with self._inference(), torch.no_grad():
+            tensors = self._tensors(entries)
             _, leaf = self._explained(query, tensors, None, leaf=True)
             return _numpy(leaf)
 
