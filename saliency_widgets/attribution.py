@@ -638,13 +638,13 @@ def _warn_if_not_finite(values: np.ndarray, what: str) -> None:
 def _warn_if_scores_not_finite(p: _Problem, scores: np.ndarray) -> None:
     """NaN or inf in the model's scores: blamed on the input when it holds some, else on the model.
     (An input NaN the model never looks at, e.g. under a mask, leaves the scores finite: no warning.)"""
-    if np.isfinite(scores).all():
+    if math.isfinite(float(scores.sum())):  # NaN and ±inf survive a sum; an overflow is checked below
         return
     inputs = [p.entries[i] for i in p.query.spec.attributed if not np.isfinite(p.entries[i]).all()]
     for entry in inputs:
         _warn_if_not_finite(entry, "the input")
-    if not inputs:
-        bad = int(scores.size - np.count_nonzero(np.isfinite(scores)))
+    bad = int(scores.size - np.count_nonzero(np.isfinite(scores)))
+    if not inputs and bad:
         warnings.warn(f"the model's output contains {bad} NaN or infinite values for a finite input",
                       SaliencyWarning, stacklevel=3)
 

@@ -116,9 +116,9 @@ def _entry(array: np.ndarray, kind: str, key: Any) -> np.ndarray:
     if array.shape[0] == 0:
         raise SaliencyError(f"{where} is an empty batch (its first axis has length 0)")
     # Views where possible: entries are never written to, and backends copy them onto the device.
-    if np.issubdtype(array.dtype, np.floating):
+    if array.dtype.kind == "f":
         return np.asarray(array, dtype=np.float32)
-    if not (np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_):
+    if array.dtype.kind not in "iub":
         raise SaliencyError(f"{where} has dtype {array.dtype}; entries must be numeric arrays or tensors")
     return np.asarray(array)
 
@@ -134,7 +134,7 @@ def _check_batch(entries: list[np.ndarray], kind: str, keys: tuple) -> None:
 
 def _attributed(entries: list[np.ndarray], kind: str, keys: tuple, fixed: Any) -> tuple[int, ...]:
     if fixed is None:
-        return tuple(i for i, e in enumerate(entries) if np.issubdtype(e.dtype, np.floating))
+        return tuple(i for i, e in enumerate(entries) if e.dtype.kind == "f")
     names = [fixed] if isinstance(fixed, (str, int)) else list(fixed)
     if kind == "array":
         raise SaliencyError("fixed= names entries of a tuple, list or dict x; x is a single array")

@@ -150,7 +150,7 @@ class TorchBackend(Backend):
         device, dtype = self._device_and_dtype
         out = []
         for i, e in enumerate(entries):
-            floating = np.issubdtype(e.dtype, np.floating)
+            floating = e.dtype.kind == "f"
             wanted = dtype if floating else None
             if i in shared and e.flags.writeable:
                 t = torch.as_tensor(np.ascontiguousarray(e), dtype=wanted, device=device)
