@@ -57,7 +57,7 @@ class PassSizes:
     @property
     def done(self) -> bool:
         """Whether size and layout are both chosen."""
-        return self.settled and self.layout in self.layout_rates and len(self.layout_rates) == len(self.layouts)
+        return self.settled and len(self.layout_rates) == len(self.layouts)
 
     def next(self, remaining: int) -> int:
         """How many copies the next pass takes (in :attr:`layout`)."""

@@ -204,28 +204,30 @@ class TorchBackend(Backend):
         straight out of (by forward hooks: the module whose output tensor *is* that output).
         Runs the model once per query (twice for an int/str head of a one-tensor model); remembered."""
         if query.key not in self._plans:
-            head, explained, produced = self._traced_head(query, tensors, query.head)
+            modules = _submodules(self._module) if self._module is not None else []
+            time_major = tuple(m for m in modules if isinstance(m, nn.RNNBase) and not m.batch_first)
+            head, explained, produced = self._traced_head(query, tensors, query.head, modules, time_major)
             if isinstance(head, (int, str)) and explained is None:
-                head, explained, produced = self._traced_head(query, tensors, self.find_layer(head))
+                head, explained, produced = self._traced_head(query, tensors, self.find_layer(head), modules,
+                                                              time_major)
             skip = next((mod for mod, out in produced if out is explained), None)
             functional = _functional_activation(explained) if skip is None else None
-            self._plans[query.key] = _Plan(head, skip, functional, self._time_major_rnns())
+            self._plans[query.key] = _Plan(head, skip, functional, time_major)
         return self._plans[query.key]
 
-    def _traced_head(self, query: Query, tensors: list[torch.Tensor], head: Any
-                     ) -> tuple[Any, Optional[torch.Tensor], list[tuple[nn.Module, Any]]]:
-        """One differentiable call recording every activation module's output:
+    def _traced_head(self, query: Query, tensors: list[torch.Tensor], head: Any, modules: list[nn.Module],
+                     time_major: tuple[nn.Module, ...]) -> tuple[Any, Optional[torch.Tensor], list[tuple[nn.Module, Any]]]:
+        """One differentiable call recording the output of every activation module among ``modules``:
         ``(head, explained output, records)``; the output is None when an int/str head names no
         output entry (then it names a layer)."""
         produced: list[tuple[nn.Module, Any]] = []
-        modules = _submodules(self._module) if self._module is not None else []
         hooks = [m.register_forward_hook(lambda mod, args, out: produced.append((mod, out)))
                  for m in modules if type(m) in _FINAL_ACTIVATIONS]
         head_layer = head.obj if isinstance(head, LayerRef) else None
         watched = [t.detach().requires_grad_(True) if t.is_floating_point() else t for t in tensors]
         try:
             with torch.enable_grad(), _LayerHooks(query, None, head_layer=head_layer, guard=watched,
-                                                  time_major=self._time_major_rnns(), leaf=True) as run:
+                                                  time_major=time_major, leaf=True) as run:
                 raw = self._call_model(query, watched)
         finally:
             for h in hooks:
@@ -236,12 +238,6 @@ class TorchBackend(Backend):
                 isinstance(head, str) and head not in output_keys(raw)):
             return head, None, produced  # not an output entry: a layer
         return head, select_output(raw, head, _is_tensor), produced
-
-    def _time_major_rnns(self) -> tuple[nn.Module, ...]:
-        """The model's recurrent layers built with ``batch_first=False``."""
-        if self._module is None:
-            return ()
-        return tuple(m for m in _submodules(self._module) if isinstance(m, nn.RNNBase) and not m.batch_first)
 
     def _call_model(self, query: Query, tensors: list[torch.Tensor]) -> Any:
         packed = query.spec.pack(tensors)
