@@ -146,9 +146,8 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
         ) from None
     out_shape = _start(p)
     delta = None
-    if method in _ONE_PASS:  # a target of -1 is each sample's arg-max, from the same pass
-        requested = np.full(p.batch, -1, dtype=np.int64) if target is None else resolve_targets(
-            target, (p.batch, *out_shape))
+    if method in _ONE_PASS:  # target=None: each sample's arg-max, taken from the same pass
+        requested = None if target is None else _requested_targets(target, p.batch, out_shape)
         if method in _CAMS:
             scores, values = _class_activation_map(p, method, requested, **options)
         else:
@@ -166,13 +165,14 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
         else:
             values, delta = _integrated_gradients(p, flat_targets, scores, **options)
     _warn_about_activation(p, scores, flat_targets)
-    _warn_if_scores_not_finite(p, scores)
-    for v in values:
-        _warn_if_not_finite(v, "the attribution")
-    values = [v.astype(np.float32, copy=False) for v in values]
+    if not _finite(scores, *values):
+        _warn_if_scores_not_finite(p, scores)
+        for v in values:
+            _warn_if_not_finite(v, "the attribution")
+    values = [v if v.dtype == np.float32 else v.astype(np.float32) for v in values]
     return Attribution(
         values=values[0] if p.at_layer else p.query.spec.result(values),
-        targets=_index_tuples(flat_targets, out_shape),
+        targets=_index_tuples(flat_targets, out_shape, p.batch),
         outputs=scores,
         method=method,
         output=output,
@@ -266,6 +266,14 @@ def resolve_targets(target: Target, scores_shape: tuple, scores: Optional[np.nda
                      for t in per_sample], dtype=np.int64)
 
 
+def _requested_targets(target: Target, batch: int, out_shape: tuple) -> Union[int, np.ndarray]:
+    """``target`` as the backends take it: one flat index for a target every sample shares (an int
+    or an index tuple), else one per sample (see :func:`resolve_targets`)."""
+    if isinstance(target, (tuple, int, np.integer)) and not isinstance(target, bool):
+        return _flat_index(target, out_shape, "target")
+    return resolve_targets(target, (batch, *out_shape))
+
+
 # ------------------------------------------------------------------- methods
 def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise: float,
                 seed: Optional[int]) -> list[np.ndarray]:
@@ -311,7 +319,8 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
     return values, (total - (f_x - f_b)).astype(np.float32)
 
 
-def _gradient_times(p: _Problem, targets: np.ndarray, times_input: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+def _gradient_times(p: _Problem, targets: Union[None, int, np.ndarray], times_input: bool
+                    ) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(scores, gradients)``, multiplied by what they are taken against when ``times_input``;
     at a layer the activation comes from the same pass as its gradient (``layer_vjp``)."""
     if not times_input:
@@ -323,7 +332,7 @@ def _gradient_times(p: _Problem, targets: np.ndarray, times_input: bool) -> tupl
     return scores, [v * g for v, g in zip(_variables(p), grads)]
 
 
-def _class_activation_map(p: _Problem, method: str, targets: np.ndarray, *,
+def _class_activation_map(p: _Problem, method: str, targets: Union[None, int, np.ndarray], *,
                           relu: bool) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(scores, [map])``: Grad-CAM(++) from the layer's activation and the gradient of the
     targets w.r.t. it (one pass), upsampled to the spatial size of the (first attributed) input entry."""
@@ -521,9 +530,9 @@ def _forward(p: _Problem, entries: list[np.ndarray], activation: Optional[np.nda
 
 
 def _vjp(p: _Problem, entries: list[np.ndarray], points: Optional[list[np.ndarray]],
-         flat_targets: np.ndarray, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
+         flat_targets: Union[None, int, np.ndarray], layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(scores, gradients)`` for a batch; ``points`` replace the attributed entries (or the
-    layer's activation) when given. A target of -1 is the sample's arg-max; ``layout`` is one
+    layer's activation) when given. Targets as ``Backend.vjp`` takes them; ``layout`` is one
     of ``Backend.layouts`` (None: the backend's default)."""
     spec = p.query.spec
     activation = None
@@ -531,8 +540,7 @@ def _vjp(p: _Problem, entries: list[np.ndarray], points: Optional[list[np.ndarra
         activation = points[0]
     elif points is not None:
         entries = replaced(entries, spec.attributed, points)
-    outputs, grads = _guarded(lambda: p.backend.vjp(p.query, entries, flat_targets.astype(np.int64), activation,
-                                                    layout=layout))
+    outputs, grads = _guarded(lambda: p.backend.vjp(p.query, entries, flat_targets, activation, layout=layout))
     return _as_scores(outputs, len(entries[0])), grads
 
 
@@ -618,18 +626,27 @@ def _check_jacobian_budget(batch: int, shapes: list[tuple[int, ...]], n_rows: in
         )
 
 
-def _index_tuples(flat: np.ndarray, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Each flat index as a tuple of ints into ``shape`` (one vectorized unravel, no numpy scalars)."""
+def _index_tuples(flat: Union[int, np.ndarray], shape: tuple[int, ...], batch: int) -> list[tuple[int, ...]]:
+    """Each sample's flat index (one int for all, or one each) as a tuple of ints into ``shape``
+    (one vectorized unravel, no numpy scalars)."""
+    if isinstance(flat, int):
+        index = (flat,) if len(shape) == 1 else tuple(int(i) for i in np.unravel_index(flat, shape))
+        return [index] * batch
     if len(shape) == 1:
         return [(i,) for i in np.asarray(flat).tolist()]
     axes = np.unravel_index(np.asarray(flat, dtype=np.int64), shape)
     return list(zip(*(a.tolist() for a in axes)))
 
 
+def _finite(*arrays: np.ndarray) -> bool:
+    """Whether every value is finite, as far as one sum per array can tell: NaN and ±inf survive a
+    sum, so True is certain; False may be a finite sum's overflow, which callers count exactly.
+    (One pass without a temporary array, and no BLAS call that would wake BLAS's threads.)"""
+    return math.isfinite(sum(float(np.add.reduce(a, axis=None)) for a in arrays))
+
+
 def _warn_if_not_finite(values: np.ndarray, what: str) -> None:
-    # The minimum and the maximum are NaN when any value is, and ±inf when one is: two cheap passes
-    # without a temporary array (a BLAS dot would wake BLAS's threads); only then are they counted.
-    if values.size and not (np.isfinite(values.min()) and np.isfinite(values.max())):
+    if not _finite(values):
         bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
         if bad:
             warnings.warn(f"{what} contains {bad} NaN or infinite values", SaliencyWarning, stacklevel=3)
@@ -638,7 +655,7 @@ def _warn_if_not_finite(values: np.ndarray, what: str) -> None:
 def _warn_if_scores_not_finite(p: _Problem, scores: np.ndarray) -> None:
     """NaN or inf in the model's scores: blamed on the input when it holds some, else on the model.
     (An input NaN the model never looks at, e.g. under a mask, leaves the scores finite: no warning.)"""
-    if math.isfinite(float(scores.sum())):  # NaN and ±inf survive a sum; an overflow is checked below
+    if _finite(scores):
         return
     inputs = [p.entries[i] for i in p.query.spec.attributed if not np.isfinite(p.entries[i]).all()]
     for entry in inputs:
@@ -658,7 +675,7 @@ def _warn_if_training(backend: Backend) -> None:
         )
 
 
-def _warn_about_activation(p: _Problem, scores: np.ndarray, flat_targets: np.ndarray) -> None:
+def _warn_about_activation(p: _Problem, scores: np.ndarray, flat_targets: Union[int, np.ndarray]) -> None:
     """Probabilities asked: warn when saturated. Logits asked but none found: warn when the
     output looks like probabilities (a property of the model: checked on the first call for
     each input signature and query), naming ``head=`` as the fix."""
@@ -681,8 +698,9 @@ def _warn_about_activation(p: _Problem, scores: np.ndarray, flat_targets: np.nda
         )
 
 
-def _warn_if_saturated(activation: str, scores: np.ndarray, flat_targets: np.ndarray) -> None:
-    probs = scores.reshape(scores.shape[0], -1)[np.arange(len(flat_targets)), flat_targets]
+def _warn_if_saturated(activation: str, scores: np.ndarray, flat_targets: Union[int, np.ndarray]) -> None:
+    rows = np.arange(scores.shape[0])
+    probs = scores.reshape(len(rows), -1)[rows, flat_targets]
     slope = probs * (1 - probs)
     if np.any(slope < 1e-3):
         worst = int(np.argmin(slope))

@@ -117,7 +117,7 @@ def _entry(array: np.ndarray, kind: str, key: Any) -> np.ndarray:
         raise SaliencyError(f"{where} is an empty batch (its first axis has length 0)")
     # Views where possible: entries are never written to, and backends copy them onto the device.
     if array.dtype.kind == "f":
-        return np.asarray(array, dtype=np.float32)
+        return array if type(array) is np.ndarray and array.dtype == np.float32 else np.asarray(array, np.float32)
     if array.dtype.kind not in "iub":
         raise SaliencyError(f"{where} has dtype {array.dtype}; entries must be numeric arrays or tensors")
     return np.asarray(array)

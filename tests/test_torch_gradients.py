@@ -45,6 +45,19 @@ def test_argmax_target_is_each_samples_top_output(rng):
     assert [t[0] for t in sw.attribute(model, x).targets] == top.tolist()
 
 
+def test_argmax_target_with_tied_outputs_explains_the_first_as_reported():
+    """Outputs 1 and 3 tie (x0 == x1) but have different gradients: the arg-max map, taken from
+    the same pass, is the gradient of output 1, the target reported."""
+    model = torch.nn.Linear(2, 4).eval()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 1.0]]))
+        model.bias.copy_(torch.tensor([-100.0, 0.0, -100.0, 0.0]))
+    x = np.array([[0.5, 0.5], [2.0, 2.0]], dtype=np.float32)
+    result = sw.attribute(model, x)
+    assert result.targets == [(1,), (1,)]
+    np.testing.assert_array_equal(result.values, [[1.0, 0.0], [1.0, 0.0]])
+
+
 def test_one_target_per_sample(rng):
     model = torch_mlp()
     x = rng.normal(size=(3, 6)).astype(np.float32)
@@ -267,8 +280,8 @@ print(light, np.array_equal(before, after))
 
 
 def test_first_gradient_does_not_import_sympy_and_gives_the_same_numbers():
-    """In a fresh process the gradient takes the scalar path (no sympy import, 0.4 s); once the
-    module is loaded it takes grad_outputs=; both give identical numbers."""
+    """A gradient differentiates the sum of the chosen outputs: no grad_outputs=, whose shape check
+    imports sympy (0.4 s of a fresh kernel); the numbers stay the same once that module is loaded."""
     import subprocess
     import sys
 

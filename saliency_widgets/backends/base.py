@@ -11,13 +11,18 @@ from dataclasses import dataclass, field
 from functools import cached_property
 import types
 import weakref
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
 from ..errors import SaliencyError
 from ..structure import InputSpec
 from ..weights import LayerInfo, WeightBlock
+
+
+#: What ``vjp`` explains per sample: flat output indices (one per sample), one index for all, or
+#: None (each sample's arg-max).
+Targets = Union[None, int, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -147,19 +152,20 @@ class Backend(ABC):
         """The output of ``query.layer`` for a batch."""
 
     @abstractmethod
-    def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
+    def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
             activation: Optional[np.ndarray] = None, *, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
-        """``(outputs, gradients)``: the gradient of each sample's output ``targets[i]`` (a flat
-        index, or -1 for that sample's arg-max, taken from this same forward pass) with respect
-        to each attributed entry, or to the layer's output (a list of one). ``layout``: one of
-        :meth:`layouts` (the same numbers, computed at another speed)."""
+        """``(outputs, gradients)``: the gradient of each sample's target output with respect to
+        each attributed entry, or to the layer's output (a list of one). ``targets``: one flat
+        output index per sample (an int64 array), one int every sample shares, or None for each
+        sample's arg-max, taken from this same forward pass. ``layout``: one of :meth:`layouts`
+        (the same numbers, computed at another speed)."""
 
     def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:
         """Memory layouts :meth:`vjp` can run these entries in, its default first; SmoothGrad and
         integrated gradients measure them (see ``passes.py``). One default layout unless overridden."""
         return (None,)
 
-    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
+    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(outputs, activation, gradient)``: :meth:`vjp` at ``query.layer`` together with that
         layer's output (Grad-CAM needs both). Backends that capture it in the same pass override this."""

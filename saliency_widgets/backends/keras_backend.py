@@ -16,7 +16,7 @@ from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ..heads import select_output
 from ..structure import flatten
 from ..weights import LayerInfo, WeightBlock, resolve_layer
-from .base import Backend, LayerRef, Query
+from .base import Backend, LayerRef, Query, Targets
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
 
@@ -290,14 +290,14 @@ class KerasBackend(Backend):
     def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
         return np.asarray(self._run("activation", query, entries), dtype=np.float32)
 
-    def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
+    def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
             activation: Optional[np.ndarray] = None, *, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
-        y, grads = self._run("vjp", query, entries, targets.astype(np.int64), activation=activation)
+        y, grads = self._run("vjp", query, entries, _target_array(targets, len(entries[0])), activation=activation)
         return np.asarray(y, dtype=np.float32), [np.asarray(g, dtype=np.float32) for g in grads]
 
-    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
+    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y, leaf, grad = self._run("layer_vjp", query, entries, targets.astype(np.int64))
+        y, leaf, grad = self._run("layer_vjp", query, entries, _target_array(targets, len(entries[0])))
         return tuple(np.asarray(a, dtype=np.float32) for a in (y, leaf, grad))
 
     def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
@@ -323,6 +323,14 @@ class KerasBackend(Backend):
 _IDLE_BEFORE_TRACE = 0.25
 #: Background traces still running; joined at exit so that none is cut off mid-trace.
 _TRACES: list[threading.Thread] = []
+
+
+def _target_array(targets: Targets, batch: int) -> np.ndarray:
+    """``Backend.vjp``'s targets as the traced function takes them: one int64 per sample, -1 for
+    the arg-max (one argument signature whatever was asked, so nothing is traced again)."""
+    if targets is None or isinstance(targets, int):
+        return np.full(batch, -1 if targets is None else targets, dtype=np.int64)
+    return targets.astype(np.int64)
 
 
 @atexit.register

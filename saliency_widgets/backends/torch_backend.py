@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import inspect
 import math
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -18,7 +17,7 @@ from ..errors import NonDifferentiableError, SaliencyError
 from ..heads import output_keys, select_output
 from ..structure import signature, tile
 from ..weights import LayerInfo, WeightBlock, resolve_layer
-from .base import Backend, LayerRef, Query
+from .base import Backend, LayerRef, Query, Targets
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
     nn.Softmax: "softmax",
@@ -30,11 +29,6 @@ _FINAL_ACTIVATIONS: dict[type, str] = {
 _MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._NormBase)
 
 _CONV_SPATIAL_AXES = {1: "length", 2: "height, width", 3: "depth, height, width"}
-
-#: The module ``autograd.grad(..., grad_outputs=...)`` imports on first use, and sympy with it:
-#: 0.4 s of a fresh kernel's first widget. A single gradient avoids it until something else needs it
-#: (the Jacobian, prefetched after the first paint); it is then ~40 µs per call faster.
-_SHAPE_CHECKS = "torch.fx.experimental.symbolic_shapes"
 
 #: The layout name ``layouts()`` offers besides the default (contiguous).
 CHANNELS_LAST = "channels_last"
@@ -132,28 +126,26 @@ class TorchBackend(Backend):
         return None if plan is None else plan.functional
 
     # ---------------------------------------------------------------- compute
-    @property
-    def _device_and_dtype(self) -> tuple[torch.device, torch.dtype]:
-        if self._module is not None:
-            for p in self._module.parameters():
-                return p.device, p.dtype if p.dtype.is_floating_point else torch.float32
-        return torch.device("cpu"), torch.float32
-
-    def _tensors(self, entries: list[np.ndarray], shared: tuple[int, ...] = (),
+    @staticmethod
+    def _tensors(entries: list[np.ndarray], placement: "_Placement", shared: tuple[int, ...] = (),
                  layout: Optional[str] = None) -> list[torch.Tensor]:
-        """The entries on the model's device, floating ones in the model's dtype; 4-D floating ones
-        channels-last with ``layout="channels_last"`` (see :meth:`layouts`), else contiguous.
+        """The entries on the model's device, floating ones in the model's dtype (``placement``, from
+        :meth:`_inference`); 4-D floating ones channels-last with ``layout="channels_last"`` (see
+        :meth:`layouts`), else contiguous.
 
         Copies, except the entries at ``shared`` positions where they already are what the model
         takes: those become tensors that will require grad, which torch refuses to change in place,
         so the caller's array stays untouched without paying for a copy."""
-        device, dtype = self._device_and_dtype
+        device, dtype, _ = placement
         out = []
         for i, e in enumerate(entries):
             floating = e.dtype.kind == "f"
             wanted = dtype if floating else None
             if i in shared and e.flags.writeable:
-                t = torch.as_tensor(np.ascontiguousarray(e), dtype=wanted, device=device)
+                if placement.numpy_float32 and e.dtype == np.float32 and e.flags.c_contiguous:
+                    t = torch.from_numpy(e)
+                else:
+                    t = torch.as_tensor(np.ascontiguousarray(e), dtype=wanted, device=device)
             else:
                 t = torch.tensor(e, dtype=wanted, device=device)
             if layout == CHANNELS_LAST and floating and t.ndim == 4:
@@ -175,24 +167,27 @@ class TorchBackend(Backend):
         return (None,)
 
     @contextmanager
-    def _inference(self) -> Iterator[None]:
+    def _inference(self) -> Iterator["_Placement"]:
         """Eval mode, no parameter gradients, grad recording on; everything restored after.
+        Yields where the model's parameters are (device and floating dtype).
 
         Only the flags this flips are recorded and flipped back, also after an exception.
         """
         modules = _submodules(self._module) if self._module is not None else []
         training = [m for m in modules if m.training]
-        trainable = [p for m in modules for p in m._parameters.values() if p is not None and p.requires_grad]
+        parameters = [p for m in modules for p in m._parameters.values() if p is not None]
+        trainable = [p for p in parameters if p.requires_grad]
+        placement = _Placement.of(parameters[0] if parameters else None)
         try:
             if training:
                 self._module.eval()
             for p in trainable:
                 p.requires_grad_(False)
             if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
-                yield  # already so: entering the two contexts would cost microseconds per call
+                yield placement  # already so: entering the two contexts would cost microseconds per call
             else:
                 with torch.inference_mode(False), torch.enable_grad():
-                    yield
+                    yield placement
         finally:
             for m in training:
                 m.training = True
@@ -262,6 +257,8 @@ class TorchBackend(Backend):
             skip = plan.skip.register_forward_hook(lambda mod, args, out: args[0])
         head_layer = plan.head.obj if isinstance(plan.head, LayerRef) else None
         try:
+            if query.layer is None and head_layer is None and not plan.time_major:  # no hooks to place
+                return select_output(self._call_model(query, tensors), plan.head, _is_tensor), None
             with _LayerHooks(query, activation, head_layer=head_layer, guard=tensors, time_major=plan.time_major,
                              leaf=leaf) as run:
                 raw = self._call_model(query, tensors)
@@ -279,28 +276,30 @@ class TorchBackend(Backend):
         return SaliencyError(f"the model could not run on {given}{hint}. (torch said: {first_line})")
 
     def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
-        with self._inference(), torch.no_grad():  # tensors made inside: never inference tensors
-            tensors = self._tensors(entries)
-            act = None if activation is None else self._tensors([activation])[0]
+        with self._inference() as placement, torch.no_grad():  # tensors made inside: never inference tensors
+            tensors = self._tensors(entries, placement)
+            act = None if activation is None else self._tensors([activation], placement)[0]
             out, _ = self._explained(query, tensors, act, leaf=False)
             return _numpy(out)
 
     def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
-        with self._inference(), torch.no_grad():
-            tensors = self._tensors(entries)
+        with self._inference() as placement, torch.no_grad():
+            tensors = self._tensors(entries, placement)
             _, leaf = self._explained(query, tensors, None, leaf=True)
             return _numpy(leaf)
 
     def _differentiable(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray],
-                        layout: Optional[str] = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+                        placement: "_Placement", layout: Optional[str] = None
+                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(explained output, tensors to differentiate with respect to)``."""
         if query.layer is None:
-            tensors = self._tensors(entries, shared=query.spec.attributed, layout=layout)
+            tensors = self._tensors(entries, placement, shared=query.spec.attributed, layout=layout)
             wrt = [tensors[i].requires_grad_(True) for i in query.spec.attributed]
             out, _ = self._explained(query, tensors, None, leaf=False)
         else:
-            tensors = self._tensors(entries)
-            act = None if activation is None else self._tensors([activation], shared=(0,))[0].requires_grad_(True)
+            tensors = self._tensors(entries, placement)
+            act = (None if activation is None
+                   else self._tensors([activation], placement, shared=(0,))[0].requires_grad_(True))
             out, leaf = self._explained(query, tensors, act, leaf=True)
             wrt = [leaf]
         if not out.requires_grad:
@@ -310,36 +309,36 @@ class TorchBackend(Backend):
             )
         return out, wrt
 
-    def vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
+    def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
             activation: Optional[np.ndarray] = None, *, layout: Optional[str] = None
             ) -> tuple[np.ndarray, list[np.ndarray]]:
-        with self._inference():
-            out, wrt, grads = self._target_gradients(query, entries, targets, activation, layout)
+        with self._inference() as placement:
+            out, wrt, grads = self._target_gradients(query, entries, targets, activation, placement, layout)
             return _numpy(out.detach()), [_numpy(_gradient(g, w)) for g, w in zip(grads, wrt)]
 
-    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: np.ndarray
+    def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        with self._inference():
-            out, (leaf,), (grad,) = self._target_gradients(query, entries, targets, None, None)
+        with self._inference() as placement:
+            out, (leaf,), (grad,) = self._target_gradients(query, entries, targets, None, placement, None)
             return _numpy(out.detach()), _numpy(leaf.detach()), _numpy(_gradient(grad, leaf))
 
-    def _target_gradients(self, query: Query, entries: list[np.ndarray], targets: np.ndarray,
-                          activation: Optional[np.ndarray], layout: Optional[str]
+    def _target_gradients(self, query: Query, entries: list[np.ndarray], targets: Targets,
+                          activation: Optional[np.ndarray], placement: "_Placement", layout: Optional[str]
                           ) -> tuple[torch.Tensor, list[torch.Tensor], tuple]:
-        """``(output, tensors differentiated against, their gradients)`` of each sample's target."""
-        out, wrt = self._differentiable(query, entries, activation, layout)
+        """``(output, tensors differentiated against, their gradients)`` of each sample's target.
+
+        The gradient of the sum of the chosen outputs: no cotangent to build, and no
+        ``grad_outputs=``, whose shape check imports sympy (0.4 s) on first use."""
+        out, wrt = self._differentiable(query, entries, activation, placement, layout)
         flat = out.reshape(out.shape[0], -1)
-        index = np.asarray(targets, dtype=np.int64)
-        if (index < 0).any():
-            index = np.where(index < 0, flat.detach().argmax(dim=1).cpu().numpy(), index)
-        # the one-hot cotangent is built in numpy: fewer small torch ops per call
-        cot = np.zeros(flat.shape, dtype=np.float32)
-        cot[np.arange(len(index)), index] = 1
-        cot = torch.from_numpy(cot).to(device=flat.device, dtype=flat.dtype)
-        if _SHAPE_CHECKS in sys.modules:
-            grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
-        else:  # the same numbers, without torch importing sympy (0.4 s) to check grad_outputs' shape
-            grads = torch.autograd.grad((flat * cot).sum(), wrt, allow_unused=True)
+        if targets is None:  # max's gradient goes to the first maximum, the one argmax names
+            chosen = flat.max(dim=1).values
+        elif isinstance(targets, int):
+            chosen = flat[:, targets]
+        else:
+            rows = torch.from_numpy(np.asarray(targets, dtype=np.int64)[:, None])
+            chosen = flat.gather(1, rows if flat.device.type == "cpu" else rows.to(flat.device))
+        grads = torch.autograd.grad(chosen.sum(), wrt, allow_unused=True)
         if all(g is None for g in grads):
             raise NonDifferentiableError("the explained output does not depend on what is attributed")
         return out, wrt, grads
@@ -375,8 +374,8 @@ class TorchBackend(Backend):
         return min(best, key=best.__getitem__), result
 
     def _jacobian_vmap(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
-        with self._inference():
-            out, wrt = self._differentiable(query, entries, None)
+        with self._inference() as placement:
+            out, wrt = self._differentiable(query, entries, None, placement)
             flat = out.reshape(out.shape[0], -1)
             cot = _one_hot_rows(rows, flat.shape, flat)
             grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, is_grads_batched=True, allow_unused=True)
@@ -384,8 +383,8 @@ class TorchBackend(Backend):
 
     def _jacobian_tile(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
         n_rows, batch = len(rows), entries[0].shape[0]
-        with self._inference():
-            out, wrt = self._differentiable(query, tile(entries, n_rows), None)
+        with self._inference() as placement:
+            out, wrt = self._differentiable(query, tile(entries, n_rows), None, placement)
             flat = out.reshape(n_rows, batch, -1)
             cot = _one_hot_rows(rows, (batch, flat.shape[-1]), flat)
             grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
@@ -407,6 +406,23 @@ class TorchBackend(Backend):
         if self._module is None:
             raise SaliencyError("layers and weights need a torch.nn.Module, not a plain callable")
         return self._module
+
+
+class _Placement(NamedTuple):
+    """Where the model's parameters are: device and floating dtype (inputs are made to match)."""
+
+    device: torch.device
+    dtype: torch.dtype
+    #: CPU float32: a float32 numpy array is already what the model takes.
+    numpy_float32: bool
+
+    @classmethod
+    def of(cls, parameter: Optional[torch.Tensor]) -> "_Placement":
+        """The placement of a model whose first parameter is ``parameter`` (CPU float32 without one)."""
+        if parameter is None:
+            return cls(torch.device("cpu"), torch.float32, True)
+        dtype = parameter.dtype if parameter.dtype.is_floating_point else torch.float32
+        return cls(parameter.device, dtype, parameter.device.type == "cpu" and dtype == torch.float32)
 
 
 @dataclass
@@ -553,5 +569,8 @@ def _one_hot_rows(rows: np.ndarray, flat_shape: tuple, like: torch.Tensor) -> to
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to("cpu", torch.float32).numpy()
+    t = t.detach()
+    if t.dtype != torch.float32 or t.device.type != "cpu":
+        t = t.to("cpu", torch.float32)
+    return t.numpy()
 
