@@ -287,7 +287,13 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise:
     sigmas = [(noise * _sample_range(v)).astype(np.float32) for v in points]
 
     def noisy(count: int) -> list[np.ndarray]:
-        return [v + s * rng.standard_normal((count, *v.shape), dtype=np.float32) for v, s in zip(points, sigmas)]
+        copies = []
+        for v, s in zip(points, sigmas):  # in place: no temporaries of the pass's size
+            noise = rng.standard_normal((count, *v.shape), dtype=np.float32)
+            noise *= s
+            noise += v
+            copies.append(noise)
+        return copies
 
     weights = np.full(n_samples, 1.0 / n_samples)
     return _batched_gradient_sum(p, flat_targets, weights, noisy)
@@ -426,7 +432,7 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
         began = time.perf_counter()
         points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
         _, grads = _vjp(p, tile(p.entries, len(w), skip=replaced_entries), points, np.tile(flat_targets, len(w)),
-                        sizes.layout)
+                        sizes.layout_for(len(w)))
         for total, g in zip(totals, grads):  # a float32 sum within the pass, a float64 one across passes
             total += np.tensordot(w.astype(np.float32), g.reshape(len(w), *total.shape), axes=1)
         sizes.record(time.perf_counter() - began)

@@ -7,14 +7,20 @@ tried, and growth goes on while the newest size has the lowest time per copy
 (bigger passes amortize per-call overhead and use the cores better; past a
 point they fall out of the cache and get slower), up to ``MAX_GROWTH`` times the
 first size. The size with the lowest time per copy is kept. Calls smaller than
-the size being tried run as one pass each (not judged) until a bigger call comes.
+the size being tried run as one pass each, not judged for the size, until a
+bigger call comes.
 
 When the backend offers other memory layouts for the input (torch: channels-last
-for 2-D convolution models), each is then tried at the settled size: its first
-pass warms the kernels up and is not judged, the fastest of the next two counts,
-and the layout with the lowest time per copy is kept. Every pass, tried or not, contributes to the
-result; only the speed differs. The choice lives per (input signature, query) on
-the backend, as the Jacobian strategy does.
+for 2-D convolution models), they are measured for each pass size that runs
+outside the size search: the settled size, the last pass of a call, and calls too
+small for the size being tried (a caller asking for 16 integrated-gradient steps
+at a time never settles a size, yet its passes still get the faster layout).
+Which layout wins depends on the pass size (a ResNet runs channels-last faster
+at 32 images and slower at 2). Each layout's first pass at a size warms its
+kernels up and is not judged, the fastest of the next two counts, and the layout
+with the lowest time per copy is kept. Every pass, tried or not, contributes to
+the result; only the speed differs. The choice lives per (input signature,
+query) on the backend, as the Jacobian strategy does.
 """
 
 from __future__ import annotations
@@ -26,10 +32,51 @@ from typing import Any
 MAX_GROWTH = 32
 #: Sizes always tried before judging (1×, 2×, 4× the first): one noisy timing decides nothing.
 MIN_TRIALS = 3
-#: Passes in a new layout before one is judged: the first builds and warms up its kernels.
+#: Passes in a layout before one is judged: the first builds and warms up its kernels.
 LAYOUT_WARMUP = 1
 #: Passes judged per layout (the fastest counts), after its warm-up.
 LAYOUT_TRIALS = 2
+
+
+@dataclass
+class LayoutTrials:
+    """The layouts measured for passes of one size, one after the other, the faster kept."""
+
+    layouts: tuple
+    #: Seconds per copy of each layout judged so far.
+    rates: dict[Any, float] = field(default_factory=dict)
+    #: The layout the next pass of this size runs in.
+    layout: Any = None
+    _trial: int = field(default=0, repr=False)
+    _trial_rates: list[float] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._next_layout()
+
+    @classmethod
+    def warmed(cls, layouts: tuple) -> "LayoutTrials":
+        """Trials whose first layout (the default) already ran at this size: it is judged at once."""
+        return cls(layouts, _trial=LAYOUT_WARMUP)
+
+    @property
+    def done(self) -> bool:
+        return len(self.rates) == len(self.layouts)
+
+    def record(self, seconds_per_copy: float) -> None:
+        """The time per copy of a pass that ran in :attr:`layout`."""
+        if self.done:
+            return
+        self._trial += 1
+        if self._trial > LAYOUT_WARMUP:
+            self._trial_rates.append(seconds_per_copy)
+        if len(self._trial_rates) == LAYOUT_TRIALS:
+            self.rates[self.layout] = min(self._trial_rates)
+            self._trial, self._trial_rates = 0, []
+            self._next_layout()
+
+    def _next_layout(self) -> None:
+        untried = [layout for layout in self.layouts if layout not in self.rates]
+        self.layout = untried[0] if untried else min(self.rates, key=self.rates.__getitem__)
 
 
 @dataclass
@@ -40,63 +87,68 @@ class PassSizes:
     #: Memory layouts the backend offers for these inputs; the first is its default.
     layouts: tuple = (None,)
     size: int = 0
-    layout: Any = None
     #: Seconds per copy measured for each size tried, in the default layout.
     rates: dict[int, float] = field(default_factory=dict)
-    #: Seconds per copy at the settled size, for each layout tried.
-    layout_rates: dict[Any, float] = field(default_factory=dict)
     settled: bool = False
+    #: The layouts measured for each pass size that ran outside the size search.
+    by_size: dict[int, LayoutTrials] = field(default_factory=dict)
     _pending: int = field(default=0, repr=False)
-    _trial: int = field(default=0, repr=False)
-    _trial_rates: list[float] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.size = self.size or self.first
-        self.layout = self.layouts[0]
+
+    @property
+    def layout(self) -> Any:
+        """The layout of the next pass of :attr:`size` copies."""
+        return self.layout_for(self.size)
+
+    @property
+    def layout_rates(self) -> dict[Any, float]:
+        """Seconds per copy of each layout judged at :attr:`size`."""
+        trials = self.by_size.get(self.size)
+        return {} if trials is None else trials.rates
 
     @property
     def done(self) -> bool:
-        """Whether size and layout are both chosen."""
-        return self.settled and len(self.layout_rates) == len(self.layouts)
+        """Whether the size, and the layout at that size, are both chosen."""
+        return self.settled and (len(self.layouts) == 1 or self._trials(self.size).done)
 
     def next(self, remaining: int) -> int:
-        """How many copies the next pass takes (in :attr:`layout`)."""
+        """How many copies the next pass takes (in :meth:`layout_for` that many)."""
         self._pending = min(self.size, remaining)
         return self._pending
 
+    def layout_for(self, copies: int) -> Any:
+        """The layout a pass of ``copies`` runs in: the default while it is judged for the size."""
+        if len(self.layouts) == 1 or self._sizing(copies):
+            return self.layouts[0]
+        return self._trials(copies).layout
+
     def record(self, seconds: float) -> None:
-        """The time the pass of :meth:`next`'s size took; a pass cut short by the end is not judged."""
-        if self._pending < self.size or self.done:
-            return
-        if not self.settled:
-            self.rates[self.size] = seconds / self._pending
+        """The time the pass of :meth:`next`'s size took (in :meth:`layout_for` that size)."""
+        copies = self._pending
+        if self._sizing(copies):
+            self.rates[self.size] = seconds / copies
             best = min(self.rates, key=self.rates.__getitem__)
             growing = len(self.rates) < MIN_TRIALS or best == self.size
             if growing and self.size * 2 <= self.first * MAX_GROWTH:
                 self.size *= 2
             else:
                 self._settle()
-            return
-        self._trial += 1
-        if self._trial > LAYOUT_WARMUP:
-            self._trial_rates.append(seconds / self._pending)
-        if len(self._trial_rates) == LAYOUT_TRIALS:
-            self._judge_layout(min(self._trial_rates))
+        elif len(self.layouts) > 1:
+            self._trials(copies).record(seconds / copies)
+
+    def _sizing(self, copies: int) -> bool:
+        """Whether a pass of ``copies`` is judged by the size search."""
+        return not self.settled and copies == self.size
+
+    def _trials(self, copies: int) -> LayoutTrials:
+        if copies not in self.by_size:
+            self.by_size[copies] = LayoutTrials(self.layouts)
+        return self.by_size[copies]
 
     def _settle(self) -> None:
         self.size = min(self.rates, key=self.rates.__getitem__)
         self.settled = True
-        self.layout_rates[self.layouts[0]] = self.rates[self.size]
-        self._try_next_layout()
-
-    def _judge_layout(self, rate: float) -> None:
-        self.layout_rates[self.layout] = rate
-        self._trial, self._trial_rates = 0, []
-        self._try_next_layout()
-
-    def _try_next_layout(self) -> None:
-        untried = [layout for layout in self.layouts if layout not in self.layout_rates]
-        if untried:
-            self.layout = untried[0]
-        else:
-            self.layout = min(self.layout_rates, key=self.layout_rates.__getitem__)
+        if self.size not in self.by_size:  # the size search ran the default layout at this size
+            self.by_size[self.size] = LayoutTrials.warmed(self.layouts)

@@ -12,7 +12,7 @@ def run(sizes: PassSizes, total: int, seconds_for) -> list[int]:
     taken, left = [], total
     while left:
         n = sizes.next(left)
-        sizes.record(seconds_for(n) if seconds_for.__code__.co_argcount == 1 else seconds_for(n, sizes.layout))
+        sizes.record(seconds_for(n) if seconds_for.__code__.co_argcount == 1 else seconds_for(n, sizes.layout_for(n)))
         taken.append(n)
         left -= n
     return taken
@@ -66,7 +66,9 @@ def test_other_layouts_are_tried_after_the_size_and_the_faster_kept():
         return (0.05 if layout == "channels_last" else 0.1) * n
 
     run(sizes, 4 + 8 + 16, seconds)  # sizes 4, 8, 16 in the default layout: 4 is as good as any
-    assert sizes.settled and sizes.size == 4 and sizes.layout == "channels_last" and not sizes.done
+    assert sizes.settled and sizes.size == 4 and sizes.layout is None and not sizes.done
+    assert run(sizes, 8, seconds) == [4, 4]  # the default ran at 4 already: judged at once, twice
+    assert sizes.layout == "channels_last" and not sizes.done
     assert run(sizes, 12, seconds) == [4, 4, 4]  # warm-up, then two judged passes
     assert sizes.done and sizes.layout == "channels_last"
     assert sizes.layout_rates == {None: 0.1, "channels_last": 0.05}
@@ -75,9 +77,23 @@ def test_other_layouts_are_tried_after_the_size_and_the_faster_kept():
 def test_a_slower_layout_is_dropped():
     sizes = PassSizes(4, layouts=(None, "channels_last"))
     run(sizes, 4 + 8 + 16, lambda n, layout: (0.3 if layout else 0.1) * n)
-    run(sizes, 12, lambda n, layout: (0.3 if layout else 0.1) * n)
+    run(sizes, 20, lambda n, layout: (0.3 if layout else 0.1) * n)
     assert sizes.done and sizes.layout is None
     assert run(sizes, 8, lambda n, layout: 0.1 * n) == [4, 4]
+
+
+def test_calls_too_small_for_the_size_still_measure_layouts_at_their_own_size():
+    """16 copies per call never reach the size being tried (32): the size never settles, yet
+    each layout is measured on those 16-copy passes (a warm-up and two judged passes each)."""
+    sizes = PassSizes(32, layouts=(None, "channels_last"))
+    per_copy = {None: 0.2, "channels_last": 0.1}
+    layouts = []
+    for _ in range(7):
+        layouts.append(sizes.layout_for(16))
+        assert run(sizes, 16, lambda n, layout: per_copy[layout] * n) == [16]
+    assert layouts == [None] * 3 + ["channels_last"] * 4 and not sizes.settled
+    assert sizes.by_size[16].rates == {None: 0.2, "channels_last": 0.1}
+    assert sizes.layout_for(16) == "channels_last" and sizes.layout_for(32) is None
 
 
 def test_measured_passes_give_the_same_integrated_gradients(rng):
