@@ -136,7 +136,7 @@ class TorchBackend(Backend):
         Copies, except the entries at ``shared`` positions where they already are what the model
         takes: those become tensors that will require grad, which torch refuses to change in place,
         so the caller's array stays untouched without paying for a copy."""
-        device, dtype, _ = placement
+        device, dtype = placement
         out = []
         for i, e in enumerate(entries):
             floating = e.dtype.kind == "f"
@@ -413,16 +413,18 @@ class _Placement(NamedTuple):
 
     device: torch.device
     dtype: torch.dtype
-    #: CPU float32: a float32 numpy array is already what the model takes.
-    numpy_float32: bool
 
     @classmethod
     def of(cls, parameter: Optional[torch.Tensor]) -> "_Placement":
         """The placement of a model whose first parameter is ``parameter`` (CPU float32 without one)."""
         if parameter is None:
-            return cls(torch.device("cpu"), torch.float32, True)
-        dtype = parameter.dtype if parameter.dtype.is_floating_point else torch.float32
-        return cls(parameter.device, dtype, parameter.device.type == "cpu" and dtype == torch.float32)
+            return cls(torch.device("cpu"), torch.float32)
+        return cls(parameter.device, parameter.dtype if parameter.dtype.is_floating_point else torch.float32)
+
+    @property
+    def numpy_float32(self) -> bool:
+        """CPU float32: a float32 numpy array is already what the model takes."""
+        return self.device.type == "cpu" and self.dtype == torch.float32
 
 
 @dataclass
