@@ -157,7 +157,7 @@ def bench_paths(report: Report, entry: Entry, steps: int) -> None:
                                                                  stdevs=sigma, nt_samples_batch_size=max(1, n // len(x)),
                                                                  abs=False)) for n in sizes}
     t = best_seconds(
-        repeat=3, warmup=6,  # the first calls measure pass sizes and layouts (passes.py)
+        repeat=5, warmup=8,  # the first calls measure pass sizes and layouts (passes.py)
         sw_ig=lambda: sw.saliency(entry.model, x, 1, method="integrated_gradients", steps=steps),
         sw_sg=lambda: sw.saliency(entry.model, x, 1, method="smoothgrad", n_samples=steps, seed=0),
         **captum_ig, **captum_sg,

@@ -313,7 +313,12 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
 
     def path(count: int) -> list[np.ndarray]:
         a = np.array([next(position) for _ in range(count)], dtype=np.float32)
-        return [(b + a.reshape(-1, *([1] * b.ndim)) * d).astype(np.float32, copy=False) for b, d in zip(bases, deltas)]
+        copies = []
+        for b, d in zip(bases, deltas):  # in place: one array of the pass's size, no temporaries
+            point = np.multiply(a.reshape(-1, *([1] * b.ndim)), d, dtype=np.float32)
+            point += b
+            copies.append(point)
+        return copies
 
     avg_grads = _batched_gradient_sum(p, flat_targets, weights, path)
     values = [d * g for d, g in zip(deltas, avg_grads)]
@@ -368,7 +373,8 @@ def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:
         if spec.structured and backend.framework == "torch":
             raise SaliencyError("with a tuple/list/dict x, pass layer= (a convolutional layer; sw.layers lists them)")
         layers = backend.layers(entries[0][:1])
-        backend.output_shapes[key] = default_layer(layers, channel_axis=0 if backend.framework == "torch" else -1).name
+        backend.output_shapes[key] = default_layer(layers, channel_axis=0 if backend.framework == "torch" else -1,
+                                                   spatial_axes=entries[0].ndim - 2).name
     return backend.output_shapes[key]
 
 

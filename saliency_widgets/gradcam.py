@@ -57,19 +57,25 @@ def resize_linear(maps: np.ndarray, size: Sequence[int]) -> np.ndarray:
     return out
 
 
-def default_layer(layers: Sequence[LayerInfo], channel_axis: int) -> LayerInfo:
+def default_layer(layers: Sequence[LayerInfo], channel_axis: int, spatial_axes: Optional[int] = None) -> LayerInfo:
     """The last layer whose per-sample output has a spatial axis longer than 1
-    (``channel_axis``: where the channels sit in a layer's output, 0 or -1)."""
+    (``channel_axis``: where the channels sit in a layer's output, 0 or -1); with
+    ``spatial_axes`` (an image input's 2), the last such layer with that many spatial
+    axes comes first: a ViT's patch embedding rather than its token sequence."""
     known = [info for info in layers if info.output_shape is not None]
     if not known:
         raise SaliencyError("the layers' output shapes are unknown; call with an input batch so they can be traced")
+    candidates = []
     for info in reversed(known):
         shape = tuple(info.output_shape)
         if len(shape) < 2:
             continue
         spatial = [n for i, n in enumerate(shape) if i != channel_axis % len(shape)]
         if any(n is None or n > 1 for n in spatial):
-            return info
+            candidates.append((len(spatial), info))
+    if candidates:
+        matching = [info for n, info in candidates if n == spatial_axes]
+        return matching[0] if matching else candidates[0][1]
     raise SaliencyError(
         "Grad-CAM needs a layer with a spatial output (a convolution or what follows it), and this "
         "model has none; use method='gradient' or 'occlusion' instead"

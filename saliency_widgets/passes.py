@@ -6,21 +6,23 @@ new, each pass doubles the size: the first three sizes (1×, 2×, 4×) are alway
 tried, and growth goes on while the newest size has the lowest time per copy
 (bigger passes amortize per-call overhead and use the cores better; past a
 point they fall out of the cache and get slower), up to ``MAX_GROWTH`` times the
-first size. The size with the lowest time per copy is kept. Calls smaller than
-the size being tried run as one pass each, not judged for the size, until a
-bigger call comes.
+first size. The size with the lowest time per copy settles the search. Calls
+smaller than the size being tried run as one pass each, not judged for the size,
+until a bigger call comes.
 
-When the backend offers other memory layouts for the input (torch: channels-last
-for 2-D convolution models), they are measured for each pass size that runs
-outside the size search: the settled size, the last pass of a call, and calls too
-small for the size being tried (a caller asking for 16 integrated-gradient steps
-at a time never settles a size, yet its passes still get the faster layout).
-Which layout wins depends on the pass size (a ResNet runs channels-last faster
-at 32 images and slower at 2). Each layout's first pass at a size warms its
-kernels up and is not judged, the fastest of the next two counts, and the layout
-with the lowest time per copy is kept. Every pass, tried or not, contributes to
-the result; only the speed differs. The choice lives per (input signature,
-query) on the backend, as the Jacobian strategy does.
+The search times one pass per size, in the backend's default memory layout. Both
+are rough: one timing on a busy machine can be off by half, and another layout
+can move the best size (the zoo's small CNN runs channels-last 2× faster at 4
+copies per pass, and barely faster at 16). So every size that runs outside the
+search (the settled size, a call's last pass, calls too small for the size being
+tried) measures each layout the backend offers (torch: channels-last for 2-D
+convolution models): the first pass of a layout at a size warms its kernels up
+and is not judged, the fastest of the next two counts. Then the search climbs:
+from the best (size, layout) measured so far it measures the sizes beside it
+(half, double; no bigger than the largest call) and moves while one is faster
+per copy. Every pass, tried or not, contributes to the result; only the speed
+differs. The choice lives per (input signature, query) on the backend, as the
+Jacobian strategy does.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class PassSizes:
     settled: bool = False
     #: The layouts measured for each pass size that ran outside the size search.
     by_size: dict[int, LayoutTrials] = field(default_factory=dict)
+    #: The most copies one call has asked for: no size beyond it is tried.
+    largest: int = 0
     _pending: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -110,17 +114,18 @@ class PassSizes:
 
     @property
     def done(self) -> bool:
-        """Whether the size, and the layout at that size, are both chosen."""
-        return self.settled and (len(self.layouts) == 1 or self._trials(self.size).done)
+        """Whether the size, and the layout at that size, are both chosen: the climb has ended."""
+        return self.settled and self._trials(self.size).done and self._climb() == self.size
 
     def next(self, remaining: int) -> int:
         """How many copies the next pass takes (in :meth:`layout_for` that many)."""
+        self.largest = max(self.largest, remaining)
         self._pending = min(self.size, remaining)
         return self._pending
 
     def layout_for(self, copies: int) -> Any:
         """The layout a pass of ``copies`` runs in: the default while it is judged for the size."""
-        if len(self.layouts) == 1 or self._sizing(copies):
+        if self._sizing(copies):
             return self.layouts[0]
         return self._trials(copies).layout
 
@@ -135,20 +140,31 @@ class PassSizes:
                 self.size *= 2
             else:
                 self._settle()
-        elif len(self.layouts) > 1:
-            self._trials(copies).record(seconds / copies)
+            return
+        trials = self._trials(copies)
+        trials.record(seconds / copies)
+        if self.settled and copies == self.size and trials.done:
+            self.size = self._climb()
 
     def _sizing(self, copies: int) -> bool:
         """Whether a pass of ``copies`` is judged by the size search."""
         return not self.settled and copies == self.size
 
     def _trials(self, copies: int) -> LayoutTrials:
-        if copies not in self.by_size:
-            self.by_size[copies] = LayoutTrials(self.layouts)
+        if copies not in self.by_size:  # a size the search ran has its default layout warmed up
+            self.by_size[copies] = (LayoutTrials.warmed if copies in self.rates else LayoutTrials)(self.layouts)
         return self.by_size[copies]
 
     def _settle(self) -> None:
         self.size = min(self.rates, key=self.rates.__getitem__)
         self.settled = True
-        if self.size not in self.by_size:  # the size search ran the default layout at this size
-            self.by_size[self.size] = LayoutTrials.warmed(self.layouts)
+
+    def _climb(self) -> int:
+        """The size to run next: one beside the fastest (size, layout) measured (half or double,
+        up to the growth cap and the largest call) that is not measured yet, else the fastest."""
+        measured = {n: min(t.rates.values()) for n, t in self.by_size.items() if t.done}
+        best = min(measured, key=measured.__getitem__)
+        for size in (best // 2, best * 2):
+            if 1 <= size <= min(self.first * MAX_GROWTH, self.largest) and size not in measured:
+                return size
+        return best

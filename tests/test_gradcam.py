@@ -163,6 +163,26 @@ def test_engine_gradcam_matches_captum_and_names_the_layer(rng):
     np.testing.assert_allclose(first_conv.values, ref, rtol=1e-5, atol=1e-6)
 
 
+def test_engine_gradcam_default_layer_of_a_vit_is_its_patch_grid(rng):
+    """A ViT's last layers output token sequences (one spatial axis), which cannot be laid over a
+    2-D image; the default is the last layer with the image's two spatial axes: the patch projection."""
+    torch = pytest.importorskip("torch")
+    captum_attr = pytest.importorskip("captum.attr")
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    model = ViTForImageClassification(ViTConfig(image_size=16, patch_size=4, hidden_size=16, num_hidden_layers=1,
+                                                num_attention_heads=2, intermediate_size=32, num_labels=3)).eval()
+    x = rng.normal(size=(2, 3, 16, 16)).astype(np.float32)
+    result = sw.attribute(model, x, 1, method="gradcam")
+    assert result.layer == "vit.embeddings.patch_embeddings.projection" and result.values.shape == (2, 16, 16)
+    projection = model.vit.embeddings.patch_embeddings.projection
+    cam = captum_attr.LayerGradCam(lambda t: model(t).logits, projection).attribute(torch.from_numpy(x), target=1,
+                                                                                   relu_attributions=True)
+    ref = captum_attr.LayerAttribution.interpolate(cam, (16, 16), "bilinear")[:, 0].detach().numpy()
+    np.testing.assert_allclose(result.values, ref, rtol=1e-5, atol=1e-6)
+
+
 def test_engine_gradcam_plus_plus_matches_the_formula(rng):
     torch = pytest.importorskip("torch")
     from models import torch_cnn

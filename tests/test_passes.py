@@ -46,13 +46,24 @@ def test_a_pass_cut_short_by_the_end_is_not_judged():
     assert not sizes.settled and sizes.size == 8
 
 
+def until_done(sizes: PassSizes, total: int, seconds_for, calls: int = 40) -> int:
+    """Calls of ``total`` copies until the choice is made; how many it took."""
+    for call in range(1, calls + 1):
+        run(sizes, total, seconds_for)
+        if sizes.done:
+            return call
+    raise AssertionError(f"not settled after {calls} calls: {sizes}")
+
+
 def test_calls_too_small_for_the_size_run_as_one_pass_each_until_a_bigger_call():
     sizes = PassSizes(1)
     overhead = lambda n: 1 + 0.1 * n  # noqa: E731 - bigger passes are cheaper per copy
     run(sizes, 7, overhead)  # 1, 2, 4 tried, growing; the next size (8) does not fit a 7-copy call
     assert run(sizes, 7, overhead) == [7] and not sizes.settled and sizes.size == 8
     run(sizes, 8 + 16 + 32, overhead)
-    assert sizes.settled and sizes.size == 32 and sizes.done
+    assert sizes.settled and sizes.size == 32
+    until_done(sizes, 56, overhead)  # 32 measured again, 16 beside it; 64 is more than any call asked
+    assert sizes.size == 32 and sizes.by_size[16].done and 64 not in sizes.by_size
 
 
 def test_other_layouts_are_tried_after_the_size_and_the_faster_kept():
@@ -60,26 +71,44 @@ def test_other_layouts_are_tried_after_the_size_and_the_faster_kept():
     warmed = []
 
     def seconds(n, layout):
-        if layout == "channels_last" and not warmed:
+        if layout == "channels_last" and n not in warmed:
             warmed.append(n)
             return 10.0 * n  # the first pass in a new layout builds its kernels: not judged
-        return (0.05 if layout == "channels_last" else 0.1) * n
+        if layout == "channels_last":
+            return (0.05 if n == 4 else 0.08) * n
+        return 0.1 * n
 
     run(sizes, 4 + 8 + 16, seconds)  # sizes 4, 8, 16 in the default layout: 4 is as good as any
     assert sizes.settled and sizes.size == 4 and sizes.layout is None and not sizes.done
     assert run(sizes, 8, seconds) == [4, 4]  # the default ran at 4 already: judged at once, twice
     assert sizes.layout == "channels_last" and not sizes.done
     assert run(sizes, 12, seconds) == [4, 4, 4]  # warm-up, then two judged passes
-    assert sizes.done and sizes.layout == "channels_last"
-    assert sizes.layout_rates == {None: 0.1, "channels_last": 0.05}
+    assert sizes.by_size[4].rates == {None: 0.1, "channels_last": 0.05}
+    assert sizes.size == 2 and not sizes.done  # the climb measures the sizes beside the best
+    until_done(sizes, 28, seconds)
+    assert sizes.size == 4 and sizes.layout == "channels_last"
+    assert sizes.by_size[2].rates == sizes.by_size[8].rates == {None: 0.1, "channels_last": 0.08}
 
 
 def test_a_slower_layout_is_dropped():
     sizes = PassSizes(4, layouts=(None, "channels_last"))
-    run(sizes, 4 + 8 + 16, lambda n, layout: (0.3 if layout else 0.1) * n)
-    run(sizes, 20, lambda n, layout: (0.3 if layout else 0.1) * n)
-    assert sizes.done and sizes.layout is None
+    until_done(sizes, 28, lambda n, layout: (0.3 if layout else 0.1) * n)
+    assert sizes.size == 4 and sizes.layout is None
     assert run(sizes, 8, lambda n, layout: 0.1 * n) == [4, 4]
+
+
+def test_the_climb_finds_the_size_where_another_layout_is_fastest():
+    """The zoo's small CNN: in the default layout sizes barely differ and the search settles at
+    16; channels-last is twice as fast at 8 copies. The climb from (16, channels-last) finds it."""
+    sizes = PassSizes(2, layouts=(None, "channels_last"))
+    per_copy = {None: {2: 0.12, 4: 0.09, 8: 0.08, 16: 0.075, 32: 0.09},
+                "channels_last": {2: 0.06, 4: 0.042, 8: 0.04, 16: 0.07, 32: 0.09}}
+    seconds = lambda n, layout: per_copy[layout].get(n, 0.2) * n  # noqa: E731 - remainders: slow
+    run(sizes, 64, seconds)
+    assert sizes.settled and sizes.size == 16
+    until_done(sizes, 64, seconds)
+    assert sizes.size == 8 and sizes.layout == "channels_last"
+    assert 4 in sizes.by_size and 32 not in sizes.by_size  # measured beside 8; 16's other side was not
 
 
 def test_calls_too_small_for_the_size_still_measure_layouts_at_their_own_size():

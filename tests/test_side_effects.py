@@ -144,3 +144,26 @@ def test_called_inside_no_grad_or_inference_mode(context, rng):
     np.testing.assert_allclose(got, np.tile(weight[1], (2, 1)), rtol=1e-6)
     np.testing.assert_allclose(ig.completeness_error, 0, atol=1e-5)
     np.testing.assert_allclose(jac, np.broadcast_to(weight, (2, 2, 3)), rtol=1e-6)
+
+
+def test_recurrent_dropout_in_training_mode_warns_and_is_switched_off(rng):
+    """An LSTM's dropout between its layers depends on the mode just as a Dropout module does."""
+
+    class Stacked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lstm = torch.nn.LSTM(4, 8, num_layers=2, dropout=0.5, batch_first=True)
+            self.fc = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc(self.lstm(x)[0][:, -1])
+
+    torch.manual_seed(0)
+    model = Stacked().train()
+    x = rng.normal(size=(2, 6, 4)).astype(np.float32)
+    with pytest.warns(sw.SaliencyWarning, match="training mode"):
+        got = sw.saliency(model, x, target=1)
+    assert model.training and model.lstm.training
+    xt = torch.tensor(x, requires_grad=True)
+    (expected,) = torch.autograd.grad(model.eval()(xt)[:, 1].sum(), xt)
+    np.testing.assert_array_equal(got, expected.numpy())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Iterator, NamedTuple, Optional
+from typing import Any, ContextManager, Iterator, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -79,8 +79,8 @@ class TorchBackend(Backend):
     def is_training(self) -> bool:
         """True when the model is in training mode *and* that changes its output (dropout, batch norm)."""
         module = self._module
-        return bool(module is not None and module.training
-                    and any(isinstance(m, _MODE_DEPENDENT) for m in module.modules()))
+        return bool(module is not None and module.training and any(
+            isinstance(m, _MODE_DEPENDENT) or (isinstance(m, nn.RNNBase) and m.dropout > 0) for m in module.modules()))
 
     def is_layer(self, obj: Any) -> bool:
         return isinstance(obj, nn.Module)
@@ -183,10 +183,11 @@ class TorchBackend(Backend):
                 self._module.eval()
             for p in trainable:
                 p.requires_grad_(False)
-            if torch.is_grad_enabled() and not torch.is_inference_mode_enabled():
-                yield placement  # already so: entering the two contexts would cost microseconds per call
+            cudnn_rnn = placement.device.type == "cuda" and any(isinstance(m, nn.RNNBase) for m in modules)
+            if torch.is_grad_enabled() and not torch.is_inference_mode_enabled() and not cudnn_rnn:
+                yield placement  # already so: entering the contexts would cost microseconds per call
             else:
-                with torch.inference_mode(False), torch.enable_grad():
+                with torch.inference_mode(False), torch.enable_grad(), _native_rnn(cudnn_rnn):
                     yield placement
         finally:
             for m in training:
@@ -503,6 +504,14 @@ class _LayerHooks:
                 "which reads the first axis as time and would mix the samples of the batch; build the layer "
                 "with batch_first=True (or transpose inside forward) so that x is (batch, time, features)"
             )
+
+
+def _native_rnn(needed: bool) -> ContextManager:
+    """cuDNN off while an RNN on the GPU is differentiated: cuDNN's RNN backward runs only in
+    training mode (dropout on), torch's native kernels run in eval mode too."""
+    if not needed:
+        return nullcontext()
+    return torch.backends.cudnn.flags(enabled=False)  # restores every cuDNN setting on exit
 
 
 def _submodules(root: nn.Module) -> list[nn.Module]:

@@ -1,0 +1,86 @@
+"""Models on a GPU stay there and give the hand-written numbers (DESIGN §4). Skipped without CUDA:
+CI has no GPU; these ran on a lent H100 (see the README's GPU note)."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import numpy as np
+import pytest
+
+import saliency_widgets as sw
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+class LSTMHead(nn.Module):
+    def __init__(self, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, num_layers=2, dropout=dropout, batch_first=True)
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc(self.lstm(x)[0][:, -1])
+
+
+def _untouched(model: nn.Module, before: dict, training: list[bool]) -> None:
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None and p.requires_grad and p.is_cuda for p in model.parameters())
+    assert [m.training for m in model.modules()] == training
+
+
+def test_lstm_on_the_gpu_in_eval_and_training_mode(rng):
+    """cuDNN's RNN backward refuses eval mode; the map must still be the eval-mode gradient,
+    equal to the same model's on the CPU, with cuDNN left switched on afterwards."""
+    torch.manual_seed(0)
+    cpu_model = LSTMHead(dropout=0.5).eval()
+    model = LSTMHead(dropout=0.5).cuda()
+    model.load_state_dict(cpu_model.state_dict())
+    x = rng.normal(size=(4, 12, 8)).astype(np.float32)
+    expected = sw.saliency(cpu_model, x, 1)
+    for mode in (False, True):  # training mode: sw computes in eval mode (dropout off) all the same
+        model.train(mode)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        training = [m.training for m in model.modules()]
+        with pytest.warns(sw.SaliencyWarning, match="training mode") if mode else nullcontext():
+            got = sw.saliency(model, x, 1)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+        _untouched(model, before, training)
+        assert torch.backends.cudnn.enabled
+    ig = sw.attribute(model.eval(), x, 1, method="integrated_gradients", steps=32)
+    assert np.abs(ig.completeness_error).max() < 1e-4
+
+
+def test_cnn_on_the_gpu_equals_autograd_and_keeps_the_model(rng):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Flatten(), nn.Linear(8 * 64, 5)).cuda().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    training = [m.training for m in model.modules()]
+    x = rng.normal(size=(3, 3, 16, 16)).astype(np.float32)
+    with pytest.warns(sw.SaliencyWarning, match="training mode"):
+        from_numpy = sw.saliency(model, x, 2)
+        from_tensor = sw.saliency(model, torch.from_numpy(x).cuda(), 2)
+    _untouched(model, before, training)
+    model.eval()
+    xt = torch.from_numpy(x).cuda().requires_grad_(True)
+    (hand,) = torch.autograd.grad(model(xt)[:, 2].sum(), xt)
+    np.testing.assert_array_equal(from_numpy, hand.cpu().numpy())
+    np.testing.assert_array_equal(from_tensor, hand.cpu().numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_model_gives_float32_maps(rng, dtype):
+    torch.manual_seed(0)
+    wanted = getattr(torch, dtype)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 14 * 14, 5)).cuda().to(wanted)
+    x = rng.normal(size=(2, 3, 16, 16)).astype(np.float32)
+    got = sw.saliency(model, x, 2)
+    xt = torch.from_numpy(x).cuda().to(wanted).requires_grad_(True)
+    (hand,) = torch.autograd.grad(model(xt)[:, 2].sum(), xt)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, hand.float().cpu().numpy())
+
