@@ -18,9 +18,10 @@ search (the settled size, a call's last pass, calls too small for the size being
 tried) measures each layout the backend offers (torch: channels-last for 2-D
 convolution models): the first pass of a layout at a size warms its kernels up
 and is not judged, the fastest of the next two counts. Then the search climbs:
-from the best (size, layout) measured so far it measures the sizes beside it
-(half, double; no bigger than the largest call) and moves while one is faster
-per copy. Every pass, tried or not, contributes to the result; only the speed
+from the settled size it measures the sizes beside it (half, double; no bigger
+than the largest call) and moves while one is faster per copy, by a margin that
+timing noise does not reach. With a single layout the search's choice stands: on
+small models, passes of a few milliseconds time too noisily for a climb to beat it. Every pass, tried or not, contributes to the result; only the speed
 differs. The choice lives per (input signature, query) on the backend, as the
 Jacobian strategy does.
 """
@@ -38,6 +39,9 @@ MIN_TRIALS = 3
 LAYOUT_WARMUP = 1
 #: Passes judged per layout (the fastest counts), after its warm-up.
 LAYOUT_TRIALS = 2
+#: The climb moves to a size beside the current one only when it is this much faster per copy:
+#: two judged passes of a few milliseconds differ by more than that on a busy machine.
+CLIMB_MARGIN = 0.1
 
 
 @dataclass
@@ -92,6 +96,8 @@ class PassSizes:
     #: Seconds per copy measured for each size tried, in the default layout.
     rates: dict[int, float] = field(default_factory=dict)
     settled: bool = False
+    #: Where the size search settled: the climb starts there.
+    settled_size: int = 0
     #: The layouts measured for each pass size that ran outside the size search.
     by_size: dict[int, LayoutTrials] = field(default_factory=dict)
     #: The most copies one call has asked for: no size beyond it is tried.
@@ -115,6 +121,8 @@ class PassSizes:
     @property
     def done(self) -> bool:
         """Whether the size, and the layout at that size, are both chosen: the climb has ended."""
+        if len(self.layouts) == 1:
+            return self.settled
         return self.settled and self._trials(self.size).done and self._climb() == self.size
 
     def next(self, remaining: int) -> int:
@@ -125,7 +133,7 @@ class PassSizes:
 
     def layout_for(self, copies: int) -> Any:
         """The layout a pass of ``copies`` runs in: the default while it is judged for the size."""
-        if self._sizing(copies):
+        if len(self.layouts) == 1 or self._sizing(copies):
             return self.layouts[0]
         return self._trials(copies).layout
 
@@ -140,6 +148,8 @@ class PassSizes:
                 self.size *= 2
             else:
                 self._settle()
+            return
+        if len(self.layouts) == 1:
             return
         trials = self._trials(copies)
         trials.record(seconds / copies)
@@ -156,15 +166,28 @@ class PassSizes:
         return self.by_size[copies]
 
     def _settle(self) -> None:
-        self.size = min(self.rates, key=self.rates.__getitem__)
+        self.size = self.settled_size = min(self.rates, key=self.rates.__getitem__)
         self.settled = True
 
     def _climb(self) -> int:
-        """The size to run next: one beside the fastest (size, layout) measured (half or double,
-        up to the growth cap and the largest call) that is not measured yet, else the fastest."""
+        """The size to run next: from the settled size, step to a size beside it
+        (:meth:`_beside`) while that one is faster per copy by ``CLIMB_MARGIN``; then the
+        first size beside the one reached not measured yet, else the one reached."""
         measured = {n: min(t.rates.values()) for n, t in self.by_size.items() if t.done}
-        best = min(measured, key=measured.__getitem__)
-        for size in (best // 2, best * 2):
-            if 1 <= size <= min(self.first * MAX_GROWTH, self.largest) and size not in measured:
+        best = self.settled_size
+        while True:
+            faster = [n for n in self._beside(best)
+                      if n in measured and measured[n] < measured[best] * (1 - CLIMB_MARGIN)]
+            if not faster:
+                break
+            best = min(faster, key=measured.__getitem__)
+        for size in self._beside(best):
+            if size not in measured:
                 return size
         return best
+
+    def _beside(self, size: int) -> list[int]:
+        """The sizes the climb measures beside ``size``: half, and double up to the growth cap
+        and the largest call (the whole call, when doubling would pass it)."""
+        cap = min(self.first * MAX_GROWTH, self.largest)
+        return [n for n in (size // 2, min(size * 2, cap)) if 1 <= n != size]
