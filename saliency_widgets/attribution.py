@@ -282,14 +282,18 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise:
     n_samples = _positive_int("n_samples", n_samples)
     if not noise >= 0:
         raise SaliencyError(f"noise must be a non-negative fraction of the input range, got {noise}")
-    rng = np.random.default_rng(seed)
     points = _variables(p)
-    sigmas = [(noise * _sample_range(v)).astype(np.float32) for v in points]
+    sigmas = [p.backend.staged((noise * _sample_range(v)).astype(np.float32)) for v in points]
+    points = [p.backend.staged(v) for v in points]
+    # One stream per variable (the first is default_rng(seed)'s), drawn copy after copy: the
+    # same seed gives the same noise however the copies are split into passes.
+    sequence = np.random.SeedSequence(seed)
+    rngs = [np.random.Generator(np.random.PCG64(s)) for s in (sequence, *sequence.spawn(len(points) - 1))]
 
-    def noisy(count: int) -> list[np.ndarray]:
+    def noisy(count: int) -> list[Any]:
         copies = []
-        for v, s in zip(points, sigmas):  # in place: no temporaries of the pass's size
-            noise = rng.standard_normal((count, *v.shape), dtype=np.float32)
+        for v, s, rng in zip(points, sigmas, rngs):  # in place: no temporaries of the pass's size
+            noise = p.backend.standard_normal(rng, (count, *v.shape))
             noise *= s
             noise += v
             copies.append(noise)
@@ -309,13 +313,14 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
     nodes, node_weights = np.polynomial.legendre.leggauss(steps)
     alphas, weights = (nodes + 1) / 2, node_weights / 2
     deltas = [v - b for v, b in zip(points, bases)]
+    staged = [(p.backend.staged(b), p.backend.staged(d)) for b, d in zip(bases, deltas)]
     position = iter(alphas)
 
-    def path(count: int) -> list[np.ndarray]:
-        a = np.array([next(position) for _ in range(count)], dtype=np.float32)
+    def path(count: int) -> list[Any]:
+        a = p.backend.staged(np.array([next(position) for _ in range(count)], dtype=np.float32))
         copies = []
-        for b, d in zip(bases, deltas):  # in place: one array of the pass's size, no temporaries
-            point = np.multiply(a.reshape(-1, *([1] * b.ndim)), d, dtype=np.float32)
+        for b, d in staged:  # in place: one array of the pass's size, no temporaries
+            point = d * a.reshape(-1, *([1] * b.ndim))
             point += b
             copies.append(point)
         return copies
@@ -438,9 +443,9 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
         began = time.perf_counter()
         points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
         _, grads = _vjp(p, tile(p.entries, len(w), skip=replaced_entries), points, np.tile(flat_targets, len(w)),
-                        sizes.layout_for(len(w)))
+                        sizes.layout_for(len(w)), copy_weights=w)
         for total, g in zip(totals, grads):  # a float32 sum within the pass, a float64 one across passes
-            total += np.tensordot(w.astype(np.float32), g.reshape(len(w), *total.shape), axes=1)
+            total += g
         sizes.record(time.perf_counter() - began)
         start += len(w)
     return [t.astype(np.float32) for t in totals]
@@ -541,18 +546,21 @@ def _forward(p: _Problem, entries: list[np.ndarray], activation: Optional[np.nda
     return _as_scores(out, len(entries[0]))
 
 
-def _vjp(p: _Problem, entries: list[np.ndarray], points: Optional[list[np.ndarray]],
-         flat_targets: Union[None, int, np.ndarray], layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
+def _vjp(p: _Problem, entries: list[np.ndarray], points: Optional[list[Any]],
+         flat_targets: Union[None, int, np.ndarray], layout: Any = None,
+         copy_weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(scores, gradients)`` for a batch; ``points`` replace the attributed entries (or the
     layer's activation) when given. Targets as ``Backend.vjp`` takes them; ``layout`` is one
-    of ``Backend.layouts`` (None: the backend's default)."""
+    of ``Backend.layouts`` (None: the backend's default); with ``copy_weights`` the gradients
+    are summed over the copies the batch is made of (``Backend.vjp``)."""
     spec = p.query.spec
     activation = None
     if points is not None and p.at_layer:
         activation = points[0]
     elif points is not None:
         entries = replaced(entries, spec.attributed, points)
-    outputs, grads = _guarded(lambda: p.backend.vjp(p.query, entries, flat_targets, activation, layout=layout))
+    outputs, grads = _guarded(lambda: p.backend.vjp(p.query, entries, flat_targets, activation, layout=layout,
+                                                    copy_weights=copy_weights))
     return _as_scores(outputs, len(entries[0])), grads
 
 

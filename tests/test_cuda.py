@@ -84,3 +84,24 @@ def test_half_precision_model_gives_float32_maps(rng, dtype):
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, hand.float().cpu().numpy())
 
+
+
+def test_integrated_gradients_and_smoothgrad_built_on_the_gpu(rng):
+    """The points are built, and SmoothGrad's noise drawn, on the GPU: IG equals the same model's
+    on the CPU; SmoothGrad is reproducible for a seed and tends to the CPU's as samples grow."""
+    torch.manual_seed(0)
+    cpu_model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 4)).eval()
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 64, 4)).cuda().eval()
+    model.load_state_dict(cpu_model.state_dict())
+    x = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    ig = sw.attribute(model, x, 1, method="integrated_gradients", steps=32)
+    expected = sw.attribute(cpu_model, x, 1, method="integrated_gradients", steps=32)
+    np.testing.assert_allclose(ig.values, expected.values, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(ig.completeness_error, expected.completeness_error, atol=1e-5)
+    first = sw.saliency(model, x, 1, method="smoothgrad", n_samples=20, seed=4)
+    for _ in range(3):  # pass sizes change between these calls; the noise does not
+        np.testing.assert_allclose(sw.saliency(model, x, 1, method="smoothgrad", n_samples=20, seed=4), first,
+                                   rtol=1e-5, atol=1e-7)
+    many = sw.saliency(model, x, 1, method="smoothgrad", n_samples=2000, seed=1)
+    reference = sw.saliency(cpu_model, x, 1, method="smoothgrad", n_samples=2000, seed=1)
+    assert np.corrcoef(many.ravel(), reference.ravel())[0, 1] > 0.95

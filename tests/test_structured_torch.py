@@ -311,3 +311,31 @@ def test_half_precision_inputs_and_models(rng):
         got = sw.saliency(low, torch.tensor(x).to(dtype), target=1)
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, reference, rtol=0.1, atol=0.05)
+
+
+def test_smoothgrad_of_two_entries_is_the_same_whatever_the_pass_sizes(rng, monkeypatch):
+    """Each attributed entry draws its own noise stream (the first default_rng(seed)'s, the second
+    a child of that seed), copy after copy: how the search splits the copies into passes, which
+    changes from call to call, does not change the map."""
+
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(6, 4), nn.Linear(3, 4)
+
+        def forward(self, u, v):
+            return torch.tanh(self.a(u)) * self.b(v)
+
+    model = Two().eval()
+    u, v = rng.normal(size=(2, 6)).astype(np.float32), rng.normal(size=(2, 3)).astype(np.float32)
+    monkeypatch.setattr(sw.config, "chunk_budget_bytes", 2 * 36 * 32 * 4)  # passes of 2, 4, 8 … copies
+    maps = [sw.saliency(model, (u, v), 1, method="smoothgrad", n_samples=24, noise=0.2, seed=5) for _ in range(4)]
+    sequence = np.random.SeedSequence(5)
+    streams = [np.random.Generator(np.random.PCG64(s)) for s in (sequence, *sequence.spawn(1))]
+    noisy = [x + np.float32(0.2) * (x.max(1, keepdims=True) - x.min(1, keepdims=True))
+             * r.standard_normal((24, *x.shape), dtype=np.float32) for x, r in zip((u, v), streams)]
+    expected = [np.mean([autograd(model, (nu, nv), 1, wrt) for nu, nv in zip(*noisy)], axis=0) for wrt in (0, 1)]
+    for got in maps:
+        for entry, want in zip(got, expected):
+            np.testing.assert_allclose(entry, want, rtol=1e-5, atol=1e-7)

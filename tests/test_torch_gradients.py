@@ -287,3 +287,29 @@ def test_first_gradient_does_not_import_sympy_and_gives_the_same_numbers():
 
     out = subprocess.run([sys.executable, "-c", FRESH_KERNEL], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "True"]
+
+
+def test_points_staged_on_the_models_device_give_the_same_maps(rng, monkeypatch):
+    """A model on an accelerator builds SmoothGrad's and IG's points there (``staged``) and draws
+    the noise there, one torch generator seed per copy. Forced onto the CPU device here (CI has no
+    GPU; tests/test_cuda.py runs it on one): IG equals the numpy path's, SmoothGrad is the mean
+    gradient of its noisy copies, the same for a seed however the copies are split into passes."""
+    from saliency_widgets.backends.torch_backend import TorchBackend
+
+    model, x = torch_cnn(), rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    on_numpy = sw.attribute(model, x, 1, method="integrated_gradients", steps=24)
+    monkeypatch.setattr(TorchBackend, "_accelerator", lambda self: torch.device("cpu"))
+    staged = sw.attribute(model, x, 1, method="integrated_gradients", steps=24)
+    np.testing.assert_allclose(staged.values, on_numpy.values, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(staged.completeness_error, on_numpy.completeness_error, atol=1e-6)
+
+    monkeypatch.setattr(sw.config, "chunk_budget_bytes", x.nbytes * 32)  # passes of 1, 2, 4 … copies
+    maps = [sw.saliency(model, x, 1, method="smoothgrad", n_samples=12, noise=0.2, seed=3) for _ in range(3)]
+    seeds = np.random.default_rng(3).integers(2 ** 63, size=12)
+    sigma = 0.2 * (x.max(axis=(1, 2, 3), keepdims=True) - x.min(axis=(1, 2, 3), keepdims=True))
+    generator = torch.Generator()
+    noisy = [x + sigma.astype(np.float32) * torch.empty(x.shape).normal_(generator=generator.manual_seed(int(s))).numpy()
+             for s in seeds]
+    expected = np.mean([autograd_gradient(model, n.astype(np.float32), [1, 1]) for n in noisy], axis=0)
+    for got in maps:
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)

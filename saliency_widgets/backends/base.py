@@ -64,7 +64,8 @@ class Backend(ABC):
     replaces that layer's output (integrated gradients and SmoothGrad at a
     layer). ``query.logits`` explains the scores before the softmax / sigmoid /
     log-softmax the explained output comes straight out of. All arrays are
-    numpy on the CPU; the backend moves them to and from the model's device.
+    numpy on the CPU, except the points SmoothGrad and integrated gradients build
+    from :meth:`staged` arrays; the backend moves them to and from the model's device.
     """
 
     #: "torch" or "keras"
@@ -153,12 +154,28 @@ class Backend(ABC):
 
     @abstractmethod
     def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
-            activation: Optional[np.ndarray] = None, *, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
+            activation: Optional[np.ndarray] = None, *, layout: Any = None,
+            copy_weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """``(outputs, gradients)``: the gradient of each sample's target output with respect to
         each attributed entry, or to the layer's output (a list of one). ``targets``: one flat
         output index per sample (an int64 array), one int every sample shares, or None for each
         sample's arg-max, taken from this same forward pass. ``layout``: one of :meth:`layouts`
-        (the same numbers, computed at another speed)."""
+        (the same numbers, computed at another speed). ``copy_weights``: the batch is that many
+        copies of ``batch`` samples (SmoothGrad, integrated gradients); the gradients come back
+        as their weighted sum over the copies, ``(batch, *shape)`` (:func:`sum_of_copies`)."""
+
+    def staged(self, array: np.ndarray) -> Any:
+        """``array`` where batched passes are computed. SmoothGrad and integrated gradients build
+        their points from staged arrays (with ``*``, ``+=``, ``reshape``) and pass them to
+        :meth:`vjp` in place of the attributed entries (or of ``activation``); a backend whose
+        model sits on an accelerator stages there, so the points are never copied over. numpy here."""
+        return array
+
+    def standard_normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
+        """float32 standard normal noise of ``shape``, where :meth:`staged` puts arrays, seeded by
+        ``rng``. numpy draws it from ``rng`` itself: the same seed, the same noise in every backend
+        that stages on the CPU."""
+        return rng.standard_normal(shape, dtype=np.float32)
 
     def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:
         """Memory layouts :meth:`vjp` can run these entries in, its default first; SmoothGrad and
@@ -186,6 +203,13 @@ class Backend(ABC):
     @abstractmethod
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
         """The named weight blocks of one layer (a name, an index or the layer object)."""
+
+
+def sum_of_copies(gradient: np.ndarray, copy_weights: np.ndarray) -> np.ndarray:
+    """``Σ_k copy_weights[k] · gradient[k]``, the rows of ``gradient`` being ``len(copy_weights)``
+    copies of one batch: ``(copies × batch, *shape)`` → ``(batch, *shape)``, float32."""
+    copies = gradient.reshape(len(copy_weights), -1, *gradient.shape[1:])
+    return np.tensordot(copy_weights.astype(np.float32), copies, axes=1)
 
 
 def to_numpy(x: Any) -> np.ndarray:

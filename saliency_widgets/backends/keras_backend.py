@@ -16,7 +16,7 @@ from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ..heads import select_output
 from ..structure import flatten
 from ..weights import LayerInfo, WeightBlock, resolve_layer
-from .base import Backend, LayerRef, Query, Targets
+from .base import Backend, LayerRef, Query, Targets, sum_of_copies
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
 
@@ -291,9 +291,13 @@ class KerasBackend(Backend):
         return np.asarray(self._run("activation", query, entries), dtype=np.float32)
 
     def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
-            activation: Optional[np.ndarray] = None, *, layout: Any = None) -> tuple[np.ndarray, list[np.ndarray]]:
+            activation: Optional[np.ndarray] = None, *, layout: Any = None,
+            copy_weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
         y, grads = self._run("vjp", query, entries, _target_array(targets, len(entries[0])), activation=activation)
-        return np.asarray(y, dtype=np.float32), [np.asarray(g, dtype=np.float32) for g in grads]
+        grads = [np.asarray(g, dtype=np.float32) for g in grads]
+        if copy_weights is not None:
+            grads = [sum_of_copies(g, copy_weights) for g in grads]
+        return np.asarray(y, dtype=np.float32), grads
 
     def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -139,9 +139,11 @@ class TorchBackend(Backend):
         device, dtype = placement
         out = []
         for i, e in enumerate(entries):
-            floating = e.dtype.kind == "f"
+            floating = isinstance(e, torch.Tensor) or e.dtype.kind == "f"
             wanted = dtype if floating else None
-            if i in shared and e.flags.writeable:
+            if isinstance(e, torch.Tensor):  # points built from staged arrays: on the device, float32
+                t = e.to(dtype=dtype)
+            elif i in shared and e.flags.writeable:
                 if placement.numpy_float32 and e.dtype == np.float32 and e.flags.c_contiguous:
                     t = torch.from_numpy(e)
                 else:
@@ -152,6 +154,32 @@ class TorchBackend(Backend):
                 t = t.contiguous(memory_format=torch.channels_last)
             out.append(t)
         return out
+
+    def staged(self, array: np.ndarray) -> Any:
+        """On the model's device when that is not the CPU (a GPU builds SmoothGrad's and integrated
+        gradients' points itself: copying them over cost more than the passes), else numpy."""
+        device = self._accelerator()
+        return array if device is None else torch.from_numpy(np.ascontiguousarray(array)).to(device)
+
+    def standard_normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
+        """On an accelerator, drawn there by a torch generator seeded from ``rng`` once per copy
+        along the first axis (the same seed gives the same noise on the same kind of device,
+        however the copies are split into passes); on the CPU, numpy's, as every backend."""
+        device = self._accelerator()
+        if device is None:
+            return super().standard_normal(rng, shape)
+        generator = torch.Generator(device=device)
+        noise = torch.empty(shape, device=device, dtype=torch.float32)
+        for copy, seed in zip(noise, rng.integers(2 ** 63, size=shape[0])):
+            copy.normal_(generator=generator.manual_seed(int(seed)))
+        return noise
+
+    def _accelerator(self) -> Optional[torch.device]:
+        """The model's device when it is not the CPU."""
+        if self._module is None:
+            return None
+        parameter = next(self._module.parameters(), None)
+        return None if parameter is None or parameter.device.type == "cpu" else parameter.device
 
     def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:
         """Contiguous, and channels-last when a 2-D convolution model is fed a 4-D floating input:
@@ -311,11 +339,16 @@ class TorchBackend(Backend):
         return out, wrt
 
     def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
-            activation: Optional[np.ndarray] = None, *, layout: Optional[str] = None
-            ) -> tuple[np.ndarray, list[np.ndarray]]:
+            activation: Optional[np.ndarray] = None, *, layout: Optional[str] = None,
+            copy_weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
         with self._inference() as placement:
             out, wrt, grads = self._target_gradients(query, entries, targets, activation, placement, layout)
-            return _numpy(out.detach()), [_numpy(_gradient(g, w)) for g, w in zip(grads, wrt)]
+            grads = [_gradient(g, w) for g, w in zip(grads, wrt)]
+            if copy_weights is not None:  # summed where they are: a GPU sends one copy's worth back
+                weights = torch.from_numpy(copy_weights.astype(np.float32)).to(grads[0].device)
+                grads = [torch.tensordot(weights, g.float().reshape(len(weights), -1, *g.shape[1:]), dims=1)
+                         for g in grads]
+            return _numpy(out.detach()), [_numpy(g) for g in grads]
 
     def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
