@@ -64,7 +64,9 @@ def bench_torch(report: Report) -> None:
     ))
     print("torch MLP 3072-512-512-100, 1 sample:", ", ".join(f"{k} {ms(v)}" for k, v in t.items()))
     report.at_least("torch MLP jacobian vs captum Saliency per-output loop", t["captum_loop"] / t["jacobian"], 10)
-    report.at_most("torch MLP jacobian / one sw.saliency gradient", t["jacobian"] / t["one_gradient"], 5)
+    # Once a goal (<= 5x); a yardstick that grows as the single gradient gets faster. The goal
+    # now is the analytic product's time (zoo_bench.py: Jacobian / analytic product <= 1.2x).
+    report.note("torch MLP jacobian / one sw.saliency gradient", t["jacobian"] / t["one_gradient"])
     report.note("torch MLP jacobian / one captum Saliency call", t["jacobian"] / t["one_captum"])
     report.note("torch MLP jacobian / one hand-written autograd.grad", t["jacobian"] / t["one_by_hand"])
 
@@ -72,15 +74,24 @@ def bench_torch(report: Report) -> None:
     x = np.random.default_rng(0).normal(size=(1, 3, 64, 64)).astype(np.float32)
     xt = torch.tensor(x)
     saliency, ig = Saliency(cnn), IntegratedGradients(cnn)
+    def one_pass_of_ten() -> np.ndarray:
+        """The bound of any batched Jacobian: one forward/backward of the input tiled 10 times."""
+        tiled = xt.expand(10, -1, -1, -1).clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(cnn(tiled), tiled, torch.eye(10))
+        return grad.numpy()
+
     t = best_seconds(
         repeat=15,
         jacobian=lambda: sw.jacobian(cnn, x),
         captum_loop=lambda: [saliency.attribute(xt, target=i, abs=False) for i in range(10)],
+        one_pass_of_ten=one_pass_of_ten,
         ig=lambda: sw.saliency(cnn, x, 3, method="integrated_gradients", steps=50),
         captum_ig=lambda: ig.attribute(xt, target=3, n_steps=50),
     )
     print("torch CNN 3x64x64 -> 10, 1 sample:", ", ".join(f"{k} {ms(v)}" for k, v in t.items()))
     report.at_least("torch CNN jacobian vs captum Saliency per-target loop", t["captum_loop"] / t["jacobian"], 3)
+    report.note("torch CNN captum per-target loop / one hand-written pass of 10 (the bound)",
+                t["captum_loop"] / t["one_pass_of_ten"])
     report.at_least("torch CNN integrated gradients (50 steps) vs captum", t["captum_ig"] / t["ig"], 1.5)
 
 

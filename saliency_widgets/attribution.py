@@ -111,7 +111,9 @@ def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradie
     index), a list with one int per sample, or a tuple indexing one sample's
     multi-dimensional output, e.g. ``(1, 1, 0)``. ``method``: ``"gradient"``,
     ``"input_x_gradient"``, ``"smoothgrad"`` (``n_samples=50``, ``noise=0.15`` of
-    the range, ``seed=None``) or ``"integrated_gradients"`` (``baseline=None`` →
+    the range, ``seed=None``; a seed gives the same map every call, and on the CPU in every
+    framework; a model on a GPU draws its noise there, from its own generator) or
+    ``"integrated_gradients"`` (``baseline=None`` →
     zeros, ``steps=50``); ``"gradcam"`` / ``"gradcam_plus_plus"`` (``relu=True``; at
     ``layer=``, default the last layer with a spatial output; returns ``(batch, H, W)``
     or ``(batch, L)``, upsampled to the input); ``"occlusion"`` (``window=``,

@@ -164,8 +164,9 @@ def test_cnn_jacobian_equals_per_target_gradients(rng):
         np.testing.assert_allclose(J[:, t], autograd_gradient(model, x, [t, t]), rtol=1e-4, atol=1e-6)
 
 
-def test_both_jacobian_strategies_agree(rng):
+def test_every_jacobian_strategy_agrees(rng):
     from saliency_widgets.backends import get_backend
+    from saliency_widgets.backends.torch_backend import CHANNELS_LAST
     from saliency_widgets.structure import flatten
 
     backend = get_backend(torch_cnn())
@@ -173,8 +174,14 @@ def test_both_jacobian_strategies_agree(rng):
     spec, entries = flatten(x, backend.to_numpy)
     query = backend.query(spec)
     rows = np.array([4, 0, 2])
-    np.testing.assert_allclose(backend._jacobian_vmap(query, entries, rows)[0],
-                               backend._jacobian_tile(query, entries, rows)[0], rtol=1e-4, atol=1e-6)
+    vmapped = backend._jacobian_vmap(query, entries, rows)[0]
+    assert backend.layouts(query, entries) == (None, CHANNELS_LAST)
+    for layout in (None, CHANNELS_LAST):
+        np.testing.assert_allclose(backend._jacobian_tile(query, entries, rows, layout)[0], vmapped,
+                                   rtol=1e-4, atol=1e-6)
+    sw.jacobian(backend.model, x)
+    assert set(backend._strategy.values()) <= {("_jacobian_vmap", None), ("_jacobian_tile", None),
+                                               ("_jacobian_tile", CHANNELS_LAST)}
 
 
 def test_multidimensional_output_jacobian_and_tuple_target(rng):

@@ -52,7 +52,7 @@ class TorchBackend(Backend):
         #: Layers found by name or object (see ``find_layer``).
         self._layer_refs: dict[Any, LayerRef] = {}
         # Jacobian strategy per (input signature, query key): the name of the faster method.
-        self._strategy: dict[tuple, str] = {}
+        self._strategy: dict[tuple, tuple[str, Optional[str]]] = {}
 
     # ----------------------------------------------------------------- inputs
     def describe_expected_input(self) -> Optional[str]:
@@ -383,42 +383,47 @@ class TorchBackend(Backend):
             strategy, result = self._measure_strategies(query, entries, rows)
             self._strategy[key] = strategy
             return result
-        return getattr(self, self._strategy[key])(query, entries, rows)
+        name, layout = self._strategy[key]
+        return getattr(self, name)(query, entries, rows, layout)
 
     def _measure_strategies(self, query: Query, entries: list[np.ndarray], rows: np.ndarray
-                            ) -> tuple[str, list[np.ndarray]]:
-        """Times both Jacobian strategies on this input (best of two runs each) and keeps the faster.
+                            ) -> tuple[tuple[str, Optional[str]], list[np.ndarray]]:
+        """Times the Jacobian strategies on this input (best of two runs each) and keeps the fastest.
 
         vmap over the backward pass shares one forward pass and wins for MLPs; for
         convolutions and pooling on CPU torch's batching rules are slower than one
-        forward/backward of the input tiled ``len(rows)`` times.
+        forward/backward of the input tiled ``len(rows)`` times, which runs in each of
+        :meth:`layouts` (channels-last halves the small CNN's tiled pass).
         """
-        best: dict[str, float] = {}
+        strategies = [("_jacobian_vmap", None)] + [("_jacobian_tile", layout) for layout in self.layouts(query, entries)]
+        best: dict[tuple[str, Optional[str]], float] = {}
         result = None
         for _ in range(2):
-            for name in ("_jacobian_vmap", "_jacobian_tile"):
+            for strategy in strategies:
                 start = time.perf_counter()
                 try:
-                    value = getattr(self, name)(query, entries, rows)
+                    value = getattr(self, strategy[0])(query, entries, rows, strategy[1])
                 except RuntimeError:  # an op vmap cannot batch at all
-                    best[name] = math.inf
+                    best[strategy] = math.inf
                     continue
-                best[name] = min(best.get(name, math.inf), time.perf_counter() - start)
+                best[strategy] = min(best.get(strategy, math.inf), time.perf_counter() - start)
                 result = value
         return min(best, key=best.__getitem__), result
 
-    def _jacobian_vmap(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+    def _jacobian_vmap(self, query: Query, entries: list[np.ndarray], rows: np.ndarray,
+                       layout: Optional[str] = None) -> list[np.ndarray]:
         with self._inference() as placement:
-            out, wrt = self._differentiable(query, entries, None, placement)
+            out, wrt = self._differentiable(query, entries, None, placement, layout)
             flat = out.reshape(out.shape[0], -1)
             cot = _one_hot_rows(rows, flat.shape, flat)
             grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, is_grads_batched=True, allow_unused=True)
             return [_numpy(_gradient(g, w, batched=len(rows)).transpose(0, 1)) for g, w in zip(grads, wrt)]
 
-    def _jacobian_tile(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
+    def _jacobian_tile(self, query: Query, entries: list[np.ndarray], rows: np.ndarray,
+                       layout: Optional[str] = None) -> list[np.ndarray]:
         n_rows, batch = len(rows), entries[0].shape[0]
         with self._inference() as placement:
-            out, wrt = self._differentiable(query, tile(entries, n_rows), None, placement)
+            out, wrt = self._differentiable(query, tile(entries, n_rows), None, placement, layout)
             flat = out.reshape(n_rows, batch, -1)
             cot = _one_hot_rows(rows, (batch, flat.shape[-1]), flat)
             grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
