@@ -51,7 +51,7 @@ class TorchBackend(Backend):
         self._plans: dict[tuple, _Plan] = {}
         #: Layers found by name or object (see ``find_layer``).
         self._layer_refs: dict[Any, LayerRef] = {}
-        # Jacobian strategy per (input signature, query key): the name of the faster method.
+        # Jacobian strategy per (input signature, query key): (method name, layout) of the fastest.
         self._strategy: dict[tuple, tuple[str, Optional[str]]] = {}
 
     # ----------------------------------------------------------------- inputs
