@@ -111,8 +111,9 @@ def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradie
     index), a list with one int per sample, or a tuple indexing one sample's
     multi-dimensional output, e.g. ``(1, 1, 0)``. ``method``: ``"gradient"``,
     ``"input_x_gradient"``, ``"smoothgrad"`` (``n_samples=50``, ``noise=0.15`` of
-    the range, ``seed=None``; a seed gives the same map every call, and on the CPU in every
-    framework; a model on a GPU draws its noise there, from its own generator) or
+    the range, ``seed=None``: an int, or a numpy ``Generator`` one is drawn from; an int gives the
+    same map every call, and on the CPU in every framework; a model on a GPU draws its noise
+    there, from its own generator) or
     ``"integrated_gradients"`` (``baseline=None`` →
     zeros, ``steps=50``); ``"gradcam"`` / ``"gradcam_plus_plus"`` (``relu=True``; at
     ``layer=``, default the last layer with a spatial output; returns ``(batch, H, W)``
@@ -289,6 +290,8 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise:
     points = [p.backend.staged(v) for v in points]
     # One stream per variable (the first is default_rng(seed)'s), drawn copy after copy: the
     # same seed gives the same noise however the copies are split into passes.
+    if isinstance(seed, np.random.Generator):  # a generator of the caller's: one seed drawn from it
+        seed = int(seed.integers(2 ** 63))
     sequence = np.random.SeedSequence(seed)
     rngs = [np.random.Generator(np.random.PCG64(s)) for s in (sequence, *sequence.spawn(len(points) - 1))]
 

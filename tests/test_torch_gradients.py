@@ -131,6 +131,9 @@ def test_smoothgrad_is_mean_gradient_of_noisy_copies(rng):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     again = sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)
     np.testing.assert_array_equal(got, again)
+    drawn = [sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, seed=np.random.default_rng(2))
+             for _ in range(2)]  # a generator as the seed: one seed drawn from it, the same each time
+    np.testing.assert_array_equal(drawn[0], drawn[1])
 
 
 def test_logits_skip_trailing_softmax(rng):
