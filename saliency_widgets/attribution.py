@@ -685,8 +685,10 @@ def _warn_if_scores_not_finite(p: _Problem, scores: np.ndarray) -> None:
     inputs = [p.entries[i] for i in p.query.spec.attributed if not np.isfinite(p.entries[i]).all()]
     for entry in inputs:
         _warn_if_not_finite(entry, "the input")
+    if inputs:
+        return
     bad = int(scores.size - np.count_nonzero(np.isfinite(scores)))
-    if not inputs and bad:
+    if bad:  # none: the sum overflowed
         warnings.warn(f"the model's output contains {bad} NaN or infinite values for a finite input",
                       SaliencyWarning, stacklevel=3)
 

@@ -12,8 +12,8 @@ until a bigger call comes.
 
 The search times one pass per size, in the backend's default memory layout. Both
 are rough: one timing on a busy machine can be off by half, and another layout
-can move the best size (the zoo's small CNN runs channels-last 2× faster at 4
-copies per pass, and barely faster at 16). So every size that runs outside the
+can move the best size (the zoo's small CNN runs channels-last twice as fast at 8
+copies per pass as at 16, where contiguous barely differs). So every size that runs outside the
 search (the settled size, a call's last pass, calls too small for the size being
 tried) measures each layout the backend offers (torch: channels-last for 2-D
 convolution models): the first pass of a layout at a size warms its kernels up
@@ -21,9 +21,10 @@ and is not judged, the fastest of the next two counts. Then the search climbs:
 from the settled size it measures the sizes beside it (half, double; no bigger
 than the largest call) and moves while one is faster per copy, by a margin that
 timing noise does not reach. With a single layout the search's choice stands: on
-small models, passes of a few milliseconds time too noisily for a climb to beat it. Every pass, tried or not, contributes to the result; only the speed
-differs. The choice lives per (input signature, query) on the backend, as the
-Jacobian strategy does.
+small models, passes of a few milliseconds time too noisily for a climb to beat
+it. Every pass, tried or not, contributes to the result; only the speed differs.
+The choice lives per (input signature, query) on the backend, as the Jacobian
+strategy does.
 """
 
 from __future__ import annotations
@@ -95,8 +96,7 @@ class PassSizes:
     size: int = 0
     #: Seconds per copy measured for each size tried, in the default layout.
     rates: dict[int, float] = field(default_factory=dict)
-    settled: bool = False
-    #: Where the size search settled: the climb starts there.
+    #: Where the size search settled (0 while it runs): the climb starts there.
     settled_size: int = 0
     #: The layouts measured for each pass size that ran outside the size search.
     by_size: dict[int, LayoutTrials] = field(default_factory=dict)
@@ -106,6 +106,11 @@ class PassSizes:
 
     def __post_init__(self) -> None:
         self.size = self.size or self.first
+
+    @property
+    def settled(self) -> bool:
+        """Whether the size search has ended."""
+        return self.settled_size > 0
 
     @property
     def layout(self) -> Any:
@@ -167,7 +172,6 @@ class PassSizes:
 
     def _settle(self) -> None:
         self.size = self.settled_size = min(self.rates, key=self.rates.__getitem__)
-        self.settled = True
 
     def _climb(self) -> int:
         """The size to run next: from the settled size, step to a size beside it

@@ -11,6 +11,7 @@ import pytest
 import saliency_widgets as sw
 
 torch = pytest.importorskip("torch")
+from test_side_effects import assert_unchanged, snapshot  # noqa: E402
 nn = torch.nn
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -25,11 +26,10 @@ class LSTMHead(nn.Module):
         return self.fc(self.lstm(x)[0][:, -1])
 
 
-def _untouched(model: nn.Module, before: dict, training: list[bool]) -> None:
-    after = model.state_dict()
-    assert all(torch.equal(before[k], after[k]) for k in before)
-    assert all(p.grad is None and p.requires_grad and p.is_cuda for p in model.parameters())
-    assert [m.training for m in model.modules()] == training
+def _untouched(model: nn.Module, before: dict) -> None:
+    """As ``test_side_effects.assert_unchanged`` says, and still on the GPU."""
+    assert_unchanged(model, before)
+    assert all(p.is_cuda for p in model.parameters())
 
 
 def test_lstm_on_the_gpu_in_eval_and_training_mode(rng):
@@ -43,12 +43,11 @@ def test_lstm_on_the_gpu_in_eval_and_training_mode(rng):
     expected = sw.saliency(cpu_model, x, 1)
     for mode in (False, True):  # training mode: sw computes in eval mode (dropout off) all the same
         model.train(mode)
-        before = {k: v.clone() for k, v in model.state_dict().items()}
-        training = [m.training for m in model.modules()]
+        before = snapshot(model)
         with pytest.warns(sw.SaliencyWarning, match="training mode") if mode else nullcontext():
             got = sw.saliency(model, x, 1)
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-        _untouched(model, before, training)
+        _untouched(model, before)
         assert torch.backends.cudnn.enabled
     ig = sw.attribute(model.eval(), x, 1, method="integrated_gradients", steps=32)
     assert np.abs(ig.completeness_error).max() < 1e-4
@@ -58,13 +57,12 @@ def test_cnn_on_the_gpu_equals_autograd_and_keeps_the_model(rng):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Flatten(), nn.Linear(8 * 64, 5)).cuda().train()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    training = [m.training for m in model.modules()]
+    before = snapshot(model)
     x = rng.normal(size=(3, 3, 16, 16)).astype(np.float32)
     with pytest.warns(sw.SaliencyWarning, match="training mode"):
         from_numpy = sw.saliency(model, x, 2)
         from_tensor = sw.saliency(model, torch.from_numpy(x).cuda(), 2)
-    _untouched(model, before, training)
+    _untouched(model, before)
     model.eval()
     xt = torch.from_numpy(x).cuda().requires_grad_(True)
     (hand,) = torch.autograd.grad(model(xt)[:, 2].sum(), xt)

@@ -176,10 +176,8 @@ class TorchBackend(Backend):
 
     def _accelerator(self) -> Optional[torch.device]:
         """The model's device when it is not the CPU."""
-        if self._module is None:
-            return None
-        parameter = next(self._module.parameters(), None)
-        return None if parameter is None or parameter.device.type == "cpu" else parameter.device
+        device = _Placement.of(next(self._module.parameters(), None) if self._module is not None else None).device
+        return None if device.type == "cpu" else device
 
     def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:
         """Contiguous, and channels-last when a 2-D convolution model is fed a 4-D floating input:
