@@ -126,14 +126,21 @@ def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradie
     output instead of the input. Returns an array of ``x.shape`` (``x``'s
     structure for a structured ``x``; ``(batch, *layer_shape)`` with ``layer=``).
     """
-    return attribute(model, x, target, method=method, output=output, head=head, layer=layer,
-                     fixed=fixed, **kw).values
+    return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=False).values
 
 
 def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradient",
               output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None,
               **kw: Any) -> Attribution:
     """Like :func:`saliency`, returning the targets, scores and IG completeness error too."""
+    return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=True)
+
+
+def _attribute(model: Any, x: Any, target: Target, method: str, output: str, head: Any, layer: Any, fixed: Any,
+               kw: dict[str, Any], *, scored: bool) -> Attribution:
+    """:func:`attribute`. Without ``scored``, SmoothGrad and IG skip the forward passes whose
+    scores (and completeness error) only the result reports, when no target, check or warning
+    needs them: ``outputs`` and ``completeness_error`` may then be None."""
     options = _method_options(method, kw)
     if method in _CAMS and layer is None:
         layer = _default_cam_layer(model, x, fixed)
@@ -158,8 +165,10 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
         _verify(p, scores)
         flat_targets = scores.reshape(p.batch, -1).argmax(axis=1) if target is None else requested
     else:
-        scores = _forward(p, p.entries)
-        _verify(p, scores)
+        needed = scored or target is None or method == "occlusion" or p.first or not p.logits
+        scores = _forward(p, p.entries) if needed else None
+        if scores is not None:
+            _verify(p, scores)
         flat_targets = resolve_targets(target, (p.batch, *out_shape), scores)
         if method == "smoothgrad":
             values = _smoothgrad(p, flat_targets, **options)
@@ -167,9 +176,10 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
             values = _occlusion(p, flat_targets, scores, **options)
         else:
             values, delta = _integrated_gradients(p, flat_targets, scores, **options)
-    _warn_about_activation(p, scores, flat_targets)
-    if not _finite(scores, *values):
-        _warn_if_scores_not_finite(p, scores)
+    if scores is not None:  # none: logits, not a first call (see _warn_about_activation)
+        _warn_about_activation(p, scores, flat_targets)
+    if not _finite(*values, *([] if scores is None else [scores])):
+        _warn_if_scores_not_finite(p, _forward(p, p.entries) if scores is None else scores)
         for v in values:
             _warn_if_not_finite(v, "the attribution")
     values = [v if v.dtype == np.float32 else v.astype(np.float32) for v in values]
@@ -308,10 +318,11 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise:
     return _batched_gradient_sum(p, flat_targets, weights, noisy)
 
 
-def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, baseline: Any,
-                          steps: int) -> tuple[list[np.ndarray], np.ndarray]:
+def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: Optional[np.ndarray], *, baseline: Any,
+                          steps: int) -> tuple[list[np.ndarray], Optional[np.ndarray]]:
     """(x − baseline) × the path integral of the gradient, by Gauss–Legendre quadrature;
-    with the completeness error ``sum(attribution) − (f(x) − f(baseline))`` per sample."""
+    with the completeness error ``sum(attribution) − (f(x) − f(baseline))`` per sample
+    (None without ``scores``: f(baseline) is then not computed)."""
     steps = _positive_int("steps", steps)
     points = _variables(p)
     bases, base_entries = _baselines(p, baseline, points)
@@ -332,6 +343,8 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: np.ndar
 
     avg_grads = _batched_gradient_sum(p, flat_targets, weights, path)
     values = [d * g for d, g in zip(deltas, avg_grads)]
+    if scores is None:
+        return values, None
     f_base = _forward(p, base_entries, bases[0] if p.at_layer else None)
     rows = np.arange(p.batch)
     f_x = scores.reshape(p.batch, -1)[rows, flat_targets]

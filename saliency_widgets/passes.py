@@ -6,9 +6,11 @@ new, each pass doubles the size: the first three sizes (1×, 2×, 4×) are alway
 tried, and growth goes on while the newest size has the lowest time per copy
 (bigger passes amortize per-call overhead and use the cores better; past a
 point they fall out of the cache and get slower), up to ``MAX_GROWTH`` times the
-first size. The size with the lowest time per copy settles the search. Calls
-smaller than the size being tried run as one pass each, not judged for the size,
-until a bigger call comes.
+first size. The size with the lowest time per copy settles the search. No size
+is bigger than the largest call so far (a search waiting for a size no call
+reaches would never settle): where doubling would pass it, the whole call is
+tried next, and a search stopped there by the calls, not by its timings, goes on
+when a bigger call comes.
 
 The search times one pass per size, in the backend's default memory layout. Both
 are rough: one timing on a busy machine can be off by half, and another layout
@@ -103,6 +105,8 @@ class PassSizes:
     #: The most copies one call has asked for: no size beyond it is tried.
     largest: int = 0
     _pending: int = field(default=0, repr=False)
+    #: The search settled because no call was bigger, while bigger passes were still faster.
+    _stopped_by_calls: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self.size = self.size or self.first
@@ -132,7 +136,12 @@ class PassSizes:
 
     def next(self, remaining: int) -> int:
         """How many copies the next pass takes (in :meth:`layout_for` that many)."""
+        if self._stopped_by_calls and remaining > self.largest:  # the search goes on
+            self._stopped_by_calls, self.settled_size = False, 0
+            self.size = min(max(self.rates) * 2, self.first * MAX_GROWTH, remaining)
         self.largest = max(self.largest, remaining)
+        if not self.settled:
+            self.size = min(self.size, self.largest)
         self._pending = min(self.size, remaining)
         return self._pending
 
@@ -149,9 +158,12 @@ class PassSizes:
             self.rates[self.size] = seconds / copies
             best = min(self.rates, key=self.rates.__getitem__)
             growing = len(self.rates) < MIN_TRIALS or best == self.size
-            if growing and self.size * 2 <= self.first * MAX_GROWTH:
-                self.size *= 2
+            cap = self.first * MAX_GROWTH
+            bigger = min(self.size * 2, cap, self.largest)
+            if growing and bigger > self.size:
+                self.size = bigger
             else:
+                self._stopped_by_calls = growing and self.size < cap
                 self._settle()
             return
         if len(self.layouts) == 1:

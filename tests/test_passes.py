@@ -41,9 +41,15 @@ def test_one_noisy_timing_does_not_stop_the_search():
 
 
 def test_a_pass_cut_short_by_the_end_is_not_judged():
-    sizes = PassSizes(8)
-    assert run(sizes, 5, lambda n: 100.0) == [5]
-    assert not sizes.settled and sizes.size == 8
+    sizes = PassSizes(4)
+    assert run(sizes, 6, lambda n: 100.0) == [4, 2]
+    assert sizes.rates == {4: 25.0} and not sizes.settled and sizes.size == 6  # 8 would pass the call
+
+
+def test_no_size_is_bigger_than_the_largest_call():
+    sizes = PassSizes(8)  # the budget allows more than the calls ask for
+    assert run(sizes, 5, lambda n: 1 + 0.1 * n) == [5]
+    assert sizes.rates == {5: 0.3}
 
 
 def until_done(sizes: PassSizes, total: int, seconds_for, calls: int = 40) -> int:
@@ -55,13 +61,21 @@ def until_done(sizes: PassSizes, total: int, seconds_for, calls: int = 40) -> in
     raise AssertionError(f"not settled after {calls} calls: {sizes}")
 
 
-def test_calls_too_small_for_the_size_run_as_one_pass_each_until_a_bigger_call():
+def test_growth_stops_at_the_largest_call_and_goes_on_for_a_bigger_one():
     sizes = PassSizes(1)
     overhead = lambda n: 1 + 0.1 * n  # noqa: E731 - bigger passes are cheaper per copy
-    run(sizes, 7, overhead)  # 1, 2, 4 tried, growing; the next size (8) does not fit a 7-copy call
-    assert run(sizes, 7, overhead) == [7] and not sizes.settled and sizes.size == 8
-    run(sizes, 8 + 16 + 32, overhead)
+    assert run(sizes, 7, overhead) == [1, 2, 4]  # growing; 8 would pass a 7-copy call
+    assert run(sizes, 7, overhead) == [7] and sizes.settled and sizes.size == 7  # the whole call
+    assert run(sizes, 56, overhead) == [14, 28, 14]  # a bigger call: the search goes on, up to the cap
+    assert run(sizes, 56, overhead) == [32, 24]
     assert sizes.settled and sizes.size == 32 and sizes.done  # one layout: the search's choice stands
+
+
+def test_a_search_stopped_by_its_timings_does_not_start_again():
+    sizes = PassSizes(2)
+    run(sizes, 14, lambda n: 0.1 * n if n <= 4 else 0.3 * n)  # 2, 4, 8: 8 is slower per copy
+    assert sizes.settled and sizes.size == 2
+    assert run(sizes, 40, lambda n: 0.1 * n) == [2] * 20
 
 
 def test_other_layouts_are_tried_after_the_size_and_the_faster_kept():
@@ -109,18 +123,15 @@ def test_the_climb_finds_the_size_where_another_layout_is_fastest():
     assert 4 in sizes.by_size and 32 not in sizes.by_size  # measured beside 8; 16's other side was not
 
 
-def test_calls_too_small_for_the_size_still_measure_layouts_at_their_own_size():
-    """16 copies per call never reach the size being tried (32): the size never settles, yet
-    each layout is measured on those 16-copy passes (a warm-up and two judged passes each)."""
+def test_calls_smaller_than_the_first_size_settle_at_the_whole_call_then_climb():
+    """The budget allows 32 copies but every call asks for 16: the search tries the whole call and
+    settles there (it no longer waits for a 32-copy call that never comes); each layout is measured
+    there, and the climb goes below it."""
     sizes = PassSizes(32, layouts=(None, "channels_last"))
-    per_copy = {None: 0.2, "channels_last": 0.1}
-    layouts = []
-    for _ in range(7):
-        layouts.append(sizes.layout_for(16))
-        assert run(sizes, 16, lambda n, layout: per_copy[layout] * n) == [16]
-    assert layouts == [None] * 3 + ["channels_last"] * 4 and not sizes.settled
-    assert sizes.by_size[16].rates == {None: 0.2, "channels_last": 0.1}
-    assert sizes.layout_for(16) == "channels_last" and sizes.layout_for(32) is None
+    per_copy = {16: {None: 0.2, "channels_last": 0.1}, 8: {None: 0.2, "channels_last": 0.05}}
+    until_done(sizes, 16, lambda n, layout: per_copy.get(n, {None: 0.3, "channels_last": 0.3})[layout] * n)
+    assert sizes.settled_size == 16 and sizes.by_size[16].rates == {None: 0.2, "channels_last": 0.1}
+    assert sizes.size == 8 and sizes.layout == "channels_last"
 
 
 def test_measured_passes_give_the_same_integrated_gradients(rng):

@@ -118,6 +118,32 @@ def test_integrated_gradients_completeness(rng):
     sums = result.values.reshape(2, -1).sum(1)
     np.testing.assert_allclose(sums, f_x - f_b, rtol=0.01, atol=1e-4)
     np.testing.assert_allclose(result.completeness_error, sums - (f_x - f_b), atol=1e-4)
+    np.testing.assert_allclose(result.outputs[[0, 1], [0, 4]], f_x, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "smoothgrad"])
+def test_saliency_skips_the_forward_passes_only_the_scores_need(rng, method):
+    """sw.saliency returns the map alone: with a target given and the model probed by a first
+    call, SmoothGrad and IG run their gradient passes and no forward pass of their own (the
+    scores, f(baseline)); sw.attribute still reports them, with the same map."""
+    model = torch_cnn()
+    x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
+    options = {"seed": 3} if method == "smoothgrad" else {"baseline": 0.1}
+    first = sw.saliency(model, x, 1, method=method, **options)
+    grad_enabled = []
+    handle = model.register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
+    try:
+        again = sw.saliency(model, x, 1, method=method, **options)
+        saliency_passes, grad_enabled[:] = list(grad_enabled), []
+        reported = sw.attribute(model, x, 1, method=method, **options)
+    finally:
+        handle.remove()
+    assert saliency_passes and all(saliency_passes)
+    assert grad_enabled.count(False) == (2 if method == "integrated_gradients" else 1)
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(reported.values, first)
+    with torch.no_grad():
+        np.testing.assert_allclose(reported.outputs, model(torch.tensor(x)).numpy(), rtol=1e-6)
 
 
 def test_smoothgrad_is_mean_gradient_of_noisy_copies(rng):
