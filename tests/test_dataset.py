@@ -376,6 +376,6 @@ def test_ray_engine_gives_the_local_numbers(rng, tmp_path):
         assert (context.execution_options.preserve_order, context.enable_progress_bars) == before
     finally:
         ray.shutdown()
-    assert remote.complete and len(remote) == 70
+    assert local.complete and remote.complete and len(remote) == 70
     for name in ("values.npy", "targets.npy", "predictions.npy", "labels.npy"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
