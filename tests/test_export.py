@@ -1,6 +1,7 @@
 """Figures, files and the static PNG exported from every widget (no browser)."""
 
 import base64
+import gc
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -201,6 +202,28 @@ def test_mime_bundle_keeps_the_widget_view_and_adds_a_png():
     inspector = WIDGETS["weights"]()
     data, _meta = inspector._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in data and "image/png" in data
+
+
+def test_widgets_are_built_and_shown_with_the_garbage_collector_paused(monkeypatch):
+    """Construction and the display bundle run with cyclic collection off (its full passes come
+    after the widget is shown); the collector is left as it was, also when it was off or on error."""
+    states = []
+    real_lut = colors.sign_lut
+    monkeypatch.setattr(colors, "sign_lut", lambda sign: states.append(gc.isenabled()) or real_lut(sign))
+    real_png = SaliencyMap._static_png
+    monkeypatch.setattr(SaliencyMap, "_static_png", lambda self: states.append(gc.isenabled()) or real_png(self))
+    w = SaliencyMap(mlp(), batch(2, 8))
+    w._repr_mimebundle_()
+    assert states and not any(states) and gc.isenabled()
+    gc.disable()
+    try:
+        SaliencyMap(mlp(), batch(2, 8))._repr_mimebundle_()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(SaliencyError):
+        SaliencyMap(mlp(), batch(2, 8)[0])
+    assert gc.isenabled()
 
 
 def test_to_html_escapes_labels_and_embeds_no_urls(tmp_path):

@@ -12,6 +12,7 @@ from typing import Any, Union
 
 from ..errors import SaliencyError, SaliencyWarning
 from ..export import FORMATS
+from ._collection import collection_deferred
 from .standalone import standalone_html
 
 #: Resolution of the PNG placed in the MIME bundle (kept small: it is computed on every display).
@@ -92,6 +93,7 @@ class ExportMixin:
         self.to_figure().savefig(buf, format="png", dpi=REPR_DPI)
         return base64.b64encode(buf.getvalue()).decode("ascii")
 
+    @collection_deferred
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The live widget view plus an ``image/png`` rendering for front ends without widgets."""
         bundle = super()._repr_mimebundle_(**kwargs)  # type: ignore[misc]
@@ -101,5 +103,5 @@ class ExportMixin:
         try:
             data["image/png"] = self._static_png()
         except Exception as exc:  # the live view must still display
-            warnings.warn(f"no static PNG for this widget: {exc}", SaliencyWarning, stacklevel=2)
+            warnings.warn(f"no static PNG for this widget: {exc}", SaliencyWarning, stacklevel=3)
         return bundle

@@ -12,6 +12,7 @@ from ..errors import SaliencyError
 from ..export import format_value, jacobian_figure
 from ..transport import ARRAY_TRAIT, to_wire
 from ._base import STATIC, SampleWidget, output_labels
+from ._collection import collection_deferred
 from ._export import slug
 
 #: The largest display Jacobian sent to the browser; beyond it, ask for ``outputs=``.
@@ -41,6 +42,7 @@ class JacobianGrid(SampleWidget):
     _rows = t.List(t.Int()).tag(sync=True)
     _jacobian = t.Dict().tag(**ARRAY_TRAIT)
 
+    @collection_deferred
     def __init__(
         self,
         model: Any,

@@ -17,6 +17,7 @@ from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
 from . import _checks
 from ._base import STATIC, SampleWidget
+from ._collection import collection_deferred
 from ._export import slug
 
 #: Methods the browser can compute from a prefetched Jacobian without the kernel.
@@ -98,6 +99,7 @@ class SaliencyMap(SampleWidget):
     _check_request = t.Dict().tag(sync=True)
     _randomization_maps = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
+    @collection_deferred
     def __init__(
         self,
         model: Any,

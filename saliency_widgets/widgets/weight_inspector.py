@@ -13,6 +13,7 @@ from .. import colors
 from ..errors import SaliencyError, SaliencyWarning
 from ..transport import to_wire
 from ..weights import LayerInfo, WeightBlock, layer_equation_parts, layer_name, layer_weights, layers
+from ._collection import collection_deferred
 from ._export import slug
 from ._guarded import GuardedWidget
 from .weight_display import LayerDisplay, Panel, histogram, layer_display, region
@@ -62,6 +63,7 @@ class WeightInspector(GuardedWidget):
     _note = t.Unicode("").tag(sync=True)
     _lut = t.Dict().tag(sync=True, echo_update=False)
 
+    @collection_deferred
     def __init__(
         self,
         model: Any,
