@@ -262,25 +262,34 @@ with open(sys.argv[1], "rb") as f:
 t0 = time.perf_counter()
 widget = sw.SaliencyMap(model, x, **kw)
 t1 = time.perf_counter()
+png_seconds = []
+static_png = widget._static_png
+def timed_png():
+    start = time.perf_counter()
+    png = static_png()
+    png_seconds.append(time.perf_counter() - start)
+    return png
+widget._static_png = timed_png
 widget._repr_mimebundle_()
 t2 = time.perf_counter()
 from saliency_widgets.widgets.standalone import standalone_html
 with open(sys.argv[2], "w", encoding="utf-8") as f:
     f.write(standalone_html(widget))
-print(t1 - t0, t2 - t1)
+print(t1 - t0, t2 - t1, png_seconds[0])
 """
 COLD_MODELS = ("MLP 784-64-10", "CNN 3×32×32")
 
 
-def cold_first_paint(browser, name: str) -> tuple[float, float, float]:
-    """(construction, display bundle, page) seconds of the first widget of a fresh Python process."""
+def cold_first_paint(browser, name: str) -> tuple[float, float, float, float]:
+    """(construction, display bundle, page, static PNG) seconds of the first widget of a fresh Python
+    process; the static PNG is part of the display bundle."""
     with tempfile.TemporaryDirectory() as tmp:
         model_path, page_path = pathlib.Path(tmp) / "model.pkl", pathlib.Path(tmp) / "startup.html"
         model_path.write_bytes(pickle.dumps(startup_models()[name]))
         run = subprocess.run([sys.executable, "-c", COLD_KERNEL, str(model_path), str(page_path)],
                              capture_output=True, text=True, check=True)
-        construct, bundle = map(float, run.stdout.split()[-2:])
-        return construct, bundle, page_seconds(browser, page_path)
+        construct, bundle, png = map(float, run.stdout.split()[-3:])
+        return construct, bundle, page_seconds(browser, page_path), png
 
 
 def cold_startup(browser) -> bool:
@@ -288,10 +297,12 @@ def cold_startup(browser) -> bool:
     ok = True
     for name in COLD_MODELS:
         runs = [cold_first_paint(browser, name) for _ in range(COLD_REPEATS)]
-        construct, bundle, page = (statistics.median(v) for v in zip(*runs))
-        print(f"  ({name}, fresh kernel: construction {construct * 1000:.0f} ms + display bundle with its static "
-              f"PNG {bundle * 1000:.0f} ms + page {page * 1000:.0f} ms, medians of {COLD_REPEATS})")
-        ok &= report(f"{name} fresh kernel → first paint, median", statistics.median(map(sum, runs)), 1.0, "s")
+        construct, bundle, page, png = (statistics.median(v) for v in zip(*runs))
+        print(f"  ({name}, fresh kernel: construction {construct * 1000:.0f} ms + display bundle {bundle * 1000:.0f} ms "
+              f"+ page {page * 1000:.0f} ms, medians of {COLD_REPEATS}; the bundle's static PNG for nbconvert/GitHub, "
+              f"matplotlib's first import and draw, took {png * 1000:.0f} ms of it)")
+        ok &= report(f"{name} fresh kernel → first paint, median", statistics.median([c + b + p for c, b, p, _ in runs]),
+                     1.0, "s")
     return ok
 
 

@@ -156,17 +156,36 @@ def bench_paths(report: Report, entry: Entry, steps: int) -> None:
     captum_sg = {f"captum_sg_{n}": (lambda n=n: tunnel.attribute(x, target=1, nt_type="smoothgrad", nt_samples=steps,
                                                                  stdevs=sigma, nt_samples_batch_size=max(1, n // len(x)),
                                                                  abs=False)) for n in sizes}
+    by_hand = {f"hand_{n}_{layout}": (lambda n=n, layout=layout: hand_passes(entry, steps, n, layout))
+               for n in (steps, max(1, steps // 2), max(1, steps // 4)) for layout in ("contiguous", "channels_last")}
     t = best_seconds(
         repeat=5, warmup=8,  # the first calls measure pass sizes and layouts (passes.py)
         sw_ig=lambda: sw.saliency(entry.model, x, 1, method="integrated_gradients", steps=steps),
         sw_sg=lambda: sw.saliency(entry.model, x, 1, method="smoothgrad", n_samples=steps, seed=0),
-        **captum_ig, **captum_sg,
+        **captum_ig, **captum_sg, **by_hand,
     )
     best_ig = min(t[k] for k in captum_ig)
     best_sg = min(t[k] for k in captum_sg)
+    best_hand = min(t[k] for k in by_hand)
     goal = 1.3 if entry.image else 1.0
     report.at_least(f"{entry.name}: captum IG (best batch) / IG, {steps} steps", best_ig / t["sw_ig"], goal)
     report.at_least(f"{entry.name}: captum SmoothGrad (best batch) / SmoothGrad, {steps} samples", best_sg / t["sw_sg"], goal)
+    # The bounds: the same gradients by hand, at the best pass size and layout, with nothing else.
+    report.note(f"{entry.name}: captum IG (best batch) / hand-written passes (bound of the IG row)", best_ig / best_hand)
+    report.note(f"{entry.name}: captum SmoothGrad (best batch) / hand-written passes (bound of the SmoothGrad row)",
+                best_sg / best_hand)
+
+
+def hand_passes(entry: Entry, copies: int, per_pass: int, layout: str) -> None:
+    """The gradients of ``copies`` copies of the batch in passes of ``per_pass`` copies, by hand:
+    what any IG or SmoothGrad must compute, without building points or summing."""
+    for start in range(0, copies, per_pass):
+        n = min(per_pass, copies - start)
+        batch = entry.x.repeat(n, *[1] * (entry.x.ndim - 1))
+        if layout == "channels_last":
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        leaf = batch.requires_grad_(True)
+        torch.autograd.grad(entry.logits(leaf)[:, 1].sum(), leaf)
 
 
 def bench_mlp_jacobian(report: Report, entry: Entry) -> None:
