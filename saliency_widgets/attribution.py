@@ -113,8 +113,8 @@ def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradie
     multi-dimensional output, e.g. ``(1, 1, 0)``. ``method``: ``"gradient"``,
     ``"input_x_gradient"``, ``"smoothgrad"`` (``n_samples=50``, ``noise=0.15`` of
     the range, ``seed=None``: an int, or a numpy ``Generator`` one is drawn from; an int gives the
-    same map every call, and on the CPU in every framework; a model on a GPU draws its noise
-    there, from its own generator) or
+    same map every call; torch draws the noise with its own generator on the model's device,
+    Keras with numpy's) or
     ``"integrated_gradients"`` (``baseline=None`` →
     zeros, ``steps=50``); ``"gradcam"`` / ``"gradcam_plus_plus"`` (``relu=True``; at
     ``layer=``, default the last layer with a spatial output; returns ``(batch, H, W)``
@@ -299,8 +299,8 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise:
     points = _variables(p)
     sigmas = [p.backend.staged((noise * _sample_range(v)).astype(np.float32)) for v in points]
     points = [p.backend.staged(v) for v in points]
-    # One stream per variable (the first is default_rng(seed)'s), drawn copy after copy: the
-    # same seed gives the same noise however the copies are split into passes.
+    # One stream per variable, drawn copy after copy (Backend.standard_normal): the same seed
+    # gives the same noise however the copies are split into passes.
     if isinstance(seed, np.random.Generator):  # a generator of the caller's: one seed drawn from it
         seed = int(seed.integers(2 ** 63))
     sequence = np.random.SeedSequence(seed)

@@ -93,6 +93,18 @@ def keras_lstm(steps: int = 7, n_features: int = 3, hidden: int = 5, n_out: int 
     ])
 
 
+def torch_noise(seed, copies: int, shape: tuple) -> np.ndarray:
+    """SmoothGrad's noise for a torch model, written out: ``copies`` standard normal arrays of
+    ``shape``, each drawn by a torch generator seeded with the next integer of the numpy stream
+    ``seed`` (an int: ``default_rng(seed)``; or a numpy Generator)."""
+    import torch
+
+    stream = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    generator = torch.Generator()
+    return np.stack([torch.empty(shape).normal_(generator=generator.manual_seed(int(s))).numpy()
+                     for s in stream.integers(2 ** 63, size=copies)])
+
+
 def central_differences(f, x: np.ndarray, eps: float = 1e-3) -> np.ndarray:
     """d f(x) / d x by central differences, for a scalar function of a float64 array."""
     grad = np.zeros_like(x, dtype=np.float64)

@@ -9,6 +9,7 @@ from torch import nn
 
 import saliency_widgets as sw
 from saliency_widgets.attribution import attribute, layer_output
+from models import torch_noise
 
 
 class MaskedMean(nn.Module):
@@ -315,8 +316,8 @@ def test_half_precision_inputs_and_models(rng):
 
 def test_smoothgrad_of_two_entries_is_the_same_whatever_the_pass_sizes(rng, monkeypatch):
     """Each attributed entry draws its own noise stream (the first default_rng(seed)'s, the second
-    a child of that seed), copy after copy: how the search splits the copies into passes, which
-    changes from call to call, does not change the map."""
+    a child of that seed; torch draws each copy with a seed from its stream), copy after copy: how
+    the search splits the copies into passes, which changes from call to call, does not change the map."""
 
     class Two(nn.Module):
         def __init__(self) -> None:
@@ -334,7 +335,7 @@ def test_smoothgrad_of_two_entries_is_the_same_whatever_the_pass_sizes(rng, monk
     sequence = np.random.SeedSequence(5)
     streams = [np.random.Generator(np.random.PCG64(s)) for s in (sequence, *sequence.spawn(1))]
     noisy = [x + np.float32(0.2) * (x.max(1, keepdims=True) - x.min(1, keepdims=True))
-             * r.standard_normal((24, *x.shape), dtype=np.float32) for x, r in zip((u, v), streams)]
+             * torch_noise(r, 24, x.shape) for x, r in zip((u, v), streams)]
     expected = [np.mean([autograd(model, (nu, nv), 1, wrt) for nu, nv in zip(*noisy)], axis=0) for wrt in (0, 1)]
     for got in maps:
         for entry, want in zip(got, expected):

@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import saliency_widgets as sw  # noqa: E402
-from models import central_differences, torch_cnn, torch_lstm, torch_mlp  # noqa: E402
+from models import central_differences, torch_cnn, torch_lstm, torch_mlp, torch_noise  # noqa: E402
 
 
 def autograd_gradient(model, x, target):
@@ -150,9 +150,8 @@ def test_smoothgrad_is_mean_gradient_of_noisy_copies(rng):
     model = torch_mlp()
     x = rng.normal(size=(2, 6)).astype(np.float32)
     got = sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)
-    noise_rng = np.random.default_rng(7)
     sigma = 0.2 * (x.max(1, keepdims=True) - x.min(1, keepdims=True))
-    noisy = x + sigma.astype(np.float32) * noise_rng.standard_normal((8, *x.shape), dtype=np.float32)
+    noisy = x + sigma.astype(np.float32) * torch_noise(7, 8, x.shape)
     expected = np.mean([autograd_gradient(model, n.astype(np.float32), [1, 1]) for n in noisy], axis=0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     again = sw.saliency(model, x, target=1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)
@@ -329,7 +328,8 @@ def test_points_staged_on_the_models_device_give_the_same_maps(rng, monkeypatch)
     """A model on an accelerator builds SmoothGrad's and IG's points there (``staged``) and draws
     the noise there, one torch generator seed per copy. Forced onto the CPU device here (CI has no
     GPU; tests/test_cuda.py runs it on one): IG equals the numpy path's, SmoothGrad is the mean
-    gradient of its noisy copies, the same for a seed however the copies are split into passes."""
+    gradient of its noisy copies (the numpy path's noise too), the same for a seed however the
+    copies are split into passes."""
     from saliency_widgets.backends.torch_backend import TorchBackend
 
     model, x = torch_cnn(), rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
@@ -341,11 +341,11 @@ def test_points_staged_on_the_models_device_give_the_same_maps(rng, monkeypatch)
 
     monkeypatch.setattr(sw.config, "chunk_budget_bytes", x.nbytes * 32)  # passes of 1, 2, 4 … copies
     maps = [sw.saliency(model, x, 1, method="smoothgrad", n_samples=12, noise=0.2, seed=3) for _ in range(3)]
-    seeds = np.random.default_rng(3).integers(2 ** 63, size=12)
     sigma = 0.2 * (x.max(axis=(1, 2, 3), keepdims=True) - x.min(axis=(1, 2, 3), keepdims=True))
-    generator = torch.Generator()
-    noisy = [x + sigma.astype(np.float32) * torch.empty(x.shape).normal_(generator=generator.manual_seed(int(s))).numpy()
-             for s in seeds]
+    noisy = x + sigma.astype(np.float32) * torch_noise(3, 12, x.shape)
     expected = np.mean([autograd_gradient(model, n.astype(np.float32), [1, 1]) for n in noisy], axis=0)
     for got in maps:
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+    monkeypatch.undo()
+    np.testing.assert_allclose(sw.saliency(model, x, 1, method="smoothgrad", n_samples=12, noise=0.2, seed=3),
+                               expected, rtol=1e-4, atol=1e-7)

@@ -173,8 +173,8 @@ class Backend(ABC):
 
     def standard_normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
         """float32 standard normal noise of ``shape``, where :meth:`staged` puts arrays, seeded by
-        ``rng``. numpy draws it from ``rng`` itself: the same seed, the same noise in every backend
-        that stages on the CPU."""
+        ``rng`` (the same seed, the same noise), drawn copy after copy along the first axis so that
+        splitting the copies into passes changes nothing. numpy draws it from ``rng`` itself."""
         return rng.standard_normal(shape, dtype=np.float32)
 
     def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:

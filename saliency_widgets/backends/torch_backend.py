@@ -162,17 +162,17 @@ class TorchBackend(Backend):
         return array if device is None else torch.from_numpy(np.ascontiguousarray(array)).to(device)
 
     def standard_normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> Any:
-        """On an accelerator, drawn there by a torch generator seeded from ``rng`` once per copy
-        along the first axis (the same seed gives the same noise on the same kind of device,
-        however the copies are split into passes); on the CPU, numpy's, as every backend."""
-        device = self._accelerator()
-        if device is None:
-            return super().standard_normal(rng, shape)
+        """Drawn on the model's device by a torch generator seeded from ``rng`` once per copy along
+        the first axis: the same seed gives the same noise on the same kind of device, however the
+        copies are split into passes. On the CPU a numpy view, as :meth:`staged` gives there (torch
+        draws normals about 1.5× as fast as numpy: a tenth of a small CNN's SmoothGrad call)."""
+        accelerator = self._accelerator()
+        device = accelerator or torch.device("cpu")
         generator = torch.Generator(device=device)
         noise = torch.empty(shape, device=device, dtype=torch.float32)
         for copy, seed in zip(noise, rng.integers(2 ** 63, size=shape[0])):
             copy.normal_(generator=generator.manual_seed(int(seed)))
-        return noise
+        return noise if accelerator is not None else noise.numpy()
 
     def _accelerator(self) -> Optional[torch.device]:
         """The model's device when it is not the CPU."""
