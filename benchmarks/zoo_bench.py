@@ -259,8 +259,7 @@ def keras_traces_done() -> None:
     from saliency_widgets.backends import keras_backend
 
     time.sleep(2 * keras_backend._IDLE_BEFORE_TRACE)
-    for thread in keras_backend._TRACES:
-        thread.join()
+    keras_backend._join_traces()
 
 
 def main() -> int:
