@@ -83,6 +83,8 @@ class _Problem:
 
     #: First call only: the scores of a reordered batch, to be checked by ``_verify``.
     probe: Optional[np.ndarray] = None
+    #: First call only, instead of the probe: the output shape the model's structure declares.
+    declared: Optional[tuple[int, ...]] = None
     #: Whether this is the first call for this input signature and query (see ``_start``).
     first: bool = False
 
@@ -210,7 +212,7 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     for i in p.query.spec.attributed:
         _warn_if_not_finite(p.entries[i], "the input")
     out_shape = _start(p)
-    if p.probe is not None:
+    if p.first:
         _verify(p, _forward(p, p.entries))
     n_out = int(np.prod(out_shape, dtype=np.int64))
     rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
@@ -500,18 +502,22 @@ def _setup(model: Any, x: Any, output: str, head: Any, layer: Any, fixed: Any) -
 
 def _start(p: _Problem) -> tuple[int, ...]:
     """One sample's output shape, remembered per input signature and query. The first time, it
-    comes from a forward pass on a reordered, resized batch (rows 1, 0, 0 of ``x``), kept in
-    ``p.probe``: :func:`_verify` compares it with the scores the call computes anyway, so that
-    a model which mixes samples is refused at the cost of one small pass."""
+    comes from the model's structure where the backend can show that each sample's output
+    depends on that sample alone (kept in ``p.declared``: :func:`_verify` checks it against the
+    scores), else from a forward pass on a reordered, resized batch (rows 1, 0, 0 of ``x``),
+    kept in ``p.probe``: :func:`_verify` compares it with the scores the call computes anyway,
+    so that a model which mixes samples is refused at the cost of one small pass."""
     key = (signature(p.entries), p.query.key)
     if key not in p.backend.output_shapes:
-        try:
-            p.probe = _forward(p, _probe_entries(p))
-            p.first = True
-        except SaliencyError:
-            _forward(p, p.entries)  # the same failure, told with the caller's own shapes
-            raise
-        p.backend.output_shapes[key] = p.probe.shape[1:]
+        p.first = True
+        p.declared = p.backend.per_sample_output_shape(p.query, p.entries)
+        if p.declared is None:
+            try:
+                p.probe = _forward(p, _probe_entries(p))
+            except SaliencyError:
+                _forward(p, p.entries)  # the same failure, told with the caller's own shapes
+                raise
+        p.backend.output_shapes[key] = p.declared if p.declared is not None else p.probe.shape[1:]
     return p.backend.output_shapes[key]
 
 
@@ -523,7 +529,17 @@ def _probe_entries(p: _Problem) -> list[np.ndarray]:
 
 
 def _verify(p: _Problem, scores: np.ndarray) -> None:
-    """Refuses a model whose sample 0 (or 1) output changed with the rest of the batch (see :func:`_start`)."""
+    """Refuses a model whose sample 0 (or 1) output changed with the rest of the batch, or whose
+    output shape is not the one its structure declared (see :func:`_start`)."""
+    if p.declared is not None:
+        declared, p.declared = p.declared, None
+        if scores.shape[1:] != declared:
+            p.backend.output_shapes[(signature(p.entries), p.query.key)] = scores.shape[1:]
+            raise SaliencyError(
+                f"the model's output has shape {scores.shape[1:]} per sample for this input, but its layers "
+                f"declare {declared}, which this call's targets were resolved against; call again: "
+                "the measured shape is used from now on"
+            )
     if p.probe is None:
         return
     probe, p.probe = p.probe, None

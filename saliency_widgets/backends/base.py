@@ -143,6 +143,12 @@ class Backend(ABC):
         ``torch.softmax`` called as a function), if the backend can tell."""
         return None
 
+    def per_sample_output_shape(self, query: Query, entries: list[np.ndarray]) -> Optional[tuple[int, ...]]:
+        """One sample's explained output shape for ``entries``, when the model's structure shows
+        that each sample's output depends on that sample alone; None where only running the model
+        can tell (attribution then probes it with a reordered batch). None unless overridden."""
+        return None
+
     # ---------------------------------------------------------------- compute
     @abstractmethod
     def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:

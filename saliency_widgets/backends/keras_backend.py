@@ -93,6 +93,11 @@ class KerasBackend(Backend):
         plan = self._plans.get(query.key)
         return None if plan is None else plan.skipped
 
+    def per_sample_output_shape(self, query: Query, entries: list[np.ndarray]) -> Optional[tuple[int, ...]]:
+        from .keras_samples import declared_output_shape
+
+        return declared_output_shape(self.model, self._plan(query).head, query.spec, entries, self._keras)
+
     def _output_names(self) -> list[str]:
         names = getattr(self.model, "output_names", None)
         return list(names) if names else []
