@@ -93,6 +93,11 @@ class _Problem:
         return int(self.entries[0].shape[0])
 
     @property
+    def key(self) -> tuple:
+        """(input signature, query key): what the backend keeps output shapes and pass sizes under."""
+        return signature(self.entries), self.query.key
+
+    @property
     def at_layer(self) -> bool:
         return self.query.layer is not None
 
@@ -460,7 +465,7 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
     ``make_points(count)`` returns the next ``count`` copies of each variable, ``(count, *shape)``;
     every input entry (fixed ones too) is repeated alongside with its own sample.
     """
-    key = (signature(p.entries), p.query.key)
+    key = p.key
     if key not in p.backend.pass_sizes:
         p.backend.pass_sizes[key] = PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR),
                                               p.backend.layouts(p.query, p.entries))
@@ -507,7 +512,7 @@ def _start(p: _Problem) -> tuple[int, ...]:
     scores), else from a forward pass on a reordered, resized batch (rows 1, 0, 0 of ``x``),
     kept in ``p.probe``: :func:`_verify` compares it with the scores the call computes anyway,
     so that a model which mixes samples is refused at the cost of one small pass."""
-    key = (signature(p.entries), p.query.key)
+    key = p.key
     if key not in p.backend.output_shapes:
         p.first = True
         p.declared = p.backend.per_sample_output_shape(p.query, p.entries)
@@ -534,7 +539,7 @@ def _verify(p: _Problem, scores: np.ndarray) -> None:
     if p.declared is not None:
         declared, p.declared = p.declared, None
         if scores.shape[1:] != declared:
-            p.backend.output_shapes[(signature(p.entries), p.query.key)] = scores.shape[1:]
+            p.backend.output_shapes[p.key] = scores.shape[1:]
             raise SaliencyError(
                 f"the model's output has shape {scores.shape[1:]} per sample for this input, but its layers "
                 f"declare {declared}, which this call's targets were resolved against; call again: "

@@ -93,6 +93,18 @@ def keras_lstm(steps: int = 7, n_features: int = 3, hidden: int = 5, n_out: int 
     ])
 
 
+def tape_gradient(model, x: np.ndarray, target) -> np.ndarray:
+    """d model(x)[i, target[i]] / d x for a Keras model, written out by hand with a GradientTape."""
+    import tensorflow as tf
+
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = tf.reshape(model(xt, training=False), (len(x), -1))
+        selected = tf.gather(out, target, axis=1, batch_dims=1)
+    return tape.gradient(selected, xt).numpy()
+
+
 def torch_noise(seed, copies: int, shape: tuple) -> np.ndarray:
     """SmoothGrad's noise for a torch model, written out: ``copies`` standard normal arrays of
     ``shape``, each drawn by a torch generator seeded with the next integer of the numpy stream

@@ -9,17 +9,7 @@ keras = pytest.importorskip("keras")
 
 import saliency_widgets as sw  # noqa: E402
 from models import (central_differences, keras_cnn, keras_lstm, keras_mlp,  # noqa: E402
-                    keras_mlp_like, torch_mlp)
-
-
-def tape_gradient(model, x, target):
-    """d model(x)[i, target[i]] / d x, written out by hand."""
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = tf.reshape(model(xt, training=False), (len(x), -1))
-        selected = tf.gather(out, target, axis=1, batch_dims=1)
-    return tape.gradient(selected, xt).numpy()
+                    keras_mlp_like, tape_gradient, torch_mlp)
 
 
 def test_mlp_gradient_matches_tape_and_finite_differences(rng):

@@ -10,7 +10,7 @@ keras = pytest.importorskip("keras")
 import saliency_widgets as sw  # noqa: E402
 from saliency_widgets.backends.keras_backend import KerasBackend  # noqa: E402
 from saliency_widgets.structure import flatten  # noqa: E402
-from models import keras_cnn, keras_lstm  # noqa: E402
+from models import keras_cnn, keras_lstm, tape_gradient  # noqa: E402
 
 
 @pytest.fixture
@@ -25,14 +25,6 @@ def forwards(monkeypatch):
 
     monkeypatch.setattr(KerasBackend, "forward", counted)
     return calls
-
-
-def tape_gradient(model, x, target, head=lambda y: y):
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        selected = tf.reduce_sum(head(model(xt, training=False))[:, target])
-    return tape.gradient(selected, xt).numpy()
 
 
 def residual_net(seed=0):
@@ -58,7 +50,7 @@ def test_first_call_on_per_sample_layers_runs_no_probe(build, shape, rng, forwar
     x = rng.normal(size=(3, *shape)).astype(np.float32)
     got = sw.saliency(model, x, 1, output="probabilities")
     assert forwards == []
-    np.testing.assert_allclose(got, tape_gradient(model, x, 1), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got, tape_gradient(model, x, [1] * len(x)), rtol=1e-4, atol=1e-6)
     result = sw.attribute(build(), x, method="integrated_gradients", steps=8)
     assert forwards == [3, 3]  # the scores and f(baseline), no probe
     assert np.abs(result.completeness_error).max() < 0.05
@@ -141,7 +133,7 @@ def test_undeclared_input_sizes_are_probed(rng, forwards):
     h = keras.layers.Conv2D(3, 3, padding="same")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.GlobalMaxPooling2D()(h)))
     x = rng.normal(size=(2, 6, 5, 2)).astype(np.float32)
-    np.testing.assert_allclose(sw.saliency(model, x, 3), tape_gradient(model, x, 3), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(sw.saliency(model, x, 3), tape_gradient(model, x, [3] * len(x)), rtol=1e-4, atol=1e-6)
     assert forwards == [3]
 
 
@@ -151,5 +143,5 @@ def test_a_declared_shape_the_scores_contradict_is_refused_then_measured(rng, mo
     monkeypatch.setattr(KerasBackend, "per_sample_output_shape", lambda self, query, entries: (6,))
     with pytest.raises(sw.SaliencyError, match=r"shape \(5,\).*declare \(6,\)"):
         sw.saliency(model, x, 4, output="probabilities")
-    np.testing.assert_allclose(sw.saliency(model, x, 4, output="probabilities"), tape_gradient(model, x, 4),
+    np.testing.assert_allclose(sw.saliency(model, x, 4, output="probabilities"), tape_gradient(model, x, [4] * len(x)),
                                rtol=1e-4, atol=1e-6)

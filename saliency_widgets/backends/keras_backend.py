@@ -96,7 +96,8 @@ class KerasBackend(Backend):
     def per_sample_output_shape(self, query: Query, entries: list[np.ndarray]) -> Optional[tuple[int, ...]]:
         from .keras_samples import declared_output_shape
 
-        return declared_output_shape(self.model, self._plan(query).head, query.spec, entries, self._keras)
+        return declared_output_shape(self.model, self._plan(query).head, self._output_names(), query.spec, entries,
+                                     self._keras)
 
     def _output_names(self) -> list[str]:
         names = getattr(self.model, "output_names", None)

@@ -41,15 +41,16 @@ _PER_SAMPLE_LAYERS = (
 _AXIS_LAYERS = ("LayerNormalization", "UnitNormalization", "GroupNormalization", "Softmax", "Concatenate")
 
 
-def declared_output_shape(model: Any, head: Any, spec: Any, entries: Sequence[np.ndarray],
+def declared_output_shape(model: Any, head: Any, names: list[str], spec: Any, entries: Sequence[np.ndarray],
                           keras: Any) -> Optional[tuple[int, ...]]:
     """One sample's shape of the output ``head`` picks (None, an output index or name, or a
-    :class:`~saliency_widgets.backends.base.LayerRef`), when ``model`` is a graph of per-sample
-    layers whose declared inputs are exactly ``entries``' shapes; else None."""
+    :class:`~saliency_widgets.backends.base.LayerRef`; ``names``: the model's output names), when
+    ``model`` is a graph of per-sample layers whose declared inputs are exactly ``entries``'
+    shapes; else None."""
     graph = _graph(model, keras)
     if graph is None or not _declares(graph, spec, entries) or not _per_sample(graph, keras):
         return None
-    output = _head_output(model, graph, head, keras)
+    output = _head_output(graph, head, names, keras)
     if output is None:
         return None
     shape = tuple(output.shape)[1:]
@@ -111,12 +112,11 @@ def _reaches_batch_axis(layer: Any) -> bool:
     return not ranks or not all(isinstance(a, int) for a in axes) or any(a % r == 0 for a in axes for r in ranks)
 
 
-def _head_output(model: Any, graph: Any, head: Any, keras: Any) -> Optional[Any]:
+def _head_output(graph: Any, head: Any, names: list[str], keras: Any) -> Optional[Any]:
     """The symbolic tensor ``head`` explains, if the graph tells it."""
     if head is not None and not isinstance(head, (int, str)):
         nodes = getattr(getattr(head, "obj", None), "_inbound_nodes", [])
         return nodes[0].output_tensors[0] if len(nodes) == 1 and len(nodes[0].output_tensors) == 1 else None
-    names = list(getattr(model, "output_names", None) or [])
     try:
         return select_output(list(graph.outputs), head, lambda t: isinstance(t, keras.KerasTensor), names)
     except SaliencyError:  # the real call says what is wrong with the head
