@@ -32,13 +32,16 @@ def gradcam(activation: np.ndarray, gradient: np.ndarray, *, channel_axis: int,
 
 def gradcam_plus_plus(activation: np.ndarray, gradient: np.ndarray, *, channel_axis: int,
                       size: Optional[Sequence[int]] = None, relu: bool = True) -> np.ndarray:
-    """Grad-CAM++ (Chattopadhay et al.) with the gradient of the raw score:
-    ``α = g² / (2g² + Σ_ij A·g³)`` (0 where the denominator is 0),
-    ``w_k = Σ_ij α·ReLU(g)``, map ``ReLU(Σ_k w_k A_k)``. Arguments as :func:`gradcam`."""
+    """Grad-CAM++ (Chattopadhay et al. 2018, Eq. 19) with the gradient of the raw score, as
+    pytorch-grad-cam and tf-keras-vis compute it: for channel k at position (i, j),
+    ``α_kij = g²_kij / (2·g²_kij + (Σ_ab A_kab)·g³_kij)`` — the spatial sum runs over the
+    activation alone and multiplies the cube of the gradient at (i, j) — 0 where the
+    denominator is 0; ``w_k = Σ_ij α_kij·ReLU(g_kij)``, map ``ReLU(Σ_k w_k A_k)``.
+    Arguments as :func:`gradcam`."""
     a, g = _channels_first(activation, gradient, channel_axis)
     spatial = tuple(range(2, g.ndim))
     g2 = g * g
-    denominator = 2 * g2 + (a * g2 * g).sum(axis=spatial, keepdims=True)
+    denominator = 2 * g2 + a.sum(axis=spatial, keepdims=True) * (g2 * g)
     safe = np.where(denominator != 0, denominator, 1.0)
     alpha = np.where(denominator != 0, g2 / safe, 0.0)
     weights = (alpha * np.maximum(g, 0)).sum(axis=spatial, keepdims=True)

@@ -78,19 +78,34 @@ def test_gradcam_matches_captum_layer_gradcam(rng, relu):
 
 
 def _gradcam_pp_by_hand(a, g):
-    """Grad-CAM++ of one sample (channels, h, w), with explicit loops over channels and pixels."""
+    """Grad-CAM++ of one sample (channels, h, w), with explicit loops over channels and pixels:
+    α_kij = g²_kij / (2·g²_kij + (Σ_ab A_kab)·g³_kij), 0 where the denominator is 0."""
     k, h, w = a.shape
     cam = np.zeros((h, w))
     for c in range(k):
-        s = sum(a[c, i, j] * g[c, i, j] ** 3 for i in range(h) for j in range(w))
+        s = sum(a[c, i, j] for i in range(h) for j in range(w))  # the activation alone
         weight = 0.0
         for i in range(h):
             for j in range(w):
-                den = 2 * g[c, i, j] ** 2 + s
+                den = 2 * g[c, i, j] ** 2 + s * g[c, i, j] ** 3  # the cube of the gradient at (i, j)
                 alpha = g[c, i, j] ** 2 / den if den != 0 else 0.0
                 weight += alpha * max(g[c, i, j], 0.0)
         cam += weight * a[c]
     return np.maximum(cam, 0)
+
+
+def _gradcam_pp_reference(a, g):
+    """Grad-CAM++ maps of a channels-first batch (batch, k, h, w), before ReLU and upsampling, written
+    out as pytorch-grad-cam's ``GradCAMPlusPlus.get_cam_weights`` computes them (there with an
+    ``eps=1e-6`` in the denominator; here 0 where it is 0, as DESIGN §3.6), in float64."""
+    a, g = a.astype(np.float64), g.astype(np.float64)
+    grads_power_2 = g ** 2
+    grads_power_3 = grads_power_2 * g
+    sum_activations = np.sum(a, axis=(2, 3))
+    den = 2 * grads_power_2 + sum_activations[:, :, None, None] * grads_power_3
+    aij = np.where(den != 0, grads_power_2 / np.where(den != 0, den, 1.0), 0.0)
+    weights = np.sum(np.maximum(g, 0) * aij, axis=(2, 3))
+    return np.sum(weights[:, :, None, None] * a, axis=1)
 
 
 def test_gradcam_plus_plus_matches_the_formula(rng):
@@ -99,10 +114,36 @@ def test_gradcam_plus_plus_matches_the_formula(rng):
     g[0, 1] = 0  # a channel with no gradient: denominator 0 → α = 0
     expected = np.stack([_gradcam_pp_by_hand(a[i], g[i]) for i in range(2)])
     np.testing.assert_allclose(gradcam_plus_plus(a, g, channel_axis=0), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(np.maximum(_gradcam_pp_reference(a, g), 0), expected, rtol=1e-9, atol=1e-12)
     # channels-last gives the same map
     last = gradcam_plus_plus(np.moveaxis(a, 1, -1), np.moveaxis(g, 1, -1), channel_axis=-1)
     np.testing.assert_allclose(last, expected, rtol=1e-6, atol=1e-9)
     assert expected.max() > 0
+
+
+def test_gradcam_plus_plus_tiny_case_by_hand():
+    """2 channels, 2×2 activation, gradients chosen so that every α is a round number.
+
+    channel 0: A = [[1, 2], [0, 1]] (Σ A = 4), g = [[1, .5], [-1, 0]]
+      α = 1/(2+4·1) = 1/6;  .25/(.5+4·.125) = 1/4;  1/(2-4) = -1/2 (ReLU(g)=0);  0 (g = 0, den 0)
+      w_0 = 1/6·1 + 1/4·.5 = 7/24
+    channel 1: A = [[-1, .5], [.5, 2]] (Σ A = 2), g = [[2, -1], [.5, 1]]
+      α = 4/(8+2·8) = 1/6;  den = 2 + 2·(-1) = 0 → 0;  .25/(.5+2·.125) = 1/3;  1/(2+2) = 1/4
+      w_1 = 1/6·2 + 1/3·.5 + 1/4·1 = 3/4
+    map = 7/24·A_0 + 3/4·A_1 = [[-11, 23], [9, 43]] / 24
+    (the old Σ_ij A·g³ in the denominator gives w_0 = 4/13 + 1/14 instead)"""
+    a = np.array([[[[1.0, 2.0], [0.0, 1.0]], [[-1.0, 0.5], [0.5, 2.0]]]])
+    g = np.array([[[[1.0, 0.5], [-1.0, 0.0]], [[2.0, -1.0], [0.5, 1.0]]]])
+    # one channel at a time: map = w_k · A_k
+    for k, w in ((0, 7 / 24), (1, 3 / 4)):
+        cam = gradcam_plus_plus(a[:, k:k + 1], g[:, k:k + 1], channel_axis=0, relu=False)
+        np.testing.assert_allclose(cam, w * a[:, k], rtol=1e-6, atol=1e-7)
+    expected = np.array([[[-11.0, 23.0], [9.0, 43.0]]]) / 24
+    np.testing.assert_allclose(gradcam_plus_plus(a, g, channel_axis=0, relu=False), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(gradcam_plus_plus(a, g, channel_axis=0), np.maximum(expected, 0), rtol=1e-6, atol=1e-7)
+    last = gradcam_plus_plus(np.moveaxis(a, 1, -1), np.moveaxis(g, 1, -1), channel_axis=-1, relu=False)
+    np.testing.assert_allclose(last, expected, rtol=1e-6, atol=1e-7)
+    assert np.isfinite(last).all()
 
 
 def test_gradcam_one_dimensional_layer(rng):
@@ -198,6 +239,45 @@ def test_engine_gradcam_plus_plus_matches_the_formula(rng):
     assert expected.max() > 0
 
 
+def _assert_close_at_float32(got, expected):
+    """Equal up to float32 rounding at the map's scale."""
+    scale = np.abs(expected).max()
+    assert scale > 1e-3
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("layer", ["4", "5"])  # the last Conv2d, and the Softplus after it
+def test_engine_gradcam_plus_plus_torch_matches_the_pytorch_grad_cam_formula(rng, layer):
+    torch = pytest.importorskip("torch")
+    from models import torch_cnn
+
+    model = torch_cnn(channels=3, size=12)
+    x = rng.normal(size=(3, 3, 12, 12)).astype(np.float32)
+    target = [0, 2, 4]
+    got = sw.saliency(model, x, target, method="gradcam_plus_plus", layer=layer)
+    a, g = _torch_activation_and_gradient(model, model[int(layer)], x, target)
+    cam = np.maximum(_gradcam_pp_reference(a, g), 0)
+    expected = torch.nn.functional.interpolate(torch.from_numpy(cam)[:, None], size=(12, 12), mode="bilinear",
+                                               align_corners=False)[:, 0].numpy()
+    assert got.shape == (3, 12, 12)
+    _assert_close_at_float32(got, expected)
+
+
+def test_engine_gradcam_plus_plus_keras_matches_the_pytorch_grad_cam_formula(rng):
+    tf = pytest.importorskip("tensorflow")
+    from models import keras_cnn
+
+    model = keras_cnn(size=12, channels=3)
+    x = rng.normal(size=(3, 12, 12, 3)).astype(np.float32)
+    target = np.array([0, 2, 4])
+    got = sw.saliency(model, x, target, method="gradcam_plus_plus", layer=3)  # Conv2D + softplus, channels-last
+    a, g = _keras_activation_and_gradient(model, 3, x, target)
+    cam = np.maximum(_gradcam_pp_reference(np.moveaxis(a, -1, 1), np.moveaxis(g, -1, 1)), 0)
+    expected = tf.image.resize(cam[..., None].astype(np.float32), (12, 12), method="bilinear")[..., 0].numpy()
+    assert got.shape == (3, 12, 12)
+    _assert_close_at_float32(got, expected)
+
+
 def test_engine_gradcam_one_dimensional_torch(rng):
     torch = pytest.importorskip("torch")
     from torch import nn
@@ -213,6 +293,22 @@ def test_engine_gradcam_one_dimensional_torch(rng):
     expected = torch.nn.functional.interpolate(torch.from_numpy(cam)[:, None], size=14, mode="linear",
                                                align_corners=False)[:, 0].numpy()
     np.testing.assert_allclose(got.values, expected, rtol=1e-5, atol=1e-7)
+
+
+def _keras_activation_and_gradient(model, split, x, target):
+    """A (the output of ``model.layers[split]``) and ∂score/∂A with a GradientTape written out."""
+    import tensorflow as tf
+
+    h = tf.convert_to_tensor(x)
+    for layer in model.layers[:split + 1]:
+        h = layer(h, training=False)
+    with tf.GradientTape() as tape:
+        tape.watch(h)
+        out = h
+        for layer in model.layers[split + 1:]:
+            out = layer(out, training=False)
+        score = tf.reduce_sum(tf.gather(out, target, axis=1, batch_dims=1))
+    return h.numpy(), tape.gradient(score, h).numpy()
 
 
 def _keras_gradcam_by_hand(model, split, x, target, size):
