@@ -228,6 +228,39 @@ def batchnorm_block(part: Literal["gamma", "beta", "mean", "variance"], source: 
     return block(name, role, source, array, what, ("channel",))
 
 
+AttentionPart = Literal["query", "key", "value", "output"]
+
+#: What each projection of multi-head attention does: (its kernel, its bias).
+_ATTENTION: dict[str, tuple[str, str]] = {
+    "query": ("projects the query input onto each head's queries", "added to each head's queries"),
+    "key": ("projects the key input onto each head's keys", "added to each head's keys"),
+    "value": ("projects the value input onto each head's values", "added to each head's values"),
+    "output": ("maps each head's attended values to the output features, summed over the heads", "added to the output"),
+}
+
+#: Axes of the attention blocks in Keras' layout (``MultiHeadAttention``'s einsum sublayers).
+ATTENTION_AXES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("query", "kernel"): ("query features", "heads", "key dimensions"),
+    ("query", "bias"): ("heads", "key dimensions"),
+    ("key", "kernel"): ("key features", "heads", "key dimensions"),
+    ("key", "bias"): ("heads", "key dimensions"),
+    ("value", "kernel"): ("value features", "heads", "value dimensions"),
+    ("value", "bias"): ("heads", "value dimensions"),
+    ("output", "kernel"): ("heads", "value dimensions", "output features"),
+    ("output", "bias"): ("output feature",),
+}
+
+
+def attention_block(part: AttentionPart, role: Literal["kernel", "bias"], source: str, array: Any) -> WeightBlock:
+    """The kernel or bias of one projection of multi-head attention, named ``"query · kernel"`` etc.
+
+    The ``·`` puts the projections in rows and kernel / bias in columns of the inspector's table.
+    """
+    kernel_what, bias_what = _ATTENTION[part]
+    what = kernel_what if role == "kernel" else bias_what
+    return block(f"{part} · {role}", role, source, array, what, ATTENTION_AXES[part, role])
+
+
 _BIAS_WORDS = ("bias", "beta", "offset", "shift")
 
 

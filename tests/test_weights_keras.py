@@ -19,6 +19,29 @@ def _model(input_shape, *layers):
     return keras.Sequential([keras.Input(input_shape), *layers])
 
 
+def _functional(input_shape, layer):
+    """A one-layer functional model (attention layers get the input as query and value)."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input(input_shape)
+    return keras.Model(x, layer(x, x) if isinstance(layer, L.MultiHeadAttention) else layer(x))
+
+
+class _TwoDense(L.Layer):
+    """A custom composite layer: two Dense sublayers whose variables are both named kernel/bias."""
+
+    def __init__(self, units=(6, 4), names=("dense_a", "dense_b"), **kw):
+        super().__init__(**kw)
+        self.dense_a = L.Dense(units[0], name=names[0])
+        self.dense_b = L.Dense(units[1], name=names[1])
+
+    def call(self, x):
+        return self.dense_b(self.dense_a(x))
+
+
+def _numpy(variable) -> np.ndarray:
+    return keras.ops.convert_to_numpy(variable.value)
+
+
 def _by_name(blocks) -> dict:
     names = [b.name for b in blocks]
     assert len(names) == len(set(names)), f"block names not unique: {names}"
@@ -197,3 +220,66 @@ def test_uninterpreted_layer_shows_raw_variables():
     np.testing.assert_array_equal(blocks["gamma"].array, gamma)
     np.testing.assert_array_equal(blocks["beta"].array, beta)
     assert all("not interpreted" in b.description for b in blocks.values())
+
+
+def test_multi_head_attention_has_query_key_value_and_output_blocks():
+    layer = L.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")
+    model = _functional((5, 8), layer)
+    _randomize(layer)
+    blocks = _by_name(sw_weights.layer_weights(model, "mha"))
+    parts = {"query": layer.query_dense, "key": layer.key_dense, "value": layer.value_dense, "output": layer.output_dense}
+    assert list(blocks) == [f"{part} · {role}" for part in parts for role in ("kernel", "bias")]
+    for part, dense in parts.items():
+        for role in ("kernel", "bias"):
+            block = blocks[f"{part} · {role}"]
+            assert (block.role, block.gate, block.source) == (role, None, f"{dense.name}/{role}")
+            np.testing.assert_array_equal(block.array, _numpy(getattr(dense, role)))
+    assert sum(b.array.size for b in blocks.values()) == layer.count_params() == 288
+    assert blocks["query · kernel"].description == (
+        "query · kernel (8×2×4): projects the query input onto each head's queries; "
+        "axes = (query features, heads, key dimensions)"
+    )
+    assert blocks["output · kernel"].axes == ("heads", "value dimensions", "output features")
+
+
+def test_custom_layer_shows_each_sublayer_variable_once_by_path():
+    layer = _TwoDense(name="two")
+    model = _model((3,), layer)
+    _randomize(layer)
+    blocks = _by_name(sw_weights.layer_weights(model, "two"))
+    assert list(blocks) == ["dense_a/kernel", "dense_a/bias", "dense_b/kernel", "dense_b/bias"]
+    for name, block in blocks.items():
+        sublayer, variable = name.split("/")
+        assert block.source == name
+        np.testing.assert_array_equal(block.array, _numpy(getattr(getattr(layer, sublayer), variable)))
+    assert sum(b.array.size for b in blocks.values()) == layer.count_params() == 52
+
+
+@pytest.mark.parametrize(
+    "make, input_shape",
+    [
+        pytest.param(lambda: L.Dense(3), (4,), id="Dense"),
+        pytest.param(lambda: L.Conv2D(2, 3), (5, 5, 1), id="Conv2D"),
+        pytest.param(lambda: L.LSTM(3), (4, 2), id="LSTM"),
+        pytest.param(lambda: L.GRU(3), (4, 2), id="GRU"),
+        pytest.param(lambda: L.SimpleRNN(3), (4, 2), id="SimpleRNN"),
+        pytest.param(lambda: L.Embedding(10, 3), (4,), id="Embedding"),
+        pytest.param(lambda: L.BatchNormalization(), (3,), id="BatchNormalization"),
+        pytest.param(lambda: L.LayerNormalization(), (3,), id="LayerNormalization"),
+        pytest.param(lambda: L.MultiHeadAttention(2, 3, value_dim=2), (4, 5), id="MultiHeadAttention"),
+        pytest.param(lambda: L.Bidirectional(L.LSTM(3)), (4, 2), id="Bidirectional(LSTM)"),
+        pytest.param(lambda: keras.Sequential([L.Dense(3), L.Dense(2)], name="inner"), (4,), id="nested Sequential"),
+        pytest.param(lambda: _TwoDense(names=("same", "same")), (3,), id="sublayers with one name"),
+    ],
+)
+def test_blocks_cover_every_variable_exactly_once(make, input_shape):
+    layer = make()
+    model = _functional(input_shape, layer)
+    for split_gates in (True, False):
+        total = 0
+        for info in sw_weights.layers(model):
+            if info.n_params:
+                blocks = _by_name(sw_weights.layer_weights(model, info.name, split_gates=split_gates))
+                assert sum(b.array.size for b in blocks.values()) == info.n_params, info.name
+                total += info.n_params
+        assert total == layer.count_params() > 0

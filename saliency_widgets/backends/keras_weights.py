@@ -14,10 +14,12 @@ import numpy as np
 
 from ..errors import SaliencyWarning
 from ..weights import (
+    ATTENTION_AXES,
     LayerInfo,
     Packed,
     RecurrentCell,
     WeightBlock,
+    attention_block,
     batchnorm_block,
     bias_block,
     conv_kernel,
@@ -33,6 +35,8 @@ from ..weights import (
 _CONV = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)
 _RNN = (keras.layers.SimpleRNN, keras.layers.LSTM, keras.layers.GRU)
 _BATCHNORM_PARTS = {"gamma": "gamma", "beta": "beta", "moving_mean": "mean", "moving_variance": "variance"}
+#: Block prefix → name of the MultiHeadAttention sublayer (an EinsumDense) that holds it.
+_ATTENTION_SUBLAYERS = {"query": "query", "key": "key", "value": "value", "output": "attention_output"}
 
 
 # -------------------------------------------------------------------- layers
@@ -124,34 +128,66 @@ def keras_layer_name(model: Any, layer: Any) -> str:
 
 
 def _blocks(layer: Any, split_gates: bool, prefix: str, source_prefix: str) -> list[WeightBlock]:
-    """Interpreted blocks of ``layer`` plus its other variables shown raw."""
+    """Every variable of ``layer`` exactly once: interpreted blocks, then the others shown raw."""
     if isinstance(layer, keras.layers.Bidirectional):
         return [
             *_blocks(layer.forward_layer, split_gates, "forward · ", f"{layer.forward_layer.name}/"),
             *_blocks(layer.backward_layer, split_gates, "backward · ", f"{layer.backward_layer.name}/"),
         ]
-    arrays = {v.name: keras.ops.convert_to_numpy(v.value) for v in layer.weights}
+    arrays = _arrays(layer)
     blocks = _interpret(layer, arrays, split_gates, prefix, source_prefix)
-    used = {b.source for b in blocks}
-    return blocks + [
-        raw_block(source_prefix + n, a, type(layer).__name__) for n, a in arrays.items() if source_prefix + n not in used
-    ]
+    return blocks + [raw_block(source_prefix + path, a, type(layer).__name__) for path, a in arrays.items()]
 
 
-def _interpret(layer: Any, arrays: dict[str, np.ndarray], split_gates: bool, prefix: str, src: str) -> list[WeightBlock]:
-    """Blocks for the layer types whose layout is known; ``[]`` for others."""
-    bias = [bias_block(src + "bias", arrays["bias"], "filter" if isinstance(layer, _CONV) else "unit")] if "bias" in arrays else []
+def _arrays(layer: Any) -> dict[str, np.ndarray]:
+    """The values of ``layer.weights`` (what ``count_params`` counts, trainable or not), keyed by
+    their path below the layer (``"kernel"``, ``"dense_a/bias"``); a repeated path gets ``" (2)"``."""
+    out: dict[str, np.ndarray] = {}
+    for v in layer.weights:
+        path = key = _below(layer, v.path)
+        n = 1
+        while key in out:
+            n += 1
+            key = f"{path} ({n})"
+        out[key] = keras.ops.convert_to_numpy(v.value)
+    return out
+
+
+def _below(layer: Any, path: str) -> str:
+    """``path`` relative to ``layer`` (Keras gives variables and sublayers the path of their owner)."""
+    return path.removeprefix(f"{layer.path}/")
+
+
+def _interpret(
+    layer: Any, arrays: dict[str, np.ndarray], split_gates: bool, prefix: str, src: str
+) -> list[WeightBlock]:
+    """Blocks for the layer types whose layout is known; takes the arrays they show out of ``arrays``."""
     if isinstance(layer, keras.layers.Dense) and "kernel" in arrays:
-        return [dense_kernel(src + "kernel", arrays["kernel"], "in_out"), *bias]
+        return [dense_kernel(src + "kernel", arrays.pop("kernel"), "in_out"), *_bias(arrays, src, "unit")]
     if isinstance(layer, _CONV) and "kernel" in arrays:
-        return [conv_kernel(src + "kernel", arrays["kernel"], "in_out", layer.groups), *bias]
+        kernel = conv_kernel(src + "kernel", arrays.pop("kernel"), "in_out", layer.groups)
+        return [kernel, *_bias(arrays, src, "filter")]
     if isinstance(layer, keras.layers.Embedding) and "embeddings" in arrays:
-        return [embedding_table(src + "embeddings", arrays["embeddings"])]
+        return [embedding_table(src + "embeddings", arrays.pop("embeddings"))]
     if isinstance(layer, keras.layers.BatchNormalization):
-        return [batchnorm_block(part, src + n, arrays[n]) for n, part in _BATCHNORM_PARTS.items() if n in arrays]
-    if isinstance(layer, _RNN) and {"kernel", "recurrent_kernel"} <= set(arrays):
-        return recurrent_blocks(_cell(layer), _rnn_packed(layer, arrays, split_gates, src), split_gates, prefix)
+        return [batchnorm_block(part, src + n, arrays.pop(n)) for n, part in _BATCHNORM_PARTS.items() if n in arrays]
+    if isinstance(layer, keras.layers.MultiHeadAttention):
+        return [
+            attention_block(part, role, src + path, arrays.pop(path))
+            for part, sublayer in _ATTENTION_SUBLAYERS.items()
+            for role in ("kernel", "bias")
+            if (path := f"{sublayer}/{role}") in arrays and arrays[path].ndim == len(ATTENTION_AXES[part, role])
+        ]
+    cell = f"{_below(layer, layer.cell.path)}/" if isinstance(layer, _RNN) else ""
+    if isinstance(layer, _RNN) and {cell + "kernel", cell + "recurrent_kernel"} <= arrays.keys():
+        own = {n: arrays.pop(cell + n) for n in ("kernel", "recurrent_kernel", "bias") if cell + n in arrays}
+        return recurrent_blocks(_cell(layer), _rnn_packed(layer, own, split_gates, src), split_gates, prefix)
     return []
+
+
+def _bias(arrays: dict[str, np.ndarray], src: str, per: str) -> list[WeightBlock]:
+    """The ``bias`` of a Dense or convolution layer, if it has one (taken out of ``arrays``)."""
+    return [bias_block(src + "bias", arrays.pop("bias"), per)] if "bias" in arrays else []
 
 
 def _activation_name(fn: Any) -> str:
