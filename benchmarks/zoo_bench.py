@@ -255,10 +255,9 @@ def bench_keras(report: Report) -> None:
 
 
 def keras_traces_done() -> None:
-    """Waits for the Keras backend's background traces (they start after a call, once calls stop)."""
+    """Waits for the Keras backend's background traces (each starts at the call that needs it)."""
     from saliency_widgets.backends import keras_backend
 
-    time.sleep(2 * keras_backend._IDLE_BEFORE_TRACE)
     keras_backend._join_traces()
 
 

@@ -184,8 +184,7 @@ def _attribute(model: Any, x: Any, target: Target, method: str, output: str, hea
             values = _occlusion(p, flat_targets, scores, **options)
         else:
             values, delta = _integrated_gradients(p, flat_targets, scores, **options)
-    if scores is not None:  # none: logits, not a first call (see _warn_about_activation)
-        _warn_about_activation(p, scores, flat_targets)
+    _warn_about_activation(p, scores, flat_targets)  # scores None: logits, not a first call
     if not _finite(*values, *([] if scores is None else [scores])):
         _warn_if_scores_not_finite(p, _forward(p, p.entries) if scores is None else scores)
         for v in values:
@@ -218,7 +217,11 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
         _warn_if_not_finite(p.entries[i], "the input")
     out_shape = _start(p)
     if p.first:
-        _verify(p, _forward(p, p.entries))
+        scores = _forward(p, p.entries)
+        _verify(p, scores)
+        _warn_about_activation(p, scores, None, stacklevel=3)
+    else:
+        _warn_about_activation(p, None, None, stacklevel=3)
     n_out = int(np.prod(out_shape, dtype=np.int64))
     rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
     shapes = _variable_shapes(p)
@@ -513,6 +516,8 @@ def _start(p: _Problem) -> tuple[int, ...]:
     kept in ``p.probe``: :func:`_verify` compares it with the scores the call computes anyway,
     so that a model which mixes samples is refused at the cost of one small pass."""
     key = p.key
+    if key in p.backend.refusals:
+        raise SaliencyError(p.backend.refusals[key])
     if key not in p.backend.output_shapes:
         p.first = True
         p.declared = p.backend.per_sample_output_shape(p.query, p.entries)
@@ -550,14 +555,26 @@ def _verify(p: _Problem, scores: np.ndarray) -> None:
     probe, p.probe = p.probe, None
     pairs = [(0, 1), (1, 0), (2, 0)] if p.batch >= 2 else [(0, 0)]
     scale = max(1.0, float(np.max(np.abs(scores[np.isfinite(scores)]), initial=0.0)))
-    for probe_row, row in pairs:
-        if not np.allclose(probe[probe_row], scores[row], rtol=1e-2, atol=1e-3 * scale, equal_nan=True):
-            raise SaliencyError(
-                f"sample {row}'s output changes when the other samples of the batch change: the model mixes "
-                "samples along the first axis (a recurrent layer with batch_first=False, batch statistics, or "
-                "an input whose batch axis is not first). Per-sample attributions would be wrong: give x with "
-                "the batch axis first, and build RNNs with batch_first=True"
-            )
+
+    def same(a: np.ndarray, b: np.ndarray) -> bool:
+        return np.allclose(a, b, rtol=1e-2, atol=1e-3 * scale, equal_nan=True)
+
+    row = next((row for probe_row, row in pairs if not same(probe[probe_row], scores[row])), None)
+    if row is None:
+        return
+    del p.backend.output_shapes[p.key]  # nothing about this input is known to be right
+    if not same(_forward(p, _probe_entries(p)), probe):
+        raise SaliencyError(
+            "the model's output changes between identical calls: dropout in training mode? call model.eval() "
+            "(or remove the randomness); attributions of a random output would not be reproducible"
+        )
+    p.backend.refusals[p.key] = (
+        f"sample {row}'s output changes when the other samples of the batch change: the model mixes "
+        "samples along the first axis (a recurrent layer with batch_first=False, batch statistics, or "
+        "an input whose batch axis is not first). Per-sample attributions would be wrong: give x with "
+        "the batch axis first, and build RNNs with batch_first=True"
+    )
+    raise SaliencyError(p.backend.refusals[p.key])
 
 
 def _variables(p: _Problem) -> list[np.ndarray]:
@@ -746,27 +763,29 @@ def _warn_if_training(backend: Backend) -> None:
         )
 
 
-def _warn_about_activation(p: _Problem, scores: np.ndarray, flat_targets: Union[int, np.ndarray]) -> None:
-    """Probabilities asked: warn when saturated. Logits asked but none found: warn when the
-    output looks like probabilities (a property of the model: checked on the first call for
-    each input signature and query), naming ``head=`` as the fix."""
+def _warn_about_activation(p: _Problem, scores: Optional[np.ndarray],
+                           flat_targets: Union[None, int, np.ndarray], stacklevel: int = 4) -> None:
+    """Probabilities asked: warn when the targets (if any) are saturated. Logits asked but none
+    found: warn when the output looks like probabilities (a property of the model: checked on
+    the first call for each input signature and query, then remembered: every later call warns
+    too, whatever its entry point), naming ``head=`` as the fix."""
     found = p.backend.skipped_activation(p.query)
     if not p.logits:
-        if found in ("softmax", "sigmoid"):
+        if found in ("softmax", "sigmoid") and scores is not None and flat_targets is not None:
             _warn_if_saturated(found, scores, flat_targets)
         return
-    if found is not None or not p.first:
-        return
-    functional = p.backend.unskipped_activation(p.query)
-    if functional is not None or looks_like_probabilities(scores):
-        how = (f"comes out of a {functional} called as a function" if functional
-               else "looks like probabilities (non-negative rows that sum to 1)")
-        warnings.warn(
-            f"output='logits' could not find the logits: the explained output {how}, so this explains "
-            "probabilities. Pass head=<the layer that computes the scores> (a name or index from "
-            "sw.layers(model)) to explain the logits",
-            SaliencyWarning, stacklevel=4,
-        )
+    if found is None and p.first:
+        functional = p.backend.unskipped_activation(p.query)
+        if functional is not None or looks_like_probabilities(scores):
+            how = (f"comes out of a {functional} called as a function" if functional
+                   else "looks like probabilities (non-negative rows that sum to 1)")
+            p.backend.activation_warnings[p.key] = (
+                f"output='logits' could not find the logits: the explained output {how}, so this explains "
+                "probabilities. Pass head=<the layer that computes the scores> (a name or index from "
+                "sw.layers(model)) to explain the logits"
+            )
+    if p.key in p.backend.activation_warnings:
+        warnings.warn(p.backend.activation_warnings[p.key], SaliencyWarning, stacklevel=stacklevel)
 
 
 def _warn_if_saturated(activation: str, scores: np.ndarray, flat_targets: Union[int, np.ndarray]) -> None:

@@ -128,7 +128,9 @@ def test_smoothgrad_is_the_mean_tape_gradient_of_numpy_noisy_copies(rng):
     noisy = x + sigma * np.random.default_rng(7).standard_normal((8, *x.shape), dtype=np.float32)
     expected = np.mean([tape_gradient(model, n, [1, 1]) for n in noisy], axis=0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_array_equal(sw.saliency(model, x, 1, method="smoothgrad", n_samples=8, noise=0.2, seed=7), got)
+    # The same noise again; the call may now run traced, whose float32 rounding differs from eager's.
+    again = sw.saliency(model, x, 1, method="smoothgrad", n_samples=8, noise=0.2, seed=7)
+    np.testing.assert_allclose(again, got, rtol=1e-5, atol=1e-6 * np.abs(got).max())
 
 
 def test_one_score_per_sample_does_not_mix_samples(rng):

@@ -197,7 +197,8 @@ def test_every_jacobian_strategy_agrees(rng):
     from saliency_widgets.backends.torch_backend import CHANNELS_LAST
     from saliency_widgets.structure import flatten
 
-    backend = get_backend(torch_cnn())
+    model = torch_cnn()  # held: the backend holds its model weakly
+    backend = get_backend(model)
     x = rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
     spec, entries = flatten(x, backend.to_numpy)
     query = backend.query(spec)
@@ -207,7 +208,7 @@ def test_every_jacobian_strategy_agrees(rng):
     for layout in (None, CHANNELS_LAST):
         np.testing.assert_allclose(backend._jacobian_tile(query, entries, rows, layout)[0], vmapped,
                                    rtol=1e-4, atol=1e-6)
-    sw.jacobian(backend.model, x)
+    sw.jacobian(model, x)
     assert set(backend._strategy.values()) <= {("_jacobian_vmap", None), ("_jacobian_tile", None),
                                                ("_jacobian_tile", CHANNELS_LAST)}
 

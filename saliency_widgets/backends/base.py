@@ -76,6 +76,11 @@ class Backend(ABC):
         self.output_shapes: dict[tuple, tuple[int, ...]] = {}
         #: Copies per SmoothGrad / IG pass by (input signature, query key), measured (see ``passes.py``).
         self.pass_sizes: dict[tuple, Any] = {}
+        #: Verdicts remembered by (input signature, query key), so every later call and entry point
+        #: gets them: the refusal of a model that mixes samples, and the warning that the explained
+        #: output is probabilities where logits were asked.
+        self.refusals: dict[tuple, str] = {}
+        self.activation_warnings: dict[tuple, str] = {}
         # A weak reference where possible: backends are cached per model, and the
         # cache must not keep a model alive that the user has dropped.
         # Bound methods are created on access and would die at once: hold those.

@@ -5,10 +5,8 @@ from __future__ import annotations
 import atexit
 import re
 import threading
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -16,7 +14,9 @@ from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ..heads import select_output
 from ..structure import flatten
 from ..weights import LayerInfo, WeightBlock, resolve_layer
+from . import keras_graph
 from .base import Backend, LayerRef, Query, Targets, sum_of_copies
+from .keras_graph import is_graph_model
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
 
@@ -45,8 +45,8 @@ class KerasBackend(Backend):
     ``tf.GradientTape`` functions (one trace per model, query and input signature).
 
     Nothing is changed on the model: no variable is written, ``trainable`` flags are
-    left alone, and batch norm uses its moving statistics. Layer calls and activations
-    are swapped only while a function is traced (or run eagerly), and restored after.
+    left alone, and batch norm uses its moving statistics. Logits, head and attribution
+    layers are intercepted by :mod:`.keras_graph`, which swaps nothing another thread can see.
     """
 
     framework = "keras"
@@ -61,8 +61,9 @@ class KerasBackend(Backend):
         #: Traced functions by (kind, query key, batch-agnostic input specs), and those being traced.
         self._compiled: dict[tuple, Callable] = {}
         self._tracing: set[tuple] = set()
+        #: Keys of calls run eagerly that are traced in the caller's thread when they come again.
+        self._eager_calls: set[tuple] = set()
         self._lock = threading.RLock()
-        self._last_call = 0.0
 
     # ----------------------------------------------------------------- inputs
     def describe_expected_input(self) -> Optional[str]:
@@ -112,54 +113,48 @@ class KerasBackend(Backend):
         n_outputs = len(_graph_outputs(self.model, self._keras) or names) or 1
         if isinstance(head, int) and n_outputs == 1 or isinstance(head, str) and head not in names:
             head = self.find_layer(head)
-        swaps: list[tuple[Any, str]] = []
         if isinstance(head, LayerRef):
-            swaps = _activation_swaps(head.obj, 0, self._keras)
+            final = _final_activation(head.obj, 0, self._keras)
         else:
             producer = _output_producer(self.model, head, names, self._keras)
-            if producer is not None:
-                swaps = _activation_swaps(*producer, self._keras)
-        skipped = next((_swap_name(layer, attr, self._keras) for layer, attr in swaps), None)
-        plan = _Plan(head, swaps, skipped)
+            final = None if producer is None else _final_activation(*producer, self._keras)
+        plan = _Plan(head, *(final or (None, None)))
         self._plans[query.key] = plan
         return plan
 
     # ---------------------------------------------------------------- compute
-    @contextmanager
-    def _swapped(self, query: Query, plan: "_Plan", state: dict[str, Any]) -> Iterator[None]:
-        """While the model runs: logits activations as the identity, the head layer's output
-        recorded, ``query.layer``'s output recorded (watched by ``state["tape"]``) or replaced by
-        ``state["activation"]``. Everything restored in ``finally``."""
-        keras = self._keras
-        patches: list[tuple[Any, str, Any]] = []
-        if query.logits:
-            for layer, attr in plan.swaps:
-                identity = (lambda inputs, *a, **k: inputs) if attr == "call" else keras.activations.linear
-                patches.append((layer, attr, identity))
+    def _handlers(self, query: Query, plan: "_Plan", state: dict[str, Any]) -> keras_graph.Handlers:
+        """How one model call is intercepted (see :mod:`.keras_graph`): the final activation
+        skipped for logits, the head layer's output recorded, ``query.layer``'s output recorded
+        (watched by ``state["tape"]``) or replaced by ``state["activation"]``."""
+        handlers: keras_graph.Handlers = {}
+        if query.logits and plan.skip is not None:
+            skipping = keras_graph.pre_activation(plan.skip, self._keras)
+            handlers[id(plan.skip)] = (plan.skip, lambda call, *args, **kwargs: skipping(*args, **kwargs))
         if isinstance(plan.head, LayerRef):
-            patches.append((plan.head.obj, "call", _recording(plan.head.obj, state, "head")))
+            handlers[id(plan.head.obj)] = (plan.head.obj, _recording(state, "head", handlers.get(id(plan.head.obj))))
         if query.layer is not None:
-            patches.append((query.layer.obj, "call", _replacing(query.layer, state)))
-        saved = [(layer, attr, attr in vars(layer), getattr(layer, attr)) for layer, attr, _ in patches]
-        try:
-            for layer, attr, value in patches:
-                object.__setattr__(layer, attr, value)
-            yield
-        finally:
-            for layer, attr, had_own, original in reversed(saved):
-                if had_own:
-                    object.__setattr__(layer, attr, original)
-                else:
-                    object.__delattr__(layer, attr)
+            handlers[id(query.layer.obj)] = (query.layer.obj,
+                                             _replacing(query.layer, state, handlers.get(id(query.layer.obj))))
+        return handlers
 
     def _explained(self, query: Query, tensors: list[Any], state: dict[str, Any]) -> Any:
         """The explained output (logits if asked) of one model call."""
         plan = self._plan(query)
-        with self._swapped(query, plan, state):
-            raw = self.model(query.spec.pack(tensors), training=False)
+        raw = keras_graph.run(self.model, query.spec.pack(tensors), self._handlers(query, plan, state), self._keras)
         if isinstance(plan.head, LayerRef):
             return state["head"]
         return select_output(raw, plan.head, self._tf.is_tensor, self._output_names())
+
+    def _thread_local(self, query: Query) -> bool:
+        """Whether this query's calls intercept a layer outside the graph walk, which only the
+        caller's thread may do (so its function is traced there, not in the background)."""
+        plan = self._plan(query)
+        if plan.thread_local is None:
+            state = {"tape": None, "activation": None, "calls": 0}
+            plan.thread_local = keras_graph.needs_thread_local_calls(
+                self.model, self._handlers(query, plan, state), self._keras)
+        return plan.thread_local
 
     def _body(self, kind: str, query: Query) -> Callable:
         """The Python function of one kind of call; run eagerly, or traced by :meth:`_run`."""
@@ -220,52 +215,73 @@ class KerasBackend(Backend):
 
     def _run(self, kind: str, query: Query, entries: list[np.ndarray], *args: Any,
              activation: Optional[np.ndarray] = None) -> Any:
-        """Runs one call: compiled when its trace is ready, else eagerly while the trace is made in
-        the background (a Jacobian, slow when eager, is traced at once). Traces have a
-        batch-agnostic signature, so a new batch size, target or method does not retrace."""
+        """Runs one call, holding the model's lock (calls on one model are serialised): compiled
+        when its trace is ready, else eagerly. Traces have a batch-agnostic signature, so a new
+        batch size, target or method does not retrace. A query run by the graph walk alone is
+        traced at once in a background thread, which changes nothing the user can see, while
+        calls go on eagerly; one that intercepts layers outside the graph (``keras_graph``'s
+        thread-local calls) is traced in the caller's thread, on its second call; a Jacobian,
+        slow when eager, is traced on its first."""
         tf = self._tf
-        self._ensure_built(query, entries)
-        arrays = [tf.convert_to_tensor(e) for e in entries], *(tf.convert_to_tensor(a) for a in args)
-        if activation is not None:
-            arrays = (*arrays, tf.convert_to_tensor(activation))
-        specs = tuple(_batch_agnostic(a) for a in arrays)
-        key = (kind, query.key, repr(specs))
-        body = self._body(kind, query)
-        self._last_call = time.monotonic()
-        try:
-            with self._lock:
+        with self._lock:
+            self._ensure_built(query, entries)
+            arrays = [tf.convert_to_tensor(e) for e in entries], *(tf.convert_to_tensor(a) for a in args)
+            if activation is not None:
+                arrays = (*arrays, tf.convert_to_tensor(activation))
+            specs = tuple(_batch_agnostic(a) for a in arrays)
+            key = (kind, query.key, repr(specs))
+            body = self._body(kind, query)
+            try:
                 function = self._compiled.get(key)
                 if function is None and kind == "jacobian":
                     function = self._compiled[key] = tf.function(body, input_signature=specs, autograph=False)
+                if function is None and key in self._eager_calls:
+                    function = self._traced_here(key, body, specs, arrays)
                 if function is not None:
                     return function(*arrays)
                 result = body(*arrays)
-                self._last_call = time.monotonic()
+            except SaliencyError:
+                raise
+            except Exception as err:  # Keras/TF raise many types for a wrong input; all mean the same here
+                raise self._input_error(query, entries, err) from None
+            if self._thread_local(query):
+                if key not in self._tracing:
+                    self._eager_calls.add(key)
+            else:
+                self._trace_in_background(key, body, specs)
+            return result
+
+    def _traced_here(self, key: tuple, body: Callable, specs: tuple, arrays: tuple) -> Optional[Callable]:
+        """``body`` traced in this thread (with its thread-local calls), or None where it cannot be
+        traced (then the key stays eager)."""
+        self._eager_calls.discard(key)
+        try:
+            function = self._tf.function(body, input_signature=specs, autograph=False)
+            function.get_concrete_function(*specs)
         except SaliencyError:
             raise
-        except Exception as err:  # Keras/TF raise many types for a wrong input; all mean the same here
-            raise self._input_error(query, entries, err) from None
-        self._trace_in_background(key, body, specs)
-        return result
+        except Exception:
+            self._tracing.add(key)  # never again
+            return None
+        self._compiled[key] = function
+        return function
 
     def _trace_in_background(self, key: tuple, body: Callable, specs: tuple) -> None:
-        """Traces ``body`` once for ``specs`` in a background thread; until it is ready (or if it
-        fails) calls stay eager. The lock keeps the layer swaps of a trace and of an eager call apart."""
+        """Traces ``body`` once for ``specs`` in a background thread, started at once; until it is
+        ready (or if it fails) calls stay eager. The trace runs the graph walk, which intercepts
+        calls without changing any object of the user's (``keras_graph``), so it needs no lock."""
         if key in self._tracing:
             return
         self._tracing.add(key)
         tf = self._tf
 
         def trace() -> None:
-            while time.monotonic() - self._last_call < _IDLE_BEFORE_TRACE:  # let the engine call finish first
-                time.sleep(_IDLE_BEFORE_TRACE / 4)
-            with self._lock:
-                try:
-                    function = tf.function(body, input_signature=specs, autograph=False)
-                    function.get_concrete_function(*specs)
-                except Exception:  # some models cannot be traced: they stay eager
-                    return
-                self._compiled[key] = function
+            try:
+                function = tf.function(body, input_signature=specs, autograph=False)
+                function.get_concrete_function(*specs)
+            except Exception:  # some models cannot be traced: they stay eager
+                return
+            self._compiled[key] = function
 
         thread = threading.Thread(target=trace, name="saliency-widgets-trace", daemon=True)
         _TRACES.append(thread)
@@ -329,8 +345,6 @@ class KerasBackend(Backend):
         return keras_layer_weights(self.model, layer, split_gates)
 
 
-#: Seconds without a call before a background trace starts: an engine call's passes come back to back.
-_IDLE_BEFORE_TRACE = 0.25
 #: Background traces still running; joined at exit so that none is cut off mid-trace.
 _TRACES: list[threading.Thread] = []
 
@@ -364,38 +378,37 @@ class _Plan:
 
     #: None / int / str / callable (an entry of the outputs) or a LayerRef.
     head: Any
-    #: ``(layer, attribute)`` pairs swapped for the identity to get logits.
-    swaps: list[tuple[Any, str]]
-    #: The name of the activation those swaps skip, if any.
+    #: The layer whose call is replaced by its pre-activation for logits (see ``keras_graph.pre_activation``).
+    skip: Any
+    #: The name of the activation skipped, if any.
     skipped: Optional[str]
+    #: Whether a call intercepts a layer outside the graph walk (known after the first call).
+    thread_local: Optional[bool] = None
 
 
-def _recording(layer: Any, state: dict[str, Any], key: str) -> Callable:
-    """A ``call`` that runs the layer's own and records its (first) output in ``state[key]``."""
-    original = layer.call
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        out = original(*args, **kwargs)
+def _recording(state: dict[str, Any], key: str, inner: Optional[tuple[Any, Callable]]) -> Callable:
+    """A handler that runs the layer (through ``inner``'s handler, if any) and records its
+    (first) output in ``state[key]``."""
+    def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
+        out = inner[1](call, *args, **kwargs) if inner else call(*args, **kwargs)
         state[key] = out[0] if isinstance(out, (list, tuple)) else out
         return out
 
-    return call
+    return handler
 
 
-def _replacing(layer: LayerRef, state: dict[str, Any]) -> Callable:
-    """A ``call`` for the attribution layer: its output is ``state["activation"]`` when given,
+def _replacing(layer: LayerRef, state: dict[str, Any], inner: Optional[tuple[Any, Callable]]) -> Callable:
+    """A handler for the attribution layer: its output is ``state["activation"]`` when given,
     else its own output, watched by ``state["tape"]``; recorded in ``state["leaf"]``. Refuses a
     second call in one forward pass."""
-    original = layer.obj.call
-
-    def call(*args: Any, **kwargs: Any) -> Any:
+    def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
         state["calls"] += 1
         if state["calls"] > 1:
             raise SaliencyError(
                 f"layer {layer.name!r} runs more than once per forward pass (shared weights?); "
                 "attribution to it would mix its calls: choose a layer that runs once"
             )
-        out = original(*args, **kwargs)
+        out = inner[1](call, *args, **kwargs) if inner else call(*args, **kwargs)
         first = out[0] if isinstance(out, (list, tuple)) else out
         new = first if state["activation"] is None else state["activation"]
         if state["tape"] is not None:
@@ -403,12 +416,12 @@ def _replacing(layer: LayerRef, state: dict[str, Any]) -> Callable:
         state["leaf"] = new
         return new if not isinstance(out, (list, tuple)) else type(out)((new, *out[1:]))
 
-    return call
+    return handler
 
 
 def _graph_outputs(model: Any, keras: Any) -> Optional[list[Any]]:
     """The symbolic outputs of a Sequential / functional model, or None."""
-    if not _is_graph_model(model, keras):
+    if not is_graph_model(model, keras):
         return None
     try:
         return list(model.outputs)
@@ -437,29 +450,21 @@ def _output_producer(model: Any, head: Any, names: list[str], keras: Any) -> Opt
     return None if history is None else (history.operation, history.tensor_index)
 
 
-def _activation_swaps(layer: Any, tensor_index: int, keras: Any) -> list[tuple[Any, str]]:
-    """The ``(layer, attribute)`` swaps that skip the softmax / sigmoid / log-softmax producing
-    ``layer``'s output: its own ``activation=``, a ``Softmax`` / ``Activation`` layer, inside
-    ``TimeDistributed`` / ``Bidirectional`` wrappers and nested models."""
-    if _is_graph_model(layer, keras):
+def _final_activation(layer: Any, tensor_index: int, keras: Any) -> Optional[tuple[Any, str]]:
+    """``(layer whose call is replaced, activation name)``: the softmax / sigmoid / log-softmax
+    producing ``layer``'s output — its own ``activation=``, a ``Softmax`` / ``Activation`` layer,
+    inside ``TimeDistributed`` / ``Bidirectional`` wrappers (the wrapper is replaced) and nested
+    graph models (their inner layer is); None when there is none."""
+    if is_graph_model(layer, keras):
         producer = _output_producer(layer, tensor_index, [], keras)
-        return [] if producer is None else _activation_swaps(*producer, keras)
+        return None if producer is None else _final_activation(*producer, keras)
     if isinstance(layer, keras.layers.Softmax):
-        return [(layer, "call")]
+        return layer, "softmax"
     if isinstance(layer, keras.layers.Bidirectional):
-        return [s for inner in (layer.forward_layer, layer.backward_layer) for s in _activation_swaps(inner, 0, keras)]
+        inner = _final_activation(layer.forward_layer, 0, keras)
+        return None if inner is None else (layer, inner[1])
     if isinstance(layer, keras.layers.Wrapper):
-        return _activation_swaps(layer.layer, 0, keras)
+        inner = _final_activation(layer.layer, 0, keras)
+        return None if inner is None else (layer, inner[1])
     name = getattr(getattr(layer, "activation", None), "__name__", None)
-    return [(layer, "activation")] if name in _FINAL_ACTIVATIONS else []
-
-
-def _swap_name(layer: Any, attr: str, keras: Any) -> str:
-    return "softmax" if attr == "call" else layer.activation.__name__
-
-
-def _is_graph_model(obj: Any, keras: Any) -> bool:
-    """Sequential or functional: layers run in the listed order, so the last one is final."""
-    return isinstance(obj, keras.Sequential) or (
-        isinstance(obj, keras.Model) and type(obj).__name__ == "Functional"
-    )
+    return (layer, name) if name in _FINAL_ACTIVATIONS else None

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any, ContextManager, Iterator, NamedTuple, Optional
+from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -46,13 +47,20 @@ class TorchBackend(Backend):
 
     def __init__(self, model: Any) -> None:
         super().__init__(model)
-        self._module = model if isinstance(model, nn.Module) else None
+        self._is_module = isinstance(model, nn.Module)
+        #: Held by every computation: calls on one model from several threads run one at a time.
+        self._lock = threading.RLock()
         #: Per query key: the resolved head and the activation module skipped for logits.
         self._plans: dict[tuple, _Plan] = {}
         #: Layers found by name or object (see ``find_layer``).
         self._layer_refs: dict[Any, LayerRef] = {}
         # Jacobian strategy per (input signature, query key): (method name, layout) of the fastest.
         self._strategy: dict[tuple, tuple[str, Optional[str]]] = {}
+
+    @property
+    def _module(self) -> Optional[nn.Module]:
+        """The model when it is an ``nn.Module`` (held weakly, as every backend holds its model)."""
+        return self.model if self._is_module else None
 
     # ----------------------------------------------------------------- inputs
     def describe_expected_input(self) -> Optional[str]:
@@ -195,18 +203,22 @@ class TorchBackend(Backend):
     @contextmanager
     def _inference(self) -> Iterator["_Placement"]:
         """Eval mode, no parameter gradients, grad recording on; everything restored after.
-        Yields where the model's parameters are (device and floating dtype).
+        Yields where the model's parameters are (device and floating dtype). Holds the model's
+        lock: another thread's computation cannot find the model in eval mode and restore it
+        to training mode under this one.
 
         Only the flags this flips are recorded and flipped back, also after an exception.
         """
-        modules = _submodules(self._module) if self._module is not None else []
+        self._lock.acquire()
+        module = self._module
+        modules = _submodules(module) if module is not None else []
         training = [m for m in modules if m.training]
         parameters = [p for m in modules for p in m._parameters.values() if p is not None]
         trainable = [p for p in parameters if p.requires_grad]
         placement = _Placement.of(parameters[0] if parameters else None)
         try:
             if training:
-                self._module.eval()
+                module.eval()
             for p in trainable:
                 p.requires_grad_(False)
             cudnn_rnn = placement.device.type == "cuda" and any(isinstance(m, nn.RNNBase) for m in modules)
@@ -220,6 +232,7 @@ class TorchBackend(Backend):
                 m.training = True
             for p in trainable:
                 p.requires_grad_(True)
+            self._lock.release()
 
     def _plan(self, query: Query, tensors: list[torch.Tensor]) -> "_Plan":
         """Resolves ``query.head`` and finds the activation module the explained output comes
@@ -243,7 +256,7 @@ class TorchBackend(Backend):
         ``(head, explained output, records)``; the output is None when an int/str head names no
         output entry (then it names a layer)."""
         produced: list[tuple[nn.Module, Any]] = []
-        hooks = [m.register_forward_hook(lambda mod, args, out: produced.append((mod, out)))
+        hooks = [m.register_forward_hook(_in_this_thread(lambda mod, args, out: produced.append((mod, out))))
                  for m in modules if type(m) in _FINAL_ACTIVATIONS]
         head_layer = head.obj if isinstance(head, LayerRef) else None
         watched = [t.detach().requires_grad_(True) if t.is_floating_point() else t for t in tensors]
@@ -281,7 +294,7 @@ class TorchBackend(Backend):
         plan = self._plan(query, tensors)
         skip = None
         if query.logits and plan.skip is not None:
-            skip = plan.skip.register_forward_hook(lambda mod, args, out: args[0])
+            skip = plan.skip.register_forward_hook(_in_this_thread(lambda mod, args, out: args[0]))
         head_layer = plan.head.obj if isinstance(plan.head, LayerRef) else None
         try:
             if query.layer is None and head_layer is None and not plan.time_major:  # no hooks to place
@@ -500,10 +513,10 @@ class _LayerHooks:
 
     def __enter__(self) -> "_LayerHooks":
         if self.query.layer is not None:
-            self._handles.append(self.query.layer.obj.register_forward_hook(self._replace))
+            self._handles.append(self.query.layer.obj.register_forward_hook(_in_this_thread(self._replace)))
         if self.head_layer is not None:
-            self._handles.append(self.head_layer.register_forward_hook(self._record_head))
-        self._handles += [m.register_forward_pre_hook(self._check_time_major) for m in self.time_major]
+            self._handles.append(self.head_layer.register_forward_hook(_in_this_thread(self._record_head)))
+        self._handles += [m.register_forward_pre_hook(_in_this_thread(self._check_time_major)) for m in self.time_major]
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -540,6 +553,17 @@ class _LayerHooks:
                 "which reads the first axis as time and would mix the samples of the batch; build the layer "
                 "with batch_first=True (or transpose inside forward) so that x is (batch, time, features)"
             )
+
+
+def _in_this_thread(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """``hook`` acting only on calls from the thread that registers it: the model called from any
+    other thread meanwhile gives its own output (DESIGN §5)."""
+    owner = threading.get_ident()
+
+    def guarded(*args: Any) -> Any:
+        return hook(*args) if threading.get_ident() == owner else None
+
+    return guarded
 
 
 def _native_rnn(needed: bool) -> ContextManager:

@@ -6,7 +6,6 @@ traitlets in sync with it. Wire arrays are built with :mod:`..transport`.
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -21,7 +20,6 @@ from ..structure import InputSpec, flatten, select
 from ..transport import ARRAY_TRAIT, to_wire
 from ._guarded import GuardedWidget
 
-STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 
 
 def output_labels(out_shape: tuple[int, ...], labels: Optional[Sequence[Any]]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 from typing import Any, Callable
 
 import anywidget
@@ -9,6 +10,15 @@ import traitlets as t
 
 from ..errors import SaliencyError
 from ._export import ExportMixin
+
+STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
+
+
+def bundle(name: str) -> str:
+    """The built front-end module ``name`` from ``static/``, as text. A widget class's ``_esm``
+    is this text, not the path: anywidget connects every instance to a path's change signal,
+    which keeps each widget (and its model) alive for good."""
+    return (STATIC / name).read_text(encoding="utf-8")
 
 
 class GuardedWidget(ExportMixin, anywidget.AnyWidget):
@@ -56,8 +66,16 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
             self._reverting = True
             try:
                 setattr(self, change["name"], change["old"])
+                try:
+                    with self.hold_sync():
+                        self._after_revert()
+                except Exception:  # best effort: the first error is the one to report
+                    pass
             finally:
                 self._reverting = False
             self._error = str(exc) or type(exc).__name__
             raise
         self._error = ""
+
+    def _after_revert(self) -> None:
+        """Called once a failed change was undone, to re-send what the restored state shows."""

@@ -11,7 +11,8 @@ from ..attribution import output_rows
 from ..errors import SaliencyError
 from ..export import format_value, jacobian_figure
 from ..transport import ARRAY_TRAIT, to_wire
-from ._base import STATIC, SampleWidget, output_labels
+from ._base import SampleWidget, output_labels
+from ._guarded import bundle
 from ._collection import collection_deferred
 from ._export import slug
 
@@ -34,7 +35,7 @@ class JacobianGrid(SampleWidget):
     in :class:`SaliencyMap` (a text layout draws each output's row over the tokens).
     """
 
-    _esm = STATIC / "jacobian_grid.js"
+    _esm = bundle("jacobian_grid.js")
 
     #: Flat index of the highlighted output (one of the rows).
     selected = t.Int(0).tag(sync=True)

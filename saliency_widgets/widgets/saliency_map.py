@@ -16,7 +16,8 @@ from ..export import METHOD_TEXT, format_value, saliency_figure, with_checks
 from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
 from . import _checks
-from ._base import STATIC, SampleWidget
+from ._base import SampleWidget
+from ._guarded import bundle
 from ._collection import collection_deferred
 from ._export import slug
 
@@ -72,7 +73,7 @@ class SaliencyMap(SampleWidget):
     ``to_figure(checks=True)`` draws them under the map.
     """
 
-    _esm = STATIC / "saliency_map.js"
+    _esm = bundle("saliency_map.js")
 
     #: Flat index of the selected output neuron.
     target = t.Int(0).tag(sync=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pathlib
 import warnings
 from typing import Any, Optional, Sequence
 
@@ -15,11 +14,10 @@ from ..transport import to_wire
 from ..weights import LayerInfo, WeightBlock, layer_equation_parts, layer_name, layer_weights, layers
 from ._collection import collection_deferred
 from ._export import slug
-from ._guarded import GuardedWidget
+from ._guarded import GuardedWidget, bundle
 from .weight_display import LayerDisplay, Panel, histogram, layer_display, region
 from .weight_figure import layer_figure
 
-STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 #: Signed weights: red positive, blue negative, white at 0.
 CMAP = "RdBu_r"
 #: Most weight bytes ``to_html`` embeds (all layers up to it, so the page can switch layers).
@@ -45,7 +43,7 @@ class WeightInspector(GuardedWidget):
     when their first layer is a ``Linear``.
     """
 
-    _esm = STATIC / "weight_inspector.js"
+    _esm = bundle("weight_inspector.js")
 
     #: Name of the selected layer (as in ``sw.layers``); an index or the layer object is accepted when set.
     layer = t.Any("").tag(sync=True)
