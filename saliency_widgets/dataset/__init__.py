@@ -2,16 +2,16 @@
 
 - :mod:`.batches`: any ``data`` → numpy batches of one structure;
 - :mod:`.job`: the per-batch function both engines run;
-- :mod:`.store`: growing ``.npy`` columns and the JSON manifest;
+- :mod:`.store`: growing ``.npy`` columns, the journal of finished batches and the JSON manifest;
+- :mod:`.fingerprint`: the hashes that identify a run (weights, options, each batch's inputs and results);
 - :mod:`.ray_engine`: ``engine="ray"`` (Ray Data ``map_batches``);
 - :mod:`.result` / :mod:`.figure`: :class:`DatasetAttribution`, class means and their figure.
 """
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional, Union
 
@@ -20,10 +20,11 @@ import numpy as np
 from ..backends import get_backend
 from ..backends.base import to_numpy
 from ..errors import SaliencyError
-from .batches import Batch, BatchSource, BatchSpec
+from .batches import Batch, BatchSource, BatchSpec, input_digest
+from .fingerprint import describe, weights_fingerprint
 from .job import LABEL_TARGET, BatchJob, BatchResult
 from .result import DatasetAttribution
-from .store import Store
+from .store import Store, another_run
 
 ENGINES = ("local", "ray")
 
@@ -33,7 +34,7 @@ __all__ = ["ENGINES", "DatasetAttribution", "attribute_dataset"]
 def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str = "gradient",
                       path: Union[str, Path, None] = None, batch_size: int = 64, engine: str = "local",
                       labels: Any = None, progress: bool = True, engine_options: Optional[dict[str, Any]] = None,
-                      **kw: Any) -> DatasetAttribution:
+                      overwrite: bool = False, **kw: Any) -> DatasetAttribution:
     """Attribute every sample of ``data`` and stream the results into ``path``.
 
     ``data``: an array (or a dict of arrays, a structured ``x``) with ``labels=`` for its
@@ -49,10 +50,17 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
     :func:`~saliency_widgets.attribute` for every batch.
 
     ``path``: a folder (a new temporary one when ``None``). Each finished batch is written
-    there at once (``.npy`` files and ``manifest.json``); calling again with the same
-    arguments and ``path`` resumes after the last finished batch, or just opens the results
-    when the run is complete. A folder holding another run is refused, left as it is.
-    Memory stays bounded by one batch plus the engine's working memory
+    there at once (``.npy`` files, a line in ``batches.jsonl`` and ``manifest.json``); calling
+    again with the same arguments and ``path`` resumes after the last finished batch, or just
+    opens the results when the run is complete. The manifest records what identifies the run:
+    a hash of the model's weights (every parameter and buffer), the method and its options,
+    ``batch_size`` and the data's shapes and length; the journal, the hash of every finished
+    batch's inputs and of the rows it wrote. Resuming checks them all (reading the finished
+    batches of the data again, and the results on disk) and refuses, naming what differs, a
+    folder that holds another run (other weights, options or data) or damaged files (a
+    truncated column, rows changed since they were written, a manifest that does not parse);
+    what is there is left as it is. ``overwrite=True`` deletes that run's files and starts
+    again. Memory stays bounded by one batch plus the engine's working memory
     (``sw.config.chunk_budget_bytes``), whatever the dataset's size.
 
     ``engine``: ``"local"`` (this process) or ``"ray"`` (Ray Data ``map_batches`` on the
@@ -66,20 +74,25 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
     spec = BatchSpec.of(source.structure, first)
     per_sample = _per_sample_targets(target)
     fingerprint = {
-        **spec.fingerprint(first), "model": f"{type(model).__module__}.{type(model).__qualname__}",
-        "method": method, "target": _describe(target), "options": _describe(kw), "batch_size": source.batch_size,
-        "samples": source.total,
+        **spec.fingerprint(), "model": f"{type(model).__module__}.{type(model).__qualname__}",
+        "weights": weights_fingerprint(model), "method": method, "target": describe(target, model),
+        "options": describe(kw, model), "batch_size": source.batch_size, "samples": source.total,
     }
     root = Path(path) if path is not None else Path(tempfile.mkdtemp(prefix="sw-dataset-"))
-    store = Store.open(root, fingerprint)
-    if store is not None and store.complete:
-        return DatasetAttribution(root)
+    store = Store.open(root, fingerprint, overwrite=overwrite)
+    batches = _checked(read(0), spec, per_sample)
+    if store is not None:
+        batches = _resumed(batches, store)
+        if store.complete:
+            for batch in batches:
+                raise SaliencyError(another_run(
+                    root, f"the data goes on after row {store.rows - 1}, where the run there ended"))
+            return DatasetAttribution(root)
     job = BatchJob(model, source.structure, target, method, kw)
     writer = _Writer(root, fingerprint, store, {
         "framework": get_backend(model).framework, "method": method,
         "structure": [source.structure.kind, list(source.structure.keys)],
-    })
-    batches = _checked(read(writer.rows), spec, per_sample)
+    }, overwrite)
     try:
         with _progress_bar(progress, source.total, writer.rows) as bar:
             writer.bar = bar
@@ -99,8 +112,10 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
 class _Writer:
     """Appends each batch's result to the store, creating the store from the first result."""
 
-    def __init__(self, root: Path, fingerprint: dict[str, Any], store: Optional[Store], info: dict[str, Any]) -> None:
+    def __init__(self, root: Path, fingerprint: dict[str, Any], store: Optional[Store], info: dict[str, Any],
+                 overwrite: bool = False) -> None:
         self.root, self.fingerprint, self.store, self.info = root, fingerprint, store, info
+        self.overwrite = overwrite
         self.bar: Any = None
 
     @property
@@ -111,10 +126,10 @@ class _Writer:
         if self.store is None:
             columns = {name: (v.dtype, v.shape[1:]) for name, v in result.columns.items()}
             info = {**self.info, "output_shape": list(result.output_shape)}
-            self.store = Store.create(self.root, self.fingerprint, columns, info)
+            self.store = Store.create(self.root, self.fingerprint, columns, info, self.overwrite)
         if result.start != self.store.rows:
             raise SaliencyError(f"a batch starting at row {result.start} arrived after {self.store.rows} rows")
-        self.store.append(result.columns)
+        self.store.append(result.columns, result.inputs)
         self.bar.update(len(result))
 
     def finish(self) -> None:
@@ -128,9 +143,11 @@ class _Writer:
 
 
 def _checked(batches: Iterator[Batch], spec: BatchSpec, per_sample: Optional[np.ndarray]) -> Iterator[Batch]:
-    """``batches`` checked against the first batch's spec, with their slice of per-sample targets."""
+    """``batches`` checked against the first batch's spec, with their slice of per-sample targets
+    and the hash of their inputs."""
     for number, batch in enumerate(batches):
         spec.check(batch, number)
+        batch.digest = input_digest(batch)
         if per_sample is not None:
             batch.target = per_sample[batch.start:batch.start + len(batch)]
             if len(batch.target) != len(batch):
@@ -149,20 +166,29 @@ def _per_sample_targets(target: Any) -> Optional[np.ndarray]:
     return None
 
 
-def _describe(value: Any) -> Any:
-    """A JSON-able stand-in for an option, arrays by their hash (for the run's fingerprint)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, Mapping):
-        return {str(k): _describe(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_describe(v) for v in value]
-    if hasattr(value, "shape") and hasattr(value, "dtype"):
-        array = np.ascontiguousarray(to_numpy(value))
-        return {"shape": list(array.shape), "sha1": hashlib.sha1(array.view(np.uint8).reshape(-1)).hexdigest()}
-    return f"{type(value).__module__}.{type(value).__qualname__}"
+def _resumed(batches: Iterator[Batch], store: Store) -> Iterator[Batch]:
+    """The batches after ``store``'s finished ones, once the data's finished batches were checked
+    against the journal: the same rows, hashing as they did."""
+    records = list(store.records or [])  # the store appends the new batches' records to its own list
+    number = 0
+    for batch in batches:
+        if number == len(records):
+            yield batch
+            continue
+        record = records[number]
+        rows = f"rows {record['start']}–{record['start'] + record['rows'] - 1}"
+        if batch.start != record["start"] or len(batch) != record["rows"]:
+            raise SaliencyError(another_run(
+                store.path, f"the data's batch {number} has rows {batch.start}–{batch.start + len(batch) - 1}, but "
+                            f"the run there attributed {rows} as its batch {number}"))
+        if batch.digest != record["inputs"]:
+            raise SaliencyError(another_run(
+                store.path, f"the data's batch {number} ({rows}) is not the one attributed there: "
+                            "its inputs hash differently"))
+        number += 1
+    if number < len(records):
+        raise SaliencyError(another_run(
+            store.path, f"the data ends after {number} batches, but the run there had finished {len(records)}"))
 
 
 def _progress_bar(enabled: bool, total: Optional[int], done: int) -> Any:

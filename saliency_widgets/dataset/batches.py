@@ -12,7 +12,6 @@ typing only: tensors have ``shape`` and ``dtype`` and become numpy through
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import numpy as np
 from ..backends.base import to_numpy
 from ..errors import SaliencyError
 from ..structure import Structure
+from .fingerprint import digest
 
 
 _KINDS = {"f": "floating", "i": "integer", "u": "integer", "b": "boolean"}
@@ -38,6 +38,8 @@ class Batch:
     y: Optional[np.ndarray]
     #: The per-sample targets of these rows when the user gave one per sample.
     target: Any = None
+    #: The hash of ``x`` and ``y`` (:func:`~.fingerprint.digest`), set when the batch is read.
+    digest: Optional[str] = None
 
     def __len__(self) -> int:
         return int(self.x[0].shape[0])
@@ -76,17 +78,19 @@ class BatchSpec:
                 f"but the first batch {'had' if self.has_y else 'did not'}; yield (x, y) for every batch or x alone"
             )
 
-    def fingerprint(self, first: Batch) -> dict[str, Any]:
-        """JSON-able description of the data, with a hash of the first batch's bytes."""
-        digest = hashlib.sha1()
-        for array in [*first.x, *([] if first.y is None else [first.y])]:
-            digest.update(np.ascontiguousarray(array).view(np.uint8).reshape(-1)[: 1 << 22].tobytes())
+    def fingerprint(self) -> dict[str, Any]:
+        """JSON-able description of the data's structure, sample shapes and dtypes (each
+        batch's contents are hashed on their own, see :func:`input_digest`)."""
         return {
             "structure": [self.structure.kind, list(self.structure.keys)],
             "entries": [[list(shape), kind] for shape, kind in self.entries],
             "labels": self.has_y,
-            "first_batch_sha1": digest.hexdigest(),
         }
+
+
+def input_digest(batch: Batch) -> str:
+    """The hash of ``batch``'s inputs: every entry of ``x``, then ``y`` when there is one."""
+    return digest([*batch.x, *([] if batch.y is None else [np.asarray(batch.y)])])
 
 
 class BatchSource:

@@ -7,7 +7,7 @@ included, to each worker once), so they give the same numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -28,6 +28,8 @@ class BatchResult:
     columns: dict[str, np.ndarray]
     #: One sample's output shape (``targets`` and ``predictions`` index it flat).
     output_shape: tuple[int, ...]
+    #: The hash of the batch's inputs, passed on for the run's journal.
+    inputs: Optional[str] = None
 
     def __len__(self) -> int:
         return len(self.columns["targets"])
@@ -58,7 +60,7 @@ class BatchJob:
         error = getattr(result, "completeness_error", None)
         if error is not None:
             columns["completeness_error"] = np.asarray(error, dtype=np.float32)
-        return BatchResult(batch.start, columns, tuple(int(s) for s in out_shape))
+        return BatchResult(batch.start, columns, tuple(int(s) for s in out_shape), batch.digest)
 
     def _target(self, batch: Batch) -> Any:
         if batch.target is not None:

@@ -1,13 +1,23 @@
-"""Results on disk: growing ``.npy`` columns and a JSON manifest, so that runs resume.
+"""Results on disk: growing ``.npy`` columns, a journal of finished batches and a JSON
+manifest, so that runs resume, and only the run they belong to.
 
 Every column (attribution values, targets, predictions, labels …) is a plain
 ``.npy`` file that grows by one batch at a time: rows are appended after a
 fixed-size header that is rewritten with the new row count once the rows are
-written. The finished rows are the fewest any header counts, so whatever a
-crash leaves behind (a batch written to some columns only, rows past a header)
-names a prefix of rows that is complete in every column; resuming cuts the
-rest off. ``manifest.json`` holds the run's fingerprint and columns, written
-when the run starts and again when it is complete (atomically, by rename).
+written. ``manifest.json`` holds the run's fingerprint (the model's weights,
+the method and its options, the data's shapes and length) and its columns; it
+is written when the run starts and again when it is complete (atomically, by
+rename). ``batches.jsonl`` gets one line per batch once the batch is in every
+column: its rows, the hash of its inputs and the hash of the rows it wrote to
+each column::
+
+    {"start": 32, "rows": 16, "inputs": "<blake2b>", "results": {"targets": "<blake2b>", ...}}
+
+The finished rows are those the journal records. A crash leaves at most rows
+past them (and a half-written last line), which resuming cuts off; anything
+else (columns shorter than the journal, rows that hash differently from what
+was written, a manifest or a journal line that does not parse) is damage, and
+resuming refuses it, as it refuses another run's folder, naming ``overwrite=True``.
 ``np.load(file, mmap_mode="r")`` reads every column without loading it.
 """
 
@@ -22,11 +32,16 @@ from typing import Any, BinaryIO, Optional
 import numpy as np
 
 from ..errors import SaliencyError
+from .fingerprint import digest
 
-FORMAT = "saliency_widgets.attribute_dataset/1"
+FORMAT = "saliency_widgets.attribute_dataset/2"
+#: Formats of earlier versions: their results load, but they hold no record to resume against.
+OLD_FORMATS = ("saliency_widgets.attribute_dataset/1",)
 MANIFEST = "manifest.json"
+JOURNAL = "batches.jsonl"
 #: Bytes of every column's ``.npy`` header: room for any shape, a multiple of 64 as numpy prefers.
 HEADER_BYTES = 256
+OVERWRITE = "Pass overwrite=True to replace them with this run (or another path=); nothing there was changed"
 
 
 class Column:
@@ -45,15 +60,22 @@ class Column:
             self._write_header(f, 0)
 
     def rows(self) -> int:
-        """Rows finished on disk: those the header counts and the file holds."""
+        """Rows on disk: those the header counts and the file holds."""
         if not self.path.exists():
-            raise SaliencyError(
-                f"{self.path} is missing; delete the folder (or pass another path=) to start again"
-            )
-        with open(self.path, "rb") as f:
-            np.lib.format.read_magic(f)
-            shape = np.lib.format.read_array_header_1_0(f)[0]
-        held = (self.path.stat().st_size - HEADER_BYTES) // max(1, self.row_bytes)
+            raise SaliencyError(damaged(self.path.parent, f"{self.path.name} is missing"))
+        size = self.path.stat().st_size
+        try:
+            with open(self.path, "rb") as f:
+                np.lib.format.read_magic(f)
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                header = f.tell()
+        except (ValueError, OSError, EOFError, SyntaxError) as err:
+            raise SaliencyError(damaged(self.path.parent, f"{self.path.name} has no readable .npy header ({err})"))
+        if header != HEADER_BYTES or fortran or dtype != self.dtype or tuple(shape[1:]) != self.sample_shape:
+            raise SaliencyError(damaged(
+                self.path.parent, f"{self.path.name} holds {dtype} rows of {tuple(shape[1:])}, not the "
+                f"{self.dtype} rows of {self.sample_shape} the manifest names"))
+        held = max(0, size - HEADER_BYTES) // max(1, self.row_bytes)
         return int(min(shape[0], held))
 
     def truncate(self, rows: int) -> None:
@@ -63,9 +85,9 @@ class Column:
             self._write_header(f, rows)
 
     def append(self, values: np.ndarray, rows_before: int) -> None:
-        """Write ``values`` (a batch) after the first ``rows_before`` rows, then the header that
-        counts them; both reach the operating system before this returns."""
-        values = np.ascontiguousarray(values, dtype=self.dtype)
+        """Write ``values`` (a batch, already of this column's dtype) after the first
+        ``rows_before`` rows, then the header that counts them; both reach the operating
+        system before this returns."""
         if self._file is None:
             self._file = open(self.path, "r+b")
         self._file.seek(HEADER_BYTES + rows_before * self.row_bytes)
@@ -93,14 +115,37 @@ class Column:
 
 
 class Store:
-    """A run's folder: columns, the manifest and the number of finished rows."""
+    """A run's folder: columns, the journal of finished batches, the manifest and the
+    number of finished rows."""
 
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = path
         self.manifest = manifest
         self.columns = _columns(path, manifest)
-        #: Rows finished in every column.
-        self.rows = min((c.rows() for c in self.columns.values()), default=0)
+        on_disk = {name: c.rows() for name, c in self.columns.items()}
+        #: One record per finished batch (None for a run of an earlier version, which has none).
+        self.records: Optional[list[dict[str, Any]]] = None
+        self._journal_bytes = 0
+        self._journal: Optional[BinaryIO] = None
+        self._cut = False
+        if manifest["format"] in OLD_FORMATS:
+            #: Rows finished in every column.
+            self.rows = min(on_disk.values(), default=0)
+            return
+        self.records, self._journal_bytes, torn = _read_journal(path)
+        self.rows = sum(r["rows"] for r in self.records)
+        for name, rows in on_disk.items():
+            if rows < self.rows:
+                raise SaliencyError(damaged(path, f"{self.columns[name].path.name} holds {rows} rows, but {JOURNAL} "
+                                                  f"records {self.rows} finished (a truncated file)"))
+        if self.complete:
+            if torn or manifest.get("rows") != self.rows or manifest.get("batches") != len(self.records):
+                raise SaliencyError(damaged(
+                    path, f"the run is marked complete with {manifest.get('rows')} rows in {manifest.get('batches')} "
+                          f"batches, but {JOURNAL} records {self.rows} rows in {len(self.records)}"))
+            longer = sorted(self.columns[n].path.name for n, rows in on_disk.items() if rows != self.rows)
+            if longer:
+                raise SaliencyError(damaged(path, f"{', '.join(longer)} hold more than the run's {self.rows} rows"))
 
     @property
     def complete(self) -> bool:
@@ -116,71 +161,118 @@ class Store:
         return cls(path, manifest)
 
     @classmethod
-    def open(cls, path: Path, fingerprint: dict[str, Any]) -> Optional["Store"]:
-        """The unfinished or finished run of ``fingerprint`` under ``path`` (columns cut back to
-        the finished rows), or None when ``path`` holds no run yet. A different run's files there
-        give a :class:`SaliencyError` and are left as they are."""
+    def open(cls, path: Path, fingerprint: dict[str, Any], overwrite: bool = False) -> Optional["Store"]:
+        """The unfinished or finished run of ``fingerprint`` under ``path``, its results checked
+        against their hashes, or None when ``path`` holds no run yet (or held one and
+        ``overwrite``: its files are deleted). Another run's files there, or damaged ones, give
+        a :class:`SaliencyError` naming ``overwrite=True`` and are left as they are; rows past
+        the finished ones are cut off at the first :meth:`append`."""
+        if overwrite:
+            remove(path)
+            return None
         manifest = read_manifest(path)
         if manifest is None:
             return None
+        if manifest["format"] in OLD_FORMATS:
+            raise SaliencyError(
+                f"{path} holds results of an earlier version of attribute_dataset, without the record of the "
+                f"model's weights and of each batch that a run needs to resume. {OVERWRITE}"
+            )
         if manifest.get("fingerprint") != fingerprint:
-            raise SaliencyError(_mismatch(path, manifest.get("fingerprint") or {}, fingerprint))
+            raise SaliencyError(another_run(path, mismatch(manifest.get("fingerprint") or {}, fingerprint)))
         store = cls(path, manifest)
-        if not store.complete:
-            for column in store.columns.values():
-                column.truncate(store.rows)
+        store.verify()
         return store
+
+    def verify(self) -> None:
+        """A :class:`SaliencyError` unless every finished batch's rows hash as when written."""
+        arrays = {name: np.load(column.path, mmap_mode="r") for name, column in self.columns.items()}
+        for number, record in enumerate(self.records or []):
+            stop = record["start"] + record["rows"]
+            if set(record["results"]) != set(arrays):
+                raise SaliencyError(damaged(self.path, f"{JOURNAL} line {number + 1} names the columns "
+                                                       f"{sorted(record['results'])}, not {sorted(arrays)}"))
+            for name, array in arrays.items():
+                if digest([array[record["start"]:stop]]) != record["results"][name]:
+                    rows = f"rows {record['start']}–{stop - 1} (batch {number})"
+                    raise SaliencyError(damaged(self.path, f"{rows} of {self.columns[name].path.name} are not "
+                                                           "those the run wrote (they hash differently)"))
 
     @classmethod
     def create(cls, path: Path, fingerprint: dict[str, Any], columns: dict[str, tuple[np.dtype, tuple]],
-               info: dict[str, Any]) -> "Store":
-        """A new run with ``columns`` (name → dtype, sample shape); ``info`` is kept in the manifest."""
+               info: dict[str, Any], overwrite: bool = False) -> "Store":
+        """A new run with ``columns`` (name → dtype, sample shape); ``info`` is kept in the manifest.
+        Files of the same names are refused, or replaced when ``overwrite``."""
         path.mkdir(parents=True, exist_ok=True)
         files = {name: f"{name}.npy" for name in columns}
-        clashes = sorted(f for f in files.values() if (path / f).exists())
-        if clashes:
+        clashes = sorted(f for f in [*files.values(), JOURNAL] if (path / f).exists())
+        if clashes and not overwrite:
             raise SaliencyError(
                 f"{path} already holds {', '.join(clashes)} but no {MANIFEST}: files of something else; "
-                "pass another path= (or delete them)"
+                "pass another path= (or overwrite=True to replace them)"
             )
         manifest = {
-            "format": FORMAT, "fingerprint": fingerprint, "rows": 0, "complete": False,
+            "format": FORMAT, "fingerprint": fingerprint, "rows": 0, "batches": 0, "complete": False,
+            "journal": JOURNAL,
             "columns": {name: {"file": files[name], "dtype": np.dtype(dtype).str, "shape": list(shape)}
                         for name, (dtype, shape) in columns.items()},
             **info,
         }
         for column in _columns(path, manifest).values():
             column.create()
+        (path / JOURNAL).write_bytes(b"")
         store = cls(path, manifest)
         store._save()
         return store
 
     # ------------------------------------------------------------- writing
-    def append(self, batch_columns: dict[str, np.ndarray]) -> None:
-        """One batch's rows for every column (each header counts them once they are written)."""
+    def append(self, batch_columns: dict[str, np.ndarray], inputs: str) -> None:
+        """One batch's rows for every column (each header counts them once they are written),
+        then its line in the journal: ``inputs`` (the hash of the batch's inputs) and the hash
+        of the rows of each column."""
         if set(batch_columns) != set(self.columns):
             raise SaliencyError(
                 f"a batch gave the columns {sorted(batch_columns)}, but this run stores {sorted(self.columns)}"
             )
         n = len(next(iter(batch_columns.values())))
+        rows = {}
         for name, values in batch_columns.items():
             column = self.columns[name]
             if values.shape != (n, *column.sample_shape):
                 raise SaliencyError(
                     f"a batch's {name} has shape {values.shape}, but this run stores rows of {column.sample_shape}"
                 )
-        for name, values in batch_columns.items():
+            rows[name] = np.ascontiguousarray(values, dtype=column.dtype)
+        if not self._cut:  # what a stopped run left after its last finished batch
+            for column in self.columns.values():
+                column.truncate(self.rows)
+            self._journal = open(self.path / JOURNAL, "r+b")
+            self._journal.truncate(self._journal_bytes)
+            self._journal.seek(self._journal_bytes)
+            self._cut = True
+        for name, values in rows.items():
             self.columns[name].append(values, self.rows)
+        record = {"start": self.rows, "rows": n, "inputs": inputs,
+                  "results": {name: digest([rows[name]]) for name in sorted(rows)}}
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        self._journal.write(line)
+        self._journal.flush()
+        self._journal_bytes += len(line)
+        self.records.append(record)
         self.rows += n
 
     def close(self) -> None:
-        """Close the column files (appending opens them again)."""
+        """Close the column and journal files (appending opens them again)."""
         for column in self.columns.values():
             column.close()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+            self._cut = False
 
     def finish(self) -> None:
         """Mark the run complete in the manifest."""
-        self.manifest.update(rows=self.rows, complete=True)
+        self.manifest.update(rows=self.rows, batches=len(self.records), complete=True)
         self._save()
 
     def _save(self) -> None:
@@ -190,8 +282,37 @@ class Store:
 
 
 def _columns(path: Path, manifest: dict[str, Any]) -> dict[str, Column]:
-    return {name: Column(path / spec["file"], np.dtype(spec["dtype"]), tuple(spec["shape"]))
-            for name, spec in manifest["columns"].items()}
+    try:
+        return {name: Column(path / spec["file"], np.dtype(spec["dtype"]), tuple(spec["shape"]))
+                for name, spec in manifest["columns"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise SaliencyError(damaged(path, f"{MANIFEST} names its columns wrongly ({err!r})")) from None
+
+
+def _read_journal(path: Path) -> tuple[list[dict[str, Any]], int, bool]:
+    """``(records, bytes they take, whether a half-written line follows)`` of ``path``'s journal."""
+    file = path / JOURNAL
+    if not file.exists():
+        raise SaliencyError(damaged(path, f"{JOURNAL} is missing"))
+    *lines, tail = file.read_bytes().split(b"\n")
+    records, size = [], 0
+    for number, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+            valid = (isinstance(record, dict) and isinstance(record.get("start"), int)
+                     and isinstance(record.get("rows"), int) and record["rows"] > 0
+                     and isinstance(record.get("inputs"), str) and isinstance(record.get("results"), dict))
+        except ValueError:
+            valid = False
+        if not valid:
+            raise SaliencyError(damaged(path, f"{JOURNAL} line {number + 1} is not a batch record"))
+        expected = sum(r["rows"] for r in records)
+        if record["start"] != expected:
+            raise SaliencyError(damaged(path, f"{JOURNAL} line {number + 1} starts at row {record['start']}, "
+                                              f"not {expected} where the batch before it ended"))
+        records.append(record)
+        size += len(line) + 1
+    return records, size, bool(tail)
 
 
 def read_manifest(path: Path) -> Optional[dict[str, Any]]:
@@ -202,19 +323,55 @@ def read_manifest(path: Path) -> Optional[dict[str, Any]]:
     try:
         manifest = json.loads(file.read_text())
     except (OSError, ValueError) as err:
-        raise SaliencyError(f"{file} cannot be read ({err}); pass another path=") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise SaliencyError(f"{file} is not an attribute_dataset manifest; pass another path=")
+        raise SaliencyError(damaged(path, f"{MANIFEST} cannot be read ({err})")) from None
+    if not isinstance(manifest, dict) or manifest.get("format") not in (FORMAT, *OLD_FORMATS):
+        raise SaliencyError(f"{file} is not an attribute_dataset manifest. {OVERWRITE}")
     return manifest
 
 
-def _mismatch(path: Path, theirs: dict[str, Any], ours: dict[str, Any]) -> str:
+def remove(path: Path) -> None:
+    """Delete the run under ``path``: its manifest first (the folder then holds no run), then
+    its journal and the columns the manifest names. Other files stay."""
+    manifest = None
+    try:
+        manifest = read_manifest(path)
+    except SaliencyError:
+        pass
+    files = [MANIFEST, JOURNAL]
+    if manifest is not None and isinstance(manifest.get("columns"), dict):
+        files += [spec["file"] for spec in manifest["columns"].values()
+                  if isinstance(spec, dict) and isinstance(spec.get("file"), str) and "/" not in spec["file"]
+                  and "\\" not in spec["file"]]
+    for name in files:
+        (path / name).unlink(missing_ok=True)
+
+
+def another_run(path: Path, details: str) -> str:
+    """The message refusing ``path`` because it holds another run's results."""
+    return f"{path} holds the results of another run ({details}). {OVERWRITE}"
+
+
+def damaged(path: Path, details: str) -> str:
+    """The message refusing ``path`` because its files are damaged."""
+    return f"{path} holds damaged results: {details}. {OVERWRITE}"
+
+
+_WHAT = {
+    "weights": "the model's weights", "model": "the model's class", "method": "method", "target": "target",
+    "options": "the method's options", "batch_size": "batch_size", "samples": "the number of samples",
+    "structure": "the data's structure", "entries": "the data's sample shapes and dtypes",
+    "labels": "whether the data has labels",
+}
+
+
+def mismatch(theirs: dict[str, Any], ours: dict[str, Any]) -> str:
+    """What differs between two fingerprints, in words."""
     differ = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
-    details = "; ".join(f"{k}: {_short(theirs.get(k))} there, {_short(ours.get(k))} now" for k in differ)
-    return (f"{path} holds the results of another run ({details}). Pass a new path= to start this one, "
-            "or delete that folder; its files are left untouched")
+    return "; ".join(f"{_WHAT.get(k, k)}: {_short(theirs.get(k))} there, {_short(ours.get(k))} now" for k in differ)
 
 
 def _short(value: Any) -> str:
+    if isinstance(value, dict) and "blake2b" in value:
+        return f"blake2b {str(value['blake2b'])[:12]}…"
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."

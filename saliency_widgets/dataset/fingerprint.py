@@ -1,0 +1,113 @@
+"""What identifies a run of :func:`~saliency_widgets.attribute_dataset`, as JSON-able hashes.
+
+- :func:`weights_fingerprint`: one BLAKE2b hash of every weight of the model (torch
+  ``state_dict()`` with its keys, buffers included; Keras ``model.weights`` in order), with
+  their dtypes and shapes: the same model class with other weights hashes differently, the
+  same weights in a rebuilt model the same;
+- :func:`describe`: the method's options, arrays by their hash and layers by their names
+  (torch) or positions (Keras);
+- :func:`digest`: the hash of a batch's inputs, or of the rows a batch wrote to one column.
+
+Frameworks are recognised by duck typing only (no framework is imported here); tensors
+become numpy through :func:`~saliency_widgets.backends.base.to_numpy`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any, Optional
+
+import numpy as np
+
+from ..backends.base import to_numpy
+
+#: Bytes of every hash (32 hex digits): collisions are out of reach, journal lines stay short.
+DIGEST_BYTES = 16
+_KERAS_ROOTS = {"keras", "tf_keras", "tensorflow"}
+
+
+def digest(arrays: Iterable[np.ndarray]) -> str:
+    """BLAKE2b of ``arrays``: each one's dtype and shape, then its raw bytes (C order)."""
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    for array in arrays:
+        _update(h, np.asarray(array))
+    return h.hexdigest()
+
+
+def weights_fingerprint(model: Any) -> Optional[dict[str, Any]]:
+    """``{"blake2b": hash, "tensors": count, "values": count}`` of every weight of ``model``,
+    or None for a callable whose weights cannot be found (a plain function)."""
+    named = _named_weights(model)
+    if named is None:
+        return None
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
+    values = 0
+    for name, tensor in named:
+        array = to_numpy(tensor)
+        h.update(str(name).encode("utf-8", "replace") + b"\0")
+        _update(h, array)
+        values += int(array.size)
+    return {"blake2b": h.hexdigest(), "tensors": len(named), "values": values}
+
+
+def describe(value: Any, model: Any = None) -> Any:
+    """A JSON-able stand-in for an option: arrays by their hash, a layer of ``model`` by its
+    name, a function by its qualified name."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): describe(v, model) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [describe(v, model) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        array = np.asarray(to_numpy(value))
+        return {"shape": list(array.shape), "blake2b": digest([array])}
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    modules = getattr(model, "named_modules", None)
+    if callable(modules) and callable(getattr(value, "named_modules", None)):  # a torch submodule
+        for name, module in modules():
+            if module is value:
+                return {"module": name, "class": kind}
+    layers = getattr(model, "layers", None)
+    if isinstance(layers, (list, tuple)):  # a Keras layer: by position, its name may be a generated one
+        for position, layer in enumerate(layers):
+            if layer is value:
+                return {"layer": position, "class": kind}
+    name = getattr(value, "name", None)
+    if isinstance(name, str):  # a nested Keras layer (or anything else with a name)
+        return {"name": name, "class": kind}
+    qualname = getattr(value, "__qualname__", None)
+    if isinstance(qualname, str):  # a function or a class
+        return f"{getattr(value, '__module__', '')}.{qualname}"
+    return kind
+
+
+def _named_weights(model: Any) -> Optional[list[tuple[str, Any]]]:
+    owner = model
+    if getattr(model, "__self__", None) is not None and not _has_weights(model):  # a bound method
+        owner = model.__self__
+    roots = {cls.__module__.split(".")[0] for cls in type(owner).__mro__}
+    weights = getattr(owner, "weights", None) if roots & _KERAS_ROOTS else None
+    if isinstance(weights, (list, tuple)):  # Keras: model.weights, trainable or not, in order
+        # by position: their paths hold generated names ("dense_3/kernel") that a rebuilt model changes
+        return [(str(i), w) for i, w in enumerate(weights)]
+    state_dict = getattr(owner, "state_dict", None)
+    if callable(state_dict):  # torch: parameters and buffers (BatchNorm statistics …)
+        return [(k, v) for k, v in state_dict().items() if hasattr(v, "shape") and hasattr(v, "dtype")]
+    return None
+
+
+def _has_weights(obj: Any) -> bool:
+    return callable(getattr(obj, "state_dict", None)) or isinstance(getattr(obj, "weights", None), (list, tuple))
+
+
+def _update(h: Any, array: np.ndarray) -> None:
+    h.update(f"{array.dtype.str}{tuple(array.shape)};".encode())
+    if array.dtype.hasobject:
+        h.update(repr(array.tolist()).encode())
+        return
+    array = np.ascontiguousarray(array)
+    h.update(memoryview(array.reshape(-1).view(np.uint8)))
