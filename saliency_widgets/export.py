@@ -7,7 +7,9 @@ norm, which could round differently). Image maps are composited over the grey
 input as on screen (:func:`colors.overlay`). Layouts follow the screen:
 vectors as a 1 × N strip (plus one bar per feature), sequences as features ×
 time, images as H × W. Every map has a colour bar with its value range and the
-``sign`` / ``outlier_perc`` in use.
+``sign`` / ``outlier_perc`` in use — except a map that is zero up to float
+rounding (:mod:`.zero`): it is drawn neutral, with the reason in place of the
+colour bar (``note=``), as on screen.
 
 Figures are ``matplotlib.figure.Figure`` objects, independent of pyplot's
 global state.
@@ -22,6 +24,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import colors
+from .zero import zero_sentence
 
 #: Suffixes ``savefig`` writes.
 FORMATS = ("png", "svg", "pdf")
@@ -164,6 +167,24 @@ def _titles(fig: Any, ax: Any, title: str, subtitle: str) -> None:
     ax.set_title(subtitle, **_SUBTITLE)
 
 
+#: Colours of the note that replaces the colour bar of a map that is zero up to rounding
+#: (``.sw-zero`` in ``js/src/style.ts``, light theme).
+NOTE_COLORS = {"text": "#1f2430", "fill": "#f2f4f7", "edge": "#8a94a6"}
+
+
+def draw_legend(ax: Any, scale: Scale, label: str = "", note: str = "") -> None:
+    """The colour bar, or — for a map that is zero up to rounding — ``note`` in its place."""
+    if not note:
+        draw_colorbar(ax, scale, label)
+        return
+    ax.set_axis_off()
+    width = ax.figure.get_size_inches()[0] * ax.get_position().width
+    ax.text(0.0, 0.5, _wrap(zero_sentence(note), max(width, 3.0) * 0.95),
+            transform=ax.transAxes, va="center", ha="left", fontsize=8.5, color=NOTE_COLORS["text"], wrap=True,
+            bbox={"boxstyle": "round,pad=0.45", "facecolor": NOTE_COLORS["fill"], "edgecolor": NOTE_COLORS["edge"],
+                  "linewidth": 0.6})
+
+
 def saliency_figure(
     display: np.ndarray,
     *,
@@ -174,15 +195,20 @@ def saliency_figure(
     feature_names: Sequence[str] = (),
     image: Optional[np.ndarray] = None,
     opacity: float = 0.75,
+    note: str = "",
     **fig_kw: Any,
 ) -> Any:
-    """One attribution map (a display map, channels already summed) as the SaliencyMap draws it."""
+    """One attribution map (a display map, channels already summed) as the SaliencyMap draws it.
+    ``note``: why the map is zero up to float rounding (:func:`.zero.zero_reason`); the map is then
+    drawn neutral (every cell the colour of 0) with the sentence in place of the colour bar."""
+    if note:
+        display = np.zeros(np.shape(display), dtype=np.float32)
     if kind == "text":
-        return _text_figure(display, scale, title, subtitle, feature_names, **fig_kw)
+        return _text_figure(display, scale, title, subtitle, feature_names, note=note, **fig_kw)
     grid = screen_grid(display, kind)
     rows, cols = grid.shape
     if kind == "vector":
-        return _vector_figure(grid[0], scale, title, subtitle, feature_names, **fig_kw)
+        return _vector_figure(grid[0], scale, title, subtitle, feature_names, note=note, **fig_kw)
     if kind == "image":
         size = min(6.0, max(3.5, 0.3 * max(rows, cols)))
         fig = _new_figure((size, size * rows / cols + 1.3), **fig_kw)
@@ -199,11 +225,12 @@ def saliency_figure(
         _cell_ticks(ax)
         _label_axis(ax, "y", list(feature_names) or [f"feature {i}" for i in range(rows)])
     _titles(fig, ax, title, subtitle)
-    draw_colorbar(bar, scale, "attribution")
+    draw_legend(bar, scale, "attribution", note)
     return fig
 
 
-def _text_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, tokens: Sequence[str], **fig_kw: Any) -> Any:
+def _text_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, tokens: Sequence[str], *, note: str = "",
+                 **fig_kw: Any) -> Any:
     """Token chips in reading order, each filled with the colour of its attribution (summed over
     the embedding axis), wrapped into lines; the colour bar says how the value was made."""
     tokens = list(tokens) or [f"#{i}" for i in range(len(values))]
@@ -228,11 +255,12 @@ def _text_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, to
             ax.text(x, row + 0.5, token, va="center", ha="left", fontsize=9, family="monospace", color=ink,
                     bbox={"boxstyle": "round,pad=0.25", "facecolor": fill, "edgecolor": "#9aa1ad", "linewidth": 0.4})
     _titles(fig, ax, title, subtitle)
-    draw_colorbar(bar, scale, "attribution summed over the embedding axis")
+    draw_legend(bar, scale, "attribution summed over the embedding axis", note)
     return fig
 
 
-def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, names: Sequence[str], **fig_kw: Any) -> Any:
+def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, names: Sequence[str], *, note: str = "",
+                   **fig_kw: Any) -> Any:
     """A strip of all features, then one bar per feature (the strongest ``MAX_BARS``) in its colour;
     bars follow the sign mode: signed for ``"all"``, else the magnitude the colour scale shows."""
     n = len(values)
@@ -254,7 +282,7 @@ def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, 
     bars.tick_params(axis="x", labelsize=7)
     what = "attribution" if scale.sign == "all" else _SIGN_TEXT[scale.sign] + " of the attribution"
     bars.set_xlabel(what + ("" if n <= MAX_BARS else f" ({MAX_BARS} strongest of {n} features)"), fontsize=8)
-    draw_colorbar(bar, scale)
+    draw_legend(bar, scale, note=note)
     return fig
 
 

@@ -5,11 +5,12 @@ import json
 import numpy as np
 import pytest
 from _widget_models import batch, cnn, mlp
+from matplotlib.text import Text
 
 import saliency_widgets as sw
 from saliency_widgets import colors
 from saliency_widgets.config import config
-from saliency_widgets.errors import SaliencyError
+from saliency_widgets.errors import SaliencyError, SaliencyWarning
 from saliency_widgets.transport import from_wire
 from saliency_widgets.widgets import SaliencyMap
 from saliency_widgets.widgets.standalone import record_messages
@@ -228,3 +229,108 @@ def test_array_traits_are_never_echoed_back(model, x):
         w.set_state({"target": 2, "_luts": w._luts, "_scores": w._scores})  # a host sending the whole state
     echoed = [m for m, _ in sent if m.get("method") == "echo_update"]
     assert echoed and set(echoed[0]["state"]) == {"target"}
+
+
+# ------------------------------------------------------------- the request a map answers
+def test_every_sent_map_carries_the_request_it_answers(model, x, no_prefetch):
+    w = SaliencyMap(model, x, target=0, method_kwargs={"integrated_gradients": {"steps": 8}})
+    w.set_state({"method": "integrated_gradients", "_request": 1})  # what the browser sends
+    tag = {k: w._attribution[k] for k in ("target", "index", "method", "output", "cam_layer", "request", "note")}
+    assert tag == {"target": 0, "index": 0, "method": "integrated_gradients", "output": "logits", "cam_layer": "",
+                   "request": 1, "note": ""}
+    w.target = 2  # a change made in Python answers the browser's latest request number
+    assert (w._attribution["target"], w._attribution["request"]) == (2, 1)
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=2, method="integrated_gradients", steps=8)[0],
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_attribution_is_always_the_map_of_the_current_request(model, x):
+    w = SaliencyMap(model, x, target=0, method_kwargs={"integrated_gradients": {"steps": 8}})
+    w.prefetch()
+    w.set_state({"method": "integrated_gradients", "_request": 1})
+    w.set_state({"method": "gradient", "_request": 2})  # derived in the browser: no map is sent ...
+    assert w._attribution["request"] == 1 and w._attribution["method"] == "integrated_gradients"
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=0)[0], **TOL)  # ... Python has the new one
+    w.set_state({"target": 3, "method": "integrated_gradients", "_request": 3})
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, target=3, method="integrated_gradients", steps=8)[0],
+                               rtol=1e-4, atol=1e-5)
+    assert (w._attribution["target"], w._attribution["method"], w._attribution["request"]) == (3, "integrated_gradients", 3)
+
+
+def test_a_failed_browser_request_is_answered_with_the_map_that_stays(model, x, no_prefetch):
+    w = SaliencyMap(model, x, target=1, method="smoothgrad",
+                    method_kwargs={"smoothgrad": {"n_samples": 4, "seed": 0}, "integrated_gradients": {"steps": 0}})
+    before = w.attribution.copy()
+    with pytest.raises(SaliencyError):
+        w.set_state({"method": "integrated_gradients", "_request": 5})  # steps=0: the engine refuses
+    assert w.method == "smoothgrad" and w._error
+    # the browser waits for an answer to request 5: the smoothgrad map it keeps, so tagged
+    assert (w._attribution["method"], w._attribution["request"]) == ("smoothgrad", 5)
+    np.testing.assert_array_equal(w.attribution, before)
+    np.testing.assert_array_equal(from_wire(w._attribution), before)
+
+
+def test_grad_cam_maps_are_tagged_with_their_layer():
+    w = SaliencyMap(cnn(), batch(1, 3, 8, 8, seed=1), target=3, method="gradcam")
+    first = w._cam_layers[0]
+    w.set_state({"cam_layer": first, "_request": 1})
+    assert (w._attribution["cam_layer"], w._attribution["request"]) == (first, 1)
+    np.testing.assert_allclose(w.attribution, sw.saliency(cnn(), batch(1, 3, 8, 8, seed=1), target=3, method="gradcam",
+                                                          layer=first)[0], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------- maps that are zero up to rounding
+def test_text_view_defaults_to_input_x_gradient(tmp_path):
+    pytest.importorskip("transformers")
+    from _widget_models import tiny_bert
+
+    bert, tokenizer, xt = tiny_bert(tmp_path)
+    words = bert.bert.embeddings.word_embeddings
+    w = SaliencyMap(bert, xt, layer=words, tokens=tokenizer)
+    assert w._layout["kind"] == "text" and w.method == "input_x_gradient" and w.note == ""
+    np.testing.assert_allclose(w.attribution, sw.saliency(bert, xt, target=w.target, layer=words,
+                                                          method="input_x_gradient")[0], **TOL)
+    with pytest.warns(SaliencyWarning):  # an explicit method= stays, even this one (see the next test)
+        assert SaliencyMap(bert, xt, layer=words, method="gradient").method == "gradient"
+    assert SaliencyMap(mlp(), batch(2, 8)).method == "gradient"  # other views keep the signed gradient
+
+
+def test_a_signed_gradient_summed_over_a_layernormed_embedding_is_said_to_be_zero(tmp_path):
+    pytest.importorskip("transformers")
+    from _widget_models import tiny_bert
+
+    from saliency_widgets.export import COLORBAR_GID
+    from saliency_widgets.zero import zero_sentence
+
+    bert, tokenizer, xt = tiny_bert(tmp_path)
+    with pytest.warns(SaliencyWarning, match="embedding axis is 0 up to rounding"):
+        w = SaliencyMap(bert, xt, layer=bert.bert.embeddings.word_embeddings, tokens=tokenizer, method="gradient")
+    assert w.note == ("the signed gradient summed over the embedding axis is 0 up to rounding: "
+                      "the embeddings feed a normalisation layer; use input × gradient")
+    assert w._attribution["note"] == w.note  # the browser shows it (neutral chips, the sentence, no colour bar)
+    summed = w.attribution.sum(-1)
+    assert 0 < np.abs(summed).max() < 1e-5 * np.abs(w.attribution).sum(-1).max()  # rounding noise, not exact 0
+    fig = w.to_figure()
+    texts = [t.get_text() for t in fig.findobj(Text)]
+    assert zero_sentence(w.note).replace("\n", " ") in [t.replace("\n", " ") for t in texts]
+    assert not [im for ax in fig.axes for im in ax.get_images() if im.get_gid() == COLORBAR_GID]
+    neutral = colors.sign_lut("all")[128][:3] / 255  # every chip has the colour of 0
+    fills = [p.get_facecolor()[:3] for t in fig.axes[0].texts if (p := t.get_bbox_patch()) is not None]
+    assert fills and np.allclose(fills, neutral)
+    w.method = "input_x_gradient"
+    assert w.note == "" and w._attribution["note"] == ""
+
+
+def test_grad_cam_whose_relu_clips_every_pixel_is_said_to_be_zero():
+    from _widget_models import clipping_cnn
+
+    net, xi = clipping_cnn(), batch(1, 3, 8, 8, seed=4)
+    w = SaliencyMap(net, xi, target=0, method="gradcam")
+    assert w.note == "" and w.attribution.max() > 0
+    with pytest.warns(SaliencyWarning, match="ReLU clipped every pixel"):
+        w.target = 1
+    assert w.note == "Grad-CAM's ReLU clipped every pixel: no location raises this score; try relu=False or another layer"
+    assert not w.attribution.any() and w._attribution["note"] == w.note
+    assert "ReLU clipped every pixel" in " ".join(t.get_text() for t in w.to_figure().findobj(Text)).replace("\n", " ")
+    unclipped = SaliencyMap(net, xi, target=1, method="gradcam", method_kwargs={"gradcam": {"relu": False}})
+    assert unclipped.note == "" and unclipped.attribution.min() < 0

@@ -25,6 +25,8 @@ export interface OfflineFigure {
   /** One labelled bar per feature (vector maps), in the map's colours. */
   bars?: { label: string; value: number; shown: number; color: string }[];
   colorbar: ColorBarState;
+  /** A map that is zero up to float rounding: this sentence is drawn in place of the colour bar. */
+  note?: string;
 }
 
 let nextRequest = 0;
@@ -109,6 +111,13 @@ export function figureSvg(fig: OfflineFigure): { text: string; width: number; he
     parts.push(`<line x1="${zero.toFixed(2)}" x2="${zero.toFixed(2)}" y1="${y - 16 * fig.bars.length}" y2="${y}" stroke="#5f6673" stroke-width="0.8"/>`);
     y += 8;
   }
+  if (fig.note) {
+    const lines = wrapWords(fig.note, 86);
+    parts.push(`<rect x="${pad}" y="${y - 2}" width="${width - 2 * pad}" height="${lines.length * 15 + 10}" rx="5" fill="#f2f4f7" stroke="#8a94a6" stroke-width="0.6"/>`);
+    lines.forEach((line, i) => parts.push(text(pad + 8, y + 13 + i * 15, line, 'font-size="11.5"')));
+    y += lines.length * 15 + 10 + pad;
+    return svgDocument(fig, parts, width, y);
+  }
   const cb = fig.colorbar;
   const cells = 64;
   for (let i = 0; i < cells; i++) {
@@ -122,11 +131,28 @@ export function figureSvg(fig: OfflineFigure): { text: string; width: number; he
   }
   y += 14;
   parts.push(text(pad, y, scaleCaption(cb), 'font-size="10" fill="#545b67"'));
-  const height = y + pad;
+  return svgDocument(fig, parts, width, y + pad);
+}
+
+function svgDocument(fig: OfflineFigure, parts: string[], width: number, height: number): { text: string; width: number; height: number } {
   const body = `<rect width="100%" height="100%" fill="#ffffff"/><g font-family="DejaVu Sans, Arial, sans-serif" fill="#1f2430">${parts.join("")}</g>`;
   return {
     text: `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"><title>${esc(fig.title)}</title>${body}</svg>`,
     width,
     height,
   };
+}
+
+/** `s` broken into lines of at most `chars` characters at spaces. */
+export function wrapWords(s: string, chars: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of s.split(/\s+/)) {
+    if (line && line.length + 1 + word.length > chars) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  if (line) lines.push(line);
+  return lines;
 }

@@ -5,7 +5,7 @@ import { button, ErrorBox, field, SampleStepper, select, statusBadge } from "./c
 import { decode } from "./decode";
 import { h } from "./dom";
 import { Tooltip } from "./heatmap";
-import { update, type AnyModel } from "./model";
+import { request, update, type AnyModel } from "./model";
 import { injectStyle, schemeOf } from "./style";
 
 const SIGN_OPTIONS: [string, string][] = [
@@ -37,7 +37,7 @@ export class Frame {
     injectStyle(el);
     this.root = h("div", { class: "sw-root", "data-sw-widget": widget });
     this.tooltip = new Tooltip(this.root);
-    this.stepper = new SampleStepper((i) => update(model, { index: i }));
+    this.stepper = new SampleStepper((i) => request(model, { index: i }));
     this.sign = select("colour scale sign", "sign", SIGN_OPTIONS, (v) => update(model, { sign: v }));
     this.lock = button("lock scale", "lock-scale", () => this.toggleLock(), "keep this colour scale across outputs, samples and methods");
     this.head = h("div", { class: "sw-head" }, [this.title, this.sub, this.status]);

@@ -94,27 +94,33 @@ export class MapView {
     this.heat.canvas.addEventListener("mouseleave", () => requestAnimationFrame(() => tooltip.hide()));
   }
 
-  /** Draws `values` (display shape, flat) at scale m; `input` (flat sample) enriches hover. */
-  draw(values: Float32Array, sign: Sign, m: number, lut: Uint8Array, input: ArrayLike<number> | null = null): void {
+  /** Draws `values` (display shape, flat) at scale m; `input` (flat sample) enriches hover. `neutral`:
+   *  the map is zero up to float rounding — every cell gets the colour of 0 (hover still shows the values). */
+  draw(values: Float32Array, sign: Sign, m: number, lut: Uint8Array, input: ArrayLike<number> | null = null, neutral = false): void {
     this.values = values;
     this.input = input;
+    const shown = neutral ? new Float32Array(values.length) : values;
     const { rows, cols, at } = this.grid;
-    this.heat.draw(values, rows, cols, sign, m, lut, { overlay: this.background !== null, at });
-    this.chips?.draw(values, sign, m, lut);
-    if (this.features) this.drawFeatures(values, sign, m, lut);
+    this.heat.draw(shown, rows, cols, sign, m, lut, { overlay: this.background !== null, at });
+    this.chips?.draw(shown, sign, m, lut, values);
+    if (this.features) this.drawFeatures(shown, sign, m, lut);
   }
 
-  /** Sets the map's accessible description: what it shows and where it is strongest. */
-  describeAs(what: string): void {
+  /** Sets the map's accessible description: what it shows and where it is strongest (`zero`: the map is
+   *  zero up to rounding, `what` says why; there is no strongest place). */
+  describeAs(what: string, zero = false): void {
     const v = this.values;
     let best = 0;
     for (let i = 1; i < v.length; i++) if (Math.abs(v[i]) > Math.abs(v[best])) best = i;
     const d = this.layout.display_shape;
-    const where = this.layout.kind === "vector" ? this.name(best)
-      : this.layout.kind === "image" ? `pixel (${Math.floor(best / d[1])}, ${best % d[1]})`
+    const kind = this.layout.kind;
+    const where = kind === "vector" ? this.name(best)
+      : kind === "image" ? `pixel (${Math.floor(best / d[1])}, ${best % d[1]})`
+      : kind === "text" ? `token ${best}`
       : `t = ${Math.floor(best / d[1])}, ${this.name(best % d[1])}`;
-    const size = this.layout.kind === "vector" ? `${d[0]} features` : this.layout.kind === "image" ? `${d[0]}×${d[1]} pixels` : `${d[0]} time steps × ${d[1]} features`;
-    this.heat.canvas.setAttribute("aria-label", v.length ? `${what}, ${size}; strongest at ${where} (${formatValue(v[best])})` : what);
+    const size = kind === "vector" ? `${d[0]} features` : kind === "image" ? `${d[0]}×${d[1]} pixels` : kind === "text" ? `${d[0]} tokens` : `${d[0]} time steps × ${d[1]} features`;
+    const label = v.length && !zero ? `${what}, ${size}; strongest at ${where} (${formatValue(v[best])})` : `${what}, ${size}`;
+    (this.chips?.el ?? this.heat.canvas).setAttribute("aria-label", label);
   }
 
   /** The input picture under an image map, drawn in grey so the colours stay readable. */

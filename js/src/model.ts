@@ -50,3 +50,11 @@ export function update(model: AnyModel, values: Record<string, unknown>): void {
   for (const [k, v] of Object.entries(values)) model.set(k, v);
   model.save_changes();
 }
+
+/** Sets traits that ask the kernel for a new result (a target, a method, a sample …), numbered with
+ *  a new `_request` when the widget has one: the kernel tags its answer with that number, and the
+ *  view draws only the answer to its latest request. */
+export function request(model: AnyModel, values: Record<string, unknown>): void {
+  const latest = model.get("_request");
+  update(model, typeof latest === "number" ? { ...values, _request: latest + 1 } : values);
+}

@@ -11,8 +11,9 @@ import { formatValue } from "./format";
 import { Frame, FRAME_TRAITS } from "./frame";
 import { barValue, listedFeatures, MapView, type MapLayout } from "./mapview";
 import { slug } from "./text";
-import { onChanges, tensor, update, type AnyModel, type RenderProps } from "./model";
+import { onChanges, request, tensor, update, type AnyModel, type RenderProps } from "./model";
 import type { TokenState } from "./textview";
+import { zeroDetail, zeroReason, zeroSentence } from "./zero";
 
 const METHOD_TEXT: Record<string, string> = {
   gradient: "gradient",
@@ -29,10 +30,30 @@ const CAM_METHODS = ["gradcam", "gradcam_plus_plus"];
 interface Current {
   values: Float32Array;
   completeness: number | null;
+  /** Why the map is zero up to float rounding (it is then drawn neutral, with this sentence); null when it is not. */
+  note: string | null;
 }
 
-/** The map for the current (target, index, method, output): derived locally from the
- *  prefetched Jacobian when possible, else the kernel's reply if its tag matches; null while computing. */
+/** The request the map on screen must answer: the key of the map and the browser's latest request number. */
+export function currentRequest(model: AnyModel): Record<string, unknown> {
+  return {
+    target: Number(model.get("target")),
+    index: Number(model.get("index")),
+    method: String(model.get("method")),
+    output: String(model.get("output")),
+    cam_layer: String(model.get("cam_layer") ?? ""),
+    request: Number(model.get("_request") ?? 0),
+  };
+}
+
+/** True when a kernel reply's metadata answers the current request (every field of it equal). */
+export function answersCurrent(meta: Record<string, unknown>, model: AnyModel): boolean {
+  const absent: Record<string, unknown> = { cam_layer: "", request: 0 };
+  return Object.entries(currentRequest(model)).every(([k, v]) => (meta[k] ?? absent[k]) === v);
+}
+
+/** The map for the current request: derived locally from the prefetched Jacobian when possible, else
+ *  the kernel's reply if it answers this very request (an older reply is never drawn); null while computing. */
 export function currentAttribution(model: AnyModel, layout: MapLayout): Current | null {
   const target = Number(model.get("target"));
   const index = Number(model.get("index"));
@@ -43,12 +64,20 @@ export function currentAttribution(model: AnyModel, layout: MapLayout): Current 
   if (jac && input && (model.get("_local_methods") as string[]).includes(method) && jac.meta.index === index && jac.meta.output === output && input.meta.index === index) {
     const size = input.values.length;
     const values = localAttribution(jac.values, size, target, method as LocalMethod, input.values);
-    return { values: reduceChannels(values, layout.sample_shape, layout.channel_axis), completeness: null };
+    const tokens = (model.get("_tokens") ?? {}) as TokenState;
+    const hidden = layout.kind === "text" && tokens.index === index ? tokens.hidden : undefined;
+    const note = zeroReason(values, layout.sample_shape, {
+      method,
+      summedAxis: layout.channel_axis,
+      axisName: layout.kind === "text" ? "embedding" : "channel",
+      shown: hidden ? hidden.map((h) => !h) : null,
+    });
+    return { values: reduceChannels(values, layout.sample_shape, layout.channel_axis), completeness: null, note };
   }
   const reply = tensor(model, "_attribution");
   const m = reply?.meta;
-  if (reply && m && m.target === target && m.index === index && m.method === method && m.output === output) {
-    return { values: Float32Array.from(reply.values), completeness: m.completeness_error ?? null };
+  if (reply && m && answersCurrent(m, model)) {
+    return { values: Float32Array.from(reply.values), completeness: m.completeness_error ?? null, note: m.note || null };
   }
   return null;
 }
@@ -68,11 +97,11 @@ function render({ model, el }: RenderProps): () => void {
   const frame = new Frame(model, el, "saliency-map");
   const layout = model.get("_layout") as MapLayout;
   const view = new MapView(layout, model.get("_feature_names") as string[], frame.tooltip);
-  const panel = new OutputPanel((k) => update(model, { target: k }));
+  const panel = new OutputPanel((k) => request(model, { target: k }));
   const methods = (model.get("_methods") as string[]).map((m): [string, string] => [m, METHOD_TEXT[m] ?? m]);
-  const method = select("attribution method", "method", methods, (v) => update(model, { method: v }));
+  const method = select("attribution method", "method", methods, (v) => request(model, { method: v }));
   const camLayers = (model.get("_cam_layers") ?? []) as string[];
-  const camLayer = select("Grad-CAM layer", "cam-layer", [["", `last spatial (${camLayers[camLayers.length - 1] ?? "none"})`], ...camLayers.map((l): [string, string] => [l, l])], (v) => update(model, { cam_layer: v }));
+  const camLayer = select("Grad-CAM layer", "cam-layer", [["", `last spatial (${camLayers[camLayers.length - 1] ?? "none"})`], ...camLayers.map((l): [string, string] => [l, l])], (v) => request(model, { cam_layer: v }));
   const camField = field("layer", camLayer);
   const opacity = h("input", { type: "range", min: 0, max: 1, step: 0.05, "data-sw-action": "opacity", "aria-label": "opacity" });
   opacity.addEventListener("input", () => {
@@ -84,7 +113,8 @@ function render({ model, el }: RenderProps): () => void {
     const current = currentAttribution(model, layout);
     const m = frame.lastM;
     const lut = frame.lut();
-    const values = current?.values ?? new Float32Array(0);
+    const note = current?.note ?? null;
+    const values = current ? (note ? new Float32Array(current.values.length) : current.values) : new Float32Array(0);
     const names = model.get("_feature_names") as string[];
     const color = (v: number) => {
       const i = toIndex(v, frame.signValue, m) * 4;
@@ -99,12 +129,14 @@ function render({ model, el }: RenderProps): () => void {
         ? listedFeatures(values, frame.signValue).slice(0, 48).map((k) => ({ label: names[k] ?? `feature ${k}`, value: barValue(values[k], frame.signValue), shown: values[k], color: color(values[k]) }))
         : undefined,
       colorbar: frame.colorbar.state as ColorBarState,
+      note: note ? zeroSentence(note) : undefined,
     };
   }, (message) => frame.errors.show(message));
   frame.toolbar.append(field("method", method), camField, ...frame.commonControls());
   if (layout.kind === "image") frame.toolbar.append(field("opacity", opacity));
   frame.toolbar.append(h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports));
-  const legend = h("div", { class: "sw-legend" }, [frame.colorbar.el]);
+  const zero = h("div", { class: "sw-zero", "data-sw-role": "note", role: "note", hidden: true });
+  const legend = h("div", { class: "sw-legend" }, [frame.colorbar.el, zero]);
   view.el.append(legend);
   frame.body.append(panel.el, view.el);
   const strip = new ChecksStrip(model, layout, () => redraw());
@@ -138,21 +170,27 @@ function render({ model, el }: RenderProps): () => void {
     view.setTokens((model.get("_tokens") ?? {}) as TokenState);
     const current = currentAttribution(model, layout);
     frame.setBusy(current === null, view.stage);
-    frame.title.textContent = `Saliency of “${labelOf(target)}”`;
     if (current) {
-      const m = frame.scaleFor(current.values);
+      // the title, subtitle and note describe the map drawn: while a request is computing they stay with the dimmed map
+      const note = current.note;
+      const m = note ? frame.lastM : frame.scaleFor(current.values);
       const input = tensor(model, "_input");
-      view.draw(current.values, frame.signValue, m, frame.lut(), layout.kind === "vector" && input ? input.values : null);
-      view.describeAs(`${frame.title.textContent} by ${METHOD_TEXT[model.get("method")] ?? model.get("method")}`);
+      view.draw(current.values, frame.signValue, m, frame.lut(), layout.kind === "vector" && input ? input.values : null, note !== null);
+      frame.title.textContent = `Saliency of “${labelOf(target)}”`;
+      const methodText = METHOD_TEXT[model.get("method")] ?? model.get("method");
+      view.describeAs(`${frame.title.textContent} by ${methodText}` + (note ? `: zero map, ${note}` : ""), note !== null);
       const ce = current.completeness;
-      frame.sub.textContent = `${METHOD_TEXT[model.get("method")] ?? model.get("method")} · ${model.get("output")}` + (ce === null ? "" : ` · completeness error ${formatValue(ce)}`);
+      frame.sub.textContent = `${methodText} · ${model.get("output")}` + (ce === null ? "" : ` · completeness error ${formatValue(ce)}`);
+      zero.hidden = note === null;
+      zero.replaceChildren(...(note ? [h("strong", {}, "Zero map."), " ", h("span", {}, zeroDetail(note))] : []));
+      frame.colorbar.el.hidden = note !== null;
       prefetchAfterPaint();
-    }
-    strip.update(current?.values ?? null, frame.signValue, frame.lut());
+    } else if (!frame.title.textContent) frame.title.textContent = `Saliency of “${labelOf(target)}”`;
+    strip.update(current ? (current.note ? new Float32Array(current.values.length) : current.values) : null, frame.signValue, frame.lut());
     verdict.textContent = scores ? predictionText(scores.values, model.get("_labels"), model.get("_truth") ?? [], Number(model.get("index"))) : "";
     frame.sync(Number(model.get("_n_samples")));
   };
-  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens", "cam_layer", "_checks", "_randomization_maps", "_on_demand"], redraw);
+  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens", "cam_layer", "_request", "_checks", "_randomization_maps", "_on_demand"], redraw);
   redraw();
   return () => {
     stop();

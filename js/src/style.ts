@@ -80,6 +80,10 @@ const CSS = `
 .sw-ticks span{position:absolute;transform:translateX(-50%);white-space:nowrap}
 .sw-ticks span:first-child{transform:none}.sw-ticks span:last-child{transform:translateX(-100%)}
 .sw-legend{display:flex;align-items:flex-end;gap:14px;flex-wrap:wrap}
+.sw-colorbar[hidden]{display:none}
+.sw-zero{display:block;max-width:560px;padding:6px 10px;border-radius:6px;background:var(--sw-soft);border:1px solid var(--sw-line);border-left:3px solid var(--sw-muted);color:var(--sw-fg);line-height:1.45;white-space:normal}
+.sw-zero strong{font-weight:600}
+.sw-zero[hidden]{display:none}
 .sw-tooltip{position:absolute;pointer-events:none;z-index:10;background:rgba(31,36,48,.94);color:#fff;padding:4px 7px;border-radius:5px;font-size:11.5px;line-height:1.35;white-space:pre;display:none;font-variant-numeric:tabular-nums}
 .sw-axis{display:flex;color:var(--sw-muted);font-size:11px}
 .sw-rowlabels{display:flex;max-width:160px;flex-direction:column;justify-content:stretch;text-align:right;padding-right:6px}

@@ -56,9 +56,10 @@ export class TokenChips {
     this.el.replaceChildren(...this.chips);
   }
 
-  draw(values: Float32Array, sign: Sign, m: number, lut: Uint8Array): void {
+  /** Fills the chips with the colours of `values`; `raw` (default `values`) is what hover reports. */
+  draw(values: Float32Array, sign: Sign, m: number, lut: Uint8Array, raw: Float32Array = values): void {
     injectStyle(this.el, "sw-style-text", TEXT_CSS); // once per document or shadow root, once attached
-    this.values = values;
+    this.values = raw;
     if (this.chips.length !== values.length) this.setTokens(this.state, values.length);
     this.chips.forEach((chip, k) => {
       const i = toIndex(values[k], sign, m) * 4;

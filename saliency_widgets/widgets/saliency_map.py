@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import OrderedDict
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import traitlets as t
@@ -11,10 +12,11 @@ import traitlets as t
 from .. import checks
 from ..attribution import METHODS, METHOD_OPTIONS
 from ..config import config
-from ..errors import SaliencyError
+from ..errors import SaliencyError, SaliencyWarning
 from ..export import METHOD_TEXT, format_value, saliency_figure, with_checks
 from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
+from ..zero import zero_reason
 from . import _checks
 from ._base import SampleWidget
 from ._guarded import bundle
@@ -27,6 +29,15 @@ LOCAL_METHODS = ("gradient", "input_x_gradient")
 CAM_METHODS = ("gradcam", "gradcam_plus_plus")
 _CACHE_SIZE = 64
 _CHECKS_KEPT = 16
+
+
+class _Map(NamedTuple):
+    """One computed map: the values (the sample's shape, or a Grad-CAM map's display shape), IG's
+    completeness error, and why it is zero up to rounding (:mod:`..zero`; None when it is not)."""
+
+    values: np.ndarray
+    error: Optional[float]
+    note: Optional[str]
 
 
 class SaliencyMap(SampleWidget):
@@ -53,7 +64,21 @@ class SaliencyMap(SampleWidget):
     the map is **text**: one chip per token, coloured by the attribution summed
     over the embedding axis; ``tokens=`` gives the token strings (one list per
     sample, or a tokenizer reading ``x["input_ids"]``), and positions whose
-    ``x["attention_mask"]`` is 0 are hidden.
+    ``x["attention_mask"]`` is 0 are hidden. A text view starts on ``method="input_x_gradient"``
+    when ``method=`` is not given: the signed gradient summed over the embedding axis is 0 by
+    construction whenever the embeddings feed a normalisation layer (every BERT-family model).
+
+    A map that is zero up to float rounding (see :mod:`saliency_widgets.zero`: such a summed
+    gradient, or a Grad-CAM whose ReLU clipped every pixel) is never stretched to full colour: the
+    widget draws it neutral with the reason in place of the colour bar (``data-sw-role="note"``),
+    ``note`` holds that sentence ("" otherwise), computing it raises a ``SaliencyWarning``, and
+    ``to_figure`` draws the sentence too.
+
+    Every map the kernel sends is tagged with the request it answers: ``target``, ``index``,
+    ``method``, ``output``, ``cam_layer`` and ``request`` (the browser numbers its requests in
+    ``_request``); the browser draws only the answer to its latest request, so a slow reply that
+    arrives after the user moved on is never shown. ``attribution`` is always the map of the
+    current ``(index, target, method, output, cam_layer)``.
 
     Set ``target``, ``method``, ``index``, ``sign``, ``outlier_perc``,
     ``lock_scale`` or ``opacity`` from Python or in the browser; read the current
@@ -83,6 +108,9 @@ class SaliencyMap(SampleWidget):
     opacity = t.Float(0.75).tag(sync=True)
     #: The layer Grad-CAM maps from ("" = the last layer with a spatial output).
     cam_layer = t.Unicode("").tag(sync=True)
+    #: Number of the browser's latest map request (it sets it with target/method/cam_layer/index);
+    #: every ``_attribution`` carries the number it answers as ``request``.
+    _request = t.Int(0).tag(sync=True)
 
     _methods = t.List(t.Unicode()).tag(sync=True)
     _local_methods = t.List(t.Unicode(), list(LOCAL_METHODS)).tag(sync=True)
@@ -107,7 +135,7 @@ class SaliencyMap(SampleWidget):
         x: Any,
         *,
         target: Optional[int] = None,
-        method: str = "gradient",
+        method: Optional[str] = None,
         output: str = "logits",
         labels: Optional[Sequence[Any]] = None,
         feature_names: Optional[Sequence[Any]] = None,
@@ -126,16 +154,17 @@ class SaliencyMap(SampleWidget):
     ) -> None:
         self._user_image = None if image is None else np.asarray(image)
         self._method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
-        self._cache: OrderedDict[tuple, tuple[np.ndarray, Optional[float]]] = OrderedDict()
+        self._cache: OrderedDict[tuple, _Map] = OrderedDict()
         self._jacobians: dict[tuple[int, str], Optional[np.ndarray]] = {}
-        self._values: Optional[np.ndarray] = None
         self._check_items: OrderedDict[tuple, dict[str, dict[str, Any]]] = OrderedDict()
         self._check_raw: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
         super().__init__(
             model, x, kind=kind, labels=labels, feature_names=feature_names,
             head=head, layer=layer, fixed=fixed, tokens=tokens, output=output, index=index, sign=sign, outlier_perc=outlier_perc,
-            method=method, opacity=opacity,
+            method="gradient" if method is None else method, opacity=opacity,
         )
+        if method is None and self._layout_info.kind == "text":
+            self.method = "input_x_gradient"  # a per-token sum that means something (DESIGN §7)
         self._check_image()
         plain = layer is None and head is None and not self._spec.structured
         self._cam_layers = self._spatial_layers() if plain and self._layout_info.kind == "image" else []
@@ -240,13 +269,24 @@ class SaliencyMap(SampleWidget):
     # -------------------------------------------------------------- results
     @property
     def attribution(self) -> np.ndarray:
-        """The attribution of ``target`` for sample ``index`` (the sample's shape, float32)."""
-        return self._values
+        """The attribution of ``target`` for sample ``index`` (the sample's shape, float32): always the
+        map of the current ``(index, target, method, output, cam_layer)``."""
+        return self._lookup().values
+
+    @property
+    def _values(self) -> np.ndarray:
+        return self._lookup().values
+
+    @property
+    def note(self) -> str:
+        """Why the map on screen is zero up to float rounding (then drawn neutral, with this sentence
+        instead of a colour bar), or "" (see :mod:`saliency_widgets.zero`)."""
+        return self._lookup().note or ""
 
     @property
     def completeness_error(self) -> Optional[float]:
         """Integrated gradients' ``|sum(attribution) - (f(x) - f(baseline))|`` (else None)."""
-        return self._lookup()[1]
+        return self._lookup().error
 
     def to_figure(self, *, checks: bool = False, **kw: Any) -> Any:
         """The map on screen as a matplotlib Figure: same colours, scale, labels and colour bar
@@ -266,16 +306,19 @@ class SaliencyMap(SampleWidget):
         if info.kind == "text":
             shown = [i for i, hidden in enumerate(self._tokens["hidden"]) if not hidden]
             values, names = values[shown], [self._tokens["tokens"][i] for i in shown]
+        note = self.note
+
         def draw(**more: Any) -> Any:
             return saliency_figure(
                 values, kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
-                subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, **more,
+                subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, note=note, **more,
             )
 
         if not checks:
             return draw(**kw)
-        return with_checks(draw, self.checks, self._display_values(), self._randomization_rows(), kind=info.kind,
-                           scale=self._scale(), **kw)
+        original = self._display_values()  # the randomization row's first map, neutral too when zero up to rounding
+        return with_checks(draw, self.checks, np.zeros_like(original) if note else original, self._randomization_rows(),
+                           kind=info.kind, scale=self._scale(), **kw)
 
     def export_name(self) -> str:
         """``saliency-<target label>-<method>``, the name of the browser's downloads."""
@@ -350,7 +393,9 @@ class SaliencyMap(SampleWidget):
                 )
         return self._jacobians[key]
 
-    def _lookup(self) -> tuple[np.ndarray, Optional[float]]:
+    def _lookup(self) -> _Map:
+        """The map of the current key: from the cache, or computed (a map that is zero up to
+        rounding warns once, when it is computed)."""
         key = self._key()
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -359,7 +404,7 @@ class SaliencyMap(SampleWidget):
         if jac is not None:
             row = jac[self.target]
             sample = self._x[self.index].astype(np.float32)
-            result = (row if self.method == "gradient" else row * sample, None)
+            values, err = (row if self.method == "gradient" else row * sample), None
         else:
             from ..attribution import attribute
 
@@ -368,11 +413,26 @@ class SaliencyMap(SampleWidget):
                 method=self.method, output=self.output, **{**self._engine_kw, **self._method_kw()},
             )
             err = None if res.completeness_error is None else float(np.asarray(res.completeness_error)[0])
-            result = (np.asarray(self._shown_part(res.values)[0], dtype=np.float32), err)
+            values = np.asarray(self._shown_part(res.values)[0], dtype=np.float32)
+        result = _Map(values, err, self._zero_note(values))
+        if result.note:
+            warnings.warn(f"the {METHOD_TEXT.get(self.method, self.method)} map of “{self._labels[self.target]}” "
+                          f"is drawn without colours: {result.note}", SaliencyWarning, stacklevel=2)
         self._cache[key] = result
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return result
+
+    def _zero_note(self, values: np.ndarray) -> Optional[str]:
+        """Why ``values`` (one sample's map) is zero up to rounding on screen, or None (:mod:`..zero`)."""
+        info = self._layout_info
+        reduced = info.channel_axis is not None and values.shape == info.sample_shape
+        shown = None
+        if info.kind == "text" and self._token_text is not None:
+            shown = ~np.asarray(self._token_text[1][self.index], dtype=bool)
+        relu = bool(self._method_kwargs.get(self.method, {}).get("relu", True))
+        return zero_reason(values, method=self.method, summed_axis=info.channel_axis if reduced else None,
+                           axis_name="embedding" if info.kind == "text" else "channel", relu=relu, shown=shown)
 
     def _shown(self, values: np.ndarray) -> np.ndarray:
         """One sample's map as displayed (channels summed; a Grad-CAM map already is)."""
@@ -405,17 +465,23 @@ class SaliencyMap(SampleWidget):
         self._want_jacobian = True
 
     def _send_attribution(self) -> None:
-        """Compute the current map; send it unless the browser derives it from the Jacobian."""
-        values, err = self._lookup()
-        self._values = values
+        """Compute the current map; send it unless the browser derives it from the Jacobian. The wire
+        map is tagged with the request it answers (the key and the browser's ``_request``)."""
+        values, err, note = self._lookup()
         local = self.method in LOCAL_METHODS and self._jacobian is not None
         if not local:
             self._attribution = to_wire(
-                self._shown(values), target=self.target, index=self.index,
-                method=self.method, output=self.output, completeness_error=err,
+                self._shown(values), target=self.target, index=self.index, method=self.method,
+                output=self.output, cam_layer=self.cam_layer, request=self._request,
+                completeness_error=err, note=note or "",
             )
         self._send_randomization_maps()
         self._refresh_checks()
+
+    def _after_revert(self) -> None:
+        """After a failed request was undone: the map of the restored key answers the browser's
+        latest request (else a browser waiting for the failed one would wait for ever)."""
+        self._send_attribution()
 
     # ----------------------------------------------------------- observers
     @t.validate("target")

@@ -116,7 +116,7 @@ def test_gradcam_layer_picker_shows_for_cam_methods(show):
     page.evaluate("window.__sw.kernelSet('method', 'gradcam')")
     assert picker.is_visible()
     page.select_option('[data-sw-action="cam-layer"]', "0")
-    assert requests(page) == [{"cam_layer": "0"}]
+    assert requests(page) == [{"cam_layer": "0", "_request": 1}]
 
 
 def test_first_paint_comes_before_the_jacobian_request(page, tmp_path):

@@ -36,7 +36,9 @@ def test_token_chips_follow_the_clicked_output_and_hide_padding(show, artifacts)
     w = SaliencyMap(model, {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64)},
                     layer=model.bert.embeddings, tokens=TOKENS, labels=["neg", "neutral", "pos"], target=0)
     assert w._layout["kind"] == "text"
+    assert w.method == "input_x_gradient"  # the default of a text view: a per-token sum that means something
     page = show(w)
+    assert page.input_value('[data-sw-action="method"]') == "input_x_gradient"
     assert page.get_attribute('[data-sw-token="6"]', "hidden") is not None  # padding (attention_mask 0)
     assert page.inner_text('[data-sw-token="4"]') == "great"
     before = chip_colours(page)

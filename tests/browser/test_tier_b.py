@@ -1,5 +1,7 @@
 """Tier B: the bundled JS in a plain page with a stand-in model, in headless Chromium."""
 
+import base64
+
 import numpy as np
 import pytest
 from _widget_models import batch, cnn, mlp
@@ -24,6 +26,23 @@ def saves(page):
     return [e["changes"] for e in page.evaluate("window.__sw.log") if e["type"] == "save_changes"]
 
 
+def deliver(page, wire):
+    """``wire`` (a map the kernel sent, e.g. ``w._attribution``) arriving in the page as ``_attribution``,
+    its buffer as a plain ArrayBuffer; returns once the page has redrawn."""
+    page.evaluate(
+        """([b, meta]) => {
+            const bin = Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
+            window.__sw.kernelSet("_attribution", { ...meta, data: bin.buffer });
+        }""",
+        [base64.b64encode(bytes(wire["data"])).decode(), {k: v for k, v in wire.items() if k != "data"}],
+    )
+    page.evaluate("new Promise(requestAnimationFrame)")
+
+
+def busy(page):
+    return page.get_attribute('[data-sw-role="status"]', "data-busy") == "true"
+
+
 def test_vector_map_pixels_are_the_lut_colours(show):
     model, x = mlp(), batch(3, 8)
     w = SaliencyMap(model, x, labels=LABELS)
@@ -40,7 +59,7 @@ def test_click_sets_target_saves_and_redraws_from_the_jacobian(show):
     before = canvas_rgba(page, HEATMAP)
     page.click('[data-sw-output="2"]')
     page.wait_for_function("window.__sw.log.length > 0")
-    assert saves(page) == [{"target": 2}]
+    assert saves(page) == [{"target": 2, "_request": 1}]
     assert page.get_attribute('[data-sw-output="2"]', "aria-pressed") == "true"
     assert page.get_attribute('[data-sw-output="0"]', "aria-pressed") == "false"
     after = canvas_rgba(page, HEATMAP)
@@ -58,23 +77,19 @@ def test_stale_replies_are_dropped_and_array_buffers_decode(show, monkeypatch):
     page.click('[data-sw-output="4"]')
     assert page.get_attribute('[data-sw-role="status"]', "data-busy") == "true"
 
-    def reply(target):
+    def reply(target, request):
         values = sw.saliency(model, x, target=target)[0]
-        wire = to_wire(values, target=target, index=0, method="gradient", output="logits", completeness_error=None)
-        page.evaluate(
-            """([b, meta]) => {
-                const bin = Uint8Array.from(atob(b), (c) => c.charCodeAt(0));
-                window.__sw.kernelSet("_attribution", { ...meta, data: bin.buffer });
-            }""",
-            [__import__("base64").b64encode(bytes(wire["data"])).decode(), {k: v for k, v in wire.items() if k != "data"}],
-        )
-        page.evaluate("new Promise(requestAnimationFrame)")
+        deliver(page, to_wire(values, target=target, index=0, method="gradient", output="logits", cam_layer="",
+                              request=request, completeness_error=None))
         return values
 
-    reply(3)  # an older click's answer: ignored
+    reply(3, 0)  # an older click's answer: ignored
     np.testing.assert_array_equal(canvas_rgba(page, HEATMAP), before)
     assert page.get_attribute('[data-sw-role="status"]', "data-busy") == "true"
-    values = reply(4)  # plain ArrayBuffer this time
+    reply(4, 0)  # this click's key, but not the request the click made (its number is 1): ignored
+    np.testing.assert_array_equal(canvas_rgba(page, HEATMAP), before)
+    assert page.get_attribute('[data-sw-role="status"]', "data-busy") == "true"
+    values = reply(4, 1)  # plain ArrayBuffer this time
     np.testing.assert_array_equal(canvas_rgba(page, HEATMAP)[0], expected_rgba(values))
     assert page.get_attribute('[data-sw-role="status"]', "data-busy") == "false"
 
@@ -124,7 +139,7 @@ def test_many_outputs_show_top_k_and_search_reaches_any(show):
     assert page.locator(".sw-panel [data-sw-output]").count() == 10
     page.fill('input[type="search"]', "class 777")
     page.click('[data-sw-output="777"]')
-    assert saves(page) == [{"target": 777}]
+    assert saves(page) == [{"target": 777, "_request": 1}]
     page.fill('input[type="search"]', "")
     page.click('[data-sw-action="show-all"]')
     assert page.locator(".sw-panel [data-sw-output]").count() == 1000
@@ -165,3 +180,76 @@ def test_jacobian_matrix_rows_and_column_hover(show):
     values = page.locator(".sw-panel .sw-bar-value").all_text_contents()
     assert len(values) == 5
     np.testing.assert_allclose([float(v) for v in values], g.jacobian[:, 3], rtol=1e-3, atol=1e-4)
+
+
+METHOD = '[data-sw-action="method"]'
+
+
+def test_a_reply_to_an_older_request_is_never_drawn(show, artifacts):
+    """The kernel is slow on integrated gradients; the user moves on, comes back to the same method, picks
+    another output. Each late reply is dropped, whatever its key: only the answer to the page's latest
+    request is drawn, with that request's labels. The replies are made by the widget itself, fed the
+    page's requests in order as the kernel would be."""
+    model, x = mlp(), batch(3, 8)
+    w = SaliencyMap(model, x, target=0, labels=LABELS, method_kwargs={"integrated_gradients": {"steps": 8}})
+    page = show(w)  # the Jacobian is there: gradient is derived in the page
+    gradient = canvas_rgba(page, HEATMAP)
+
+    def kernel_takes(k):  # the kernel processes the page's k-th message and answers it
+        w.set_state(saves(page)[k])
+        return dict(w._attribution)
+
+    page.select_option(METHOD, "integrated_gradients")
+    assert saves(page) == [{"method": "integrated_gradients", "_request": 1}] and busy(page)
+    answer1 = kernel_takes(0)
+    assert (answer1["method"], answer1["target"], answer1["request"]) == ("integrated_gradients", 0, 1)
+    page.select_option(METHOD, "gradient")  # before answer 1 arrives: drawn from the Jacobian at once
+    assert saves(page)[-1] == {"method": "gradient", "_request": 2} and not busy(page)
+    deliver(page, answer1)  # late: must not replace the gradient map nor take its label
+    np.testing.assert_array_equal(canvas_rgba(page, HEATMAP), gradient)
+    assert page.text_content(".sw-sub").startswith("gradient ·") and not busy(page)
+
+    page.select_option(METHOD, "integrated_gradients")  # request 3: the key of request 1 again
+    deliver(page, answer1)  # answer 1 once more: not an answer to request 3
+    assert busy(page)
+    np.testing.assert_array_equal(canvas_rgba(page, HEATMAP), gradient)  # the previous map, dimmed
+    assert page.text_content(".sw-sub").startswith("gradient ·")  # labels stay with the map drawn
+    kernel_takes(1)
+    answer3 = kernel_takes(2)
+    page.click('[data-sw-output="2"]')  # request 4: integrated gradients of “car”
+    assert saves(page)[-1] == {"target": 2, "_request": 4}
+    deliver(page, answer3)  # arrives after the click: dropped
+    assert busy(page)
+    np.testing.assert_array_equal(canvas_rgba(page, HEATMAP), gradient)
+    assert page.text_content(".sw-title") == "Saliency of “cat”"
+
+    deliver(page, kernel_takes(3))  # the answer to request 4
+    assert not busy(page)
+    expected = sw.saliency(model, x, target=2, method="integrated_gradients", steps=8)[0]
+    np.testing.assert_allclose(w.attribution, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(canvas_rgba(page, HEATMAP)[0], expected_rgba(w.attribution))
+    assert page.text_content(".sw-title") == "Saliency of “car”"
+    assert page.text_content(".sw-sub").startswith("integrated gradients · logits · completeness error")
+    page.locator("[data-sw-widget]").screenshot(path=str(artifacts / "tier-b-latest-request.png"))
+
+
+def test_a_grad_cam_reply_for_another_layer_is_not_drawn(show):
+    model, xi = cnn(), batch(1, 3, 8, 8, seed=1)
+    w = SaliencyMap(model, xi, target=3, method="gradcam")
+    page = show(w)
+    before = canvas_rgba(page, HEATMAP)
+    first = w._cam_layers[0]
+    page.select_option('[data-sw-action="cam-layer"]', first)
+    assert saves(page) == [{"cam_layer": first, "_request": 1}] and busy(page)
+    last_layer = w._attribution
+    assert last_layer["cam_layer"] == ""
+    deliver(page, {**last_layer, "request": 1})  # numbered as this request, but the map of another layer
+    assert busy(page)
+    np.testing.assert_array_equal(canvas_rgba(page, HEATMAP), before)
+    w.set_state(saves(page)[0])
+    deliver(page, w._attribution)
+    assert not busy(page)
+    display = w.attribution
+    px = canvas_rgba(page, HEATMAP)
+    idx = colors.to_index(display, "all", colors.scale_max(display))
+    np.testing.assert_array_equal(px[..., 3], colors.overlay_alpha(idx, "all"))
