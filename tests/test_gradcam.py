@@ -315,16 +315,7 @@ def _keras_gradcam_by_hand(model, split, x, target, size):
     """Grad-CAM with a GradientTape written out: the layers up to ``split`` give A, the rest the score."""
     import tensorflow as tf
 
-    h = tf.convert_to_tensor(x)
-    for layer in model.layers[:split + 1]:
-        h = layer(h, training=False)
-    with tf.GradientTape() as tape:
-        tape.watch(h)
-        out = h
-        for layer in model.layers[split + 1:]:
-            out = layer(out, training=False)
-        score = tf.reduce_sum(tf.gather(out, target, axis=1, batch_dims=1))
-    g = tape.gradient(score, h)
+    h, g = _keras_activation_and_gradient(model, split, x, target)
     cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(g, axis=(1, 2), keepdims=True) * h, axis=-1))
     return tf.image.resize(cam[..., None], size, method="bilinear")[..., 0].numpy()
 

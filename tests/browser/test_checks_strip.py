@@ -5,30 +5,14 @@ from __future__ import annotations
 
 import pytest
 from _widget_models import batch, cnn, mlp
+from kernel import kernel_answers
 
 from saliency_widgets.widgets import SaliencyMap
-from saliency_widgets.widgets.standalone import page_data, standalone_html
+from saliency_widgets.widgets.standalone import standalone_html
 
 pytestmark = pytest.mark.browser
 
 IG_COARSE = {"integrated_gradients": {"steps": 1}}
-
-
-def kernel_answers(page, widget, *traits: str) -> None:
-    """Sends ``traits`` of ``widget`` to the page as the kernel would (binary buffers as DataViews)."""
-    doc, buffers = page_data(widget)
-    page.evaluate(
-        """([state, buffers, traits]) => {
-          for (const [path, b64] of buffers) {
-            if (path[0] !== "state") continue;
-            let obj = state;
-            for (const key of path.slice(1, -1)) obj = obj[key];
-            obj[path[path.length - 1]] = window.__sw.view(b64);
-          }
-          for (const t of traits) window.__sw.kernelSet(t, state[t]);
-        }""",
-        [doc["state"], buffers, list(traits)],
-    )
 
 
 def requests(page) -> list:

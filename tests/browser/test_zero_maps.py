@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 from _widget_models import batch, clipping_cnn, tiny_bert
+from kernel import kernel_answers
 from contrast import assert_readable
 from pixels import canvas_rgba
 
@@ -13,7 +14,7 @@ from saliency_widgets import colors
 from saliency_widgets.config import config
 from saliency_widgets.errors import SaliencyWarning
 from saliency_widgets.widgets import SaliencyMap
-from saliency_widgets.widgets.standalone import page_data, standalone_html
+from saliency_widgets.widgets.standalone import standalone_html
 from saliency_widgets.zero import zero_sentence
 
 pytestmark = pytest.mark.browser
@@ -52,24 +53,6 @@ def saves(page):
     return [e["changes"] for e in page.evaluate("window.__sw.log") if e["type"] == "save_changes"]
 
 
-def kernel_sends(page, widget, *traits):
-    """``traits`` of ``widget`` arriving in the page as the kernel sends them."""
-    doc, buffers = page_data(widget)
-    page.evaluate(
-        """([state, buffers, traits]) => {
-          for (const [path, b64] of buffers) {
-            if (path[0] !== "state") continue;
-            let obj = state;
-            for (const key of path.slice(1, -1)) obj = obj[key];
-            obj[path[path.length - 1]] = window.__sw.view(b64);
-          }
-          for (const t of traits) window.__sw.kernelSet(t, state[t]);
-        }""",
-        [doc["state"], buffers, list(traits)],
-    )
-    page.evaluate("new Promise(requestAnimationFrame)")
-
-
 def chip_colours(page):
     styles = page.eval_on_selector_all('[data-sw-token]:not([hidden])', "els => els.map(e => getComputedStyle(e).backgroundColor)")
     return np.array([[int(v) for v in re.findall(r"\d+", s)[:3]] for s in styles])
@@ -102,7 +85,7 @@ def test_a_layernormed_embeddings_signed_gradient_is_shown_as_zero_with_its_reas
     page.select_option('[data-sw-action="method"]', "input_x_gradient")  # the method whose sum means something
     w.set_state(saves(page)[-1])  # the kernel follows (and answers, when the page cannot derive the map)
     if where == "kernel":
-        kernel_sends(page, w, "_attribution")
+        kernel_answers(page, w, "_attribution")
     assert w.note == "" and note.is_hidden() and page.locator(COLORBAR).is_visible()
     np.testing.assert_array_equal(chip_colours(page), colors.colorize(w.attribution.sum(-1), "all", 2.0)[:6, :3])
 
@@ -117,7 +100,7 @@ def test_a_grad_cam_whose_relu_clips_every_pixel_is_shown_as_zero(show_in, artif
     with pytest.warns(SaliencyWarning, match="ReLU clipped every pixel"):
         page.click('[data-sw-output="1"]')
         w.set_state(saves(page)[-1])
-    kernel_sends(page, w, "_attribution")
+    kernel_answers(page, w, "_attribution")
     note = page.locator(NOTE)
     assert note.is_visible() and note.inner_text() == zero_sentence(
         "Grad-CAM's ReLU clipped every pixel: no location raises this score; try relu=False or another layer")
