@@ -300,3 +300,27 @@ def test_torch_caches_follow_the_model_changed_between_calls(rng):
     np.testing.assert_allclose(sw.saliency(model, x, 1, layer="1"), grad.numpy(), rtol=1e-5, atol=1e-7)
     ig = sw.attribute(model, x, 1, method="integrated_gradients", steps=64)
     np.testing.assert_allclose(ig.completeness_error, 0, atol=1e-3)
+
+
+class DoublingSequential(keras.Sequential):
+    """A Sequential subclass whose own call differs from its graph."""
+
+    def call(self, inputs, training=None, mask=None):
+        return 2.0 * super().call(inputs, training=training, mask=mask)
+
+
+def test_keras_sequential_subclass_runs_its_own_call(rng):
+    """Only Keras's own graph classes are walked node by node: a subclass's call is what runs."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    model = DoublingSequential([keras.Input((6,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(3)])
+    x = rng.normal(size=(2, 6)).astype(np.float32)
+    np.testing.assert_allclose(sw.saliency(model, x, 1), tape_gradient(model, x, [1, 1]), rtol=1e-4, atol=1e-6)
+    hidden = model.layers[0]
+    h = tf.constant(hidden(x))
+    with tf.GradientTape() as tape:
+        tape.watch(h)
+        score = 2.0 * model.layers[1](h)[:, 1]
+    np.testing.assert_allclose(sw.saliency(model, x, 1, layer=hidden), tape.gradient(score, h).numpy(),
+                               rtol=1e-4, atol=1e-6)

@@ -151,9 +151,8 @@ class KerasBackend(Backend):
         caller's thread may do (so its function is traced there, not in the background)."""
         plan = self._plan(query)
         if plan.thread_local is None:
-            state = {"tape": None, "activation": None, "calls": 0}
             plan.thread_local = keras_graph.needs_thread_local_calls(
-                self.model, self._handlers(query, plan, state), self._keras)
+                self.model, [layer for layer, _ in self._handlers(query, plan, {}).values()], self._keras)
         return plan.thread_local
 
     def _body(self, kind: str, query: Query) -> Callable:

@@ -32,10 +32,16 @@ _INSTALL_LOCK = threading.RLock()
 
 
 def is_graph_model(obj: Any, keras: Any) -> bool:
-    """Sequential or functional: layers run in the listed order, so the last one is final."""
-    return isinstance(obj, keras.Sequential) or (
-        isinstance(obj, keras.Model) and type(obj).__name__ == "Functional"
-    )
+    """Keras's own Sequential or functional model, whose call is its graph. Exact types: a
+    subclass may override ``call``, and walking its graph would run something else."""
+    return type(obj) is keras.Sequential or (isinstance(obj, keras.Model) and type(obj).__name__ == "Functional")
+
+
+def graph_of(model: Any, keras: Any) -> Any:
+    """The functional graph of a graph model (a Sequential's, once built), else None."""
+    if type(model) is keras.Sequential:
+        return getattr(model, "_functional", None)
+    return model if is_graph_model(model, keras) else None
 
 
 def graph_operations(model: Any, keras: Any) -> set[int]:
@@ -54,10 +60,10 @@ def graph_operations(model: Any, keras: Any) -> set[int]:
     return found
 
 
-def needs_thread_local_calls(model: Any, handlers: Handlers, keras: Any) -> bool:
-    """Whether a handler's layer lies outside the graph walk (see :func:`run`)."""
+def needs_thread_local_calls(model: Any, layers: list[Any], keras: Any) -> bool:
+    """Whether one of ``layers`` lies outside the graph walk (see :func:`run`)."""
     reachable = graph_operations(model, keras)
-    return any(key not in reachable for key in handlers)
+    return any(id(layer) not in reachable for layer in layers)
 
 
 def run(model: Any, inputs: Any, handlers: Handlers, keras: Any) -> Any:
@@ -103,7 +109,7 @@ def _shadow(original: Any, **overrides: Any) -> Any:
 
 def _operations(model: Any, keras: Any) -> list[Any]:
     """The operations of a graph model's nodes (a Sequential's layers when it has no graph)."""
-    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    graph = graph_of(model, keras)
     if graph is None:
         return list(model.layers)
     return [node.operation for nodes in graph._nodes_by_depth.values() for node in nodes
@@ -137,7 +143,7 @@ def _walker(model: Any, handlers: Handlers, keras: Any) -> Callable[..., Any]:
     """Runs a graph model node by node, each operation as :func:`_operation` says."""
     from keras.src.models.functional import unpack_singleton
 
-    graph = getattr(model, "_functional", None) if isinstance(model, keras.Sequential) else model
+    graph = graph_of(model, keras)
 
     def walk(inputs: Any, *args: Any, **kwargs: Any) -> Any:
         if graph is None:  # a Sequential without a graph: its layers in order

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import SaliencyError
 from ..heads import select_output
+from .keras_graph import graph_of
 
 #: Layer classes (exact types: a subclass may override ``call``) whose inference-mode output
 #: for a sample is a function of that sample alone, whatever their settings except those
@@ -47,7 +48,7 @@ def declared_output_shape(model: Any, head: Any, names: list[str], spec: Any, en
     :class:`~saliency_widgets.backends.base.LayerRef`; ``names``: the model's output names), when
     ``model`` is a graph of per-sample layers whose declared inputs are exactly ``entries``'
     shapes; else None."""
-    graph = _graph(model, keras)
+    graph = graph_of(model, keras)
     if graph is None or not _declares(graph, spec, entries) or not _per_sample(graph, keras):
         return None
     output = _head_output(graph, head, names, keras)
@@ -55,13 +56,6 @@ def declared_output_shape(model: Any, head: Any, names: list[str], spec: Any, en
         return None
     shape = tuple(output.shape)[1:]
     return shape if all(isinstance(d, int) for d in shape) else None
-
-
-def _graph(model: Any, keras: Any) -> Optional[Any]:
-    """The functional graph of a built Sequential or functional model (exact types), else None."""
-    if type(model) is keras.Sequential:
-        return getattr(model, "_functional", None)
-    return model if type(model).__name__ == "Functional" and isinstance(model, keras.Model) else None
 
 
 def _declares(graph: Any, spec: Any, entries: Sequence[np.ndarray]) -> bool:
@@ -80,7 +74,7 @@ def _declares(graph: Any, spec: Any, entries: Sequence[np.ndarray]) -> bool:
 def _per_sample(graph: Any, keras: Any) -> bool:
     """Whether every operation of the graph (and of graphs nested in it) is a per-sample layer."""
     for op in graph.operations:
-        nested = _graph(op, keras)
+        nested = graph_of(op, keras)
         if nested is not None:
             if not _per_sample(nested, keras):
                 return False
