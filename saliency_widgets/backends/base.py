@@ -215,6 +215,11 @@ class Backend(ABC):
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
         """The named weight blocks of one layer (a name, an index or the layer object)."""
 
+    def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
+        """Every weight of the model, trainable or not, as ``(name, array)`` in a stable order (what
+        a run of ``attribute_dataset`` is fingerprinted by); None where they cannot be found."""
+        return None
+
 
 def sum_of_copies(gradient: np.ndarray, copy_weights: np.ndarray) -> np.ndarray:
     """``Σ_k copy_weights[k] · gradient[k]``, the rows of ``gradient`` being ``len(copy_weights)``

@@ -343,6 +343,11 @@ class KerasBackend(Backend):
 
         return keras_layer_weights(self.model, layer, split_gates)
 
+    def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
+        """``model.weights``, trainable or not, by position: their paths hold generated names
+        (``dense_3/kernel``) that a rebuilt model changes."""
+        return [(str(i), self._keras.ops.convert_to_numpy(w.value)) for i, w in enumerate(self.model.weights)]
+
 
 #: Background traces still running; joined at exit so that none is cut off mid-trace.
 _TRACES: list[threading.Thread] = []

@@ -18,7 +18,7 @@ from ..errors import NonDifferentiableError, SaliencyError
 from ..heads import output_keys, select_output
 from ..structure import signature, tile
 from ..weights import LayerInfo, WeightBlock, resolve_layer
-from .base import Backend, LayerRef, Query, Targets
+from .base import Backend, LayerRef, Query, Targets, to_numpy
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
     nn.Softmax: "softmax",
@@ -451,6 +451,14 @@ class TorchBackend(Backend):
         from .torch_weights import torch_layer_weights
 
         return torch_layer_weights(self._require_module(), layer, split_gates)
+
+    def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
+        """``state_dict()``: parameters and buffers (batch norm statistics …) by their keys; for a
+        bound method, those of the module it is bound to."""
+        module = self._module if self._is_module else getattr(self.model, "__self__", None)
+        if not isinstance(module, nn.Module):
+            return None
+        return [(k, to_numpy(v)) for k, v in module.state_dict().items() if isinstance(v, torch.Tensor)]
 
     def _require_module(self) -> nn.Module:
         if self._module is None:

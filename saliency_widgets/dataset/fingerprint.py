@@ -1,15 +1,15 @@
 """What identifies a run of :func:`~saliency_widgets.attribute_dataset`, as JSON-able hashes.
 
-- :func:`weights_fingerprint`: one BLAKE2b hash of every weight of the model (torch
-  ``state_dict()`` with its keys, buffers included; Keras ``model.weights`` in order), with
-  their dtypes and shapes: the same model class with other weights hashes differently, the
-  same weights in a rebuilt model the same;
+- :func:`weights_fingerprint`: one BLAKE2b hash of every weight of the model as its backend
+  lists them (``Backend.named_weights``: torch ``state_dict()`` with its keys, buffers
+  included; Keras ``model.weights`` in order), with their dtypes and shapes: the same model
+  class with other weights hashes differently, the same weights in a rebuilt model the same;
 - :func:`describe`: the method's options, arrays by their hash and layers by their names
   (torch) or positions (Keras);
 - :func:`digest`: the hash of a batch's inputs, or of the rows a batch wrote to one column.
 
-Frameworks are recognised by duck typing only (no framework is imported here); tensors
-become numpy through :func:`~saliency_widgets.backends.base.to_numpy`.
+No framework is imported here: weights come from the model's backend, option tensors become
+numpy through :func:`~saliency_widgets.backends.base.to_numpy`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..backends import get_backend
 from ..backends.base import to_numpy
 
 #: Bytes of every hash (32 hex digits): collisions are out of reach, journal lines stay short.
 DIGEST_BYTES = 16
-_KERAS_ROOTS = {"keras", "tf_keras", "tensorflow"}
 
 
 def digest(arrays: Iterable[np.ndarray]) -> str:
@@ -36,19 +36,16 @@ def digest(arrays: Iterable[np.ndarray]) -> str:
 
 
 def weights_fingerprint(model: Any) -> Optional[dict[str, Any]]:
-    """``{"blake2b": hash, "tensors": count, "values": count}`` of every weight of ``model``,
-    or None for a callable whose weights cannot be found (a plain function)."""
-    named = _named_weights(model)
+    """``{"blake2b": hash, "tensors": count, "values": count}`` of every weight of ``model``
+    (``Backend.named_weights``), or None for a callable whose weights cannot be found."""
+    named = get_backend(model).named_weights()
     if named is None:
         return None
     h = hashlib.blake2b(digest_size=DIGEST_BYTES)
-    values = 0
-    for name, tensor in named:
-        array = to_numpy(tensor)
+    for name, array in named:
         h.update(str(name).encode("utf-8", "replace") + b"\0")
         _update(h, array)
-        values += int(array.size)
-    return {"blake2b": h.hexdigest(), "tensors": len(named), "values": values}
+    return {"blake2b": h.hexdigest(), "tensors": len(named), "values": sum(int(a.size) for _, a in named)}
 
 
 def describe(value: Any, model: Any = None) -> Any:
@@ -83,25 +80,6 @@ def describe(value: Any, model: Any = None) -> Any:
     if isinstance(qualname, str):  # a function or a class
         return f"{getattr(value, '__module__', '')}.{qualname}"
     return kind
-
-
-def _named_weights(model: Any) -> Optional[list[tuple[str, Any]]]:
-    owner = model
-    if getattr(model, "__self__", None) is not None and not _has_weights(model):  # a bound method
-        owner = model.__self__
-    roots = {cls.__module__.split(".")[0] for cls in type(owner).__mro__}
-    weights = getattr(owner, "weights", None) if roots & _KERAS_ROOTS else None
-    if isinstance(weights, (list, tuple)):  # Keras: model.weights, trainable or not, in order
-        # by position: their paths hold generated names ("dense_3/kernel") that a rebuilt model changes
-        return [(str(i), w) for i, w in enumerate(weights)]
-    state_dict = getattr(owner, "state_dict", None)
-    if callable(state_dict):  # torch: parameters and buffers (BatchNorm statistics …)
-        return [(k, v) for k, v in state_dict().items() if hasattr(v, "shape") and hasattr(v, "dtype")]
-    return None
-
-
-def _has_weights(obj: Any) -> bool:
-    return callable(getattr(obj, "state_dict", None)) or isinstance(getattr(obj, "weights", None), (list, tuple))
 
 
 def _update(h: Any, array: np.ndarray) -> None:
