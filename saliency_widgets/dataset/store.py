@@ -11,7 +11,7 @@ rename). ``batches.jsonl`` gets one line per batch once the batch is in every
 column: its rows, the hash of its inputs and the hash of the rows it wrote to
 each column::
 
-    {"start": 32, "rows": 16, "inputs": "<blake2b>", "results": {"targets": "<blake2b>", ...}}
+    {"start": 32, "rows": 16, "inputs": "<sha256>", "results": {"targets": "<sha256>", ...}}
 
 The finished rows are those the journal records. A crash leaves at most rows
 past them (and a half-written last line), which resuming cuts off; anything
@@ -371,7 +371,7 @@ def mismatch(theirs: dict[str, Any], ours: dict[str, Any]) -> str:
 
 
 def _short(value: Any) -> str:
-    if isinstance(value, dict) and "blake2b" in value:
-        return f"blake2b {str(value['blake2b'])[:12]}…"
+    if isinstance(value, dict) and "sha256" in value:
+        return f"sha256 {str(value['sha256'])[:12]}…"
     text = json.dumps(value)
     return text if len(text) <= 60 else text[:57] + "..."
