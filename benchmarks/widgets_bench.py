@@ -137,7 +137,8 @@ def main() -> int:
         res = in_browser(browser, mnist_like, TIME_CLICKS, targets)
         ok.append(report("click → redraw, prefetched Jacobian, max", max(res["times"]), 50, "ms"))
         print(f"  (median {statistics.median(res['times']):.3f} ms over {len(targets)} clicks)")
-        expected = [{"type": "save_changes", "changes": {"target": k}} for k in targets]
+        # each click: the new target and the number of the map request it makes (stale replies are dropped)
+        expected = [{"type": "save_changes", "changes": {"target": k, "_request": i + 1}} for i, k in enumerate(targets)]
         no_extra = res["log"] == expected and res["busy"] == "false"
         print(f"  messages to the kernel: {len(res['log'])} (only target changes: {'PASS' if no_extra else 'FAIL'})")
         ok.append(no_extra)
@@ -171,10 +172,8 @@ TIME_FIRST_PAINT = """async ([bundle, n]) => {
 
 def grid_first_paint(browser) -> bool:
     """JacobianGrid of Linear(64 → 1000): render to first painted frame (TIME_FIRST_PAINT)."""
-    from saliency_widgets.widgets.jacobian_grid import STATIC
-
     grid = JacobianGrid(torch.nn.Linear(64, 1000).eval(), np.random.default_rng(4).normal(size=(1, 64)).astype(np.float32))
-    res = in_browser(browser, grid, TIME_FIRST_PAINT, [(STATIC / "jacobian_grid.js").read_text(), REPEATS])
+    res = in_browser(browser, grid, TIME_FIRST_PAINT, [grid._esm, REPEATS])
     print(f"  (grid first paint: first render {res['times'][0]:.1f} ms, max {max(res['times']):.1f} ms over {REPEATS})")
     return report("1000×64 JacobianGrid first paint, median", statistics.median(res["times"]), 100, "ms")
 
@@ -182,11 +181,10 @@ def grid_first_paint(browser) -> bool:
 def inspector_first_paint(browser) -> bool:
     """WeightInspector of an LSTM(64) (16 gate blocks, 18,944 weights): render to first painted frame."""
     from saliency_widgets.widgets import WeightInspector
-    from saliency_widgets.widgets.weight_inspector import STATIC
 
     lstm = torch.nn.Sequential(torch.nn.LSTM(8, 64))
     widget = WeightInspector(lstm, input_shape=(5, 8))
-    res = in_browser(browser, widget, TIME_FIRST_PAINT, [(STATIC / "weight_inspector.js").read_text(), REPEATS])
+    res = in_browser(browser, widget, TIME_FIRST_PAINT, [widget._esm, REPEATS])
     print(f"  (inspector first paint: first render {res['times'][0]:.1f} ms, max {max(res['times']):.1f} ms over {REPEATS})")
     return report("LSTM(64) inspector first paint, median", statistics.median(res["times"]), 200, "ms")
 
