@@ -204,7 +204,7 @@ def _keras_batch_centred() -> keras.Model:
 
 
 @pytest.mark.parametrize("make", [_BatchCentred, _keras_batch_centred], ids=["torch", "keras"])
-def test_a_refused_model_stays_refused_by_every_entry_point(rng, make):
+def test_a_refused_model_stays_refused_by_every_entry_point(rng, tmp_path, make):
     """Item 2: the identical retry used to return batch-mixed numbers."""
     model = make()
     x = rng.normal(size=(3, 3)).astype(np.float32)
@@ -212,7 +212,9 @@ def test_a_refused_model_stays_refused_by_every_entry_point(rng, make):
         sw.saliency(model, x, 0)
     for retry in (lambda: sw.saliency(model, x, 0), lambda: sw.jacobian(model, x),
                   lambda: sw.saliency(model, x, 0, method="integrated_gradients"),
-                  lambda: sw.SaliencyMap(model, x), lambda: sw.checks.random_logit(model, x, 0)):
+                  lambda: sw.SaliencyMap(model, x), lambda: sw.JacobianGrid(model, x),
+                  lambda: sw.checks.random_logit(model, x, 0),
+                  lambda: sw.attribute_dataset(model, x, batch_size=3, path=tmp_path, progress=False)):
         with pytest.raises(SaliencyError, match="mixes samples"):
             retry()
 
