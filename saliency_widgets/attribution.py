@@ -6,6 +6,7 @@ Nothing here knows a framework: every forward pass and gradient goes through
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -15,15 +16,16 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from . import arguments
 from .backends import get_backend
-from .backends.base import Backend, Query
+from .backends.base import Backend, Query, to_numpy
 from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, SaliencyError, SaliencyWarning
 from .gradcam import default_layer, gradcam, gradcam_plus_plus
 from .heads import looks_like_probabilities
 from .passes import PassSizes
 from .occlusion import occlusion
-from .structure import baseline_entries, flatten, replaced, select, signature, tile
+from .structure import Structure, baseline_entries, flatten, replaced, select, signature, tile
 
 METHODS = ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_plus_plus",
            "occlusion")
@@ -38,6 +40,23 @@ METHOD_OPTIONS: dict[str, dict[str, Any]] = {
     "gradcam": {"relu": True},
     "gradcam_plus_plus": {"relu": True},
     "occlusion": {"window": None, "stride": None, "baseline": 0.0},
+}
+#: How each method option is checked (see :mod:`saliency_widgets.arguments`); ``baseline`` is checked
+#: where it is made an array of ``x``'s structure.
+_OPTION_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "n_samples": lambda name, value: arguments.positive_int(
+        name, value, arguments.MAX_SAMPLES, f"the mean of {arguments.MAX_SAMPLES:,} noisy gradients has a standard "
+        "error of 1 % of one gradient's spread, and every sample costs a forward and backward pass of the batch; "
+        "pass fewer"),
+    "noise": arguments.fraction,
+    "seed": lambda name, value: arguments.seed(value),
+    "steps": lambda name, value: arguments.positive_int(
+        name, value, arguments.MAX_STEPS, f"Gauss–Legendre quadrature with {arguments.MAX_STEPS:,} nodes is exact "
+        f"for polynomials of degree {2 * arguments.MAX_STEPS - 1:,}, and its nodes take time growing as steps³ "
+        "to compute; pass fewer"),
+    "relu": arguments.flag,
+    "window": arguments.sizes,
+    "stride": arguments.sizes,
 }
 _CAMS = {"gradcam": gradcam, "gradcam_plus_plus": gradcam_plus_plus}
 #: Methods computed from one gradient pass, which also gives the scores (and arg-max targets).
@@ -87,6 +106,8 @@ class _Problem:
     declared: Optional[tuple[int, ...]] = None
     #: Whether this is the first call for this input signature and query (see ``_start``).
     first: bool = False
+    #: The passes to use instead of the backend's search (see :func:`attribute_in_passes`).
+    passes: Optional[Callable[[PassSizes], PassSizes]] = None
 
     @property
     def batch(self) -> int:
@@ -144,24 +165,43 @@ def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradi
     return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=True)
 
 
+def attribute_in_passes(passes: Callable[[PassSizes], PassSizes], model: Any, x: Any, target: Target = None, *,
+                        method: str = "gradient", output: str = "logits", head: Any = None, layer: Any = None,
+                        fixed: Any = None, **kw: Any) -> Attribution:
+    """:func:`attribute` whose SmoothGrad / integrated-gradients passes are ``passes(own)``, ``own``
+    being the backend's timed search for this input signature: the dataset engine fixes a run's
+    passes this way, so that a resumed run gives the same bits."""
+    return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=True, passes=passes)
+
+
 def _attribute(model: Any, x: Any, target: Target, method: str, output: str, head: Any, layer: Any, fixed: Any,
-               kw: dict[str, Any], *, scored: bool) -> Attribution:
+               kw: dict[str, Any], *, scored: bool,
+               passes: Optional[Callable[[PassSizes], PassSizes]] = None) -> Attribution:
     """:func:`attribute`. Without ``scored``, SmoothGrad and IG skip the forward passes whose
     scores (and completeness error) only the result reports, when no target, check or warning
-    needs them: ``outputs`` and ``completeness_error`` may then be None."""
+    needs them: ``outputs`` and ``completeness_error`` may then be None. ``passes``: as in
+    :func:`attribute_in_passes`."""
     options = _method_options(method, kw)
+    target = arguments.plain_target(target, to_numpy)
     if method in _CAMS and layer is None:
         layer = _default_cam_layer(model, x, fixed)
+    ids = method == "occlusion" and np.asarray(to_numpy(options["baseline"])).dtype.kind in "iu"
     try:
-        p = _setup(model, x, output, head, layer, fixed)
+        p = _setup(model, x, output, head, layer, fixed, occlude_ids=ids)
     except NonDifferentiableError:
         if method != "occlusion":
             raise
+        if not Structure.of(x).structured:
+            raise SaliencyError(
+                f"x holds integers (token ids?) and occlusion replaces windows of x by baseline=, which must then "
+                f"be an int (e.g. the [PAD] token id), got {arguments.shown(options['baseline'])}"
+            ) from None
         raise SaliencyError(
             "x has no entry to occlude: entries that are not floating-point (token ids, masks) are fixed by "
             "default. Name only the entries to keep with fixed= (e.g. fixed=['attention_mask']) and pass the "
             "[PAD] or [MASK] token id as baseline="
         ) from None
+    p.passes = passes
     out_shape = _start(p)
     delta = None
     if method in _ONE_PASS:  # target=None: each sample's arg-max, taken from the same pass
@@ -212,6 +252,7 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     chunks under ``config.chunk_budget_bytes``; refused with a
     :class:`MemoryBudgetError` above ``config.jacobian_budget_bytes``.
     """
+    outputs = arguments.plain_outputs(outputs, to_numpy)
     p = _setup(model, x, output, head, layer, fixed)
     for i in p.query.spec.attributed:
         _warn_if_not_finite(p.entries[i], "the input")
@@ -223,9 +264,9 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     else:
         _warn_about_activation(p, None, None, stacklevel=3)
     n_out = int(np.prod(out_shape, dtype=np.int64))
-    rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
     shapes = _variable_shapes(p)
-    _check_jacobian_budget(p.batch, shapes, len(rows), outputs is None)
+    _check_jacobian_budget(p.batch, shapes, n_out if outputs is None else len(outputs), outputs is None)
+    rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
     chunk = _items_per_chunk(_bytes_per_copy(p), _JACOBIAN_ROW_FACTOR)
     parts = [_guarded(lambda r=r: p.backend.jacobian_rows(p.query, p.entries, r))
              for r in np.array_split(rows, max(1, math.ceil(len(rows) / chunk)))]
@@ -239,12 +280,13 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     return results[0] if p.at_layer else p.query.spec.result(results)
 
 
-def layer_output(model: Any, x: Any, layer: Any, *, fixed: Any = None) -> np.ndarray:
+def layer_output(model: Any, x: Any, layer: Any, *, head: Any = None, fixed: Any = None) -> np.ndarray:
     """The output of ``layer`` (a name, index or object as in ``sw.layers``) for a batch,
-    ``(batch, *layer_shape)`` float32; for a layer returning a tuple, its first tensor."""
+    ``(batch, *layer_shape)`` float32; for a layer returning a tuple, its first tensor. ``head``:
+    the explained output as in :func:`attribute` (a model with several outputs needs it to run)."""
     backend = get_backend(model)
     spec, entries = flatten(x, backend.to_numpy, fixed)
-    p = _Problem(backend, backend.query(spec, layer=layer), entries)
+    p = _Problem(backend, backend.query(spec, head=head, layer=layer), entries)
     return _variables(p)[0]
 
 
@@ -262,38 +304,40 @@ def predict(model: Any, x: Any, *, output: str = "logits", head: Any = None, fix
 
 
 def output_rows(outputs: Sequence[Union[int, tuple, list]], out_shape: tuple) -> np.ndarray:
-    """Flat indices of ``outputs`` (flat ints, or index tuples/lists) into one sample's
-    output of shape ``out_shape``, validated with messages that give the valid range."""
-    return np.array([_flat_index(tuple(o) if isinstance(o, list) else o, out_shape, "outputs")
-                     for o in outputs], dtype=np.int64)
+    """Flat indices of ``outputs`` (flat ints, or index tuples/lists; negative positions in tuples
+    count from the end) into one sample's output of shape ``out_shape``, validated with messages that
+    give the valid range."""
+    return np.array([_flat_index(o, out_shape, "outputs") for o in arguments.plain_outputs(outputs, to_numpy)],
+                    dtype=np.int64)
 
 
 def resolve_targets(target: Target, scores_shape: tuple, scores: Optional[np.ndarray] = None) -> np.ndarray:
     """One flat output index per sample, validated against ``scores_shape`` = (batch, *out).
 
-    ``scores`` (the model's outputs) are needed only for ``target=None`` (arg-max).
+    ``scores`` (the model's outputs) are needed only for ``target=None`` (arg-max). Arrays and
+    tensors are taken as :func:`saliency_widgets.arguments.plain_target` reads them.
     """
     batch, out_shape = scores_shape[0], scores_shape[1:]
+    target = arguments.plain_target(target, to_numpy)
     if target is None:
         if scores is None:
             raise ValueError("arg-max targets need the scores")
         return scores.reshape(batch, -1).argmax(axis=1).astype(np.int64)
-    if isinstance(target, (str, bytes, float, tuple, int, np.integer)):
+    if not isinstance(target, list):
         return np.full(batch, _flat_index(target, out_shape, "target"), dtype=np.int64)
-    per_sample = target.tolist() if isinstance(target, np.ndarray) else list(target)
-    if len(per_sample) != batch:
+    if len(target) != batch:
         raise SaliencyError(
-            f"got {len(per_sample)} targets for a batch of {batch} samples; pass one target per "
+            f"got {len(target)} targets for a batch of {batch} samples; pass one target per "
             "sample, a single int for all, or a tuple to index a multi-dimensional output"
         )
-    return np.array([_flat_index(tuple(t) if isinstance(t, list) else t, out_shape, "target")
-                     for t in per_sample], dtype=np.int64)
+    return np.array([_flat_index(t, out_shape, "target") for t in target], dtype=np.int64)
 
 
 def _requested_targets(target: Target, batch: int, out_shape: tuple) -> Union[int, np.ndarray]:
     """``target`` as the backends take it: one flat index for a target every sample shares (an int
     or an index tuple), else one per sample (see :func:`resolve_targets`)."""
-    if isinstance(target, (tuple, int, np.integer)) and not isinstance(target, bool):
+    target = arguments.plain_target(target, to_numpy)
+    if isinstance(target, (tuple, int)):
         return _flat_index(target, out_shape, "target")
     return resolve_targets(target, (batch, *out_shape))
 
@@ -302,10 +346,7 @@ def _requested_targets(target: Target, batch: int, out_shape: tuple) -> Union[in
 def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise: float,
                 seed: Optional[int]) -> list[np.ndarray]:
     """Mean gradient over ``n_samples`` noisy copies; noise σ = ``noise`` × each sample's range
-    (of each attributed entry, or of the layer's activation)."""
-    n_samples = _positive_int("n_samples", n_samples)
-    if not noise >= 0:
-        raise SaliencyError(f"noise must be a non-negative fraction of the input range, got {noise}")
+    (of each attributed entry, or of the layer's activation). Options as ``_method_options`` checked them."""
     points = _variables(p)
     sigmas = [p.backend.staged((noise * _sample_range(v)).astype(np.float32)) for v in points]
     points = [p.backend.staged(v) for v in points]
@@ -333,8 +374,7 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: Optiona
                           steps: int) -> tuple[list[np.ndarray], Optional[np.ndarray]]:
     """(x − baseline) × the path integral of the gradient, by Gauss–Legendre quadrature;
     with the completeness error ``sum(attribution) − (f(x) − f(baseline))`` per sample
-    (None without ``scores``: f(baseline) is then not computed)."""
-    steps = _positive_int("steps", steps)
+    (None without ``scores``: f(baseline) is then not computed). ``steps`` as ``_method_options`` checked it."""
     points = _variables(p)
     bases, base_entries = _baselines(p, baseline, points)
     alphas, weights = _gauss_legendre(steps)
@@ -472,7 +512,7 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
     if key not in p.backend.pass_sizes:
         p.backend.pass_sizes[key] = PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR),
                                               p.backend.layouts(p.query, p.entries))
-    sizes = p.backend.pass_sizes[key]
+    sizes = p.backend.pass_sizes[key] if p.passes is None else p.passes(p.backend.pass_sizes[key])
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
     replaced_entries = () if p.at_layer else p.query.spec.attributed
     start = 0
@@ -490,12 +530,16 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
 
 
 # ------------------------------------------------------------------- helpers
-def _setup(model: Any, x: Any, output: str, head: Any, layer: Any, fixed: Any) -> _Problem:
+def _setup(model: Any, x: Any, output: str, head: Any, layer: Any, fixed: Any, *,
+           occlude_ids: bool = False) -> _Problem:
     """Validates ``output``, ``x`` and ``fixed``, resolves ``head`` and ``layer``, warns about
-    training mode."""
+    training mode. ``occlude_ids``: an integer single-array ``x`` is attributed (occlusion of token
+    ids by an int baseline needs no gradient)."""
     _check_choice("output", output, OUTPUTS)
     backend = get_backend(model)
-    spec, entries = flatten(x, backend.to_numpy, fixed)
+    spec, entries = flatten(x, backend.to_numpy, fixed, backend.input_names)
+    if occlude_ids and layer is None and not spec.structured:
+        spec = dataclasses.replace(spec, attributed=(0,))
     if layer is None and not spec.attributed:
         given = (f"x has dtype {entries[0].dtype}" if not spec.structured else "no entry of x is floating-point ("
                  + ", ".join(f"{spec.name(i)}: {e.dtype}" for i, e in enumerate(entries)) + ")")
@@ -553,6 +597,11 @@ def _verify(p: _Problem, scores: np.ndarray) -> None:
     if p.probe is None:
         return
     probe, p.probe = p.probe, None
+    if probe.shape[1:] != scores.shape[1:]:
+        _refuse_mixing(p, f"a sample's output has shape {probe.shape[1:]} in a batch of {len(probe)} but "
+                          f"{scores.shape[1:]} in a batch of {len(scores)}: its shape follows the batch size (a batch "
+                          "× batch score such as CLIP's logits_per_image?), so the model mixes samples along the "
+                          "first axis. Pass head= a per-sample output (e.g. the embeddings) to explain it")
     pairs = [(0, 1), (1, 0), (2, 0)] if p.batch >= 2 else [(0, 0)]
     scale = max(1.0, float(np.max(np.abs(scores[np.isfinite(scores)]), initial=0.0)))
 
@@ -568,13 +617,17 @@ def _verify(p: _Problem, scores: np.ndarray) -> None:
             "the model's output changes between identical calls: dropout in training mode? call model.eval() "
             "(or remove the randomness); attributions of a random output would not be reproducible"
         )
-    p.backend.refusals[p.key] = (
-        f"sample {row}'s output changes when the other samples of the batch change: the model mixes "
-        "samples along the first axis (a recurrent layer with batch_first=False, batch statistics, or "
-        "an input whose batch axis is not first). Per-sample attributions would be wrong: give x with "
-        "the batch axis first, and build RNNs with batch_first=True"
-    )
-    raise SaliencyError(p.backend.refusals[p.key])
+    _refuse_mixing(p, f"sample {row}'s output changes when the other samples of the batch change: the model mixes "
+                      "samples along the first axis (a recurrent layer with batch_first=False, batch statistics, or "
+                      "an input whose batch axis is not first). Per-sample attributions would be wrong: give x "
+                      "with the batch axis first, and build RNNs with batch_first=True")
+
+
+def _refuse_mixing(p: _Problem, reason: str) -> None:
+    """Refuses the model for this input signature and query, now and on every later call."""
+    p.backend.output_shapes.pop(p.key, None)
+    p.backend.refusals[p.key] = reason
+    raise SaliencyError(reason)
 
 
 def _variables(p: _Problem) -> list[np.ndarray]:
@@ -658,39 +711,37 @@ def _method_options(method: str, kw: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         accepted = ", ".join(defaults) if defaults else "no options"
         raise SaliencyError(f"method {method!r} does not take {', '.join(unknown)}; it accepts {accepted}")
-    return {**defaults, **kw}
+    checked = {name: _OPTION_CHECKS[name](name, value) if name in _OPTION_CHECKS else value
+               for name, value in kw.items()}
+    return {**defaults, **checked}
 
 
 def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise SaliencyError(f"unknown {name} {value!r}; choose one of {', '.join(map(repr, choices))}")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or value < 1:
-        raise SaliencyError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    if not isinstance(value, str) or value not in choices:
+        raise SaliencyError(f"unknown {name} {arguments.shown(value)}; choose one of {', '.join(map(repr, choices))}")
 
 
 def _flat_index(index: Union[int, tuple], out_shape: tuple, what: str) -> int:
+    """The flat index of ``index`` (a flat int, or an index tuple whose negative positions count
+    from the end of their axis, as in Python) into one sample's output of ``out_shape``."""
     n_out = math.prod(out_shape)
-    if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+    if arguments.is_integer(index):
         if not 0 <= index < n_out:
             raise SaliencyError(
                 f"{what} {int(index)} is out of range: the model has {n_out} outputs per sample "
                 f"(valid: 0 to {n_out - 1})"
             )
         return int(index)
-    if isinstance(index, tuple) and all(isinstance(i, (int, np.integer)) for i in index):
-        if len(index) != len(out_shape) or not all(0 <= i < n for i, n in zip(index, out_shape)):
+    if isinstance(index, tuple) and all(arguments.is_integer(i) for i in index):
+        if len(index) != len(out_shape) or not all(-n <= i < n for i, n in zip(index, out_shape)):
             raise SaliencyError(
                 f"{what} {index} does not index one sample's output of shape {out_shape} "
-                f"(valid: a tuple of {len(out_shape)} ints, each 0 ≤ i < the axis length)"
+                f"(valid: a tuple of {len(out_shape)} ints, each -n ≤ i < n for its axis length n)"
             )
-        return int(np.ravel_multi_index(index, out_shape))
+        return int(np.ravel_multi_index(tuple(int(i) % n for i, n in zip(index, out_shape)), out_shape))
     raise SaliencyError(
         f"{what} must be None, an int, one int per sample, or a tuple index into one sample's "
-        f"output; got {index!r}"
+        f"output; got {arguments.shown(index)}"
     )
 
 

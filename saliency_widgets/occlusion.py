@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from .arguments import numeric, sizes
 from .config import config
 from .errors import SaliencyError
 
@@ -79,14 +80,15 @@ def window_shape(size: Size, sample_shape: tuple, channel_axis: Optional[int], w
     the whole axis, or ``default``'s entry for strides), or be one int for every
     spatial axis. ``None`` gives about 1/8 of each spatial axis.
     """
+    size = sizes(what, size)
     spatial = [i for i in range(len(sample_shape)) if i != channel_axis]
     full = [default[i] if default is not None else n for i, n in enumerate(sample_shape)]
     if size is None:
         values = [max(1, round(sample_shape[i] / 8)) for i in spatial]
-    elif isinstance(size, (int, np.integer)):
-        values = [int(size)] * len(spatial)
+    elif isinstance(size, int):
+        values = [size] * len(spatial)
     else:
-        values = [int(v) for v in size]
+        values = list(size)
         if len(values) == len(sample_shape):
             return tuple(values)
         if len(values) != len(spatial):
@@ -113,7 +115,7 @@ def _check_windows(win: tuple, step: tuple, sample_shape: tuple) -> None:
 
 
 def _broadcast_baseline(baseline: Union[float, np.ndarray], x: np.ndarray) -> np.ndarray:
-    base = np.asarray(baseline, dtype=x.dtype)
+    base = np.asarray(numeric("baseline", np.asarray(baseline)), dtype=x.dtype)
     try:
         return np.broadcast_to(base, x.shape)
     except ValueError:

@@ -9,12 +9,16 @@ default every floating-point entry; ``fixed=`` names the ones passed through.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from .arguments import numeric, shown
 from .errors import SaliencyError
+
+#: The model's input names filling a tuple/list ``x`` of so many entries (``Backend.input_names``).
+InputNames = Callable[[int], Optional[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,13 @@ class InputSpec(Structure):
 
     #: Positions (into the flat entries) of the attributed entries.
     attributed: tuple[int, ...] = ()
+    #: The model's names of a tuple/list's entries (its forward parameters, its Keras inputs), for messages.
+    labels: tuple[str, ...] = field(default=(), compare=False)
+
+    def name(self, position: int) -> str:
+        """How the entry at ``position`` is called in messages, with the model's name for it when known."""
+        label = self.labels[position] if position < len(self.labels) else None
+        return super().name(position) + (f" (`{label}`)" if label else "")
 
     def result(self, attributed_values: Sequence[np.ndarray]) -> Any:
         """Results for the attributed entries in ``x``'s structure, ``None`` for fixed entries."""
@@ -87,20 +98,23 @@ class InputSpec(Structure):
                          for i, (s, d) in enumerate(zip(shapes, dtypes)))
 
 
-def flatten(x: Any, to_numpy: Callable[[Any], np.ndarray], fixed: Any = None) -> tuple[InputSpec, list[np.ndarray]]:
+def flatten(x: Any, to_numpy: Callable[[Any], np.ndarray], fixed: Any = None,
+            input_names: Optional[InputNames] = None) -> tuple[InputSpec, list[np.ndarray]]:
     """``(spec, entries)`` for the user's ``x``: floating entries as float32, others as they are.
 
     ``fixed``: dict keys or tuple/list positions passed through unchanged and not
-    attributed (default: every entry whose dtype is not floating).
+    attributed (default: every entry whose dtype is not floating). ``input_names``: the
+    model's names for a tuple/list's entries, used in messages; a tuple/list with more
+    entries than the model has inputs is refused.
     """
     if isinstance(x, Mapping) and not x:
         raise SaliencyError("x is an empty dict; pass the model's input batch")
     structure = Structure.of(x)
-    kind, keys = structure.kind, structure.keys
-    entries = [_entry(to_numpy(value), kind, key) for key, value in zip(keys, structure.leaves(x))]
-    _check_batch(entries, kind, keys)
-    spec = InputSpec(kind, keys, _attributed(entries, kind, keys, fixed))
-    return spec, entries
+    named = InputSpec(structure.kind, structure.keys, labels=_labels(structure, input_names))
+    entries = [_entry(_array(to_numpy, value, named.name(i)), named.name(i))
+               for i, value in enumerate(structure.leaves(x))]
+    _check_batch(entries, named)
+    return replace(named, attributed=_attributed(entries, structure.kind, structure.keys, fixed)), entries
 
 
 def _is_nested_numbers(x: Sequence[Any]) -> bool:
@@ -109,8 +123,32 @@ def _is_nested_numbers(x: Sequence[Any]) -> bool:
     return isinstance(x, list) and (np.isscalar(first) or isinstance(first, list))
 
 
-def _entry(array: np.ndarray, kind: str, key: Any) -> np.ndarray:
-    where = "x" if kind == "array" else f"x[{key!r}]"
+def _labels(structure: Structure, input_names: Optional[InputNames]) -> tuple[str, ...]:
+    """The model's names for a tuple/list ``x``'s entries (none for a dict: its keys are the names)."""
+    if structure.kind not in ("tuple", "list") or input_names is None:
+        return ()
+    count = len(structure.keys)
+    names = input_names(count)
+    if names is None:
+        return ()
+    if len(names) < count:
+        takes = f"{len(names)} input{'s' if len(names) != 1 else ''} ({', '.join(map(repr, names))})"
+        raise SaliencyError(
+            f"x is a {structure.kind} of {count} arrays, but the model takes {takes}; pass one array per input"
+            + (" (the array itself, not a list, for a one-input model)" if len(names) == 1 else "")
+        )
+    return tuple(names[:count])
+
+
+def _array(to_numpy: Callable[[Any], np.ndarray], value: Any, where: str) -> np.ndarray:
+    """``to_numpy(value)``, its refusal (a sparse or meta tensor, ragged lists) naming the entry."""
+    try:
+        return to_numpy(value)
+    except SaliencyError as err:
+        raise SaliencyError(f"{where}: {err}") from None
+
+
+def _entry(array: np.ndarray, where: str) -> np.ndarray:
     if array.ndim == 0:
         raise SaliencyError(f"{where} must be a batch with a leading batch axis, got a scalar")
     if array.shape[0] == 0:
@@ -123,19 +161,23 @@ def _entry(array: np.ndarray, kind: str, key: Any) -> np.ndarray:
     return np.asarray(array)
 
 
-def _check_batch(entries: list[np.ndarray], kind: str, keys: tuple) -> None:
+def _check_batch(entries: list[np.ndarray], spec: InputSpec) -> None:
     sizes = {int(e.shape[0]) for e in entries}
     if len(sizes) > 1:
-        given = ", ".join(f"x[{k!r}]: {tuple(e.shape)}" for k, e in zip(keys, entries))
+        given = ", ".join(f"{spec.name(i)} has batch {e.shape[0]} (shape {tuple(e.shape)})"
+                          for i, e in enumerate(entries))
         raise SaliencyError(
-            f"every entry of x needs the same leading batch size; got {given}"
+            f"every entry of x needs the same leading batch size: {given}; pass the same samples in every entry"
         )
 
 
 def _attributed(entries: list[np.ndarray], kind: str, keys: tuple, fixed: Any) -> tuple[int, ...]:
     if fixed is None:
         return tuple(i for i, e in enumerate(entries) if e.dtype.kind == "f")
-    names = [fixed] if isinstance(fixed, (str, int)) else list(fixed)
+    if isinstance(fixed, (bool, float, np.bool_, np.floating)) or not isinstance(
+            fixed, (str, int, np.integer, tuple, list, set, frozenset)):
+        raise SaliencyError(f"fixed must be None, a key or position of x, or a list of them; got {shown(fixed)}")
+    names = [fixed] if isinstance(fixed, (str, int, np.integer)) else list(fixed)
     if kind == "array":
         raise SaliencyError("fixed= names entries of a tuple, list or dict x; x is a single array")
     unknown = [n for n in names if n not in keys]
@@ -204,8 +246,11 @@ def baseline_entries(spec: InputSpec, entries: list[np.ndarray], baseline: Any,
 
 
 def _broadcast(value: np.ndarray, like: np.ndarray, what: str) -> np.ndarray:
+    dtype = np.float32 if np.issubdtype(like.dtype, np.floating) else like.dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = np.asarray(numeric(what, np.asarray(value)), dtype=dtype)
+    numeric(f"{what} (as {np.dtype(dtype)})", cast)
     try:
-        return np.broadcast_to(np.asarray(value, dtype=like.dtype if not np.issubdtype(like.dtype, np.floating)
-                                          else np.float32), like.shape).copy()
+        return np.broadcast_to(cast, like.shape).copy()
     except ValueError:
         raise SaliencyError(f"{what} of shape {np.shape(value)} does not broadcast to {like.shape}") from None

@@ -103,6 +103,12 @@ class Backend(ABC):
         """The user's input (numpy, torch or tf tensor) as a numpy array, dtype kept."""
         return to_numpy(x)
 
+    def input_names(self, count: int) -> Optional[list[str]]:
+        """The model's names for the entries of a tuple/list ``x`` of ``count`` arrays, in order (for
+        messages); a list shorter than ``count`` says the model takes fewer inputs. None where the
+        model does not tell (the default)."""
+        return None
+
     def query(self, spec: InputSpec, *, head: Any = None, logits: bool = True, layer: Any = None) -> Query:
         """A :class:`Query`, with ``layer`` (and a layer given as ``head``) resolved to the model's layer."""
         return Query(spec, self._resolve_head(head), logits, None if layer is None else self.find_layer(layer))
@@ -231,14 +237,32 @@ def sum_of_copies(gradient: np.ndarray, copy_weights: np.ndarray) -> np.ndarray:
 def to_numpy(x: Any) -> np.ndarray:
     """A numpy view of ``x`` (numpy, torch tensor, tf tensor or nested lists), dtype kept.
 
-    Duck-typed so that this module imports no framework.
+    Duck-typed so that this module imports no framework. A tensor without values (sparse,
+    nested, meta) and lists of different lengths get a :class:`SaliencyError` saying what to pass.
     """
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor
+        _require_dense(x)
         x = x.detach().cpu()
         # numpy has no bfloat16: floating tensors of any precision come out as float32
         return (x.float() if x.is_floating_point() else x).numpy()
     if hasattr(x, "numpy") and callable(x.numpy):  # tf.Tensor / tf.Variable
         return np.asarray(x.numpy())
-    return np.asarray(x)
+    try:
+        return np.asarray(x)
+    except ValueError:
+        raise SaliencyError(
+            f"a {type(x).__name__} of sequences of different lengths is not an array; pass a rectangular array "
+            "(pad the sequences to one length), or a tuple of arrays for a model with several inputs"
+        ) from None
+
+
+def _require_dense(tensor: Any) -> None:
+    """Refuses a torch tensor that has no dense values to copy: a meta tensor, a sparse or nested one."""
+    if getattr(tensor, "is_meta", False):
+        raise SaliencyError("a meta tensor has a shape but no values; pass a tensor with data (on 'cpu' or 'cuda')")
+    layout = str(getattr(tensor, "layout", "torch.strided"))
+    if layout != "torch.strided":
+        raise SaliencyError(f"a tensor of layout {layout} has no dense values; pass tensor.to_dense() (or the "
+                            "padded tensor of a nested one)")
