@@ -17,8 +17,10 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 # The bundle comes first, so the build hook finds it and does not run npm itself.
+# tf_keras (Keras 2, without its dependencies) is there for the test that refuses its models.
 $(PIP_STAMP): pyproject.toml | $(PY) $(BUNDLE)
 	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[torch,tensorflow,dev]"
+	$(PY) -m pip install --quiet --no-deps tf_keras==2.21.0
 	touch $@
 
 $(JS_STAMP): js/package.json js/package-lock.json

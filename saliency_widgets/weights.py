@@ -143,6 +143,19 @@ def no_weights_error(name: str, layer_type: str) -> SaliencyError:
     return SaliencyError(f"layer {name!r} ({layer_type}) has no weights")
 
 
+def did_not_run_error(name: str, layer_type: str, ran: Sequence[tuple[str, str]]) -> SaliencyError:
+    """The refusal of a layer (``layer=`` or ``head=``) that never ran in the forward pass.
+    ``ran``: ``(name, type)`` of the listed layers that did, in order; up to three are
+    suggested, those of the same type first (T5's unused ``shared`` → its ``embed_tokens``)."""
+    same = [n for n, t in ran if t == layer_type]
+    picks = (same or [n for n, _ in ran])[:3]
+    example = f", e.g. {', '.join(repr(n) for n in picks)}" if picks else ""
+    return SaliencyError(
+        f"layer {name!r} ({layer_type}) did not run in the forward pass, so nothing can be attributed to "
+        f"it or explained by it; pick a layer that runs{example}"
+    )
+
+
 # ------------------------------------------------------------ descriptions
 def shape_text(shape: Sequence[int]) -> str:
     """``(1, 3)`` → ``"1×3"``; ``(3,)`` → ``"3"``."""

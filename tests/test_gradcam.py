@@ -344,12 +344,13 @@ def test_engine_gradcam_refuses_a_model_without_spatial_layers(rng):
         sw.saliency(torch_mlp(), rng.normal(size=(2, 6)).astype(np.float32), method="gradcam")
 
 
-def test_engine_gradcam_default_layer_of_an_unbuilt_keras_model(rng):
+def test_engine_gradcam_default_layer_of_a_keras_model_built_without_input(rng):
     keras = pytest.importorskip("keras")
 
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.layers.Conv2D(3, 3, activation="relu"), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(2)])  # no Input: built on its first call
+                              keras.layers.Dense(2)])  # no Input layer: built by the user
+    model.build((None, 6, 6, 1))
     x = rng.normal(size=(2, 6, 6, 1)).astype(np.float32)
     result = sw.attribute(model, x, 1, method="gradcam")
     assert result.layer == model.layers[0].name and result.values.shape == (2, 6, 6)

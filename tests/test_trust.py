@@ -236,6 +236,7 @@ def test_jacobian_warns_when_the_softmax_cannot_be_skipped(rng):
     """Item 4: a subclassed Keras model's softmax cannot be found; sw.jacobian says so, every call."""
     model = KerasSubclassed()
     x = rng.normal(size=(2, 6)).astype(np.float32)
+    model(x)  # built by the user's first call
     for call in (lambda: sw.jacobian(model, x), lambda: sw.jacobian(model, x), lambda: sw.saliency(model, x, 0)):
         with pytest.warns(SaliencyWarning, match="could not find the logits"):
             call()

@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 from ..errors import NotAModelError
 from .base import Backend
 
-_KERAS_ROOTS = ("keras", "tf_keras", "tensorflow")
+_KERAS_ROOTS = ("keras", "tensorflow")
 
 
 def _class_roots(obj: Any) -> set[str]:
@@ -46,6 +46,12 @@ def get_backend(model: Any) -> Backend:
 
 def _make_backend(model: Any) -> Backend:
     roots = _class_roots(model)
+    if "tf_keras" in roots and "keras" not in roots:
+        raise NotAModelError(
+            f"{type(model).__qualname__} is a Keras 2 (tf_keras) model, which saliency_widgets does not support "
+            "(its layers and variables differ from Keras 3's); load it in Keras 3: save it with "
+            "model.save('model.h5') and load it with keras.saving.load_model('model.h5')"
+        )
     if "torch" in roots:
         from .torch_backend import TorchBackend
 

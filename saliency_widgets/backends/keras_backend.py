@@ -12,8 +12,7 @@ import numpy as np
 
 from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ..heads import select_output
-from ..structure import flatten
-from ..weights import LayerInfo, WeightBlock, resolve_layer
+from ..weights import LayerInfo, WeightBlock, did_not_run_error, resolve_layer
 from . import keras_graph
 from .base import Backend, LayerRef, Query, Targets, sum_of_copies
 from .keras_graph import is_graph_model
@@ -63,6 +62,10 @@ class KerasBackend(Backend):
         self._tracing: set[tuple] = set()
         #: Keys of calls run eagerly that are traced in the caller's thread when they come again.
         self._eager_calls: set[tuple] = set()
+        #: Input signatures found to fit the inputs the model declares.
+        self._fitting_inputs: set[tuple] = set()
+        #: A stateful layer of the model (refused by every computation), or None.
+        self._stateful = _stateful_layer(model)
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------------- inputs
@@ -76,6 +79,13 @@ class KerasBackend(Backend):
             return shapes[0]
         names = [getattr(t, "name", f"input {i}") for i, t in enumerate(inputs)]
         return "a list or dict of " + ", ".join(f"{n} {s}" for n, s in zip(names, shapes))
+
+    def input_names(self, count: int) -> Optional[list[str]]:
+        """The names of the inputs the model declares (``model.inputs``); None where it declares none."""
+        try:
+            return [t.name for t in self.model.inputs]
+        except (AttributeError, ValueError, TypeError):
+            return None
 
     @property
     def is_training(self) -> bool:
@@ -143,7 +153,7 @@ class KerasBackend(Backend):
         plan = self._plan(query)
         raw = keras_graph.run(self.model, query.spec.pack(tensors), self._handlers(query, plan, state), self._keras)
         if isinstance(plan.head, LayerRef):
-            return state["head"]
+            return _recorded(state, "head", plan.head)
         return select_output(raw, plan.head, self._tf.is_tensor, self._output_names())
 
     def _thread_local(self, query: Query) -> bool:
@@ -171,12 +181,13 @@ class KerasBackend(Backend):
                 for t in wrt:
                     tape.watch(t)
                 y = explained(query, tensors, state)
-                return y, ([state["leaf"]] if layer_mode else wrt)
+                return y, ([_recorded(state, "leaf", query.layer)] if layer_mode else wrt)
 
             def forward(tensors: list[Any], activation: Any = None) -> Any:
                 state = {"tape": None, "activation": activation, "calls": 0}
                 y = explained(query, tensors, state)
-                return state["leaf"] if kind == "activation" else y
+                leaf = _recorded(state, "leaf", query.layer) if layer_mode else None
+                return leaf if kind == "activation" else y
 
             def target_gradients(tensors: list[Any], targets: Any, activation: Any) -> tuple[Any, list[Any], list[Any]]:
                 with tf.GradientTape() as tape:
@@ -223,7 +234,8 @@ class KerasBackend(Backend):
         slow when eager, is traced on its first."""
         tf = self._tf
         with self._lock:
-            self._ensure_built(query, entries)
+            self._require_runnable()
+            self._require_fitting_input(query, entries)
             arrays = [tf.convert_to_tensor(e) for e in entries], *(tf.convert_to_tensor(a) for a in args)
             if activation is not None:
                 arrays = (*arrays, tf.convert_to_tensor(activation))
@@ -232,17 +244,16 @@ class KerasBackend(Backend):
             body = self._body(kind, query)
             try:
                 function = self._compiled.get(key)
-                if function is None and kind == "jacobian":
-                    function = self._compiled[key] = tf.function(body, input_signature=specs, autograph=False)
-                if function is None and key in self._eager_calls:
+                if function is None and (kind == "jacobian" and key not in self._tracing or key in self._eager_calls):
                     function = self._traced_here(key, body, specs, arrays)
                 if function is not None:
                     return function(*arrays)
                 result = body(*arrays)
-            except SaliencyError:
-                raise
-            except Exception as err:  # Keras/TF raise many types for a wrong input; all mean the same here
-                raise self._input_error(query, entries, err) from None
+            except _LayerDidNotRun as err:
+                from .keras_weights import type_name
+
+                raise did_not_run_error(err.layer.name, type_name(err.layer.obj),
+                                        self._layers_that_run(query, arrays[0])) from None
             if self._thread_local(query):
                 if key not in self._tracing:
                     self._eager_calls.add(key)
@@ -252,7 +263,7 @@ class KerasBackend(Backend):
 
     def _traced_here(self, key: tuple, body: Callable, specs: tuple, arrays: tuple) -> Optional[Callable]:
         """``body`` traced in this thread (with its thread-local calls), or None where it cannot be
-        traced (then the key stays eager)."""
+        traced (then the key stays eager: a model whose Python code needs eager tensors still runs)."""
         self._eager_calls.discard(key)
         try:
             function = self._tf.function(body, input_signature=specs, autograph=False)
@@ -286,24 +297,57 @@ class KerasBackend(Backend):
         _TRACES.append(thread)
         thread.start()
 
-    def _ensure_built(self, query: Query, entries: list[np.ndarray]) -> None:
-        """An unbuilt Sequential creates its weights on its first call: do that eagerly, once."""
-        model = self.model
-        if not getattr(model, "built", True):
-            try:
-                model(query.spec.pack([e[:1] for e in entries]), training=False)
-            except Exception as err:
-                raise self._input_error(query, entries, err) from None
+    def _require_runnable(self) -> None:
+        """Refuses, before any call, a model that a call would change: an unbuilt one (calling it
+        builds it) or one holding a stateful layer (calling it moves its state on)."""
+        from .keras_weights import require_built, type_name
 
-    def _input_error(self, query: Query, entries: list[np.ndarray], err: Exception) -> SaliencyError:
+        require_built(self.model)
+        stateful = self._stateful
+        if stateful is not None:
+            raise SaliencyError(
+                f"layer {stateful.name!r} ({type_name(stateful)}) is stateful: stateful RNNs carry state between "
+                "calls; rebuild with stateful=False (and the same weights) to explain it (every call here would "
+                "move its state on, and the attribution would depend on the calls before)"
+            )
+
+    def _require_fitting_input(self, query: Query, entries: list[np.ndarray]) -> None:
+        """Refuses entries that contradict the inputs the model declares, before it runs: an error
+        raised while it runs then comes from the model's own code and reaches the user unchanged."""
+        from .keras_samples import input_mismatch
+
+        key = (query.spec.kind, query.spec.keys, tuple((tuple(e.shape[1:]), str(e.dtype)) for e in entries))
+        if key in self._fitting_inputs:
+            return
+        mismatch = input_mismatch(self.model, query.spec, entries, self._keras)
+        if mismatch is not None:
+            raise self._input_error(query, entries, mismatch)
+        self._fitting_inputs.add(key)
+
+    def _input_error(self, query: Query, entries: list[np.ndarray], mismatch: str) -> SaliencyError:
         expected = self.describe_expected_input()
-        text = _ANSI_ESCAPE.sub("", str(err))
-        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-        said = next((ln for ln in lines if "shape" in ln.lower() or "incompatible" in ln.lower()
-                     or "expect" in ln.lower()), lines[0] if lines else type(err).__name__)
+        said = " ".join(_ANSI_ESCAPE.sub("", mismatch).split())
         given = query.spec.describe([e.shape for e in entries], [e.dtype for e in entries])
         hint = f"; the model expects {expected}" if expected else ""
-        return SaliencyError(f"the model could not run on {given}{hint}. (Keras said: {said[:300]})")
+        return SaliencyError(f"the model could not run on {given}{hint}. ({said[:300]})")
+
+    def _layers_that_run(self, query: Query, tensors: list[Any]) -> list[tuple[str, str]]:
+        """``(name, type)`` of the listed layers that run when the model is called on ``tensors``."""
+        from .keras_weights import listed_layers, type_name
+
+        listed = listed_layers(self.model)
+        ran: set[int] = set()
+
+        def recorder(obj: Any) -> Callable:
+            def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
+                ran.add(id(obj))
+                return call(*args, **kwargs)
+
+            return handler
+
+        handlers = {id(obj): (obj, recorder(obj)) for _, obj in listed}
+        keras_graph.run(self.model, query.spec.pack(tensors), handlers, self._keras)
+        return [(name, type_name(obj)) for name, obj in listed if id(obj) in ran]
 
     def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
         return np.asarray(self._run("forward", query, entries, activation=activation), dtype=np.float32)
@@ -331,16 +375,15 @@ class KerasBackend(Backend):
 
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
-        from .keras_weights import keras_layers
+        from .keras_weights import keras_layers, require_built
 
-        if example is not None:
-            spec, entries = flatten(example, self.to_numpy)
-            self._ensure_built(self.query(spec), entries)
+        require_built(self.model)
         return keras_layers(self.model, example)
 
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
-        from .keras_weights import keras_layer_weights
+        from .keras_weights import keras_layer_weights, require_built
 
+        require_built(self.model)
         return keras_layer_weights(self.model, layer, split_gates)
 
     def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
@@ -388,6 +431,27 @@ class _Plan:
     skipped: Optional[str]
     #: Whether a call intercepts a layer outside the graph walk (known after the first call).
     thread_local: Optional[bool] = None
+
+
+class _LayerDidNotRun(Exception):
+    """A call's head or attribution layer never ran; :meth:`KerasBackend._run` says which layers do."""
+
+    def __init__(self, layer: LayerRef) -> None:
+        super().__init__(layer.name)
+        self.layer = layer
+
+
+def _stateful_layer(model: Any) -> Optional[Any]:
+    """The first layer of ``model`` (itself, or nested at any depth) built with ``stateful=True``."""
+    layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else []
+    return next((layer for layer in layers if getattr(layer, "stateful", False) is True), None)
+
+
+def _recorded(state: dict[str, Any], key: str, layer: LayerRef) -> Any:
+    """What a handler recorded in ``state[key]`` for ``layer``, which must have run."""
+    if key not in state:
+        raise _LayerDidNotRun(layer)
+    return state[key]
 
 
 def _recording(state: dict[str, Any], key: str, inner: Optional[tuple[Any, Callable]]) -> Callable:

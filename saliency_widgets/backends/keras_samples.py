@@ -58,6 +58,34 @@ def declared_output_shape(model: Any, head: Any, names: list[str], spec: Any, en
     return shape if all(isinstance(d, int) for d in shape) else None
 
 
+def input_mismatch(model: Any, spec: Any, entries: Sequence[np.ndarray], keras: Any) -> Optional[str]:
+    """What in ``entries`` contradicts the inputs a graph model declares (their structure, names,
+    ranks and known sizes, matched as Keras itself matches them), or None: they fit, or the model
+    declares no inputs."""
+    graph = graph_of(model, keras)
+    if graph is None:
+        return None
+    declared = list(graph.inputs)
+    if spec.kind == "dict":
+        struct = graph._inputs_struct
+        names = list(struct) if isinstance(struct, dict) else [t.name for t in declared]
+        missing = [n for n in names if n not in spec.keys]
+        if missing:
+            return f"no entry for input {missing[0]!r}: the model's inputs are named {', '.join(map(repr, names))}"
+    try:
+        matched = graph._standardize_inputs(spec.pack([e[:1] for e in entries]))
+    except (ValueError, TypeError, KeyError, IndexError) as err:  # Keras's words for what does not match
+        return str(err)
+    if len(matched) != len(declared):
+        return f"the model takes {len(declared)} inputs, got {len(entries)}"
+    for tensor, given in zip(declared, matched):
+        want, got = tuple(tensor.shape)[1:], tuple(given.shape)[1:]
+        if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want, got)):
+            which = f"input {tensor.name!r}" if len(declared) > 1 else "its input"
+            return f"{which} is declared {want} per sample, got {got}"
+    return None
+
+
 def _declares(graph: Any, spec: Any, entries: Sequence[np.ndarray]) -> bool:
     """Whether the graph's inputs are declared with exactly the entries' per-sample shapes."""
     inputs = list(graph.inputs)

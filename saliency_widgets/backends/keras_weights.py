@@ -12,7 +12,7 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
-from ..errors import SaliencyWarning
+from ..errors import SaliencyError, SaliencyWarning
 from ..weights import (
     ATTENTION_AXES,
     LayerInfo,
@@ -60,6 +60,17 @@ def listed_layers(model: Any) -> list[tuple[str, Any]]:
     return out
 
 
+def require_built(model: Any) -> None:
+    """Refuses a model that is not built: it has no weights yet, and calling it here would build
+    it, which changes the user's model."""
+    if not getattr(model, "built", True):
+        raise SaliencyError(
+            f"the Keras model {model.name!r} is not built yet, so it has no weights: build it or call it on "
+            "an input first (model.build((None, *sample_shape)) or model(x)), or give it a keras.Input; "
+            "saliency_widgets does not build it for you, as that would change your model"
+        )
+
+
 def keras_layers(model: Any, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
     """LayerInfo for every layer; output shapes from each layer's symbolic ``output``.
 
@@ -102,6 +113,12 @@ def _output_shape(layer: Any) -> Optional[tuple]:
 def keras_layer_weights(model: Any, layer: Any, split_gates: bool) -> list[WeightBlock]:
     """The named blocks of one layer (a name, an index or the layer object)."""
     name, obj = resolve_layer(listed_layers(model), layer)
+    if not obj.built:
+        raise SaliencyError(
+            f"layer {name!r} ({type_name(obj)}) is not built, so it has no weights yet: it has never run. "
+            "Build the model or call it on an input first; a layer still unbuilt after that is not on the "
+            "path of the model's call"
+        )
     blocks = _blocks(obj, split_gates, "", "")
     if not blocks:
         raise no_weights_error(name, type_name(obj))

@@ -8,6 +8,7 @@ import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, NamedTuple, Optional
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch import nn
 from ..errors import NonDifferentiableError, SaliencyError
 from ..heads import output_keys, select_output
 from ..structure import signature, tile
-from ..weights import LayerInfo, WeightBlock, resolve_layer
+from ..weights import LayerInfo, WeightBlock, did_not_run_error, resolve_layer
 from .base import Backend, LayerRef, Query, Targets, to_numpy
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
@@ -83,6 +84,19 @@ class TorchBackend(Backend):
                 return f"integer token ids (an Embedding layer comes first){named}"
         return f"forward({', '.join(params)})" if params else None
 
+    def input_names(self, count: int) -> Optional[list[str]]:
+        """``forward``'s positional parameters (a plain callable's own); None where ``*args`` takes
+        entries beyond them, or where there is no signature."""
+        try:
+            parameters = list(inspect.signature(self.model.forward if self._is_module else self.model)
+                              .parameters.values())
+        except (TypeError, ValueError):
+            return None
+        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if count > len(positional) and any(p.kind is p.VAR_POSITIONAL for p in parameters):
+            return None
+        return positional
+
     @property
     def is_training(self) -> bool:
         """True when the model is in training mode *and* that changes its output (dropout, batch norm)."""
@@ -105,6 +119,12 @@ class TorchBackend(Backend):
                 isinstance(layer, str) or ref.obj is layer):
             return ref
         ref = self._search_layer(module, layer)
+        if isinstance(ref.obj, torch.jit.ScriptModule):
+            raise SaliencyError(
+                f"layer {ref.name!r} belongs to a TorchScript module (torch.jit.script / torch.jit.trace), "
+                "whose layers cannot be hooked, so layer= and head=<layer> cannot reach them; pass the "
+                "original nn.Module (before scripting) instead"
+            )
         if key is not None:
             self._layer_refs[key] = ref
         return ref
@@ -264,6 +284,7 @@ class TorchBackend(Backend):
             with torch.enable_grad(), _LayerHooks(query, None, head_layer=head_layer, guard=watched,
                                                   time_major=time_major, leaf=True) as run:
                 raw = self._call_model(query, watched)
+            self._require_ran(query, head, run, watched)
         finally:
             for h in hooks:
                 h.remove()
@@ -285,6 +306,8 @@ class TorchBackend(Backend):
         except SaliencyError:
             raise
         except (RuntimeError, ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+            if not _raised_by_torch(err):
+                raise  # the model's own exception, as the user would see it calling the model
             raise self._input_error(query, tensors, err) from None
 
     def _explained(self, query: Query, tensors: list[torch.Tensor], activation: Optional[torch.Tensor],
@@ -302,11 +325,34 @@ class TorchBackend(Backend):
             with _LayerHooks(query, activation, head_layer=head_layer, guard=tensors, time_major=plan.time_major,
                              leaf=leaf) as run:
                 raw = self._call_model(query, tensors)
-                out = run.head_output if head_layer is not None else select_output(raw, plan.head, _is_tensor)
+            self._require_ran(query, plan.head, run, tensors)
+            out = run.head_output if head_layer is not None else select_output(raw, plan.head, _is_tensor)
         finally:
             if skip is not None:
                 skip.remove()
         return out, run.leaf
+
+    def _require_ran(self, query: Query, head: Any, run: "_LayerHooks", tensors: list[torch.Tensor]) -> None:
+        """Refuses ``query.layer`` or a layer ``head`` that the call ``run`` hooked never ran in."""
+        for ref, ran in ((query.layer, run.layer_calls > 0), (head, run.head_ran)):
+            if isinstance(ref, LayerRef) and not ran:
+                raise did_not_run_error(ref.name, type(ref.obj).__name__, self._layers_that_run(query, tensors))
+
+    def _layers_that_run(self, query: Query, tensors: list[torch.Tensor]) -> list[tuple[str, str]]:
+        """``(name, type)`` of the listed layers that run when the model is called on ``tensors``."""
+        from .torch_weights import listed_modules
+
+        listed = listed_modules(self._require_module())
+        ran: set[int] = set()
+        hooks = [m.register_forward_hook(_in_this_thread(lambda mod, args, out: ran.add(id(mod))))
+                 for _, m in listed]
+        try:
+            with torch.no_grad():
+                self._call_model(query, tensors)
+        finally:
+            for h in hooks:
+                h.remove()
+        return [(name, type(m).__name__) for name, m in listed if id(m) in ran]
 
     def _input_error(self, query: Query, tensors: list[torch.Tensor], err: Exception) -> SaliencyError:
         expected = self.describe_expected_input()
@@ -466,6 +512,18 @@ class TorchBackend(Backend):
         return self._module
 
 
+def _raised_by_torch(err: BaseException) -> bool:
+    """Whether ``err`` comes from torch's own code (an operation refusing the input's shape or
+    dtype), not from the model's code: the innermost Python frame is in the torch package."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and Path(tb.tb_frame.f_code.co_filename).is_relative_to(_TORCH_DIR)
+
+
+_TORCH_DIR = Path(torch.__file__).parent
+
+
 class _Placement(NamedTuple):
     """Where the model's parameters are: device and floating dtype (inputs are made to match)."""
 
@@ -477,6 +535,11 @@ class _Placement(NamedTuple):
         """The placement of a model whose first parameter is ``parameter`` (CPU float32 without one)."""
         if parameter is None:
             return cls(torch.device("cpu"), torch.float32)
+        if parameter.device.type == "meta":
+            raise SaliencyError(
+                "the model's parameters are on the meta device and hold no values: load its weights first "
+                "(e.g. model.to_empty(device='cpu') then model.load_state_dict(...)) before explaining it"
+            )
         return cls(parameter.device, parameter.dtype if parameter.dtype.is_floating_point else torch.float32)
 
     @property
@@ -516,8 +579,10 @@ class _LayerHooks:
         self.head_layer, self.guard, self.time_major = head_layer, guard, time_major
         self.leaf: Optional[torch.Tensor] = None
         self.head_output: Optional[torch.Tensor] = None
+        #: Whether ``head_layer`` ran, and how often ``query.layer`` did.
+        self.head_ran = False
+        self.layer_calls = 0
         self._handles: list[Any] = []
-        self._layer_calls = 0
 
     def __enter__(self) -> "_LayerHooks":
         if self.query.layer is not None:
@@ -532,8 +597,8 @@ class _LayerHooks:
             handle.remove()
 
     def _replace(self, module: nn.Module, args: Any, output: Any) -> Any:
-        self._layer_calls += 1
-        if self._layer_calls > 1:
+        self.layer_calls += 1
+        if self.layer_calls > 1:
             raise SaliencyError(
                 f"layer {self.query.layer.name!r} runs more than once per forward pass (shared weights?); "
                 "attribution to it would mix its calls: choose a layer that runs once"
@@ -552,6 +617,7 @@ class _LayerHooks:
         return passed if isinstance(output, torch.Tensor) else type(output)((passed, *output[1:]))
 
     def _record_head(self, module: nn.Module, args: Any, output: Any) -> None:
+        self.head_ran = True
         self.head_output = _first_tensor(output)
 
     def _check_time_major(self, module: nn.Module, args: Any) -> None:

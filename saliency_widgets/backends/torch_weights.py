@@ -62,14 +62,22 @@ def torch_layers(model: nn.Module, example: Optional[np.ndarray]) -> list[LayerI
     """
     listed = listed_modules(model)
     shapes: list[Optional[tuple]] = [None] * len(listed)
-    if example is not None:
+    scripted = any(isinstance(module, torch.jit.ScriptModule) for _, module in listed)
+    if scripted:
+        warnings.warn(
+            "output shapes unknown: the layers of a TorchScript module (torch.jit.script / torch.jit.trace) "
+            "cannot be hooked to record them; pass the original nn.Module to see them",
+            SaliencyWarning,
+            stacklevel=4,
+        )
+    elif example is not None:
         shapes = _traced_shapes(model, listed, example)
     elif (features := _flat_input_features(listed)) is not None:
         try:
             shapes = _traced_shapes(model, listed, np.zeros((1, features), np.float32))
         except SaliencyError:
             pass
-    if all(shape is None for shape in shapes):
+    if not scripted and all(shape is None for shape in shapes):
         warnings.warn(
             "output shapes of a torch model are unknown without an input: pass example= or input_shape= "
             "(one sample's shape) to sw.layers, x= (one batch) or input_shape= to WeightInspector",
