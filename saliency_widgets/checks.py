@@ -13,12 +13,15 @@
 
 Only public functions compute maps and scores (``sw.saliency``, ``sw.jacobian``,
 ``sw.attribution.attribute`` / ``predict``), so every check works for every
-model and method the engine supports. The user's model is never modified.
+model and method the engine supports, and takes ``x`` (an array, a tuple/list/dict
+such as a tokenizer's output), ``head=``, ``layer=`` and ``fixed=`` exactly as
+``sw.attribute`` does. The user's model is never modified.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -28,7 +31,8 @@ from .attribution import METHOD_OPTIONS, Target, attribute, jacobian, predict, r
 from .backends import get_backend, randomized_copies
 from .backends.base import to_numpy
 from .errors import SaliencyError
-from .inputs import Layout, infer_layout
+from .inputs import Layout, infer_layout, layer_kind
+from .structure import InputSpec, Structure, flatten
 from .occlusion import samples_per_pass
 
 _FROM_JACOBIAN = ("gradient", "input_x_gradient")
@@ -94,15 +98,17 @@ class Randomization:
 
 # --------------------------------------------------------------------- checks
 def random_logit(model: Any, x: Any, target: Target = None, *, method: str = "gradient", n: int = 5,
-                 seed: Optional[int] = None, output: str = "logits", **kw: Any) -> RandomLogit:
+                 seed: Optional[int] = None, output: str = "logits", head: Any = None, layer: Any = None,
+                 fixed: Any = None, **kw: Any) -> RandomLogit:
     """Spearman correlation between the map of ``target`` and the maps of ``n`` random
-    other outputs, per sample (signed maps, all elements). For ``"gradient"`` and
-    ``"input_x_gradient"`` the other maps come from one vectorized ``sw.jacobian`` pass;
-    other methods run once per output. ``seed`` picks the outputs (and SmoothGrad's
-    noise, the same for every map); ``kw`` are the method's options."""
-    xs = _as_batch(x)
+    other outputs, per sample (signed maps, all elements of every attributed entry). For
+    ``"gradient"`` (and ``"input_x_gradient"`` without ``layer=``) the other maps come from
+    one vectorized ``sw.jacobian`` pass; other methods run once per output. ``seed`` picks
+    the outputs (and SmoothGrad's noise, the same for every map). ``x``, ``head=``,
+    ``layer=``, ``fixed=`` and ``kw`` (the method's options) are as in ``sw.attribute``."""
+    engine = {"output": output, "head": head, "layer": layer, "fixed": fixed}
     kw = _seeded(method, seed, kw)
-    reference = attribute(model, xs, target, method=method, output=output, **kw)
+    reference = attribute(model, x, target, method=method, **engine, **kw)
     n_out = int(np.prod(reference.outputs.shape[1:]))
     if n_out < 2:
         raise SaliencyError("the random-logit test compares outputs, and this model has only one")
@@ -110,72 +116,87 @@ def random_logit(model: Any, x: Any, target: Target = None, *, method: str = "gr
     flat_targets = np.array([np.ravel_multi_index(t, reference.outputs.shape[1:]) for t in reference.targets])
     rng = np.random.default_rng(seed)
     others = np.stack([_others(rng, n_out, t, n) for t in flat_targets])
-    maps = _maps_of_outputs(model, xs, others, method, output, kw)
-    correlations = np.array([[spearman(reference.values[i], maps[j][i]) for j in range(n)] for i in range(len(xs))])
+    maps = _maps_of_outputs(model, x, others, method, engine, kw)
+    shown = _flat(reference.values)
+    correlations = np.array([[spearman(shown[i], maps[j][i]) for j in range(n)] for i in range(len(shown))])
     return RandomLogit(correlations, others, reference.targets)
 
 
-def deletion_insertion(model: Any, x: Any, attribution: np.ndarray, target: Target = None, *, steps: int = 20,
-                       baseline: Any = 0.0, output: str = "logits") -> DeletionInsertion:
+def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = None, *, steps: int = 20,
+                       baseline: Any = 0.0, output: str = "logits", head: Any = None, layer: Any = None,
+                       fixed: Any = None) -> DeletionInsertion:
     """The target score as the elements ``attribution`` ranks highest are replaced by
     ``baseline`` (deletion) or revealed on it (insertion), in ``steps`` equal parts.
 
-    ``attribution`` has ``x``'s shape or one that broadcasts to it (e.g. ``(batch, 1, H, W)``
-    to remove whole pixels). The copies are evaluated in batched forward passes.
+    The entries perturbed are those ``sw.attribute`` attributes (the floating ones, or all
+    but ``fixed=``); where there is none — token ids — ``x["input_ids"]`` of a dict ``x``,
+    or ``x`` itself. ``attribution`` is one array for one perturbed entry, else ``x``'s
+    structure; each has its entry's shape or one that broadcasts to it (e.g.
+    ``(batch, 1, H, W)`` to remove whole pixels); several entries are ranked together.
+    With ``layer=`` (an embedding layer), an attribution ``(batch, tokens, embedding)`` is
+    summed over its extra trailing axes: one value per token. **Token ids are never
+    averaged or scaled**: a removed token is replaced by the id ``baseline`` (default 0,
+    BERT's ``[PAD]``; pass the ``[PAD]`` or ``[MASK]`` id of your tokenizer). ``baseline``
+    may be a scalar, an array that broadcasts to the entry (one row per sample), or
+    ``x``'s structure. The copies are evaluated in batched forward passes.
     """
-    xs = _as_batch(x)
     if not isinstance(steps, (int, np.integer)) or steps < 1:
         raise SaliencyError(f"steps must be a positive integer, got {steps!r}")
-    ranking = np.asarray(attribution, dtype=np.float64)
-    try:
-        fits = ranking.ndim == xs.ndim and np.broadcast_shapes(ranking.shape, xs.shape) == xs.shape
-        base = np.broadcast_to(np.asarray(baseline, dtype=xs.dtype), xs.shape)
-    except ValueError:
-        fits = False
-    if not fits or ranking.shape[0] != len(xs):
-        raise SaliencyError(
-            f"attribution {ranking.shape} and baseline {np.shape(baseline)} must broadcast to the input's "
-            f"shape {xs.shape} (the attribution with its batch axis)"
-        )
+    spec, entries = flatten(x, get_backend(model).to_numpy, fixed)
+    positions = _perturbed(spec)
+    rankings = [_ranking(r, entries[p], spec.name(p), layer is not None)
+                for r, p in zip(_leaves_at(attribution, spec, positions, "attribution"), positions)]
+    bases = [_deletion_baseline(b, entries[p], spec.name(p))
+             for b, p in zip(_leaves_at(baseline, spec, positions, "baseline"), positions)]
+    batch = len(entries[0])
+    flat = np.concatenate([r.reshape(batch, -1) for r in rankings], axis=1)
+    splits = np.cumsum([r[0].size for r in rankings])[:-1]
     fractions = np.linspace(0.0, 1.0, steps + 1)
-    counts = np.round(fractions * ranking[0].size).astype(np.int64)
-    position = _rank_positions(ranking)
-    flat_targets = _flat_targets(model, xs, target, output)
-    grid = (2, steps + 1, len(xs))  # (deletion / insertion, step, sample)
+    counts = np.round(fractions * flat.shape[1]).astype(np.int64)
+    position = _rank_positions(flat)
+    flat_targets = _flat_targets(model, x, target, output, head, fixed)
+    grid = (2, steps + 1, batch)  # (deletion / insertion, step, sample)
     scores = []
-    per_pass = samples_per_pass(xs[0].nbytes)
+    per_pass = samples_per_pass(sum(e[0].nbytes for e in entries))
     for first in range(0, int(np.prod(grid)), per_pass):
         kind, step, sample = np.unravel_index(np.arange(first, min(first + per_pass, int(np.prod(grid)))), grid)
-        top = (position[sample] < counts[step][:, None]).reshape(len(sample), *ranking.shape[1:])
-        removed = np.where(kind.reshape(-1, *[1] * (xs.ndim - 1)) == 0, top, ~top)
-        points = np.where(removed, base[sample], xs[sample])
-        out = predict(model, points, output=output).reshape(len(sample), -1)
+        top = position[sample] < counts[step][:, None]
+        removed = np.where(kind[:, None] == 0, top, ~top)
+        points = [e[sample] for e in entries]
+        for p, r, part, base in zip(positions, rankings, np.split(removed, splits, axis=1), bases):
+            points[p] = np.where(part.reshape(len(sample), *r.shape[1:]), base[sample], points[p])
+        out = predict(model, spec.pack(points), output=output, head=head, fixed=fixed).reshape(len(sample), -1)
         scores.append(out[np.arange(len(sample)), flat_targets[sample]])
     curves = np.concatenate(scores).reshape(grid).transpose(0, 2, 1)
     return DeletionInsertion(fractions, curves[0], curves[1])
 
 
 def randomization(model: Any, x: Any, target: Target = None, *, method: str = "gradient", cascade: bool = True,
-                  seed: Optional[int] = None, output: str = "logits", **kw: Any) -> Randomization:
+                  seed: Optional[int] = None, output: str = "logits", head: Any = None, layer: Any = None,
+                  fixed: Any = None, **kw: Any) -> Randomization:
     """Maps of copies of the model with layers re-initialized from the output backwards
     (``cascade``: cumulatively, as Adebayo et al.'s Fig. 2; else one layer at a time),
     with their Spearman and SSIM similarity to the original map, per sample.
 
     Similarities compare the maps as displayed: absolute values, summed over an
-    image's channels, scaled to [0, 1]. The targets stay those of the original model.
-    ``seed`` seeds the re-initialization (and SmoothGrad's noise, the same for every map).
+    image's channels (a text layer's embedding axis), scaled to [0, 1]. The targets stay
+    those of the original model. ``seed`` seeds the re-initialization (and SmoothGrad's
+    noise, the same for every map). ``x``, ``head=``, ``layer=`` and ``fixed=`` are as in
+    ``sw.attribute``; a layer object given as ``head=`` or ``layer=`` is found in each copy
+    by its name in the model. Several attributed entries are compared as one flat map.
     """
-    xs = _as_batch(x)
+    engine = {"output": output, "head": head, "layer": layer, "fixed": fixed}
     kw = _seeded(method, seed, kw)
-    reference = attribute(model, xs, target, method=method, output=output, **kw)
-    layout = _display(model, xs)
-    original = reference.values
+    reference = attribute(model, x, target, method=method, **engine, **kw)
+    in_copies = {**engine, "head": _by_name(model, head), "layer": _by_name(model, layer)}
+    original = _one_map(reference.values)
     names, maps = [], []
     for name, copy in randomized_copies(model, cascade=cascade, seed=seed):
         names.append(name)
-        maps.append(saliency(copy, xs, reference.targets, method=method, output=output, **kw))
+        maps.append(_one_map(saliency(copy, x, reference.targets, method=method, **in_copies, **kw)))
     if not maps:
         raise SaliencyError("the model has no layers with weights to randomize")
+    layout = _display(model, original, layer)
     shown = _displayed(original, layout)
     spearmans = np.array([[spearman(a, b) for a, b in zip(_displayed(m, layout), shown)] for m in maps])
     ssims = np.array([[ssim(a, b) for a, b in zip(_displayed(m, layout), shown)] for m in maps])
@@ -183,13 +204,15 @@ def randomization(model: Any, x: Any, target: Target = None, *, method: str = "g
 
 
 def completeness(model: Any, x: Any, target: Target = None, *, steps: int = 50, baseline: Any = None,
-                 output: str = "logits") -> np.ndarray:
+                 output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None) -> np.ndarray:
     """``|Σ attribution − (f(x) − f(baseline))| / |f(x) − f(baseline)|`` of integrated
-    gradients, per sample (``inf`` where ``f(x) = f(baseline)`` and the sum is not 0)."""
-    result = attribute(model, _as_batch(x), target, method="integrated_gradients", output=output,
-                       steps=steps, baseline=baseline)
+    gradients, per sample (``inf`` where ``f(x) = f(baseline)`` and the sum is not 0).
+    ``x``, ``baseline``, ``head=``, ``layer=`` and ``fixed=`` are as in ``sw.attribute``
+    (with ``layer=``, a ``baseline`` of token ids, e.g. ``{"input_ids": pad_ids}``)."""
+    result = attribute(model, x, target, method="integrated_gradients", output=output, head=head, layer=layer,
+                       fixed=fixed, steps=steps, baseline=baseline)
     error = result.completeness_error.astype(np.float64)
-    total = result.values.reshape(len(error), -1).sum(axis=1, dtype=np.float64)
+    total = _flat(result.values).sum(axis=1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.abs(error) / np.abs(total - error)
 
@@ -224,11 +247,100 @@ def ssim(a: np.ndarray, b: np.ndarray, *, window: int = 7, data_range: float = 1
 
 
 # ------------------------------------------------------------------ helpers
-def _as_batch(x: Any) -> np.ndarray:
-    xs = np.asarray(to_numpy(x), dtype=np.float32)
-    if xs.ndim == 0 or len(xs) == 0:
-        raise SaliencyError("x must be a non-empty batch (one array with a leading batch axis)")
-    return xs
+def _parts(values: Any) -> list[np.ndarray]:
+    """The arrays of an engine result: one array, or the attributed entries of ``x``'s structure."""
+    if isinstance(values, Mapping):
+        values = list(values.values())
+    elif not isinstance(values, (tuple, list)):
+        return [np.asarray(values)]
+    return [np.asarray(v) for v in values if v is not None]
+
+
+def _flat(values: Any) -> np.ndarray:
+    """``(batch, elements)``: every attributed element of each sample, entry after entry."""
+    parts = _parts(values)
+    return np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
+
+
+def _one_map(values: Any) -> np.ndarray:
+    """One array per result: the map of one attributed entry, else all entries as :func:`_flat`."""
+    parts = _parts(values)
+    return parts[0] if len(parts) == 1 else _flat(values)
+
+
+def _by_name(model: Any, layer: Any) -> Any:
+    """A layer object as its name in the model, which names the same layer in a copy of it."""
+    backend = get_backend(model)
+    if layer is None or isinstance(layer, (str, int)) or not backend.is_layer(layer):
+        return layer
+    return backend.find_layer(layer).name
+
+
+def _perturbed(spec: InputSpec) -> list[int]:
+    """Positions of the entries deletion / insertion perturbs (see :func:`deletion_insertion`)."""
+    if spec.attributed:
+        return list(spec.attributed)
+    if spec.kind == "array":
+        return [0]
+    if spec.kind == "dict" and "input_ids" in spec.keys:
+        return [spec.keys.index("input_ids")]
+    raise SaliencyError(
+        f"x ({spec.summary()}) has no entry to perturb: none is floating-point and none is called 'input_ids'. "
+        "Name the entries to keep as they are with fixed= (e.g. fixed=['attention_mask']); the others are perturbed"
+    )
+
+
+def _leaves_at(value: Any, spec: InputSpec, positions: list[int], what: str) -> list[Any]:
+    """``value``'s part for each perturbed entry: ``x``'s structure, else the same value for all."""
+    mapping = isinstance(value, Mapping)
+    if not (spec.structured and (mapping or Structure.of(value).structured)):
+        return [value] * len(positions)
+    keys = [spec.keys[p] for p in positions]
+    if mapping == (spec.kind == "dict") and (mapping or len(value) == len(spec.keys)):
+        found = [value.get(k) if mapping else value[k] for k in keys]
+        if all(v is not None for v in found):
+            return found
+    raise SaliencyError(
+        f"{what} must have x's structure ({spec.summary()}) with a value for each perturbed entry "
+        f"({', '.join(map(repr, keys))}), or be one value for all of them; got a {type(value).__name__}"
+    )
+
+
+def _ranking(value: Any, entry: np.ndarray, name: str, at_layer: bool) -> np.ndarray:
+    """``value`` as a ranking of ``entry``'s elements (float64, broadcastable to the entry)."""
+    ranking = np.asarray(value, dtype=np.float64)
+    if at_layer and ranking.ndim > entry.ndim:  # (batch, tokens, embedding) → one value per token
+        ranking = ranking.sum(axis=tuple(range(entry.ndim, ranking.ndim)))
+    try:
+        fits = ranking.ndim == entry.ndim and np.broadcast_shapes(ranking.shape, entry.shape) == entry.shape
+    except ValueError:
+        fits = False
+    if not fits or ranking.shape[0] != len(entry):
+        hint = ("" if at_layer else "; for an attribution at a layer's output (e.g. token embeddings), pass that "
+                "layer= too, and it is summed to one value per token")
+        raise SaliencyError(
+            f"attribution {ranking.shape} must broadcast to the shape of {name}, {entry.shape} "
+            f"(the attribution with its batch axis){hint}"
+        )
+    return ranking
+
+
+def _deletion_baseline(value: Any, entry: np.ndarray, name: str) -> np.ndarray:
+    """``value`` broadcast to ``entry``, in its dtype; token ids only ever become whole ids."""
+    base = np.asarray(to_numpy(value))
+    integer = not np.issubdtype(entry.dtype, np.floating)
+    if integer and not (base.dtype.kind in "iub" or np.array_equal(base, np.round(base))):
+        raise SaliencyError(
+            f"{name} holds token ids, which are replaced by an id, never averaged; baseline= must be whole ids "
+            f"(the [PAD] or [MASK] token id), got {value!r}"
+        )
+    try:
+        return np.broadcast_to(base.astype(entry.dtype), entry.shape)
+    except ValueError:
+        raise SaliencyError(
+            f"baseline of shape {base.shape} does not broadcast to the shape of {name}, {entry.shape}; pass a "
+            "scalar, one value per element, or one row per sample"
+        ) from None
 
 
 def _seeded(method: str, seed: Optional[int], kw: dict[str, Any]) -> dict[str, Any]:
@@ -244,17 +356,23 @@ def _others(rng: np.random.Generator, n_out: int, target: int, n: int) -> np.nda
     return choices + (choices >= target)  # skip the target itself
 
 
-def _maps_of_outputs(model: Any, xs: np.ndarray, others: np.ndarray, method: str, output: str,
+def _maps_of_outputs(model: Any, x: Any, others: np.ndarray, method: str, engine: dict[str, Any],
                      kw: dict[str, Any]) -> list[np.ndarray]:
-    """``others.shape[1]`` maps, each ``xs.shape``: map j of sample i explains ``others[i, j]``."""
-    if method not in _FROM_JACOBIAN:
-        return [saliency(model, xs, others[:, j].tolist(), method=method, output=output, **kw)
+    """``others.shape[1]`` flat maps ``(batch, elements)``: map j of sample i explains ``others[i, j]``
+    (from one Jacobian pass where the method is a Jacobian row, times the input for input×gradient)."""
+    if method not in _FROM_JACOBIAN or method == "input_x_gradient" and engine["layer"] is not None:
+        return [_flat(saliency(model, x, others[:, j].tolist(), method=method, **engine, **kw))
                 for j in range(others.shape[1])]
     rows = np.unique(others)
-    jac = jacobian(model, xs, output=output, outputs=rows.tolist())  # (batch, len(rows), *x)
+    parts = _parts(jacobian(model, x, outputs=rows.tolist(), **engine))  # each (batch, len(rows), *entry)
+    jac = np.concatenate([p.reshape(*p.shape[:2], -1) for p in parts], axis=2)
     where = np.searchsorted(rows, others)
-    maps = [jac[np.arange(len(xs)), where[:, j]] for j in range(others.shape[1])]
-    return [xs * m for m in maps] if method == "input_x_gradient" else maps
+    maps = [jac[np.arange(len(jac)), where[:, j]] for j in range(others.shape[1])]
+    if method == "gradient":
+        return maps
+    spec, entries = flatten(x, get_backend(model).to_numpy, engine["fixed"])
+    inputs = np.concatenate([entries[i].reshape(len(jac), -1) for i in spec.attributed], axis=1)
+    return [inputs * m for m in maps]
 
 
 def _rank_positions(ranking: np.ndarray) -> np.ndarray:
@@ -267,14 +385,18 @@ def _rank_positions(ranking: np.ndarray) -> np.ndarray:
     return position
 
 
-def _flat_targets(model: Any, xs: np.ndarray, target: Target, output: str) -> np.ndarray:
-    scores = predict(model, xs, output=output)
+def _flat_targets(model: Any, x: Any, target: Target, output: str, head: Any, fixed: Any) -> np.ndarray:
+    scores = predict(model, x, output=output, head=head, fixed=fixed)
     return resolve_targets(target, scores.shape, scores)
 
 
-def _display(model: Any, xs: np.ndarray) -> Layout:
-    kind = None if xs.ndim in (2, 3, 4) else "vector"
-    return infer_layout(xs.shape[1:], get_backend(model).framework, kind)
+def _display(model: Any, maps: np.ndarray, layer: Any) -> Layout:
+    """How maps of this shape are drawn: text at an embedding layer, else as inferred (see :mod:`.inputs`)."""
+    backend = get_backend(model)
+    kind = None if maps.ndim in (2, 3, 4) else "vector"
+    if layer is not None and maps.ndim == 3:
+        kind = layer_kind(backend.find_layer(layer).obj) or kind
+    return infer_layout(maps.shape[1:], backend.framework, kind)
 
 
 def _displayed(maps: np.ndarray, layout: Layout) -> np.ndarray:

@@ -299,22 +299,24 @@ def jacobian_figure(
     **fig_kw: Any,
 ) -> Any:
     """A Jacobian (rows, *display_shape) on one shared scale: an outputs × inputs matrix
-    for vector inputs, else one small map per output; row ``selected`` is framed."""
+    for vector inputs (outputs × tokens for text, ``feature_names`` the tokens), else one
+    small map per output; row ``selected`` is framed."""
     from matplotlib.patches import Rectangle
 
     n_rows = len(rows_display)
-    if kind == "vector":
+    if kind in ("vector", "text"):
         n = rows_display.shape[1]
         fig = _new_figure((min(11.0, max(4.5, 0.32 * n + 2.5)), min(10.0, max(2.8, 0.3 * n_rows + 2.2))), **fig_kw)
         ax, bar = fig.subplots(2, 1, height_ratios=[max(2, n_rows), 1.0])
         ax.imshow(scale.rgba(rows_display), interpolation="nearest", aspect="auto")
         _label_axis(ax, "y", list(row_labels))
         _label_axis(ax, "x", list(feature_names) or [str(j) for j in range(n)], rotate=bool(feature_names))
-        ax.set_xlabel("input", fontsize=8)
+        ax.set_xlabel("token" if kind == "text" else "input", fontsize=8)
         ax.set_ylabel("output", fontsize=8)
         ax.add_patch(Rectangle((-0.5, selected - 0.5), n, 1, fill=False, edgecolor="#1f2430", linewidth=1.5))
         _titles(fig, ax, title, subtitle)
-        draw_colorbar(bar, scale, "∂output / ∂input")
+        label = "∂output / ∂embedding, summed per token" if kind == "text" else "∂output / ∂input"
+        draw_colorbar(bar, scale, label)
         return fig
     ncols = grid_columns(n_rows)
     nrows = math.ceil(n_rows / ncols)

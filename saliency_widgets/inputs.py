@@ -3,7 +3,10 @@
 Rules (documented in the widget docstrings):
 
 - ``kind`` inferred from the per-sample shape: 1-D → ``"vector"``;
-  2-D → ``"sequence"`` (time × features, as RNNs take it); 3-D → ``"image"``,
+  2-D → ``"sequence"``, drawn time × features with the **longer axis as time**:
+  ``(time, features)`` as RNNs and Keras ``Conv1D`` take it, and ``(channels, length)``
+  as torch ``Conv1d`` takes it or ``(mel, frames)`` as Whisper does (on a tie, the first
+  axis is time); 3-D → ``"image"``,
   channels-first ``(C, H, W)`` for PyTorch models and channels-last
   ``(H, W, C)`` for Keras models. Pass ``kind=`` to override (e.g.
   ``kind="image"`` for a 2-D grey image).
@@ -40,12 +43,16 @@ class Layout:
     sample_shape: tuple[int, ...]
     #: Axis of ``sample_shape`` holding image channels (summed for display), or None.
     channel_axis: Optional[int]
+    #: Axis of ``sample_shape`` that is time for a sequence (drawn as the first display axis).
+    time_axis: int = 0
 
     @property
     def display_shape(self) -> tuple[int, ...]:
         """``(N,)`` for a vector, ``(T, F)`` for a sequence, ``(H, W)`` for an image, ``(T,)`` for text."""
         if self.kind == "vector":
             return (int(np.prod(self.sample_shape, dtype=np.int64)),)
+        if self.kind == "sequence" and self.time_axis == 1:
+            return self.sample_shape[::-1]
         if self.channel_axis is None:
             return self.sample_shape
         return tuple(s for i, s in enumerate(self.sample_shape) if i != self.channel_axis)
@@ -57,7 +64,11 @@ class Layout:
         lead = v.shape[: v.ndim - len(self.sample_shape)]
         if self.channel_axis is not None:
             v = v.sum(axis=len(lead) + self.channel_axis, dtype=np.float32)
-        return v.reshape(lead + self.display_shape)
+        return self.time_first(v).reshape(lead + self.display_shape)
+
+    def time_first(self, values: np.ndarray) -> np.ndarray:
+        """Values with ``sample_shape`` as trailing axes, a sequence's time axis first (as displayed)."""
+        return np.swapaxes(values, -1, -2) if self.kind == "sequence" and self.time_axis == 1 else values
 
 
 def infer_layout(sample_shape: tuple[int, ...], framework: str, kind: Optional[str] = None) -> Layout:
@@ -80,13 +91,19 @@ def infer_layout(sample_shape: tuple[int, ...], framework: str, kind: Optional[s
         return Layout("text", shape, 1)
     if kind == "sequence":
         if len(shape) != 2:
-            raise SaliencyError(f"kind='sequence' needs samples shaped (time, features); got {shape}")
-        return Layout("sequence", shape, None)
+            raise SaliencyError(f"kind='sequence' needs samples shaped (time, features) or (features, time); "
+                                f"got {shape}")
+        return Layout("sequence", shape, None, time_axis=int(shape[1] > shape[0]))
     if len(shape) == 2:
         return Layout("image", shape, None)
     if len(shape) != 3:
         raise SaliencyError(f"kind='image' needs samples shaped (H, W) or with a channel axis; got {shape}")
     return Layout("image", shape, 0 if framework == "torch" else 2)
+
+
+def layer_kind(layer: Any) -> Optional[str]:
+    """``"text"`` for an embedding layer object (its output is drawn one chip per token), else None."""
+    return "text" if "embedding" in type(layer).__name__.lower() else None
 
 
 def background_image(sample: np.ndarray, layout: Layout, image: Any = None) -> np.ndarray:

@@ -6,16 +6,17 @@ traitlets in sync with it. Wire arrays are built with :mod:`..transport`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import traitlets as t
 
 from .. import colors
-from ..attribution import OUTPUTS
+from ..attribution import OUTPUTS, layer_output, predict
 from ..errors import SaliencyError
 from ..export import Scale
-from ..inputs import Layout, infer_layout
+from ..inputs import Layout, infer_layout, layer_kind
 from ..structure import InputSpec, flatten, select
 from ..transport import ARRAY_TRAIT, to_wire
 from ._guarded import GuardedWidget
@@ -73,11 +74,25 @@ def token_texts(tokens: Any, spec: InputSpec, entries: list[np.ndarray], shape: 
     return text, hidden
 
 
+def layout_wire(layout: Layout) -> dict[str, Any]:
+    """A layout as the browser reads it (``_layout``): a sequence's samples arrive time first
+    (``Layout.time_first``), so the browser's sample shape is its display shape."""
+    return {
+        "kind": layout.kind,
+        "sample_shape": list(layout.display_shape if layout.kind == "sequence" else layout.sample_shape),
+        "display_shape": list(layout.display_shape),
+        "channel_axis": layout.channel_axis,
+    }
+
+
 class SampleWidget(GuardedWidget):
     """Base of the widgets: one model, one batch ``x``, one displayed sample ``index``."""
 
     #: Which sample of the batch is shown.
     index = t.Int(0).tag(sync=True)
+    #: The entry of a tuple/list/dict ``x`` that is drawn (a key of ``x``, one of ``entries``); None for
+    #: one array or with ``layer=``.
+    entry = t.Union([t.Int(), t.Unicode()], allow_none=True, default_value=None).tag(sync=True)
     #: ``"logits"`` or ``"probabilities"`` (see ``sw.saliency``).
     output = t.Unicode("logits").tag(sync=True)
     #: Colour scale: ``"all"``, ``"positive"``, ``"negative"`` or ``"absolute_value"``.
@@ -109,6 +124,7 @@ class SampleWidget(GuardedWidget):
         layer: Any = None,
         fixed: Any = None,
         tokens: Any = None,
+        entry: Any = None,
         **state: Any,
     ) -> None:
         from ..backends import get_backend
@@ -117,14 +133,12 @@ class SampleWidget(GuardedWidget):
         self._backend = get_backend(model)
         self._spec, self._entries = flatten(x, self._backend.to_numpy, fixed)
         self._engine_kw = {"head": head, "layer": layer, "fixed": fixed}
-        batch = self._attributed_batch(layer)
-        if batch.ndim < 2:
-            raise SaliencyError(
-                f"x needs a leading batch axis; got shape {batch.shape} (for one sample use x[None])"
-            )
+        self._kind, self._feature_names_arg = kind, feature_names
+        if kind is None and layer is not None:
+            kind = layer_kind(self._backend.find_layer(layer).obj)
+        entry = self._first_entry(entry)
+        batch = self._drawn_batch(entry)
         self._x = batch
-        if kind is None and layer is not None and "embedding" in type(self._backend.find_layer(layer).obj).__name__.lower():
-            kind = "text"
         self._layout_info = infer_layout(batch.shape[1:], self._backend.framework, kind)
         self._token_text = token_texts(tokens, self._spec, self._entries, batch.shape[:2]) if self._layout_info.kind == "text" else None
         self._score_cache: dict[str, np.ndarray] = {}
@@ -132,34 +146,78 @@ class SampleWidget(GuardedWidget):
         out_shape = self._all_scores(state["output"]).shape[1:]
         super().__init__(
             _n_samples=len(batch),
-            _layout={
-                "kind": self._layout_info.kind,
-                "sample_shape": list(self._layout_info.sample_shape),
-                "display_shape": list(self._layout_info.display_shape),
-                "channel_axis": self._layout_info.channel_axis,
-            },
+            _layout=layout_wire(self._layout_info),
             _luts={s: to_wire(colors.sign_lut(s), "uint8") for s in colors.SIGNS},
             _labels=output_labels(out_shape, labels),
             _out_shape=list(out_shape),
             _feature_names=feature_labels(self._layout_info, feature_names),
+            entry=entry,
             **state,
         )
 
-    def _attributed_batch(self, layer: Any) -> np.ndarray:
-        """What the widget shows for every sample: the one attributed entry of ``x``, or the
-        output of ``layer``."""
-        if layer is not None:
-            from ..attribution import layer_output
+    @property
+    def entries(self) -> list[Any]:
+        """The entries of a tuple/list/dict ``x`` that ``entry`` can draw (its attributed ones); [] for
+        one array or with ``layer=``."""
+        if self._engine_kw["layer"] is not None or not self._spec.structured:
+            return []
+        return [self._spec.keys[i] for i in self._spec.attributed]
 
-            return layer_output(self._model, self._spec.pack(self._entries), layer, fixed=self._engine_kw["fixed"])
-        attributed = self._spec.attributed
-        if len(attributed) != 1:
-            names = ", ".join(self._spec.name(i) for i in attributed) or "none"
+    def _first_entry(self, entry: Any) -> Any:
+        """``entry=`` checked, or the first attributed entry of a structured ``x`` (None: nothing to pick)."""
+        if self._engine_kw["layer"] is None and not self._spec.attributed:
             raise SaliencyError(
-                f"a widget shows the attribution of one input entry; x has {len(attributed)} attributed entries "
-                f"({names}): pass fixed= to keep the others fixed, or layer= to attribute to a layer"
+                "no entry of x is floating-point, so there is nothing to draw; for token ids pass layer= the "
+                "embedding layer, or name the entries to keep as they are with fixed="
             )
-        return self._entries[attributed[0]]
+        if entry is None:
+            return self.entries[0] if self.entries else None
+        if entry not in self.entries:
+            offered = ", ".join(map(repr, self.entries)) or "none (x is one array, or layer= is given)"
+            raise SaliencyError(f"entry= must be one of the attributed entries of x: {offered}; got {entry!r}")
+        return entry
+
+    def _drawn_batch(self, entry: Any) -> np.ndarray:
+        """What the widget shows for every sample: ``x`` itself, its entry ``entry``, or the output of
+        ``layer=`` (computed with ``head=``, which a model with several outputs needs to run)."""
+        if self._engine_kw["layer"] is not None:
+            batch = layer_output(self._model, self._spec.pack(self._entries), self._engine_kw["layer"],
+                                 head=self._engine_kw["head"], fixed=self._engine_kw["fixed"])
+        else:
+            batch = self._entries[0 if entry is None else self._spec.keys.index(entry)]
+        if batch.ndim < 2:
+            raise SaliencyError(
+                f"x needs a leading batch axis; got shape {batch.shape} (for one sample use x[None])"
+            )
+        return batch
+
+    def _sample_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """A method's options for one sample: a ``baseline`` with one row per sample gives sample
+        ``index``'s row (entry by entry for a structured baseline)."""
+        if options.get("baseline") is None:
+            return options
+        baseline = options["baseline"]
+        named = dict(zip(self._spec.keys, self._entries))
+        if isinstance(baseline, Mapping):
+            rows = {k: self._baseline_row(v, named.get(k)) for k, v in baseline.items()}
+        elif isinstance(baseline, (tuple, list)) and self._spec.structured and len(baseline) == len(self._entries):
+            rows = type(baseline)(self._baseline_row(v, e) for v, e in zip(baseline, self._entries))
+        else:
+            attributed = self._spec.attributed
+            rows = self._baseline_row(baseline, self._entries[attributed[0] if attributed else 0])
+        return {**options, "baseline": rows}
+
+    def _baseline_row(self, value: Any, entry: Optional[np.ndarray]) -> Any:
+        """``value``'s row for sample ``index`` when it has ``entry``'s batch axis, else ``value``."""
+        if value is None or entry is None:
+            return value
+        array = np.asarray(self._backend.to_numpy(value))
+        if array.ndim != entry.ndim or len(array) == 1:
+            return value
+        if len(array) != len(entry):
+            self._invalid(f"baseline of shape {array.shape} has {len(array)} rows but x has {len(entry)} samples; "
+                          "pass one row per sample, one row for all, or one sample's shape")
+        return array[self.index:self.index + 1]
 
     def _sample_x(self, index: int) -> Any:
         """Sample ``index`` of ``x`` as a batch of one, in ``x``'s structure."""
@@ -167,9 +225,9 @@ class SampleWidget(GuardedWidget):
 
     def _shown_part(self, result: Any) -> np.ndarray:
         """The part of an engine result (``x``'s structure, or one array with ``layer=``) the widget shows."""
-        if self._engine_kw["layer"] is not None or not self._spec.structured:
+        if self.entry is None:
             return np.asarray(result)
-        return np.asarray(result[self._spec.keys[self._spec.attributed[0]]])
+        return np.asarray(result[self.entry])
 
     def _tokens_wire(self) -> dict[str, Any]:
         """The current sample's token strings and which positions are hidden (padding)."""
@@ -186,8 +244,6 @@ class SampleWidget(GuardedWidget):
 
     def _all_scores(self, output: str) -> np.ndarray:
         if output not in self._score_cache:
-            from ..attribution import predict
-
             self._score_cache[output] = predict(self._model, self._spec.pack(self._entries), output=output,
                                                 head=self._engine_kw["head"], fixed=self._engine_kw["fixed"])
         return self._score_cache[output]
@@ -241,6 +297,48 @@ class SampleWidget(GuardedWidget):
         if not 0 <= p < 100:
             self._invalid(f"outlier_perc must be in [0, 100); got {p}")
         return p
+
+    @t.validate("scale_max")
+    def _check_scale_max(self, proposal: Any) -> float:
+        m = float(proposal["value"])
+        if not (np.isfinite(m) and m >= 0):
+            self._invalid(f"scale_max must be a finite magnitude ≥ 0 (where colours saturate; 0 unlocks); got {m}")
+        return m
+
+    @t.validate("entry")
+    def _check_entry(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value not in (self.entries or [None]):
+            offered = ", ".join(map(repr, self.entries)) or "None (x is one array, or layer= is given)"
+            self._invalid(f"entry must be one of {offered}; got {value!r}")
+        return value
+
+    @t.observe("entry")
+    def _on_entry(self, change: dict[str, Any]) -> None:
+        def update() -> None:
+            try:
+                self._use_entry(change["new"])
+                self._show_entry()
+            except Exception:
+                self._use_entry(change["old"])
+                raise
+
+        self._guarded(change, update)
+
+    def _use_entry(self, entry: Any) -> None:
+        """Draws ``entry`` of ``x``: its batch and layout; ``feature_names=`` are kept where they fit it."""
+        batch = self._drawn_batch(entry)
+        layout = infer_layout(batch.shape[1:], self._backend.framework, self._kind)
+        try:
+            names = feature_labels(layout, self._feature_names_arg)
+        except SaliencyError:  # the names given describe another entry
+            names = []
+        self._x, self._layout_info = batch, layout
+        self._layout = layout_wire(layout)
+        self._feature_names = names
+
+    def _show_entry(self) -> None:
+        """Sends what the newly drawn entry shows (the subclass' views)."""
 
     @t.observe("lock_scale")
     def _on_lock(self, change: dict[str, Any]) -> None:

@@ -14,6 +14,11 @@ from ._export import ExportMixin
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 
 
+class InvalidValue(SaliencyError, t.TraitError):
+    """A value a widget refuses. A ``TraitError`` too, so that a refusal inside held notifications
+    (``set_state``, as the browser sets traits) rolls the trait back to its old value."""
+
+
 def bundle(name: str) -> str:
     """The built front-end module ``name`` from ``static/``, as text. A widget class's ``_esm``
     is this text, not the path: anywidget connects every instance to a path's change signal,
@@ -40,6 +45,11 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
         super().__init__(**kwargs)
         self.on_msg(self._on_custom_message)
 
+    @property
+    def error(self) -> str:
+        """The message the widget shows for its last failed update; ``""`` when none."""
+        return self._error
+
     def __setattr__(self, name: str, value: Any) -> None:
         """Sets an attribute; a :class:`SaliencyError` from a validator or observer is re-raised
         here with the traitlets frames dropped, so a user sees their own line and the message."""
@@ -52,7 +62,7 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
     def _invalid(self, message: str) -> None:
         """Shows ``message`` in the widget and raises it as a :class:`SaliencyError`."""
         self._error = message
-        raise SaliencyError(message)
+        raise InvalidValue(message)
 
     def _guarded(self, change: dict[str, Any], update: Callable[[], None]) -> None:
         """Runs ``update`` for a trait change; on failure show the error, restore

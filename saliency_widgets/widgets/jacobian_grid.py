@@ -31,7 +31,7 @@ class JacobianGrid(SampleWidget):
     tuples). Clicking a row or tile sets ``selected`` (a flat output index);
     hovering an input shows how it moves every output. ``jacobian`` is the
     current sample's Jacobian, ``sw.jacobian(model, x, outputs=outputs)[index]``.
-    Structured ``x``, ``head=``, ``layer=``, ``fixed=`` and ``tokens=`` work as
+    Structured ``x``, ``head=``, ``layer=``, ``fixed=``, ``tokens=`` and ``entry=`` work as
     in :class:`SaliencyMap` (a text layout draws each output's row over the tokens).
     """
 
@@ -58,15 +58,17 @@ class JacobianGrid(SampleWidget):
         layer: Any = None,
         fixed: Any = None,
         tokens: Any = None,
+        entry: Any = None,
         index: int = 0,
         sign: str = "all",
         outlier_perc: float = 2.0,
     ) -> None:
         self._outputs_arg = None if outputs is None else list(outputs)
-        self._cache: dict[tuple[int, str], np.ndarray] = {}
+        self._cache: dict[tuple, np.ndarray] = {}
         super().__init__(
             model, x, kind=kind, labels=None, feature_names=feature_names,
-            head=head, layer=layer, fixed=fixed, tokens=tokens, output=output, index=index, sign=sign, outlier_perc=outlier_perc,
+            head=head, layer=layer, fixed=fixed, tokens=tokens, entry=entry, output=output, index=index, sign=sign,
+            outlier_perc=outlier_perc,
         )
         rows = self._flat_rows()
         self._labels = self._row_aware_labels(labels, rows)
@@ -91,10 +93,11 @@ class JacobianGrid(SampleWidget):
         scores = self._all_scores(self.output)[self.index].reshape(-1)
         tile = info.kind != "vector"
         labels = [f"{self._labels[r]} · {format_value(scores[r])}" if tile else self._labels[r] for r in self._rows]
+        names = self._tokens_wire()["tokens"] if info.kind == "text" else self._feature_names
         return jacobian_figure(
             self._display_values(), kind=info.kind, scale=self._scale(),
             row_labels=labels, selected=self._rows.index(self.selected),
-            title="Jacobian", feature_names=self._feature_names,
+            title="Jacobian", feature_names=names,
             subtitle=f"{len(self._rows)} outputs × {shape} inputs · {self.output}{channels}{self._sample_text()}", **kw,
         )
 
@@ -118,7 +121,7 @@ class JacobianGrid(SampleWidget):
         return output_labels(tuple(self._out_shape), labels)
 
     def _jacobian_of(self, index: int, output: str) -> np.ndarray:
-        key = (index, output)
+        key = (index, output, self.entry)
         if key not in self._cache:
             from ..attribution import jacobian
 
@@ -141,6 +144,9 @@ class JacobianGrid(SampleWidget):
 
     def _display_values(self) -> np.ndarray:
         return self._layout_info.reduce(self._rows_matrix())
+
+    def _show_entry(self) -> None:
+        self._send_jacobian()
 
     def _send_jacobian(self) -> None:
         self._scores = self._scores_wire()

@@ -67,6 +67,11 @@ class SaliencyMap(SampleWidget):
     ``x["attention_mask"]`` is 0 are hidden. A text view starts on ``method="input_x_gradient"``
     when ``method=`` is not given: the signed gradient summed over the embedding axis is 0 by
     construction whenever the embeddings feed a normalisation layer (every BERT-family model).
+    ``head=``, ``layer=`` and ``fixed=`` hold for every computation: the map, the Jacobian, the
+    checks and the exports. A ``baseline`` in ``method_kwargs`` with one row per sample (e.g.
+    ``{"input_ids": pad_ids}`` shaped like ``x``) gives sample ``index`` its own row. When ``x``
+    has several attributed entries (two float arrays), ``entry`` (a key of ``x``, one of
+    ``entries``; default the first) is the one drawn; set it to switch.
 
     A map that is zero up to float rounding (see :mod:`saliency_widgets.zero`: such a summed
     gradient, or a Grad-CAM whose ReLU clipped every pixel) is never stretched to full colour: the
@@ -81,7 +86,8 @@ class SaliencyMap(SampleWidget):
     current ``(index, target, method, output, cam_layer)``.
 
     Set ``target``, ``method``, ``index``, ``sign``, ``outlier_perc``,
-    ``lock_scale`` or ``opacity`` from Python or in the browser; read the current
+    ``lock_scale``, ``opacity`` or ``entry`` from Python or in the browser (a refused value, e.g.
+    ``opacity`` outside [0, 1] or NaN, raises ``SaliencyError`` and leaves the previous one); read the current
     map as ``attribution`` (numpy, one sample, the input's shape).
     ``method_kwargs`` passes options per method, e.g.
     ``{"smoothgrad": {"n_samples": 20}}``. When one sample's Jacobian fits
@@ -146,6 +152,7 @@ class SaliencyMap(SampleWidget):
         layer: Any = None,
         fixed: Any = None,
         tokens: Any = None,
+        entry: Any = None,
         index: int = 0,
         sign: str = "all",
         outlier_perc: float = 2.0,
@@ -155,13 +162,13 @@ class SaliencyMap(SampleWidget):
         self._user_image = None if image is None else np.asarray(image)
         self._method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
         self._cache: OrderedDict[tuple, _Map] = OrderedDict()
-        self._jacobians: dict[tuple[int, str], Optional[np.ndarray]] = {}
+        self._jacobians: dict[tuple, Optional[np.ndarray]] = {}
         self._check_items: OrderedDict[tuple, dict[str, dict[str, Any]]] = OrderedDict()
         self._check_raw: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
         super().__init__(
             model, x, kind=kind, labels=labels, feature_names=feature_names,
-            head=head, layer=layer, fixed=fixed, tokens=tokens, output=output, index=index, sign=sign, outlier_perc=outlier_perc,
-            method="gradient" if method is None else method, opacity=opacity,
+            head=head, layer=layer, fixed=fixed, tokens=tokens, entry=entry, output=output, index=index, sign=sign,
+            outlier_perc=outlier_perc, method="gradient" if method is None else method, opacity=opacity,
         )
         if method is None and self._layout_info.kind == "text":
             self.method = "input_x_gradient"  # a per-token sum that means something (DESIGN §7)
@@ -169,7 +176,8 @@ class SaliencyMap(SampleWidget):
         plain = layer is None and head is None and not self._spec.structured
         self._cam_layers = self._spatial_layers() if plain and self._layout_info.kind == "image" else []
         self._methods = [m for m in METHODS if m not in CAM_METHODS or self._cam_layers]
-        self._on_demand = list(_checks.ON_DEMAND) if plain else []
+        self._on_demand = list(_checks.ON_DEMAND)
+        self._pad_id = int(getattr(tokens, "pad_token_id", None) or 0)
         self._prefetchable = self._jacobian_fits()
         self._truth = self._true_labels(y)
         first = int(np.argmax(self._all_scores(self.output)[self.index])) if target is None else target
@@ -188,10 +196,15 @@ class SaliencyMap(SampleWidget):
 
     def run_check(self, name: str) -> dict[str, Any]:
         """Runs an on-demand check (``"deletion_insertion"`` or ``"randomization"``) for the map
-        on screen, in the kernel; returns its item (also shown in the strip)."""
+        on screen, in the kernel, and returns its item (also shown in the strip); a check listed in
+        ``checks`` (computed with the map) returns its item as it is."""
+        if name in self.checks and name not in self._on_demand:
+            return self.checks[name]
         if name not in self._on_demand:
-            offered = ", ".join(map(repr, self._on_demand)) or "none (structured x, head= or layer=)"
-            self._invalid(f"run_check takes one of {offered}; got {name!r}")
+            offered = ", ".join(map(repr, [*self._on_demand, *self.checks]))
+            hint = (" (completeness checks integrated gradients: set method='integrated_gradients')"
+                    if name == "completeness" else "")
+            self._invalid(f"run_check takes one of {offered} for this map; got {name!r}{hint}")
         key = self._key()
         items = self._check_items.setdefault(key, {})
         for kept in (self._check_items, self._check_raw):  # results of the last _CHECKS_KEPT maps
@@ -214,34 +227,49 @@ class SaliencyMap(SampleWidget):
         return items[name]
 
     def _key(self) -> tuple:
-        return (self.index, self.target, self.method, self.output, self.cam_layer)
+        return (self.index, self.target, self.method, self.output, self.cam_layer, self.entry)
 
     def _method_kw(self) -> dict[str, Any]:
-        """The current method's options: ``method_kwargs``, and ``layer=`` for Grad-CAM."""
-        kw = dict(self._method_kwargs.get(self.method, {}))
+        """The current method's options for sample ``index`` (``method_kwargs``, a per-sample
+        baseline's row), with ``head=``, ``layer=``/``cam_layer`` and ``fixed=``."""
+        kw = {**self._engine_kw, **self._sample_options(dict(self._method_kwargs.get(self.method, {})))}
         if self.method in CAM_METHODS and self.cam_layer:
             kw["layer"] = self.cam_layer
         return kw
 
     def _deletion_insertion(self) -> checks.DeletionInsertion:
+        """Deletion / insertion of the drawn entry's elements (the other entries as they are); at an
+        embedding layer, of whole tokens, replaced by the tokenizer's ``[PAD]`` id (``tokens=``) or 0."""
         ranking = self._values
         if ranking.shape != self._x.shape[1:]:  # a Grad-CAM map ranks whole pixels
             ranking = np.expand_dims(ranking, self._layout_info.channel_axis)
+        kw = dict(self._engine_kw)
+        if len(self.entries) > 1:
+            kw["fixed"] = [k for k in self._spec.keys if k != self.entry]
         return checks.deletion_insertion(
-            self._model, self._x[self.index:self.index + 1], ranking[None], self._unravel(self.target),
-            steps=_checks.DELETION_STEPS, output=self.output,
+            self._model, self._sample_x(self.index), ranking[None], self._unravel(self.target),
+            steps=_checks.DELETION_STEPS, output=self.output, baseline=self._pad_id, **kw,
         )
 
     def _randomization(self) -> checks.Randomization:
         return checks.randomization(
-            self._model, self._x[self.index:self.index + 1], self._unravel(self.target), method=self.method,
+            self._model, self._sample_x(self.index), self._unravel(self.target), method=self.method,
             seed=_checks.RANDOMIZATION_SEED, output=self.output, **self._method_kw(),
         )
 
     def _randomization_rows(self) -> Optional[np.ndarray]:
         """``(steps, *display_shape)``: the randomization test's maps of the map on screen, if run."""
         raw = self._check_raw.get(self._key(), {}).get("randomization")
-        return None if raw is None else np.stack([self._shown(m[0]) for m in raw.maps])
+        return None if raw is None else np.stack([self._shown(self._drawn_part(m)[0]) for m in raw.maps])
+
+    def _drawn_part(self, maps: np.ndarray) -> np.ndarray:
+        """The drawn entry's part of ``checks.randomization`` maps, which hold several entries flat."""
+        if maps.shape[1:] == self._x.shape[1:] or len(self.entries) < 2:
+            return maps
+        sizes = [self._entries[i][0].size for i in self._spec.attributed]
+        k = self.entries.index(self.entry)
+        start = sum(sizes[:k])
+        return maps[:, start:start + sizes[k]].reshape(len(maps), *self._x.shape[1:])
 
     def _send_randomization_maps(self) -> None:
         rows = self._randomization_rows()
@@ -254,12 +282,12 @@ class SaliencyMap(SampleWidget):
         """``_checks`` for the map on screen: the cheap checks, then any on-demand results."""
         key = self._key()
         items: dict[str, Any] = {"key": {"index": self.index, "target": self.target, "method": self.method,
-                                         "output": self.output, "cam_layer": self.cam_layer}}
+                                         "output": self.output, "cam_layer": self.cam_layer, "entry": self.entry}}
         err = self._lookup()[1]
         if err is not None:
             steps = self._method_kwargs.get(self.method, {}).get("steps", METHOD_OPTIONS[self.method]["steps"])
             items["completeness"] = _checks.completeness_item(self._values, err, steps)
-        jac = self._jacobians.get((self.index, self.output))
+        jac = self._jacobians.get((self.index, self.output, self.entry))
         if jac is not None and self.method in LOCAL_METHODS and self.n_outputs > 1:
             maps = jac if self.method == "gradient" else jac * self._x[self.index].astype(np.float32)
             items["random_logit"] = _checks.random_logit_item(maps, self.target)
@@ -380,7 +408,7 @@ class SaliencyMap(SampleWidget):
 
     def _jacobian_of(self, index: int, output: str) -> Optional[np.ndarray]:
         """One sample's Jacobian ``(n_outputs, *sample_shape)`` if it fits the prefetch budget."""
-        key = (index, output)
+        key = (index, output, self.entry)
         if key not in self._jacobians:
             if not self._jacobian_fits():
                 self._jacobians[key] = None
@@ -400,7 +428,7 @@ class SaliencyMap(SampleWidget):
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        jac = self._jacobians.get((self.index, self.output)) if self.method in LOCAL_METHODS else None
+        jac = self._jacobians.get((self.index, self.output, self.entry)) if self.method in LOCAL_METHODS else None
         if jac is not None:
             row = jac[self.target]
             sample = self._x[self.index].astype(np.float32)
@@ -410,7 +438,7 @@ class SaliencyMap(SampleWidget):
 
             res = attribute(
                 self._model, self._sample_x(self.index), self._unravel(self.target),
-                method=self.method, output=self.output, **{**self._engine_kw, **self._method_kw()},
+                method=self.method, output=self.output, **self._method_kw(),
             )
             err = None if res.completeness_error is None else float(np.asarray(res.completeness_error)[0])
             values = np.asarray(self._shown_part(res.values)[0], dtype=np.float32)
@@ -450,14 +478,15 @@ class SaliencyMap(SampleWidget):
         sample = self._x[self.index]
         self._tokens = self._tokens_wire()
         self._scores = self._scores_wire()
-        self._input = to_wire(sample, index=self.index)
+        self._input = to_wire(self._layout_info.time_first(sample), index=self.index)
         if self._layout_info.kind == "image":
             self._image = to_wire(self._picture(self.index), "uint8", index=self.index)
         self._send_jacobian()
 
     def _send_jacobian(self) -> None:
         jac = self._jacobian_of(self.index, self.output) if self._want_jacobian else None
-        self._jacobian = None if jac is None else to_wire(jac, index=self.index, output=self.output)
+        self._jacobian = None if jac is None else to_wire(self._layout_info.time_first(jac), index=self.index,
+                                                          output=self.output)
 
     def prefetch(self) -> None:
         """Computes and sends the current sample's Jacobian now (the browser asks for it after
@@ -477,6 +506,10 @@ class SaliencyMap(SampleWidget):
             )
         self._send_randomization_maps()
         self._refresh_checks()
+
+    def _show_entry(self) -> None:
+        self._send_sample()
+        self._send_attribution()
 
     def _after_revert(self) -> None:
         """After a failed request was undone: the map of the restored key answers the browser's
@@ -499,7 +532,10 @@ class SaliencyMap(SampleWidget):
 
     @t.validate("opacity")
     def _check_opacity(self, proposal: Any) -> float:
-        return min(max(float(proposal["value"]), 0.0), 1.0)
+        value = float(proposal["value"])
+        if not 0 <= value <= 1:
+            self._invalid(f"opacity must be in [0, 1] (0: the image only, 1: the map only); got {value}")
+        return value
 
     @t.validate("cam_layer")
     def _check_cam_layer(self, proposal: Any) -> str:
@@ -537,7 +573,8 @@ class SaliencyMap(SampleWidget):
         jac = self._jacobian_of(self.index, self.output)
         if jac is None:
             return {}
-        return {"_want_jacobian": {"true": {"_jacobian": to_wire(jac, index=self.index, output=self.output)}}}
+        wire = to_wire(self._layout_info.time_first(jac), index=self.index, output=self.output)
+        return {"_want_jacobian": {"true": {"_jacobian": wire}}}
 
     @t.observe("index", "output")
     def _on_sample(self, change: dict[str, Any]) -> None:

@@ -162,6 +162,14 @@ class WeightInspector(GuardedWidget):
     def _on_change(self, change: dict[str, Any]) -> None:
         self._guarded(change, self._load_layer)
 
+    @t.validate("zoom")
+    def _check_zoom(self, proposal: Any) -> dict[str, Any]:
+        request = proposal["value"]
+        if request and not _is_zoom(request):
+            self._invalid('zoom must be {"block": name, "rows": [r0, r1], "cols": [c0, c1]} with finite numbers '
+                          f"r0 ≤ r1 and c0 ≤ c1 (picture cells); got {request!r}")
+        return request
+
     @t.observe("zoom")
     def _on_zoom(self, change: dict[str, Any]) -> None:
         """Answers the browser's zoom request with the block's full-resolution region."""
@@ -176,6 +184,16 @@ class WeightInspector(GuardedWidget):
             "block": panel.block.name, "rows": [r0, r0 + pic.values.shape[0]], "cols": [c0, c0 + pic.values.shape[1]],
             "values": to_wire(pic.values), "index": to_wire(pic.index, "int32"),
         }
+
+
+def _is_zoom(request: dict[str, Any]) -> bool:
+    """Whether ``request`` is a zoom the inspector can answer (see ``WeightInspector.zoom``)."""
+    try:
+        spans = [[float(v) for v in request[axis]] for axis in ("rows", "cols")]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return isinstance(request.get("block"), str) and all(
+        len(span) == 2 and all(np.isfinite(span)) and span[0] <= span[1] for span in spans)
 
 
 def _layer_state(model: Any, layer: str, split_gates: bool) -> tuple[LayerDisplay, dict[str, Any]]:
