@@ -1,5 +1,6 @@
-"""sw.attribute_dataset: batch-by-batch equality with sw.saliency, resuming, bounded memory,
-bad data, class means and their figure, and the Ray engine against the local one."""
+"""sw.attribute_dataset: batch-by-batch equality with sw.saliency, resuming (bit for bit), a full disk
+and damaged files, bounded memory, bad data (whole arrays in a tuple), class means and their figure,
+and the Ray engine against the local one."""
 
 from __future__ import annotations
 
@@ -364,6 +365,127 @@ def test_an_honest_interrupted_run_resumes_checked_and_gives_the_whole_run(rng, 
     np.testing.assert_array_equal(resumed.values, whole.values)
 
 
+def _interrupted_after(path, batches):
+    """``path``'s complete run as a run stopped after ``batches`` batches leaves it: the manifest
+    not complete, the journal's later lines gone, rows past them still in the columns."""
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest.update(complete=False, rows=0, batches=0)
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    lines = (path / "batches.jsonl").read_text().splitlines(keepends=True)
+    (path / "batches.jsonl").write_text("".join(lines[:batches]))
+
+
+def test_a_resumed_run_is_bit_identical_to_the_uninterrupted_run(rng, tmp_path, monkeypatch):
+    import copy
+    import shutil
+
+    model = torch_mlp()
+    x, y = _data(rng, n=48)
+    monkeypatch.setattr(sw.config, "chunk_budget_bytes", 32 * x[:8].nbytes)  # one copy per pass at first
+    options = dict(method="integrated_gradients", steps=16, batch_size=8, progress=False)
+    whole = sw.attribute_dataset(model, x, path=tmp_path / "whole", **options)
+    shutil.copytree(tmp_path / "whole", tmp_path / "run")
+    _interrupted_after(tmp_path / "run", 3)
+    # A copy of the model has a fresh backend, as in a new process: its own pass search would split
+    # the steps otherwise, and float32 sums of other passes differ in the last bits.
+    resumed = sw.attribute_dataset(copy.deepcopy(model), x, path=tmp_path / "run", **options)
+    assert resumed.complete
+    np.testing.assert_array_equal(resumed.values, whole.values)
+    assert _files(tmp_path / "run") == _files(tmp_path / "whole")
+    # The search had chosen by then (one layout: its size settles within two calls), and the
+    # rows from there on ran with its choice.
+    plan = json.loads((tmp_path / "run" / "manifest.json").read_text())["passes"]
+    assert 1 <= plan["size"] <= 16 and plan["layout"] is None and plan["from_row"] in (8, 16)
+    with torch.no_grad():
+        gap = (model(torch.tensor(x)) - model(torch.zeros(1, 6))).numpy()[np.arange(48), resumed.targets]
+    np.testing.assert_allclose(resumed.values.sum(axis=1) - resumed.completeness_error, gap, rtol=1e-4, atol=1e-5)
+
+
+def test_a_full_disk_stops_the_run_keeps_the_finished_batches_and_a_later_call_resumes(rng, tmp_path, monkeypatch):
+    import errno
+
+    from saliency_widgets.dataset.store import Column
+
+    model = torch_mlp()
+    x, y = _data(rng, n=64)
+    append = Column.append
+
+    def disk_fills_at_batch_two(column, values, rows_before):
+        if column.path.name == "values.npy" and rows_before == 32:  # half the batch's rows reach the disk
+            append(column, values[:8], rows_before)
+            raise OSError(errno.ENOSPC, "No space left on device", str(column.path))
+        append(column, values, rows_before)
+
+    monkeypatch.setattr(Column, "append", disk_fills_at_batch_two)
+    with pytest.raises(sw.SaliencyError, match=r"could not write .*values\.npy: No space left on device.*The 32 "
+                                               r"rows finished before are kept.*free disk space, then call "
+                                               r"attribute_dataset again.*to resume.*overwrite=True"):
+        _run(model, x, y, tmp_path / "run")
+    monkeypatch.setattr(Column, "append", append)
+    partial = sw.DatasetAttribution.load(tmp_path / "run")
+    assert len(partial) == 32 and not partial.complete
+    np.testing.assert_allclose(partial.values, _by_hand(model, x[:32]), rtol=1e-5, atol=1e-6)
+    resumed = _run(model, x, y, tmp_path / "run")
+    whole = _run(model, x, y, tmp_path / "whole")
+    assert resumed.complete and _files(tmp_path / "run") == _files(tmp_path / "whole")
+    np.testing.assert_allclose(resumed.values, _by_hand(model, x), rtol=1e-5, atol=1e-6)
+
+    create = Column.create
+
+    def full_at_the_second_file(column):
+        if column.path.name != "values.npy":
+            raise OSError(errno.ENOSPC, "No space left on device", str(column.path))
+        create(column)
+
+    monkeypatch.setattr(Column, "create", full_at_the_second_file)
+    with pytest.raises(sw.SaliencyError, match=r"could not write .*No space left on device.*Nothing had finished, "
+                                               r"and no file of the run is left in .*free disk space"):
+        _run(model, x, y, tmp_path / "first")
+    assert list((tmp_path / "first").iterdir()) == []  # a later call starts cleanly
+    monkeypatch.setattr(Column, "create", create)
+    np.testing.assert_array_equal(_run(model, x, y, tmp_path / "first").values, whole.values)
+
+
+def test_a_manifest_missing_keys_is_refused_naming_the_file(rng, tmp_path):
+    model = torch_mlp()
+    x, y = _data(rng, n=40)
+    _run(model, x, y, tmp_path)
+    good = json.loads((tmp_path / "manifest.json").read_text())
+    for key in ("complete", "columns", "fingerprint", "output_shape"):
+        (tmp_path / "manifest.json").write_text(json.dumps({k: v for k, v in good.items() if k != key}))
+        before = _files(tmp_path)
+        for call in (lambda: _run(model, x, y, tmp_path), lambda: sw.DatasetAttribution.load(tmp_path)):
+            with pytest.raises(sw.SaliencyError, match=rf"damaged.*manifest\.json lacks '{key}'.*overwrite=True"):
+                call()
+        assert _files(tmp_path) == before
+    (tmp_path / "manifest.json").write_text(json.dumps({**good, "complete": "yes"}))
+    with pytest.raises(sw.SaliencyError, match=r"manifest\.json 'complete' is a str, not a bool"):
+        sw.DatasetAttribution.load(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({**good, "passes": "fast"}))
+    with pytest.raises(sw.SaliencyError, match=r"manifest\.json has passes 'fast'"):
+        sw.DatasetAttribution.load(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(good))
+    assert _run(model, x, y, tmp_path).complete
+
+
+def test_a_column_cut_short_after_its_finished_rows_loads_and_resumes(rng, tmp_path):
+    import shutil
+
+    model = torch_mlp()
+    x, y = _data(rng, n=64)
+    whole = _run(model, x, y, tmp_path / "whole")
+    shutil.copytree(tmp_path / "whole", tmp_path / "run")
+    _interrupted_after(tmp_path / "run", 2)
+    # Killed while writing batch 2: its header counts 64 rows, but only 8 of batch 2's rows reached the disk.
+    with open(tmp_path / "run" / "values.npy", "r+b") as f:
+        f.truncate(256 + 40 * 6 * 4)
+    partial = sw.DatasetAttribution.load(tmp_path / "run")
+    np.testing.assert_array_equal(partial.values, whole.values[:32])
+    resumed = _run(model, x, y, tmp_path / "run")
+    assert _files(tmp_path / "run") == _files(tmp_path / "whole")
+    np.testing.assert_allclose(resumed.values, _by_hand(model, x), rtol=1e-5, atol=1e-6)
+
+
 # ------------------------------------------------------------------ memory
 class _PeakRSS:
     """Largest resident set size of this process while the block runs, sampled every millisecond
@@ -437,6 +559,22 @@ def test_a_batch_of_other_shape_or_structure_stops_the_run_and_keeps_what_finish
         kept = sw.DatasetAttribution.load(path)
         assert len(kept) == 32 and not kept.complete
         np.testing.assert_array_equal(kept.values, sw.saliency(model, x[:32]))
+
+
+def test_whole_arrays_in_a_tuple_are_refused_naming_labels(rng, tmp_path):
+    model = torch_mlp()
+    x, y = _data(rng, n=40)
+    two_inputs = (x[:, :4], x[:, 4:])
+    for data in ((x, y), [x, y], (torch.tensor(x), torch.tensor(y)), ({"a": x}, y), two_inputs, (x[:20], x[20:])):
+        with pytest.raises(sw.SaliencyError, match=r"two whole arrays.*pass labels=y, or an iterable of \(x, y\) "
+                                                   r"batches.*two inputs of one model: pass a dict") as err:
+            sw.attribute_dataset(model, data, path=tmp_path / "run", progress=False)
+        assert "(40, 6)" in str(err.value) or "(20, 6)" in str(err.value) or "(40, 4)" in str(err.value)
+    assert not (tmp_path / "run").exists()
+    by_labels = sw.attribute_dataset(model, x, labels=y, batch_size=20, path=tmp_path / "labels", progress=False)
+    two_batches = sw.attribute_dataset(model, [x[:20], x[20:]], path=tmp_path / "list", progress=False)
+    np.testing.assert_array_equal(two_batches.values, by_labels.values)
+    np.testing.assert_allclose(by_labels.values, _by_hand(model, x), rtol=1e-5, atol=1e-6)
 
 
 def test_samples_that_cannot_be_stacked_are_refused(rng, tmp_path):

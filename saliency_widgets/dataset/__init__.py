@@ -23,6 +23,7 @@ from ..errors import SaliencyError
 from .batches import Batch, BatchSource, BatchSpec, input_digest
 from .fingerprint import describe, weights_fingerprint
 from .job import LABEL_TARGET, BatchJob, BatchResult
+from .plan import PassPlan
 from .result import DatasetAttribution
 from .store import Store, another_run
 
@@ -37,17 +38,26 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
                       overwrite: bool = False, **kw: Any) -> DatasetAttribution:
     """Attribute every sample of ``data`` and stream the results into ``path``.
 
-    ``data``: an array (or a dict of arrays, a structured ``x``) with ``labels=`` for its
-    ``y``; a dataset of samples (``len`` and ``[i]``, e.g. a torch ``Dataset``), batched
-    here by ``batch_size``; or an iterable of batches ``x`` or ``(x, y)`` (a torch
-    ``DataLoader``, a batched ``tf.data.Dataset``, a generator), used as they come.
+    ``data``: an array (or a dict of arrays, a structured ``x`` such as a tokenizer's
+    ``input_ids`` and ``attention_mask``) with ``labels=`` for its ``y``; a dataset of
+    samples (``len`` and ``[i]``, e.g. a torch ``Dataset`` of dict rows), batched here by
+    ``batch_size``; or an iterable of batches ``x`` or ``(x, y)`` (a torch ``DataLoader``, a
+    batched ``tf.data.Dataset``, a generator, a list of dict batches), used as they come.
+    A tuple of two whole arrays is refused: a tuple of two is ``(x, y)``, as Keras reads it,
+    so ``(x, y)`` goes as ``x, labels=y``, two inputs of one model as a dict, and batches as
+    a list (a list of two arrays is two batches when they have the same sample shape and dtype).
     The data must come in the same order every time it is read, so that a run resumes.
 
     ``target``: as in :func:`~saliency_widgets.saliency` (``None`` = each sample's arg-max,
     an int, a tuple into a multi-dimensional output), one per sample of the whole dataset
     (a list or array), or ``"label"``: each sample's own label ``y``. ``kw`` (``output``,
     ``head``, ``layer``, ``fixed``, ``n_samples``, ``baseline`` …) go to
-    :func:`~saliency_widgets.attribute` for every batch.
+    :func:`~saliency_widgets.attribute` for every batch; with ``layer=`` (e.g. the embedding
+    layer, for token ids) ``values`` is one array ``(N, *layer_output_shape)``. The passes of
+    SmoothGrad and integrated gradients (copies per pass, memory layout) are searched on the
+    first batches, then fixed for the rest of the run (``"passes"`` in the manifest), so that a
+    resumed run, and the Ray workers, compute those batches bit for bit as an uninterrupted
+    local run does.
 
     ``path``: a folder (a new temporary one when ``None``). Each finished batch is written
     there at once (``.npy`` files, a line in ``batches.jsonl`` and ``manifest.json``); calling
@@ -60,8 +70,10 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
     folder that holds another run (other weights, options or data) or damaged files (a
     truncated column, rows changed since they were written, a manifest that does not parse);
     what is there is left as it is. ``overwrite=True`` deletes that run's files and starts
-    again. Memory stays bounded by one batch plus the engine's working memory
-    (``sw.config.chunk_budget_bytes``), whatever the dataset's size.
+    again. A write that fails (a full disk) stops the run with a :class:`SaliencyError` naming
+    the file; the finished batches stay, and calling again resumes after them. Memory stays
+    bounded by one batch plus the engine's working memory (``sw.config.chunk_budget_bytes``),
+    whatever the dataset's size.
 
     ``engine``: ``"local"`` (this process) or ``"ray"`` (Ray Data ``map_batches`` on the
     cluster ``ray.init`` connected to; ``engine_options`` go to ``map_batches``, e.g.
@@ -88,7 +100,8 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
                 raise SaliencyError(another_run(
                     root, f"the data goes on after row {store.rows - 1}, where the run there ended"))
             return DatasetAttribution(root)
-    job = BatchJob(model, source.structure, target, method, kw)
+    job = BatchJob(model, source.structure, target, method, kw,
+                   passes=None if store is None else PassPlan.from_json(store.manifest.get("passes")))
     writer = _Writer(root, fingerprint, store, {
         "framework": get_backend(model).framework, "method": method,
         "structure": [source.structure.kind, list(source.structure.keys)],
@@ -102,6 +115,11 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
             else:
                 from . import ray_engine
 
+                if job.passes is None:  # batches run here while the passes are searched; the workers get the plan
+                    for batch in batches:
+                        writer(job(batch))
+                        if not job.searching:
+                            break
                 ray_engine.run(job, batches, writer, engine_options)
         writer.finish()
     finally:
@@ -125,11 +143,13 @@ class _Writer:
     def __call__(self, result: BatchResult) -> None:
         if self.store is None:
             columns = {name: (v.dtype, v.shape[1:]) for name, v in result.columns.items()}
-            info = {**self.info, "output_shape": list(result.output_shape)}
+            info = {**self.info, "output_shape": list(result.output_shape), "passes": None}
             self.store = Store.create(self.root, self.fingerprint, columns, info, self.overwrite)
         if result.start != self.store.rows:
             raise SaliencyError(f"a batch starting at row {result.start} arrived after {self.store.rows} rows")
         self.store.append(result.columns, result.inputs)
+        if result.passes is not None and self.store.manifest.get("passes") is None:
+            self.store.record_passes(result.passes)
         self.bar.update(len(result))
 
     def finish(self) -> None:

@@ -104,6 +104,7 @@ class BatchSource:
             raise SaliencyError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
         self._data = data
+        _refuse_whole_arrays(data)
         self._indexed = _is_array(data) or isinstance(data, Mapping)
         self._samples = not self._indexed and _is_map_style(data)
         if labels is not None and not self._indexed:
@@ -227,6 +228,44 @@ def _is_map_style(data: Any) -> bool:
     """A dataset of samples (``len`` and ``[i]``), not a list/tuple of batches."""
     return (hasattr(data, "__getitem__") and hasattr(data, "__len__")
             and not isinstance(data, (list, tuple, str, bytes)) and not hasattr(data, "as_numpy_iterator"))
+
+
+def _refuse_whole_arrays(data: Any) -> None:
+    """A :class:`SaliencyError` for whole arrays where batches are expected: a tuple of two
+    arrays (or dicts of arrays), or a list of two that cannot be batches of one kind.
+
+    The rule: a tuple of two is ``(x, y)`` (Keras' convention), here the whole ``x`` and its
+    labels, which go as ``labels=`` (or it is a two-input ``x``, which goes as a dict); a list
+    of two arrays is a list of batches when both have the same sample shapes and dtypes. Items
+    of any other kind (``(x, y)`` pairs, generators …) are read as batches as they are.
+    """
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        return
+    kinds = [_sample_kind(item) for item in data]
+    if None in kinds or (isinstance(data, list) and kinds[0] == kinds[1]):
+        return
+    raise SaliencyError(
+        f"data is a {type(data).__name__} of two whole arrays ({' and '.join(map(_shapes, data))}), not "
+        "batches. If they are x and its labels y: pass labels=y, or an iterable of (x, y) batches "
+        "(e.g. attribute_dataset(model, x, labels=y)). If they are the two inputs of one model: pass a dict "
+        "of arrays {name: array}, or batches ((a, b), y). If they are two batches: pass a list [x0, x1]"
+    )
+
+
+def _sample_kind(item: Any) -> Optional[tuple]:
+    """Per-sample shapes and dtypes of an array or a dict of arrays; None for anything else."""
+    if _is_array(item):
+        return tuple(item.shape[1:]), str(item.dtype)
+    if isinstance(item, Mapping) and item and all(_is_array(v) for v in item.values()):
+        return tuple((k, tuple(v.shape[1:]), str(v.dtype)) for k, v in item.items())
+    return None
+
+
+def _shapes(item: Any) -> str:
+    """``(100, 6)``, or ``a dict of 'input_ids' (100, 7), …``, for messages."""
+    if isinstance(item, Mapping):
+        return "a dict of " + ", ".join(f"{k!r} {tuple(v.shape)}" for k, v in item.items())
+    return f"shape {tuple(item.shape)}"
 
 
 def _split(item: Any, where: str) -> tuple[Any, Any]:

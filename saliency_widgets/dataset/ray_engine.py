@@ -3,7 +3,7 @@
 The driver reads the data batch by batch (exactly as the local engine does)
 and puts each batch into Ray's object store; a Ray Data dataset of batch
 references is mapped by a pool of actors, each of which unpickles the job, the
-model included, once. Results come back in order (``preserve_order``) and the
+model included, once (its layer options by name, :meth:`~.job.BatchJob.by_name`). Results come back in order (``preserve_order``) and the
 driver writes them to the same files as the local engine.
 
 Ray joins the cluster that ``ray.init(address=...)`` connected to, or starts a
@@ -62,8 +62,8 @@ def run(job: BatchJob, batches: Iterator[Batch], write: Callable[[BatchResult], 
     try:
         # from_items: the batch numbers need no read task, so every CPU can hold an actor.
         numbers = ray.data.from_items([{"id": i} for i in range(len(refs))], override_num_blocks=len(refs))
-        mapped = numbers.map_batches(_Worker, fn_constructor_kwargs={"job": job, "batches": refs}, batch_size=1,
-                                     batch_format="numpy", **settings)
+        mapped = numbers.map_batches(_Worker, fn_constructor_kwargs={"job": job.by_name(), "batches": refs},
+                                     batch_size=1, batch_format="numpy", **settings)
         for expected, row in enumerate(mapped.iter_rows()):
             if int(row["id"]) != expected:
                 raise SaliencyError(f"Ray returned batch {row['id']} where batch {expected} was due")

@@ -10,7 +10,7 @@ import numpy as np
 from ..config import config
 from ..errors import SaliencyError
 from ..structure import Structure
-from .job import class_ids, value_name
+from .job import VALUES, class_ids, value_name
 from .store import Store
 
 GROUPINGS = ("label", "prediction", "target")
@@ -56,7 +56,10 @@ class DatasetAttribution:
     @property
     def values(self) -> Any:
         """Attributions shaped like the data's ``x`` (a memmap; for a structured ``x`` its
-        structure with one memmap per attributed entry and None for fixed entries)."""
+        structure with one memmap per attributed entry and None for fixed entries), or with
+        ``layer=`` one memmap ``(N, *layer_output_shape)`` whatever ``x`` is."""
+        if VALUES in self._store.columns:
+            return self._column(VALUES)
         leaves = [self._column(value_name(self.structure, i)) if value_name(self.structure, i) in self._store.columns
                   else None for i in range(len(self.structure.keys))]
         return self.structure.pack(leaves)
@@ -136,9 +139,10 @@ class DatasetAttribution:
 
     def _entry_values(self, entry: Any) -> np.ndarray:
         values = self.values
-        if self.structure.kind == "array":
+        if VALUES in self._store.columns:
             if entry is not None:
-                raise SaliencyError("entry= picks an entry of a structured x; this data's x is one array")
+                raise SaliencyError(f"entry= picks an attributed entry of a structured x, but this run's attribution "
+                                    f"is one array (a single-array x, or layer=); got entry={entry!r}, pass none")
             return values
         leaves = self.structure.leaves(values)
         attributed = [k for k, v in zip(self.structure.keys, leaves) if v is not None]

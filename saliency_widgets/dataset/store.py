@@ -19,13 +19,20 @@ else (columns shorter than the journal, rows that hash differently from what
 was written, a manifest or a journal line that does not parse) is damage, and
 resuming refuses it, as it refuses another run's folder, naming ``overwrite=True``.
 ``np.load(file, mmap_mode="r")`` reads every column without loading it.
+
+A write that fails (a full disk, a read-only folder) raises a :class:`SaliencyError` naming the
+file and how to go on: the finished batches stay, and calling again resumes after them; when the
+first batch could not be written, the run's files are removed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
@@ -95,14 +102,22 @@ class Column:
         self._write_header(self._file, rows_before + len(values))  # its seek flushes the rows first
         self._file.flush()
 
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+    def read(self, rows: int) -> np.ndarray:
+        """The first ``rows`` rows, memory-mapped read-only (whatever row count the header holds:
+        a stopped run may have counted rows it did not finish writing)."""
+        if rows == 0:
+            return np.empty((0, *self.sample_shape), self.dtype)
+        try:
+            return np.memmap(self.path, self.dtype, "r", offset=HEADER_BYTES, shape=(rows, *self.sample_shape))
+        except (ValueError, OSError) as err:
+            raise SaliencyError(damaged(self.path.parent, f"{self.path.name} cannot be read ({err})")) from None
 
-    def read(self, rows: int) -> np.memmap:
-        """The first ``rows`` rows, memory-mapped read-only."""
-        return np.load(self.path, mmap_mode="r")[:rows]
+    def close(self) -> None:
+        """Close the file; bytes a failed write left unflushed are past the journal, so a
+        second failure to write them changes nothing."""
+        if self._file is not None:
+            _close_quietly(self._file)
+            self._file = None
 
     def _write_header(self, f: Any, rows: int) -> None:
         text = repr({"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
@@ -186,7 +201,7 @@ class Store:
 
     def verify(self) -> None:
         """A :class:`SaliencyError` unless every finished batch's rows hash as when written."""
-        arrays = {name: np.load(column.path, mmap_mode="r") for name, column in self.columns.items()}
+        arrays = {name: column.read(self.rows) for name, column in self.columns.items()}
         for number, record in enumerate(self.records or []):
             stop = record["start"] + record["rows"]
             if set(record["results"]) != set(arrays):
@@ -218,11 +233,18 @@ class Store:
                         for name, (dtype, shape) in columns.items()},
             **info,
         }
-        for column in _columns(path, manifest).values():
-            column.create()
-        (path / JOURNAL).write_bytes(b"")
-        store = cls(path, manifest)
-        store._save()
+        try:
+            for column in _columns(path, manifest).values():
+                column.create()
+            (path / JOURNAL).write_bytes(b"")
+            store = cls(path, manifest)
+            store._save()
+        except (OSError, SaliencyError) as err:  # nothing finished: leave no half-made run behind
+            for name in [*files.values(), JOURNAL]:
+                (path / name).unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise SaliencyError(not_written(Path(err.filename or path), err, 0)) from err
+            raise
         return store
 
     # ------------------------------------------------------------- writing
@@ -245,18 +267,22 @@ class Store:
             rows[name] = np.ascontiguousarray(values, dtype=column.dtype)
         if not self._cut:  # what a stopped run left after its last finished batch
             for column in self.columns.values():
-                column.truncate(self.rows)
-            self._journal = open(self.path / JOURNAL, "r+b")
-            self._journal.truncate(self._journal_bytes)
-            self._journal.seek(self._journal_bytes)
+                with self._writing(column.path.name):
+                    column.truncate(self.rows)
+            with self._writing(JOURNAL):
+                self._journal = open(self.path / JOURNAL, "r+b")
+                self._journal.truncate(self._journal_bytes)
+                self._journal.seek(self._journal_bytes)
             self._cut = True
         for name, values in rows.items():
-            self.columns[name].append(values, self.rows)
+            with self._writing(self.columns[name].path.name):
+                self.columns[name].append(values, self.rows)
         record = {"start": self.rows, "rows": n, "inputs": inputs,
                   "results": {name: digest([rows[name]]) for name in sorted(rows)}}
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-        self._journal.write(line)
-        self._journal.flush()
+        with self._writing(JOURNAL):
+            self._journal.write(line)
+            self._journal.flush()
         self._journal_bytes += len(line)
         self.records.append(record)
         self.rows += n
@@ -266,9 +292,14 @@ class Store:
         for column in self.columns.values():
             column.close()
         if self._journal is not None:
-            self._journal.close()
+            _close_quietly(self._journal)
             self._journal = None
             self._cut = False
+
+    def record_passes(self, plan: dict[str, Any]) -> None:
+        """Keep the run's pass plan (:meth:`~.plan.PassPlan.to_json`) in the manifest."""
+        self.manifest["passes"] = plan
+        self._save()
 
     def finish(self) -> None:
         """Mark the run complete in the manifest."""
@@ -277,8 +308,20 @@ class Store:
 
     def _save(self) -> None:
         tmp = self.path / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(self.manifest, indent=1))
-        os.replace(tmp, self.path / MANIFEST)
+        try:
+            with self._writing(MANIFEST):
+                tmp.write_text(json.dumps(self.manifest, indent=1))
+                os.replace(tmp, self.path / MANIFEST)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @contextmanager
+    def _writing(self, file: str) -> Iterator[None]:
+        """An ``OSError`` while writing ``file`` as a :class:`SaliencyError` that says what is kept and how to go on."""
+        try:
+            yield
+        except OSError as err:
+            raise SaliencyError(not_written(self.path / file, err, self.rows)) from err
 
 
 def _columns(path: Path, manifest: dict[str, Any]) -> dict[str, Column]:
@@ -326,7 +369,33 @@ def read_manifest(path: Path) -> Optional[dict[str, Any]]:
         raise SaliencyError(damaged(path, f"{MANIFEST} cannot be read ({err})")) from None
     if not isinstance(manifest, dict) or manifest.get("format") not in (FORMAT, *OLD_FORMATS):
         raise SaliencyError(f"{file} is not an attribute_dataset manifest. {OVERWRITE}")
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise SaliencyError(damaged(path, f"{MANIFEST} {problem}"))
     return manifest
+
+
+#: What every manifest holds, with its JSON type.
+_MANIFEST_KEYS = {"fingerprint": dict, "rows": int, "batches": int, "complete": bool, "columns": dict,
+                  "framework": str, "method": str, "structure": list, "output_shape": list}
+
+
+def _manifest_problem(manifest: dict[str, Any]) -> Optional[str]:
+    """What is missing or wrong in ``manifest`` (keys and their types, the pass plan), or None."""
+    missing = [key for key in _MANIFEST_KEYS if key not in manifest]
+    if missing:
+        return f"lacks {', '.join(map(repr, missing))}"
+    wrong = [f"{key!r} is a {type(manifest[key]).__name__}, not a {kind.__name__}"
+             for key, kind in _MANIFEST_KEYS.items() if not isinstance(manifest[key], kind)]
+    if wrong:
+        return "; ".join(wrong)
+    passes = manifest.get("passes")
+    if passes is not None and not (
+            isinstance(passes, dict) and set(passes) == {"size", "layout", "from_row"}
+            and isinstance(passes["size"], int) and passes["size"] > 0 and isinstance(passes["from_row"], int)
+            and (passes["layout"] is None or isinstance(passes["layout"], str))):
+        return f"has passes {passes!r}, not {{\"size\": copies per pass, \"layout\": …, \"from_row\": …}}"
+    return None
 
 
 def remove(path: Path) -> None:
@@ -346,6 +415,26 @@ def remove(path: Path) -> None:
         (path / name).unlink(missing_ok=True)
 
 
+def not_written(file: Path, err: OSError, finished: int) -> str:
+    """The message for a write to ``file`` that failed with ``err`` after ``finished`` rows."""
+    fix = _FIXES.get(err.errno, "remove the cause")
+    kept = (f"The {finished} rows finished before are kept in {file.parent}: {fix}, then call attribute_dataset "
+            "again with the same arguments to resume after them" if finished else
+            f"Nothing had finished, and no file of the run is left in {file.parent}: {fix}, then call "
+            "attribute_dataset again")
+    return (f"could not write {file}: {err.strerror or err} (errno {err.errno}). {kept} "
+            "(or pass another path=, or overwrite=True to start again)")
+
+
+def _close_quietly(file: BinaryIO) -> None:
+    """Close ``file``; a flush that fails again (the disk still full) is ignored: those bytes
+    lie past the journal's finished rows, which the next run cuts off anyway."""
+    try:
+        file.close()
+    except OSError:
+        pass
+
+
 def another_run(path: Path, details: str) -> str:
     """The message refusing ``path`` because it holds another run's results."""
     return f"{path} holds the results of another run ({details}). {OVERWRITE}"
@@ -355,6 +444,13 @@ def damaged(path: Path, details: str) -> str:
     """The message refusing ``path`` because its files are damaged."""
     return f"{path} holds damaged results: {details}. {OVERWRITE}"
 
+
+#: How to recover from a failed write, by errno.
+_FIXES = {
+    errno.ENOSPC: "free disk space", errno.EDQUOT: "free space within your disk quota",
+    errno.EACCES: "make the folder writable", errno.EPERM: "make the folder writable",
+    errno.EROFS: "use a writable folder", errno.EIO: "check the disk",
+}
 
 _WHAT = {
     "weights": "the model's weights", "model": "the model's class", "method": "method", "target": "target",
