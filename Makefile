@@ -46,7 +46,7 @@ test-python: install chromium
 
 test: test-js test-python
 
-BENCHES := engine_bench widgets_bench methods_bench structured_bench zoo_bench dataset_bench
+BENCHES := engine_bench widgets_bench methods_bench structured_bench zoo_bench first_calls_bench dataset_bench
 
 # Every benchmark runs, also after one misses a goal; the target fails at the end if any did.
 bench: install chromium

@@ -23,7 +23,7 @@ from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, SaliencyError, SaliencyWarning
 from .gradcam import default_layer, gradcam, gradcam_plus_plus
 from .heads import looks_like_probabilities
-from .passes import PassSizes
+from .passes import PassSizes, remember_settled, starting_sizes
 from .occlusion import occlusion
 from .structure import Structure, baseline_entries, flatten, replaced, select, signature, tile
 
@@ -509,10 +509,14 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
     every input entry (fixed ones too) is repeated alongside with its own sample.
     """
     key = p.key
+    architecture = None
     if key not in p.backend.pass_sizes:
-        p.backend.pass_sizes[key] = PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR),
-                                              p.backend.layouts(p.query, p.entries))
-    sizes = p.backend.pass_sizes[key] if p.passes is None else p.passes(p.backend.pass_sizes[key])
+        architecture = p.backend.architecture()
+        p.backend.pass_sizes[key] = starting_sizes(
+            architecture, key,
+            lambda: PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR), p.backend.layouts(p.query, p.entries)))
+    own = p.backend.pass_sizes[key]
+    sizes = own if p.passes is None else p.passes(own)
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
     replaced_entries = () if p.at_layer else p.query.spec.attributed
     start = 0
@@ -526,6 +530,8 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
             total += g
         sizes.record(time.perf_counter() - began)
         start += len(w)
+    if own.settled and p.passes is None:  # later models of this architecture start where this one stands
+        remember_settled(p.backend.architecture() if architecture is None else architecture, key, own)
     return [t.astype(np.float32) for t in totals]
 
 

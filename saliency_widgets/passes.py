@@ -12,36 +12,50 @@ reaches would never settle): where doubling would pass it, the whole call is
 tried next, and a search stopped there by the calls, not by its timings, goes on
 when a bigger call comes.
 
-The search times one pass per size, in the backend's default memory layout. Both
+The search times one pass per size, in the backend's first memory layout. Both
 are rough: one timing on a busy machine can be off by half, and another layout
 can move the best size (the zoo's small CNN runs channels-last twice as fast at 8
-copies per pass as at 16, where contiguous barely differs). So every size that runs outside the
-search (the settled size, a call's last pass, calls too small for the size being
-tried) measures each layout the backend offers (torch: channels-last for 2-D
-convolution models): the first pass of a layout at a size warms its kernels up
+copies per pass as at 16, where contiguous barely differs). So every size the search runs
+outside its sizing (the settled size, the sizes the climb tries, a whole call too
+small for the size being tried) measures each layout the backend offers (torch:
+channels-last, then contiguous, for 2-D convolution models): the first pass of a layout at a size warms its kernels up
 and is not judged, the fastest of the next two counts. Then the search climbs:
 from the settled size it measures the sizes beside it (half, double; no bigger
 than the largest call) and moves while one is faster per copy, by a margin that
-timing noise does not reach. With a single layout the search's choice stands: on
+timing noise does not reach; a layout clearly slower at the settled size (by
+``LAYOUT_DROP_MARGIN``) is not measured at the sizes the climb tries. A call's last, shorter pass runs in the layout
+fastest so far and is not measured: every new shape and layout costs a warm-up
+(the CPU's kernels are built per shape), which a remainder would pay for nothing.
+With a single layout the search's choice stands: on
 small models, passes of a few milliseconds time too noisily for a climb to beat
 it. Every pass, tried or not, contributes to the result; only the speed differs.
 The choice lives per (input signature, query) on the backend, as the Jacobian
-strategy does.
+strategy does, and once settled it is kept for the process by the model's
+architecture (its class and its weights' shapes): a second model of the same
+class and shapes starts where the first one's search stood (:func:`starting_sizes`).
 """
 
 from __future__ import annotations
 
+import copy
+import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Optional
 
 #: A pass grows to at most this many times the size the memory budget suggests.
 MAX_GROWTH = 32
 #: Sizes always tried before judging (1×, 2×, 4× the first): one noisy timing decides nothing.
 MIN_TRIALS = 3
+#: Growth goes on while the newest size is within this much of the fastest per copy: the search's
+#: single timings include each new shape's warm-up, which ties sizes that are not tied.
+GROWTH_TIE = 0.05
 #: Passes in a layout before one is judged: the first builds and warms up its kernels.
 LAYOUT_WARMUP = 1
 #: Passes judged per layout (the fastest counts), after its warm-up.
 LAYOUT_TRIALS = 2
+#: A layout this much slower per copy than the fastest at the settled size is not measured at the
+#: sizes the climb tries: each measurement costs three passes in the slow layout.
+LAYOUT_DROP_MARGIN = 0.25
 #: The climb moves to a size beside the current one only when it is this much faster per copy:
 #: two judged passes of a few milliseconds differ by more than that on a busy machine.
 CLIMB_MARGIN = 0.1
@@ -146,9 +160,12 @@ class PassSizes:
         return self._pending
 
     def layout_for(self, copies: int) -> Any:
-        """The layout a pass of ``copies`` runs in: the default while it is judged for the size."""
+        """The layout a pass of ``copies`` runs in: the default while it is judged for the size; for
+        a call's last, shorter pass the layout fastest so far (it is not measured)."""
         if len(self.layouts) == 1 or self._sizing(copies):
             return self.layouts[0]
+        if copies != self.size:
+            return self._fastest_layout()
         return self._trials(copies).layout
 
     def record(self, seconds: float) -> None:
@@ -156,8 +173,8 @@ class PassSizes:
         copies = self._pending
         if self._sizing(copies):
             self.rates[self.size] = seconds / copies
-            best = min(self.rates, key=self.rates.__getitem__)
-            growing = len(self.rates) < MIN_TRIALS or best == self.size
+            best = min(self.rates.values())
+            growing = len(self.rates) < MIN_TRIALS or self.rates[self.size] <= best * (1 + GROWTH_TIE)
             cap = self.first * MAX_GROWTH
             bigger = min(self.size * 2, cap, self.largest)
             if growing and bigger > self.size:
@@ -166,12 +183,17 @@ class PassSizes:
                 self._stopped_by_calls = growing and self.size < cap
                 self._settle()
             return
-        if len(self.layouts) == 1:
+        if len(self.layouts) == 1 or copies != self.size:
             return
         trials = self._trials(copies)
         trials.record(seconds / copies)
         if self.settled and copies == self.size and trials.done:
             self.size = self._climb()
+
+    def _fastest_layout(self) -> Any:
+        """The layout of the lowest time per copy judged at any size (the default before any)."""
+        judged = [(rate, self.layouts.index(layout)) for t in self.by_size.values() for layout, rate in t.rates.items()]
+        return self.layouts[min(judged)[1]] if judged else self.layouts[0]
 
     def _sizing(self, copies: int) -> bool:
         """Whether a pass of ``copies`` is judged by the size search."""
@@ -179,8 +201,20 @@ class PassSizes:
 
     def _trials(self, copies: int) -> LayoutTrials:
         if copies not in self.by_size:  # a size the search ran has its default layout warmed up
-            self.by_size[copies] = (LayoutTrials.warmed if copies in self.rates else LayoutTrials)(self.layouts)
+            layouts = self.layouts if copies == self.settled_size else self._contending_layouts()
+            warmed = copies in self.rates and layouts[0] == self.layouts[0]
+            self.by_size[copies] = (LayoutTrials.warmed if warmed else LayoutTrials)(layouts)
         return self.by_size[copies]
+
+    def _contending_layouts(self) -> tuple:
+        """The layouts worth measuring at a size the climb tries: all of them until they are judged
+        at the settled size, then those within ``LAYOUT_DROP_MARGIN`` of the fastest there."""
+        at_settled = self.by_size.get(self.settled_size)
+        if at_settled is None or not at_settled.done:
+            return self.layouts
+        fastest = min(at_settled.rates.values())
+        return tuple(layout for layout in self.layouts
+                     if at_settled.rates[layout] <= fastest * (1 + LAYOUT_DROP_MARGIN))
 
     def _settle(self) -> None:
         self.size = self.settled_size = min(self.rates, key=self.rates.__getitem__)
@@ -207,3 +241,30 @@ class PassSizes:
         and the largest call (the whole call, when doubling would pass it)."""
         cap = min(self.first * MAX_GROWTH, self.largest)
         return [n for n in (size // 2, min(size * 2, cap)) if 1 <= n != size]
+
+
+#: Settled searches by (architecture, input signature and query), for the process.
+_SETTLED: dict[tuple, PassSizes] = {}
+_SETTLED_LOCK = threading.Lock()
+
+
+def starting_sizes(architecture: Optional[tuple], key: tuple, new: Callable[[], PassSizes]) -> PassSizes:
+    """The pass sizes a model starts with for ``key``: a copy of where the search of an earlier
+    model of the same ``architecture`` settled (see ``Backend.architecture``), else ``new()``."""
+    with _SETTLED_LOCK:
+        known = None if architecture is None else _SETTLED.get((architecture, key))
+        return new() if known is None else copy.deepcopy(known)
+
+
+def remember_settled(architecture: Optional[tuple], key: tuple, sizes: PassSizes) -> None:
+    """Keeps a copy of ``sizes`` for later models of ``architecture`` (once its search has settled)."""
+    if architecture is None or not sizes.settled:
+        return
+    with _SETTLED_LOCK:
+        _SETTLED[(architecture, key)] = copy.deepcopy(sizes)
+
+
+def forget_settled() -> None:
+    """Forgets every settled search: later models start as the first of their architecture does."""
+    with _SETTLED_LOCK:
+        _SETTLED.clear()

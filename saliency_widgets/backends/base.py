@@ -221,6 +221,12 @@ class Backend(ABC):
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
         """The named weight blocks of one layer (a name, an index or the layer object)."""
 
+    def architecture(self) -> Optional[tuple]:
+        """What makes two models the same network for speed: their class and their weights' names,
+        shapes and dtypes (not values), and where they run; None when unknown. Models of one
+        architecture share their measured pass sizes (``passes.py``)."""
+        return None
+
     def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
         """Every weight of the model, trainable or not, as ``(name, array)`` in a stable order (what
         a run of ``attribute_dataset`` is fingerprinted by); None where they cannot be found."""

@@ -386,6 +386,12 @@ class KerasBackend(Backend):
         require_built(self.model)
         return keras_layer_weights(self.model, layer, split_gates)
 
+    def architecture(self) -> Optional[tuple]:
+        """The model's class and its weights' paths, shapes and dtypes."""
+        model = self.model
+        return (type(model).__module__, type(model).__qualname__,
+                tuple((w.path, tuple(w.shape), str(w.dtype)) for w in model.weights))
+
     def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
         """``model.weights``, trainable or not, by position: their paths hold generated names
         (``dense_3/kernel``) that a rebuilt model changes."""

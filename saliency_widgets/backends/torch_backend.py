@@ -208,16 +208,17 @@ class TorchBackend(Backend):
         return None if device.type == "cpu" else device
 
     def layouts(self, query: Query, entries: list[np.ndarray]) -> tuple:
-        """Contiguous, and channels-last when a 2-D convolution model is fed a 4-D floating input:
-        the CPU's convolution kernels run either faster depending on the model and batch size
-        (measured on the zoo: 2× faster for the small CNN, 1.5× for a ResNet at 16 or more
-        images, slower for that ResNet at 2). Only batched passes measure them (``passes.py``);
-        single gradients stay contiguous, so repeated calls give identical numbers."""
+        """Channels-last first, then contiguous, when a 2-D convolution model is fed a 4-D floating
+        input: the CPU's convolution kernels run either faster depending on the model and batch
+        size (measured on the zoo: channels-last 2× faster for the small CNN at every pass size,
+        1.5× for a ResNet at 16 or more images, slower for that ResNet at 2), so the size search
+        runs in channels-last and the layouts are measured at the size it settles on (``passes.py``).
+        Single gradients stay contiguous, so repeated calls give identical numbers."""
         if query.layer is not None or self._module is None:
             return (None,)
         images = any(entries[i].ndim == 4 for i in query.spec.attributed)
         if images and any(isinstance(m, nn.Conv2d) for m in _submodules(self._module)):
-            return (None, CHANNELS_LAST)
+            return (CHANNELS_LAST, None)
         return (None,)
 
     @contextmanager
@@ -497,6 +498,15 @@ class TorchBackend(Backend):
         from .torch_weights import torch_layer_weights
 
         return torch_layer_weights(self._require_module(), layer, split_gates)
+
+    def architecture(self) -> Optional[tuple]:
+        """The module's class and its ``state_dict`` entries' names, shapes, dtypes and devices."""
+        module = self._module
+        if module is None:
+            return None
+        return (type(module).__module__, type(module).__qualname__,
+                tuple((k, tuple(v.shape), str(v.dtype), v.device.type)
+                      for k, v in module.state_dict().items() if isinstance(v, torch.Tensor)))
 
     def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
         """``state_dict()``: parameters and buffers (batch norm statistics …) by their keys; for a
