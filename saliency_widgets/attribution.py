@@ -23,6 +23,7 @@ from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, SaliencyError, SaliencyWarning
 from .gradcam import default_layer, gradcam, gradcam_plus_plus
 from .heads import looks_like_probabilities
+from .inputs import infer_layout
 from .passes import PassSizes, remember_settled, starting_sizes
 from .occlusion import occlusion
 from .structure import Structure, baseline_entries, flatten, replaced, select, signature, tile
@@ -465,24 +466,34 @@ def _occlusion(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, win
                baseline: Any) -> list[np.ndarray]:
     """Occlusion of each attributed entry in turn (the others as they are), in batched forward passes.
 
-    Default windows: images occlude all channels together (torch channels first, Keras
-    last), sequences ``(time, features)`` all features of a time step, token ids one token."""
+    Default windows (see :func:`~saliency_widgets.occlusion.window_shape`): one element of a vector
+    (one feature, one token id), one time step of a sequence with all its features (the longer axis
+    is time, as it is drawn), about 1/8 of each side of an image with all channels together
+    (torch channels first, Keras last)."""
     if p.at_layer:
         raise SaliencyError("occlusion perturbs the input; it does not take layer= (use a gradient method there)")
     values = []
     for position in p.query.spec.attributed:
         entry = p.entries[position]
-        channel_axis = {3: 0 if p.backend.framework == "torch" else 2, 2: 1}.get(entry.ndim - 1)
+        channel_axis = _occluded_whole(entry.shape[1:], p.backend.framework)
 
         def scores_of(batch: np.ndarray, position: int = position) -> np.ndarray:
             copies = tile(p.entries, len(batch) // p.batch, skip=[position])
             return _forward(p, replaced(copies, [position], [batch]))
 
-        tokens = window is None and not np.issubdtype(entry.dtype, np.floating)
-        values.append(occlusion(scores_of, entry, flat_targets, window=1 if tokens else window, stride=stride,
+        values.append(occlusion(scores_of, entry, flat_targets, window=window, stride=stride,
                                 baseline=p.backend.to_numpy(baseline),
                                 channel_axis=channel_axis, reference=scores))
     return values
+
+
+def _occluded_whole(sample_shape: tuple[int, ...], framework: str) -> Optional[int]:
+    """The axis of a sample that occlusion windows span whole: an image's channels, a sequence's
+    features (the shorter axis; the longer is time, as :func:`infer_layout` draws it)."""
+    if len(sample_shape) not in (2, 3):
+        return None
+    layout = infer_layout(sample_shape, framework)
+    return 1 - layout.time_axis if layout.kind == "sequence" else layout.channel_axis
 
 
 def _baselines(p: _Problem, baseline: Any, points: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -36,8 +36,9 @@ def occlusion(scores: Scores, x: np.ndarray, targets: np.ndarray, *, window: Siz
     inputs. ``window`` / ``stride`` give one size per axis of a sample (channels
     included, as captum's ``sliding_window_shapes``), or one per spatial axis
     (every axis but ``channel_axis``; the channels are occluded whole), or one
-    int for every spatial axis. Default window: about 1/8 of each spatial axis
-    (one feature of a vector); default stride: the window. ``baseline``: a
+    int for every spatial axis. Default window: one element along a single spatial
+    axis (a vector's feature; a sequence's time step, its features whole), about 1/8
+    of each side of an image; default stride: the window. ``baseline``: a
     scalar or an array that broadcasts to ``x``. ``reference``: the scores of
     ``x`` when already known (saves a forward pass). Returns ``x.shape``, float32.
     """
@@ -78,13 +79,14 @@ def window_shape(size: Size, sample_shape: tuple, channel_axis: Optional[int], w
 
     ``size`` may name every axis, every spatial axis (the channel axis then takes
     the whole axis, or ``default``'s entry for strides), or be one int for every
-    spatial axis. ``None`` gives about 1/8 of each spatial axis.
+    spatial axis. ``None`` gives 1 along a single spatial axis (one feature of a
+    vector, one time step of a sequence) and about 1/8 of each side of an image.
     """
     size = sizes(what, size)
     spatial = [i for i in range(len(sample_shape)) if i != channel_axis]
     full = [default[i] if default is not None else n for i, n in enumerate(sample_shape)]
     if size is None:
-        values = [max(1, round(sample_shape[i] / 8)) for i in spatial]
+        values = [1 if len(spatial) == 1 else max(1, round(sample_shape[i] / 8)) for i in spatial]
     elif isinstance(size, int):
         values = [size] * len(spatial)
     else:

@@ -231,3 +231,41 @@ def test_engine_occlusion_of_token_ids_one_token_at_a_time(rng):
     np.testing.assert_allclose(got["input_ids"][1, 4:], 0, atol=1e-6)  # masked tokens do not count
     with pytest.raises(SaliencyError, match="fixed=.*baseline="):
         sw.saliency(model, x, 0, method="occlusion")
+
+
+class Conv1dNet(torch.nn.Module):
+    """A torch Conv1d model: samples (channels, length), length the long axis (time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.fc = torch.nn.Conv1d(2, 3, 3), torch.nn.Linear(3 * 14, 4)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.conv(x)).flatten(1))
+
+
+class SequenceNet(torch.nn.Module):
+    """Samples (time, features): a GRU over 9 steps of 3 features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.gru, self.fc = torch.nn.GRU(3, 5, batch_first=True), torch.nn.Linear(5, 4)
+
+    def forward(self, x):
+        return self.fc(self.gru(x)[0][:, -1])
+
+
+@pytest.mark.parametrize("model,shape,captum_window", [
+    (torch_mlp(n_in=13, n_out=4), (13,), (1,)),  # wine's 13 features: one at a time, not in pairs
+    (SequenceNet(), (9, 3), (1, 3)),  # one time step, all its features
+    (Conv1dNet(), (2, 16), (2, 1)),  # torch Conv1d (channels, length): one time step, all channels
+], ids=["vector", "sequence", "conv1d"])
+def test_engine_default_window_is_one_feature_or_one_time_step(rng, model, shape, captum_window):
+    import saliency_widgets as sw
+
+    x = rng.normal(size=(2, *shape)).astype(np.float32)
+    got = sw.saliency(model, x, [1, 3], method="occlusion")
+    ref = captum_occlusion(model, x, [1, 3], captum_window, captum_window)
+    assert_close_at_float32(got, ref, scores_of(model)(x))

@@ -152,6 +152,7 @@ def test_gradcam_is_offered_with_a_layer_picker_for_image_models():
     w = SaliencyMap(model, xi, target=4)
     assert {"gradcam", "gradcam_plus_plus", "occlusion"} <= set(w._methods)
     assert w._cam_layers == ["0", "1"]
+    assert w._cam_layer_labels == ["0 · Conv2d · 4×8×8", "1 · Tanh · 4×8×8"]
     w.method = "gradcam"
     np.testing.assert_allclose(w.attribution, sw.saliency(model, xi[:1], target=4, method="gradcam")[0], **TOL)
     w.cam_layer = "0"

@@ -101,7 +101,9 @@ function render({ model, el }: RenderProps): () => void {
   const methods = (model.get("_methods") as string[]).map((m): [string, string] => [m, METHOD_TEXT[m] ?? m]);
   const method = select("attribution method", "method", methods, (v) => request(model, { method: v }));
   const camLayers = (model.get("_cam_layers") ?? []) as string[];
-  const camLayer = select("Grad-CAM layer", "cam-layer", [["", `last spatial (${camLayers[camLayers.length - 1] ?? "none"})`], ...camLayers.map((l): [string, string] => [l, l])], (v) => request(model, { cam_layer: v }));
+  const camLabels = (model.get("_cam_layer_labels") ?? []) as string[];
+  const camLabel = (i: number) => camLabels[i] ?? camLayers[i] ?? "none";
+  const camLayer = select("Grad-CAM layer", "cam-layer", [["", `last spatial (${camLabel(camLayers.length - 1)})`], ...camLayers.map((l, i): [string, string] => [l, camLabel(i)])], (v) => request(model, { cam_layer: v }));
   const camField = field("layer", camLayer);
   const opacity = h("input", { type: "range", min: 0, max: 1, step: 0.05, "data-sw-action": "opacity", "aria-label": "opacity" });
   opacity.addEventListener("input", () => {

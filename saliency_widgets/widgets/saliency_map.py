@@ -16,6 +16,7 @@ from ..errors import SaliencyError, SaliencyWarning
 from ..export import METHOD_TEXT, format_value, saliency_figure, with_checks
 from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
+from ..weights import LayerInfo
 from ..zero import zero_reason
 from . import _checks
 from ._base import SampleWidget
@@ -127,6 +128,8 @@ class SaliencyMap(SampleWidget):
     _jacobian = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _attribution = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _cam_layers = t.List(t.Unicode()).tag(sync=True)
+    #: What the Grad-CAM layer picker shows for each of ``_cam_layers``: "name · type · output shape".
+    _cam_layer_labels = t.List(t.Unicode()).tag(sync=True)
     _prefetchable = t.Bool(False).tag(sync=True)
     _want_jacobian = t.Bool(False).tag(sync=True)
     _checks = t.Dict().tag(sync=True)
@@ -174,7 +177,9 @@ class SaliencyMap(SampleWidget):
             self.method = "input_x_gradient"  # a per-token sum that means something (DESIGN §7)
         self._check_image()
         plain = layer is None and head is None and not self._spec.structured
-        self._cam_layers = self._spatial_layers() if plain and self._layout_info.kind == "image" else []
+        spatial = self._spatial_layers() if plain and self._layout_info.kind == "image" else []
+        self._cam_layers = [info.name for info in spatial]
+        self._cam_layer_labels = [_layer_label(info) for info in spatial]
         self._methods = [m for m in METHODS if m not in CAM_METHODS or self._cam_layers]
         self._on_demand = list(_checks.ON_DEMAND)
         self._pad_id = int(getattr(tokens, "pad_token_id", None) or 0)
@@ -391,15 +396,15 @@ class SaliencyMap(SampleWidget):
         return [str(v) for v in values]
 
     # ------------------------------------------------------------ computing
-    def _spatial_layers(self) -> list[str]:
-        """Names of the layers Grad-CAM can map from (a spatial output), first to last."""
+    def _spatial_layers(self) -> list[LayerInfo]:
+        """The layers Grad-CAM can map from (a spatial output), first to last."""
         channel_axis = 0 if self._backend.framework == "torch" else -1
         found = []
         for info in self._backend.layers(self._x[:1] if self._backend.framework == "torch" else None):
             shape = tuple(info.output_shape or ())
             spatial = [n for i, n in enumerate(shape) if i != channel_axis % max(len(shape), 1)]
             if len(shape) >= 3 and any(n is None or n > 1 for n in spatial):
-                found.append(info.name)
+                found.append(info)
         return found
 
     def _jacobian_fits(self) -> bool:
@@ -586,3 +591,9 @@ class SaliencyMap(SampleWidget):
             self._send_attribution()
 
         self._guarded(change, update)
+
+
+def _layer_label(info: LayerInfo) -> str:
+    """``"3 · Conv2d · 16×4×4"``: a layer as the Grad-CAM picker lists it (per-sample output shape)."""
+    shape = "×".join("?" if n is None else str(n) for n in info.output_shape or ())
+    return " · ".join(part for part in (info.name, info.type, shape) if part)

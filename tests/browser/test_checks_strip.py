@@ -99,6 +99,9 @@ def test_gradcam_layer_picker_shows_for_cam_methods(show):
     kernel_answers(page, w, "_attribution", "_checks")
     page.evaluate("window.__sw.kernelSet('method', 'gradcam')")
     assert picker.is_visible()
+    assert picker.locator("option").all_text_contents() == [
+        f"last spatial ({w._cam_layer_labels[-1]})", *w._cam_layer_labels]
+    assert "Conv2d" in w._cam_layer_labels[0]  # "0 · Conv2d · 4×8×8", not "0"
     page.select_option('[data-sw-action="cam-layer"]', "0")
     assert requests(page) == [{"cam_layer": "0", "_request": 1}]
 
