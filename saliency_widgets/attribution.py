@@ -528,6 +528,7 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
             lambda: PassSizes(_items_per_chunk(_bytes_per_copy(p), _COPY_FACTOR), p.backend.layouts(p.query, p.entries)))
     own = p.backend.pass_sizes[key]
     sizes = own if p.passes is None else p.passes(own)
+    was_done = own.done
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
     replaced_entries = () if p.at_layer else p.query.spec.attributed
     start = 0
@@ -541,7 +542,7 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
             total += g
         sizes.record(time.perf_counter() - began)
         start += len(w)
-    if own.settled and p.passes is None:  # later models of this architecture start where this one stands
+    if own.settled and not (was_done and own.done) and p.passes is None:  # later models start where it stands
         remember_settled(p.backend.architecture() if architecture is None else architecture, key, own)
     return [t.astype(np.float32) for t in totals]
 

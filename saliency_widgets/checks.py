@@ -27,6 +27,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import arguments
 from .attribution import METHOD_OPTIONS, Target, attribute, jacobian, predict, resolve_targets, saliency
 from .backends import get_backend, randomized_copies
 from .backends.base import to_numpy
@@ -140,8 +141,7 @@ def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = No
     may be a scalar, an array that broadcasts to the entry (one row per sample), or
     ``x``'s structure. The copies are evaluated in batched forward passes.
     """
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise SaliencyError(f"steps must be a positive integer, got {steps!r}")
+    arguments.positive_int("steps", steps)
     spec, entries = flatten(x, get_backend(model).to_numpy, fixed)
     positions = _perturbed(spec)
     rankings = [_ranking(r, entries[p], spec.name(p), layer is not None)
@@ -188,7 +188,8 @@ def randomization(model: Any, x: Any, target: Target = None, *, method: str = "g
     engine = {"output": output, "head": head, "layer": layer, "fixed": fixed}
     kw = _seeded(method, seed, kw)
     reference = attribute(model, x, target, method=method, **engine, **kw)
-    in_copies = {**engine, "head": _by_name(model, head), "layer": _by_name(model, layer)}
+    backend = get_backend(model)
+    in_copies = {**engine, "head": backend.by_name(head), "layer": backend.by_name(layer)}
     original = _one_map(reference.values)
     names, maps = [], []
     for name, copy in randomized_copies(model, cascade=cascade, seed=seed):
@@ -266,14 +267,6 @@ def _one_map(values: Any) -> np.ndarray:
     """One array per result: the map of one attributed entry, else all entries as :func:`_flat`."""
     parts = _parts(values)
     return parts[0] if len(parts) == 1 else _flat(values)
-
-
-def _by_name(model: Any, layer: Any) -> Any:
-    """A layer object as its name in the model, which names the same layer in a copy of it."""
-    backend = get_backend(model)
-    if layer is None or isinstance(layer, (str, int)) or not backend.is_layer(layer):
-        return layer
-    return backend.find_layer(layer).name
 
 
 def _perturbed(spec: InputSpec) -> list[int]:

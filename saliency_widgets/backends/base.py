@@ -134,6 +134,11 @@ class Backend(ABC):
     def is_layer(self, obj: Any) -> bool:
         """Whether ``obj`` is a layer object of this framework."""
 
+    def by_name(self, value: Any) -> Any:
+        """``value`` as its name in ``layers()`` when it is a layer object, else unchanged: what
+        names the same layer in a copy of the model (a deep copy, a pickled Keras model)."""
+        return self.find_layer(value).name if self.is_layer(value) else value
+
     @abstractmethod
     def describe_expected_input(self) -> Optional[str]:
         """What input the model expects, e.g. ``"(batch, 3, 32, 32)"``, if it can be told."""

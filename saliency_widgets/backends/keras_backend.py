@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ..heads import select_output
+from ..structure import signature
 from ..weights import LayerInfo, WeightBlock, did_not_run_error, resolve_layer
 from . import keras_graph
 from .base import Backend, LayerRef, Query, Targets, sum_of_copies
@@ -316,7 +317,7 @@ class KerasBackend(Backend):
         raised while it runs then comes from the model's own code and reaches the user unchanged."""
         from .keras_samples import input_mismatch
 
-        key = (query.spec.kind, query.spec.keys, tuple((tuple(e.shape[1:]), str(e.dtype)) for e in entries))
+        key = (query.spec.kind, query.spec.keys, signature(entries))
         if key in self._fitting_inputs:
             return
         mismatch = input_mismatch(self.model, query.spec, entries, self._keras)

@@ -88,8 +88,7 @@ class BatchJob:
         their names as in ``sw.layers``: what a pickled copy finds again in its own model (a
         Keras layer unpickles apart from its model)."""
         backend = get_backend(self.model)
-        options = {key: backend.find_layer(value).name if backend.is_layer(value) else value
-                   for key, value in self.options.items()}
+        options = {key: backend.by_name(value) for key, value in self.options.items()}
         return replace(self, options=options)
 
     def _target(self, batch: Batch) -> Any:
