@@ -18,9 +18,11 @@ $(PY):
 
 # The bundle comes first, so the build hook finds it and does not run npm itself.
 # tf_keras (Keras 2, without its dependencies) is there for the test that refuses its models.
+# keras-hub (a Keras causal LM for the generation tests) would pull the full `tensorflow` and
+# tensorflow-text beside tensorflow-cpu: it and its model-hub client go in without dependencies.
 $(PIP_STAMP): pyproject.toml | $(PY) $(BUNDLE)
 	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[torch,tensorflow,dev]"
-	$(PY) -m pip install --quiet --no-deps tf_keras==2.21.0
+	$(PY) -m pip install --quiet --no-deps tf_keras==2.21.0 keras-hub==0.32.0 kagglehub==1.0.3 kagglesdk==0.1.38
 	touch $@
 
 $(JS_STAMP): js/package.json js/package-lock.json

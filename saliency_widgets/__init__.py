@@ -11,12 +11,13 @@ from . import checks
 from .attribution import METHODS, Attribution, attribute, jacobian, saliency
 from .config import config
 from .dataset import DatasetAttribution, attribute_dataset
+from .generation import GenerationAttribution, attribute_generation
 from .errors import MemoryBudgetError, NonDifferentiableError, NotAModelError, SaliencyError, SaliencyWarning
 from .weights import LayerInfo, WeightBlock, layer_equation, layer_weights, layers
 
 __version__ = "0.1.0"
 
-_WIDGETS = ("SaliencyMap", "JacobianGrid", "WeightInspector")
+_WIDGETS = ("SaliencyMap", "JacobianGrid", "WeightInspector", "GenerationMap")
 
 
 def __getattr__(name: str) -> Any:
@@ -31,6 +32,8 @@ __all__ = [
     "METHODS",
     "Attribution",
     "DatasetAttribution",
+    "GenerationAttribution",
+    "GenerationMap",
     "JacobianGrid",
     "LayerInfo",
     "MemoryBudgetError",
@@ -43,6 +46,7 @@ __all__ = [
     "WeightInspector",
     "attribute",
     "attribute_dataset",
+    "attribute_generation",
     "checks",
     "config",
     "jacobian",

@@ -182,7 +182,7 @@ def _attribute(model: Any, x: Any, target: Target, method: str, output: str, hea
     scores (and completeness error) only the result reports, when no target, check or warning
     needs them: ``outputs`` and ``completeness_error`` may then be None. ``passes``: as in
     :func:`attribute_in_passes`."""
-    options = _method_options(method, kw)
+    options = method_options(method, kw)
     target = arguments.plain_target(target, to_numpy)
     if method in _CAMS and layer is None:
         layer = _default_cam_layer(model, x, fixed)
@@ -294,7 +294,7 @@ def layer_output(model: Any, x: Any, layer: Any, *, head: Any = None, fixed: Any
 def predict(model: Any, x: Any, *, output: str = "logits", head: Any = None, fixed: Any = None) -> np.ndarray:
     """The explained output for a batch, ``(batch, *out_shape)`` float32: the logits (scores
     before the final softmax/sigmoid) or the probabilities, of the chosen ``head``."""
-    _check_choice("output", output, OUTPUTS)
+    check_choice("output", output, OUTPUTS)
     backend = get_backend(model)
     spec, entries = flatten(x, backend.to_numpy, fixed)
     p = _Problem(backend, backend.query(spec, head=head, logits=output == "logits"), entries)
@@ -347,7 +347,7 @@ def _requested_targets(target: Target, batch: int, out_shape: tuple) -> Union[in
 def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise: float,
                 seed: Optional[int]) -> list[np.ndarray]:
     """Mean gradient over ``n_samples`` noisy copies; noise σ = ``noise`` × each sample's range
-    (of each attributed entry, or of the layer's activation). Options as ``_method_options`` checked them."""
+    (of each attributed entry, or of the layer's activation). Options as ``method_options`` checked them."""
     points = _variables(p)
     sigmas = [p.backend.staged((noise * _sample_range(v)).astype(np.float32)) for v in points]
     points = [p.backend.staged(v) for v in points]
@@ -375,10 +375,10 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: Optiona
                           steps: int) -> tuple[list[np.ndarray], Optional[np.ndarray]]:
     """(x − baseline) × the path integral of the gradient, by Gauss–Legendre quadrature;
     with the completeness error ``sum(attribution) − (f(x) − f(baseline))`` per sample
-    (None without ``scores``: f(baseline) is then not computed). ``steps`` as ``_method_options`` checked it."""
+    (None without ``scores``: f(baseline) is then not computed). ``steps`` as ``method_options`` checked it."""
     points = _variables(p)
     bases, base_entries = _baselines(p, baseline, points)
-    alphas, weights = _gauss_legendre(steps)
+    alphas, weights = gauss_legendre(steps)
     deltas = [v - b for v, b in zip(points, bases)]
     staged = [(p.backend.staged(b), p.backend.staged(d)) for b, d in zip(bases, deltas)]
     position = iter(alphas)
@@ -405,7 +405,7 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: Optiona
 
 
 @functools.lru_cache(maxsize=16)
-def _gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
+def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Gauss–Legendre nodes and weights on [0, 1] (an eigenvalue problem: 1 ms for 50 steps, once)."""
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     alphas, weights = (nodes + 1) / 2, weights / 2
@@ -553,7 +553,7 @@ def _setup(model: Any, x: Any, output: str, head: Any, layer: Any, fixed: Any, *
     """Validates ``output``, ``x`` and ``fixed``, resolves ``head`` and ``layer``, warns about
     training mode. ``occlude_ids``: an integer single-array ``x`` is attributed (occlusion of token
     ids by an int baseline needs no gradient)."""
-    _check_choice("output", output, OUTPUTS)
+    check_choice("output", output, OUTPUTS)
     backend = get_backend(model)
     spec, entries = flatten(x, backend.to_numpy, fixed, backend.input_names)
     if occlude_ids and layer is None and not spec.structured:
@@ -722,8 +722,8 @@ def _guarded(compute: Callable[[], Any]) -> Any:
         ) from None
 
 
-def _method_options(method: str, kw: dict[str, Any]) -> dict[str, Any]:
-    _check_choice("method", method, METHODS)
+def method_options(method: str, kw: dict[str, Any]) -> dict[str, Any]:
+    check_choice("method", method, METHODS)
     defaults = METHOD_OPTIONS[method]
     unknown = sorted(set(kw) - set(defaults))
     if unknown:
@@ -734,7 +734,7 @@ def _method_options(method: str, kw: dict[str, Any]) -> dict[str, Any]:
     return {**defaults, **checked}
 
 
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
     if not isinstance(value, str) or value not in choices:
         raise SaliencyError(f"unknown {name} {arguments.shown(value)}; choose one of {', '.join(map(repr, choices))}")
 

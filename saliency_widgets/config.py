@@ -23,6 +23,10 @@ class Config:
     #: A widget sends one sample's full Jacobian to the browser when it fits this
     #: budget, so that clicking another output needs no kernel round trip.
     prefetch_budget_bytes: int = 8 << 20
+    #: Working memory of one batched backward pass over a language model's generated tokens
+    #: (``sw.attribute_generation``): each row's gradient of the logits is as large as the logits
+    #: of the context, so rows (and integrated gradients' steps) are split into passes under it.
+    generation_budget_bytes: int = 256 << 20
 
 
 config = Config()

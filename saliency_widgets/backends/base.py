@@ -27,10 +27,24 @@ Targets = Union[None, int, np.ndarray]
 
 @dataclass(frozen=True)
 class LayerRef:
-    """A layer of the model, resolved from a name, an index or the object (as ``sw.layers`` lists it)."""
+    """A layer of the model, resolved from a name, an index or the object (as ``sw.layers`` lists it).
+
+    ``calls``: which of its calls in one forward pass are attributed to: ``"once"`` (it must run
+    once), ``"first"`` (the first; later calls, e.g. a tied embedding's reverse call producing
+    logits, run untouched), or ``"all"``: every call of every layer in ``objects`` in the order
+    they run, their outputs joined along axis 1 (an encoder's and a decoder's token embeddings:
+    one sequence of context tokens). Only :meth:`Backend.output_rows` takes ``"all"``.
+    """
 
     name: str
     obj: Any = field(compare=False)
+    calls: str = "once"
+    #: The layers attributed to with ``calls="all"`` (``obj`` is the first).
+    others: tuple = field(default=(), compare=False)
+
+    @property
+    def objects(self) -> tuple:
+        return (self.obj, *self.others)
 
 
 @dataclass(frozen=True)
@@ -111,7 +125,9 @@ class Backend(ABC):
 
     def query(self, spec: InputSpec, *, head: Any = None, logits: bool = True, layer: Any = None) -> Query:
         """A :class:`Query`, with ``layer`` (and a layer given as ``head``) resolved to the model's layer."""
-        return Query(spec, self._resolve_head(head), logits, None if layer is None else self.find_layer(layer))
+        if layer is not None and not isinstance(layer, LayerRef):
+            layer = self.find_layer(layer)
+        return Query(spec, self._resolve_head(head), logits, layer)
 
     def _resolve_head(self, head: Any) -> Any:
         """Layer objects become :class:`LayerRef`; ints and strs are decided per framework."""
@@ -216,6 +232,27 @@ class Backend(ABC):
         """Per-sample Jacobian of the flat outputs ``rows``, one array per attributed entry
         (or for the layer's output): ``(batch, len(rows), *shape)``. One vectorized pass,
         not a loop over rows; the caller chunks ``rows`` under the memory budget."""
+
+    @abstractmethod
+    def output_rows(self, query: Query, entries: list[np.ndarray], positions: np.ndarray, tokens: np.ndarray, *,
+                    minus: Optional[np.ndarray] = None, normalize: Optional[str] = None,
+                    activation: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(scores, layer output, gradients)`` of ``n = len(positions)`` scores per sample of a
+        sequence output ``(batch, length, vocabulary)`` (a language model's logits), from one forward
+        pass and one vectorised backward pass: score ``k`` is the output at ``positions[k]``,
+        entry ``tokens[k]``, normalised over the vocabulary first with ``normalize``
+        (``"log_softmax"`` or ``"softmax"``; at those positions only), minus entry ``minus[k]`` of
+        the same position where given. ``scores`` ``(batch, n)``; the output of ``query.layer``
+        (``activation`` where given; its calls joined along axis 1, see :class:`LayerRef`)
+        ``(batch, *shape)``; the gradient of each score with respect to it ``(batch, n, *shape)``.
+        The caller chunks the rows under the memory budget."""
+
+    def generate(self, inputs: dict[str, np.ndarray], max_new_tokens: int, options: dict[str, Any]
+                 ) -> Optional[np.ndarray]:
+        """The model's own ``generate`` on ``inputs`` (token ids by the model's argument names),
+        in inference mode, greedy unless ``options`` say otherwise (``seed``: seeds sampling without
+        touching the global random state); None where the model has no ``generate``."""
+        return None
 
     # ---------------------------------------------------------------- weights
     @abstractmethod

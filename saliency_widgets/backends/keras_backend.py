@@ -145,8 +145,8 @@ class KerasBackend(Backend):
         if isinstance(plan.head, LayerRef):
             handlers[id(plan.head.obj)] = (plan.head.obj, _recording(state, "head", handlers.get(id(plan.head.obj))))
         if query.layer is not None:
-            handlers[id(query.layer.obj)] = (query.layer.obj,
-                                             _replacing(query.layer, state, handlers.get(id(query.layer.obj))))
+            for layer in query.layer.objects:
+                handlers[id(layer)] = (layer, _replacing(query.layer, state, handlers.get(id(layer))))
         return handlers
 
     def _explained(self, query: Query, tensors: list[Any], state: dict[str, Any]) -> Any:
@@ -182,13 +182,15 @@ class KerasBackend(Backend):
                 for t in wrt:
                     tape.watch(t)
                 y = explained(query, tensors, state)
-                return y, ([_recorded(state, "leaf", query.layer)] if layer_mode else wrt)
+                return y, (_recorded(state, "leaves", query.layer) if layer_mode else wrt)
 
             def forward(tensors: list[Any], activation: Any = None) -> Any:
                 state = {"tape": None, "activation": activation, "calls": 0}
                 y = explained(query, tensors, state)
-                leaf = _recorded(state, "leaf", query.layer) if layer_mode else None
-                return leaf if kind == "activation" else y
+                if kind != "activation":
+                    return y
+                leaves = _recorded(state, "leaves", query.layer)
+                return tf.concat(leaves, axis=1) if len(leaves) > 1 else leaves[0]
 
             def target_gradients(tensors: list[Any], targets: Any, activation: Any) -> tuple[Any, list[Any], list[Any]]:
                 with tf.GradientTape() as tape:
@@ -220,6 +222,34 @@ class KerasBackend(Backend):
                     out.append(tf.zeros(shape, w.dtype) if jac is None else jac)
                 return out
 
+            def output_rows(tensors: list[Any], positions: Any, tokens: Any, *rest: Any) -> tuple[Any, Any, Any]:
+                # Every row differentiated in its own copy of the batch, in one pass: TensorFlow's
+                # vectorised Jacobian (pfor) crashes the process on keras_hub's transformer layers.
+                normalize, subtracts = kind.split("/")[1:]
+                minus, rest = (rest[0], rest[1:]) if subtracts == "minus" else (None, rest)
+                n, batch = tf.shape(positions)[0], tf.shape(tensors[0])[0]
+
+                def copies(t: Any) -> Any:  # copy c of sample b at c * batch + b
+                    return tf.tile(t, tf.concat([[n], tf.ones([tf.rank(t) - 1], tf.int32)], 0))
+
+                activation = copies(rest[0]) if rest else None
+                with tf.GradientTape() as tape:
+                    y, wrt = run([copies(t) for t in tensors], activation, tape)
+                    scores = tf.reshape(_row_scores(tf, y, positions, tokens, minus, normalize), (n, batch, n))
+                    own = tf.linalg.diag_part(tf.transpose(scores, (1, 0, 2)))  # (batch, n): copy k's row k
+                    total = tf.reduce_sum(own)
+                grads = [tf.zeros_like(w) if g is None else g for g, w in zip(tape.gradient(total, wrt), wrt)]
+
+                def per_sample(t: Any) -> Any:  # (n * batch, ...) -> (batch, n, ...)
+                    t = tf.reshape(t, tf.concat([[n, batch], tf.shape(t)[1:]], 0))
+                    return tf.transpose(t, tf.concat([[1, 0], tf.range(2, tf.rank(t))], 0))
+
+                joined = (lambda ts, axis: tf.concat(ts, axis) if len(ts) > 1 else ts[0])
+                return own, joined([w[:batch] for w in wrt], 1), joined([per_sample(g) for g in grads], 2)
+
+            if kind.startswith("rows/"):
+                self._bodies[key] = output_rows
+                return output_rows
             self._bodies[key] = {"forward": forward, "activation": forward, "vjp": vjp, "layer_vjp": layer_vjp,
                                  "jacobian": jacobian}[kind]
         return self._bodies[key]
@@ -245,7 +275,8 @@ class KerasBackend(Backend):
             body = self._body(kind, query)
             try:
                 function = self._compiled.get(key)
-                if function is None and (kind == "jacobian" and key not in self._tracing or key in self._eager_calls):
+                vectorised = kind == "jacobian" or kind.startswith("rows/")  # slow when eager
+                if function is None and (vectorised and key not in self._tracing or key in self._eager_calls):
                     function = self._traced_here(key, body, specs, arrays)
                 if function is not None:
                     return function(*arrays)
@@ -374,6 +405,14 @@ class KerasBackend(Backend):
         jacs = self._run("jacobian", query, entries, rows.astype(np.int32))
         return [np.asarray(j, dtype=np.float32) for j in jacs]
 
+    def output_rows(self, query: Query, entries: list[np.ndarray], positions: np.ndarray, tokens: np.ndarray, *,
+                    minus: Optional[np.ndarray] = None, normalize: Optional[str] = None,
+                    activation: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        kind = f"rows/{normalize}/{'minus' if minus is not None else 'plain'}"
+        args = [np.asarray(positions, dtype=np.int64), np.asarray(tokens, dtype=np.int64)] + ([np.asarray(minus, dtype=np.int64)] if minus is not None else [])
+        scores, layer_output, grads = self._run(kind, query, entries, *args, activation=activation)
+        return tuple(np.asarray(t, dtype=np.float32) for t in (scores, layer_output, grads))
+
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
         from .keras_weights import keras_layers, require_built
@@ -401,6 +440,23 @@ class KerasBackend(Backend):
 
 #: Background traces still running; joined at exit so that none is cut off mid-trace.
 _TRACES: list[threading.Thread] = []
+
+
+def _row_scores(tf: Any, y: Any, positions: Any, tokens: Any, minus: Any, normalize: str) -> Any:
+    """``(batch, n)``: ``y`` ``(batch, length, vocabulary)`` at ``positions``, entries ``tokens``,
+    normalised over the vocabulary at those positions only (see :meth:`Backend.output_rows`),
+    minus entries ``minus``."""
+    vocabulary = tf.shape(y)[-1]
+    at = tf.gather(y, positions, axis=1)
+    if normalize == "log_softmax":
+        at = tf.nn.log_softmax(at, axis=-1)
+    elif normalize == "softmax":
+        at = tf.nn.softmax(at, axis=-1)
+
+    def pick(index: Any) -> Any:
+        return tf.reduce_sum(at * tf.one_hot(index, vocabulary, dtype=at.dtype), -1)
+
+    return pick(tokens) if minus is None else pick(tokens) - pick(minus)
 
 
 def _target_array(targets: Targets, batch: int) -> np.ndarray:
@@ -473,22 +529,33 @@ def _recording(state: dict[str, Any], key: str, inner: Optional[tuple[Any, Calla
 
 
 def _replacing(layer: LayerRef, state: dict[str, Any], inner: Optional[tuple[Any, Callable]]) -> Callable:
-    """A handler for the attribution layer: its output is ``state["activation"]`` when given,
-    else its own output, watched by ``state["tape"]``; recorded in ``state["leaf"]``. Refuses a
-    second call in one forward pass."""
+    """A handler for the attribution layer: its output is ``state["activation"]`` when given
+    (its slice along axis 1 for each call with ``calls="all"``), else its own output, watched by
+    ``state["tape"]``; recorded in ``state["leaves"]``. Refuses a second call in one forward pass
+    unless ``layer.calls`` says which calls count (:class:`LayerRef`)."""
     def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
         state["calls"] += 1
-        if state["calls"] > 1:
+        out = inner[1](call, *args, **kwargs) if inner else call(*args, **kwargs)
+        if state["calls"] > 1 and layer.calls == "first":
+            return out
+        if state["calls"] > 1 and layer.calls == "once":
             raise SaliencyError(
                 f"layer {layer.name!r} runs more than once per forward pass (shared weights?); "
                 "attribution to it would mix its calls: choose a layer that runs once"
             )
-        out = inner[1](call, *args, **kwargs) if inner else call(*args, **kwargs)
         first = out[0] if isinstance(out, (list, tuple)) else out
-        new = first if state["activation"] is None else state["activation"]
+        activation = state["activation"]
+        if activation is None:
+            new = first
+            state.setdefault("leaves", []).append(new)
+        else:
+            start = state.setdefault("offset", 0)
+            length = first.shape[1] if layer.calls == "all" else None
+            new = activation if length is None else activation[:, start:start + length]
+            state["offset"] = start + (length or 0)
+            state["leaves"] = [activation]
         if state["tape"] is not None:
             state["tape"].watch(new)
-        state["leaf"] = new
         return new if not isinstance(out, (list, tuple)) else type(out)((new, *out[1:]))
 
     return handler

@@ -312,9 +312,10 @@ class TorchBackend(Backend):
             raise self._input_error(query, tensors, err) from None
 
     def _explained(self, query: Query, tensors: list[torch.Tensor], activation: Optional[torch.Tensor],
-                   leaf: bool) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """``(explained output, layer leaf)``: the head's tensor (logits if asked) and, with
-        ``query.layer``, the leaf tensor standing in for that layer's output."""
+                   leaf: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(explained output, layer leaves)``: the head's tensor (logits if asked) and, with
+        ``query.layer``, the leaf tensors standing in for that layer's output (one; one per call
+        with ``calls="all"`` unless ``activation`` stands in for them all)."""
         plan = self._plan(query, tensors)
         skip = None
         if query.logits and plan.skip is not None:
@@ -322,7 +323,7 @@ class TorchBackend(Backend):
         head_layer = plan.head.obj if isinstance(plan.head, LayerRef) else None
         try:
             if query.layer is None and head_layer is None and not plan.time_major:  # no hooks to place
-                return select_output(self._call_model(query, tensors), plan.head, _is_tensor), None
+                return select_output(self._call_model(query, tensors), plan.head, _is_tensor), []
             with _LayerHooks(query, activation, head_layer=head_layer, guard=tensors, time_major=plan.time_major,
                              leaf=leaf) as run:
                 raw = self._call_model(query, tensors)
@@ -331,7 +332,7 @@ class TorchBackend(Backend):
         finally:
             if skip is not None:
                 skip.remove()
-        return out, run.leaf
+        return out, run.leaves
 
     def _require_ran(self, query: Query, head: Any, run: "_LayerHooks", tensors: list[torch.Tensor]) -> None:
         """Refuses ``query.layer`` or a layer ``head`` that the call ``run`` hooked never ran in."""
@@ -372,8 +373,8 @@ class TorchBackend(Backend):
     def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
         with self._inference() as placement, torch.no_grad():
             tensors = self._tensors(entries, placement)
-            _, leaf = self._explained(query, tensors, None, leaf=True)
-            return _numpy(leaf)
+            _, leaves = self._explained(query, tensors, None, leaf=True)
+            return _numpy(torch.cat(leaves, dim=1) if len(leaves) > 1 else leaves[0])
 
     def _differentiable(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray],
                         placement: "_Placement", layout: Optional[str] = None
@@ -387,8 +388,7 @@ class TorchBackend(Backend):
             tensors = self._tensors(entries, placement)
             act = (None if activation is None
                    else self._tensors([activation], placement, shared=(0,))[0].requires_grad_(True))
-            out, leaf = self._explained(query, tensors, act, leaf=True)
-            wrt = [leaf]
+            out, wrt = self._explained(query, tensors, act, leaf=True)
         if not out.requires_grad:
             raise NonDifferentiableError(
                 "the explained output does not depend differentiably on what is attributed "
@@ -488,6 +488,38 @@ class TorchBackend(Backend):
             return [_numpy(_gradient(g, w).reshape(n_rows, batch, *w.shape[1:]).transpose(0, 1))
                     for g, w in zip(grads, wrt)]
 
+    def output_rows(self, query: Query, entries: list[np.ndarray], positions: np.ndarray, tokens: np.ndarray, *,
+                    minus: Optional[np.ndarray] = None, normalize: Optional[str] = None,
+                    activation: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        with self._inference() as placement:
+            if activation is not None:
+                activation = self._tensors([activation], placement, shared=(0,))[0].requires_grad_(True)
+            tensors = self._tensors(entries, placement)
+            out, wrt = self._explained(query, tensors, activation, leaf=True)
+            scores = _row_scores(out, positions, tokens, minus, normalize)
+            n, batch = scores.shape[1], scores.shape[0]
+            if not scores.requires_grad:
+                raise NonDifferentiableError("the explained output does not depend differentiably on the layer")
+            eye = torch.eye(n, dtype=scores.dtype, device=scores.device)[:, None, :].expand(n, batch, n)
+            grads = torch.autograd.grad(scores, wrt, grad_outputs=eye, is_grads_batched=True, allow_unused=True)
+            grad = torch.cat([_gradient(g, w, batched=n) for g, w in zip(grads, wrt)], dim=2)
+            layer_output = torch.cat(wrt, dim=1) if len(wrt) > 1 else wrt[0]
+            return _numpy(scores), _numpy(layer_output), _numpy(grad.transpose(0, 1))
+
+    def generate(self, inputs: dict[str, np.ndarray], max_new_tokens: int, options: dict[str, Any]
+                 ) -> Optional[np.ndarray]:
+        module = self._module
+        if module is None or not callable(getattr(module, "generate", None)) or not hasattr(module, "generation_config"):
+            return None
+        options = {"do_sample": False, **options}
+        seed = options.pop("seed", None)
+        with self._inference() as placement, torch.no_grad(), torch.random.fork_rng(
+                devices=[] if placement.device.type == "cpu" else [placement.device]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            tensors = {name: torch.as_tensor(value, device=placement.device) for name, value in inputs.items()}
+            return module.generate(**tensors, max_new_tokens=max_new_tokens, **options).cpu().numpy()
+
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
         from .torch_weights import torch_layers
@@ -576,9 +608,10 @@ class _LayerHooks:
     """Forward hooks for one model call, all removed on exit.
 
     - ``query.layer``: its output is replaced by ``activation`` (when given) or, with
-      ``leaf=True``, by the detached output, which requires grad (``self.leaf``). The rest of
+      ``leaf=True``, by the detached output, which requires grad (``self.leaves``). The rest of
       the model gets a copy, so that an in-place op after the layer (``ReLU(inplace=True)``)
-      changes neither. A layer running more than once per call is refused.
+      changes neither. A layer running more than once per call is refused, unless its
+      ``calls`` says which calls count (:class:`LayerRef`).
     - ``head_layer``: its output is recorded as the explained output.
     - a ``time_major`` RNN (``batch_first=False``) fed one of the input tensors directly is refused.
     """
@@ -587,16 +620,20 @@ class _LayerHooks:
                  guard: list[torch.Tensor], time_major: tuple[nn.Module, ...], leaf: bool = False) -> None:
         self.query, self.activation, self.leaf_wanted = query, activation, leaf
         self.head_layer, self.guard, self.time_major = head_layer, guard, time_major
-        self.leaf: Optional[torch.Tensor] = None
+        #: What stands in for the layer's output: its leaf (one per call with ``calls="all"``), or ``activation``.
+        self.leaves: list[torch.Tensor] = []
         self.head_output: Optional[torch.Tensor] = None
         #: Whether ``head_layer`` ran, and how often ``query.layer`` did.
         self.head_ran = False
         self.layer_calls = 0
+        #: The sequence length of each call so far (``calls="all"`` with ``activation``).
+        self._lengths: list[int] = []
         self._handles: list[Any] = []
 
     def __enter__(self) -> "_LayerHooks":
         if self.query.layer is not None:
-            self._handles.append(self.query.layer.obj.register_forward_hook(_in_this_thread(self._replace)))
+            self._handles += [layer.register_forward_hook(_in_this_thread(self._replace))
+                              for layer in self.query.layer.objects]
         if self.head_layer is not None:
             self._handles.append(self.head_layer.register_forward_hook(_in_this_thread(self._record_head)))
         self._handles += [m.register_forward_pre_hook(_in_this_thread(self._check_time_major)) for m in self.time_major]
@@ -607,22 +644,29 @@ class _LayerHooks:
             handle.remove()
 
     def _replace(self, module: nn.Module, args: Any, output: Any) -> Any:
+        layer = self.query.layer
         self.layer_calls += 1
-        if self.layer_calls > 1:
+        if self.layer_calls > 1 and layer.calls == "first":
+            return None
+        if self.layer_calls > 1 and layer.calls == "once":
             raise SaliencyError(
-                f"layer {self.query.layer.name!r} runs more than once per forward pass (shared weights?); "
+                f"layer {layer.name!r} runs more than once per forward pass (shared weights?); "
                 "attribution to it would mix its calls: choose a layer that runs once"
             )
         tensor = _first_tensor(output)
         if tensor is None:
-            raise SaliencyError(f"layer {self.query.layer.name!r} returned {type(output).__name__}, not a tensor")
+            raise SaliencyError(f"layer {layer.name!r} returned {type(output).__name__}, not a tensor")
         if self.activation is not None:
-            new = self.activation.to(tensor.dtype)
+            start = sum(self._lengths)
+            self._lengths.append(tensor.shape[1] if layer.calls == "all" else 0)
+            new = (self.activation[:, start:start + tensor.shape[1]] if layer.calls == "all"
+                   else self.activation).to(tensor.dtype)
+            self.leaves = [self.activation]
         elif self.leaf_wanted:
             new = tensor.detach().requires_grad_(torch.is_grad_enabled())
+            self.leaves.append(new)
         else:
             return None
-        self.leaf = new
         passed = new.clone()
         return passed if isinstance(output, torch.Tensor) else type(output)((passed, *output[1:]))
 
@@ -714,6 +758,26 @@ def _gradient(grad: Optional[torch.Tensor], wrt: torch.Tensor, batched: int = 0)
         return grad
     shape = (batched, *wrt.shape) if batched else wrt.shape
     return torch.zeros(shape, dtype=wrt.dtype, device=wrt.device)
+
+
+def _row_scores(out: torch.Tensor, positions: np.ndarray, tokens: np.ndarray, minus: Optional[np.ndarray],
+                normalize: Optional[str]) -> torch.Tensor:
+    """``(batch, n)``: ``out`` ``(batch, length, vocabulary)`` at ``positions``, entries ``tokens``,
+    normalised over the vocabulary at those positions only (see :meth:`Backend.output_rows`),
+    minus entries ``minus``."""
+    def index(values: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(values, dtype=np.int64)).to(out.device)
+
+    at = out[:, index(positions)]  # (batch, n, vocabulary)
+    if normalize == "log_softmax":
+        at = torch.log_softmax(at.float(), dim=-1)
+    elif normalize == "softmax":
+        at = torch.softmax(at.float(), dim=-1)
+
+    def pick(entries: np.ndarray) -> torch.Tensor:
+        return at.gather(2, index(entries).expand(out.shape[0], -1)[..., None])[..., 0]
+
+    return pick(tokens) if minus is None else pick(tokens) - pick(minus)
 
 
 def _one_hot_rows(rows: np.ndarray, flat_shape: tuple, like: torch.Tensor) -> torch.Tensor:
