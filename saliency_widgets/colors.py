@@ -22,6 +22,11 @@ Colormaps (matplotlib): ``RdBu_r`` for signed values (red positive, blue
 negative), ``Reds`` / ``Blues`` / ``viridis`` for positive / negative /
 absolute magnitudes. Over an image, a pixel's alpha grows with its distance
 from the "nothing" end of the map (:func:`overlay_alpha`).
+
+A map that is ≥ 0 by construction (Grad-CAM after its ReLU) is never drawn on the
+diverging scale, where it would use only the upper half: shown ``"all"``, it is
+drawn as ``"positive"`` — 0 → max over the whole sequential ``Reds`` map
+(:func:`shown_sign`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,14 @@ def lut(name: str) -> np.ndarray:
     table = np.round(colormaps[name](np.linspace(0.0, 1.0, 256)) * 255).astype(np.uint8)
     table.setflags(write=False)
     return table
+
+
+def shown_sign(sign: str, nonnegative: bool) -> str:
+    """The sign a map is drawn with (``shownSign`` in ``js/src/colors.ts``): ``sign``, except that a
+    map that is ≥ 0 by construction (``nonnegative``: decided by its method, never guessed from its
+    values) shown ``"all"`` is drawn one-sided as ``"positive"``: red still raises the score, as on the
+    signed scale, but 0 → max spans the whole colour map."""
+    return "positive" if nonnegative and check_sign(sign) == "all" else sign
 
 
 def sign_lut(sign: str) -> np.ndarray:

@@ -45,6 +45,8 @@ _SIGN_TEXT = {
     "negative": "negative part",
     "absolute_value": "absolute value",
 }
+#: The caption of a map drawn one-sided because it is ≥ 0 by construction (``Scale.nonnegative``).
+_NONNEGATIVE_TEXT = "one-sided: ≥ 0 by construction"
 #: Most features with a bar in a vector figure (the strongest ones beyond it; ``FEATURE_ORDERED`` in mapview.ts).
 MAX_BARS = 48
 #: ``gid`` of colour bar images (every other image of a figure is a map, one pixel per cell).
@@ -75,12 +77,15 @@ def format_value(v: float) -> str:
 
 @dataclass(frozen=True)
 class Scale:
-    """One colour scale: the ``sign`` shown, saturation magnitude ``m`` and how it was chosen."""
+    """One colour scale: the ``sign`` shown, saturation magnitude ``m`` and how it was chosen.
+    ``nonnegative``: the map is ≥ 0 by construction and drawn one-sided for it (``sign`` is then
+    :func:`colors.shown_sign`'s ``"positive"``), which the caption says."""
 
     sign: str
     m: float
     outlier_perc: float = 0.0
     locked: bool = False
+    nonnegative: bool = False
 
     def rgba(self, values: np.ndarray) -> np.ndarray:
         """LUT colours (uint8 RGBA) of ``values``, as the browser paints them."""
@@ -94,7 +99,7 @@ class Scale:
             clip = f"top {format_value(self.outlier_perc)}% clipped"
         else:
             clip = "no clipping"
-        return f"{_SIGN_TEXT[self.sign]} · {clip}"
+        return f"{_NONNEGATIVE_TEXT if self.nonnegative else _SIGN_TEXT[self.sign]} · {clip}"
 
     def ticks(self) -> list[tuple[float, str]]:
         """(fraction along the bar, label) in the attribution's own units."""

@@ -8,12 +8,21 @@ the way torch ``F.interpolate(mode="bilinear", align_corners=False)``, captum's
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .errors import SaliencyError
 from .weights import LayerInfo
+
+#: The methods computed here; they map from a spatial layer.
+CAM_METHODS = ("gradcam", "gradcam_plus_plus")
+
+
+def nonnegative(method: str, options: Mapping[str, Any]) -> bool:
+    """Whether ``method``, called with ``options``, gives maps that are ≥ 0 by construction: Grad-CAM
+    and Grad-CAM++ with their ReLU (``relu=True``, the default; bilinear upsampling keeps them ≥ 0)."""
+    return method in CAM_METHODS and bool(options.get("relu", True))
 
 
 def gradcam(activation: np.ndarray, gradient: np.ndarray, *, channel_axis: int,

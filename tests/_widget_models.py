@@ -53,3 +53,20 @@ def clipping_cnn() -> torch.nn.Module:
         model[4].weight.copy_(torch.tensor([[1.0] * 4, [-1.0] * 4]))
         model[4].bias.zero_()
     return model.eval()
+
+
+class FlakyModel(torch.nn.Module):
+    """:func:`mlp` that raises the error a GPU out of memory gives (``RuntimeError("CUDA out of memory.
+    …")``, from the model's own code) while ``failing`` is set."""
+
+    MESSAGE = "CUDA out of memory. Tried to allocate 2.00 GiB"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = mlp()
+        self.failing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.failing:
+            raise RuntimeError(self.MESSAGE)
+        return self.net(x)

@@ -9,7 +9,12 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import saliency_widgets as sw  # noqa: E402
+from _widget_models import FlakyModel, batch  # noqa: E402
 from models import keras_mlp, torch_cnn, torch_mlp  # noqa: E402
+from saliency_widgets.errors import describe  # noqa: E402
+from saliency_widgets.export import format_value  # noqa: E402
+from saliency_widgets.widgets import SaliencyMap  # noqa: E402
+from saliency_widgets.widgets.standalone import record_messages  # noqa: E402
 
 
 def test_wrong_input_shape_says_what_the_model_expects():
@@ -134,3 +139,44 @@ def test_work_is_chunked_under_the_chunk_budget(monkeypatch, rng):
     np.testing.assert_allclose(sw.jacobian(model, x), whole_jacobian, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(sw.saliency(model, x, 2, method="integrated_gradients", steps=5),
                                whole_ig, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------ a widget reports the model's own exception
+def _banner_messages(sent):
+    """The error-banner messages among what a widget sent to its views."""
+    return [msg["content"]["message"] for msg, _ in sent
+            if msg.get("method") == "custom" and msg["content"].get("type") == "error"]
+
+
+def test_a_widget_reports_the_models_own_exception_and_clears_it_on_the_next_success(tmp_path):
+    model = FlakyModel()
+    w = SaliencyMap(model, batch(2, 8), target=0, method="integrated_gradients", method_kwargs={"integrated_gradients": {"steps": 4}})
+    before = w.attribution.copy()
+    model.failing = True
+    with record_messages(w) as sent, pytest.raises(RuntimeError, match="CUDA out of memory") as info:
+        w.target = 2
+    assert type(info.value) is RuntimeError  # Python sees the model's exception itself
+    said = f"the model raised RuntimeError: {FlakyModel.MESSAGE}"
+    assert w.error == said and "shape" not in w.error
+    assert _banner_messages(sent) == [said]
+    assert w.target == 0
+    np.testing.assert_array_equal(w.attribution, before)  # the previous view stays
+    model.failing = False
+    # the banner is a message, not state: never restored on reload, never written into an offline page
+    assert "_error" not in w.get_state()
+    assert FlakyModel.MESSAGE not in w.to_html(tmp_path / "page.html").read_text(encoding="utf-8")
+    with record_messages(w) as sent:
+        w.target = 2
+    assert w.error == "" and _banner_messages(sent) == [""]
+    with record_messages(w) as sent:
+        w.target = 3
+    assert _banner_messages(sent) == []  # nothing to clear
+
+
+def test_a_refusal_is_shown_as_written_and_a_bug_of_ours_as_ours():
+    assert describe(sw.SaliencyError("target must be in 0..4; got 9")) == "target must be in 0..4; got 9"
+    with pytest.raises(ValueError) as info:
+        format_value("not a number")  # raised in saliency_widgets' own code
+    assert describe(info.value) == ("saliency_widgets failed with ValueError: could not convert string to float: "
+                                    "'not a number' (a bug in saliency_widgets: please report it)")
+    assert describe(torch.cuda.OutOfMemoryError("CUDA out of memory")).startswith("the model raised torch.")

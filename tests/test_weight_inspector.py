@@ -49,9 +49,9 @@ def test_weightless_layer_is_refused_and_the_previous_layer_kept():
     with pytest.raises(SaliencyError, match=r"layer '1' \(ReLU\) has no weights"):
         w.layer = "1"
     assert w.layer == "0"
-    assert "has no weights" in w._error
+    assert "has no weights" in w.error
     w.layer = "3"
-    assert w._error == ""
+    assert w.error == ""
     with pytest.raises(SaliencyError, match="no layer 'nope'"):
         w.layer = "nope"
 

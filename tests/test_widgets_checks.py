@@ -143,7 +143,7 @@ def test_unknown_checks_and_structured_inputs_are_refused(model, x):
     w = SaliencyMap(model, x)
     with pytest.raises(SaliencyError, match="deletion_insertion"):
         w.run_check("nonsense")
-    assert w._error
+    assert w.error
 
 
 def test_gradcam_is_offered_with_a_layer_picker_for_image_models():

@@ -33,7 +33,7 @@ def test_selected_starts_on_the_argmax_and_follows_clicks():
     assert g.selected == 1
     with pytest.raises(SaliencyError, match="selected must be one of the shown outputs"):
         g.selected = 7
-    assert g.selected == 1 and g._error
+    assert g.selected == 1 and g.error
 
 
 def test_image_tiles_share_one_scale_and_sum_channels():

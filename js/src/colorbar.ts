@@ -9,6 +9,8 @@ export interface ColorBarState {
   m: number;
   outlierPerc: number;
   locked: boolean;
+  /** The map is ≥ 0 by construction and drawn one-sided for it (`sign` is then shownSign's "positive"). */
+  nonnegative?: boolean;
 }
 
 const SIGN_TEXT: Record<Sign, string> = {
@@ -17,6 +19,8 @@ const SIGN_TEXT: Record<Sign, string> = {
   negative: "negative part",
   absolute_value: "absolute value",
 };
+/** The caption of a map drawn one-sided because it is ≥ 0 by construction (_NONNEGATIVE_TEXT in export.py). */
+const NONNEGATIVE_TEXT = "one-sided: ≥ 0 by construction";
 
 /** Tick labels (fraction along the bar, text) in the attribution's own units. */
 export function colorbarTicks(sign: Sign, m: number): { at: number; text: string }[] {
@@ -27,9 +31,9 @@ export function colorbarTicks(sign: Sign, m: number): { at: number; text: string
 }
 
 /** One-line description of the scale, e.g. "signed (red +, blue −) · top 2% clipped". */
-export function scaleCaption(s: Pick<ColorBarState, "sign" | "outlierPerc" | "locked">): string {
+export function scaleCaption(s: Pick<ColorBarState, "sign" | "outlierPerc" | "locked" | "nonnegative">): string {
   const clip = s.locked ? "scale locked" : s.outlierPerc > 0 ? `top ${formatValue(s.outlierPerc)}% clipped` : "no clipping";
-  return `${SIGN_TEXT[s.sign]} · ${clip}`;
+  return `${s.nonnegative ? NONNEGATIVE_TEXT : SIGN_TEXT[s.sign]} · ${clip}`;
 }
 
 export class ColorBar {

@@ -7,6 +7,16 @@
 export const SIGNS = ["all", "positive", "negative", "absolute_value"] as const;
 export type Sign = (typeof SIGNS)[number];
 
+/**
+ * The sign a map is drawn with (shown_sign in colors.py): `sign`, except that a map that is ≥ 0 by
+ * construction (`nonnegative`: decided by its method, e.g. Grad-CAM after its ReLU, never guessed from its
+ * values) shown "all" is drawn one-sided as "positive": 0 → max over the whole sequential map, not the
+ * upper half of the diverging one.
+ */
+export function shownSign(sign: Sign, nonnegative: boolean): Sign {
+  return nonnegative && sign === "all" ? "positive" : sign;
+}
+
 /** Step 1: the value the colour scale shows (NaN counts as 0). */
 export function signTransform(v: number, sign: Sign): number {
   if (v !== v) v = 0;

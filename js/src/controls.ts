@@ -1,5 +1,6 @@
 /** Toolbar controls, status, error box and export buttons shared by the widgets. */
 import { download, h } from "./dom";
+import type { AnyModel } from "./model";
 
 /** A labelled <select>; `onChange` gets the chosen value. */
 export function select(label: string, action: string, options: [string, string][], onChange: (v: string) => void): HTMLSelectElement {
@@ -66,6 +67,18 @@ export class ErrorBox {
   show(message: string): void {
     this.text.textContent = message;
     this.el.hidden = !message;
+  }
+
+  /** Shows the kernel's error messages, `{type: "error", message}` ("" hides the box): messages, not a
+   *  trait, so an error is never saved with the notebook, restored on reload or written into a to_html
+   *  page. Returns the unsubscribe. */
+  follow(model: AnyModel): () => void {
+    const listener = (...args: unknown[]) => {
+      const msg = args[0] as { type?: string; message?: string } | undefined;
+      if (msg?.type === "error") this.show(String(msg.message ?? ""));
+    };
+    model.on("msg:custom", listener);
+    return () => model.off("msg:custom", listener);
   }
 }
 

@@ -1,5 +1,5 @@
 /** The chrome both attribution widgets share: header, toolbar, colour scale controls, errors. */
-import { scaleMax, SIGNS, type Sign } from "./colors";
+import { scaleMax, shownSign, SIGNS, type Sign } from "./colors";
 import { ColorBar } from "./colorbar";
 import { button, ErrorBox, field, SampleStepper, select, statusBadge } from "./controls";
 import { decode } from "./decode";
@@ -29,6 +29,8 @@ export class Frame {
   readonly tooltip: Tooltip;
   /** The colour scale magnitude of the last drawing (what "lock" freezes). */
   lastM = 1;
+  /** Whether the map drawn is ≥ 0 by construction (Grad-CAM): a signed view of it is drawn one-sided. */
+  nonnegative = false;
   private stepper: SampleStepper;
   private sign: HTMLSelectElement;
   private lock: HTMLButtonElement;
@@ -44,11 +46,13 @@ export class Frame {
     this.root.append(this.head, this.toolbar, this.errors.el, this.body);
     el.replaceChildren(this.root);
     this.watchTheme(el.ownerDocument);
+    this.unfollowErrors = this.errors.follow(model);
   }
 
-  /** Stops watching the host's theme (call when the view is removed). */
+  /** Stops watching the host's theme and the kernel's errors (call when the view is removed). */
   dispose(): void {
     this.unwatch();
+    this.unfollowErrors();
   }
 
   /** The toolbar's common controls, after widget-specific ones. */
@@ -61,9 +65,14 @@ export class Frame {
     return (SIGNS as readonly string[]).includes(s) ? (s as Sign) : "all";
   }
 
-  /** The LUT for the current sign. */
+  /** The sign the map is drawn with: `signValue`, one-sided for a map that is ≥ 0 by construction. */
+  get shownSign(): Sign {
+    return shownSign(this.signValue, this.nonnegative);
+  }
+
+  /** The LUT of the sign the map is drawn with. */
   lut(): Uint8Array {
-    const wire = this.model.get("_luts")[this.signValue];
+    const wire = this.model.get("_luts")[this.shownSign];
     return decode(wire) as Uint8Array;
   }
 
@@ -71,7 +80,7 @@ export class Frame {
   scaleFor(values: ArrayLike<number>): number {
     const m = this.model.get("lock_scale") && this.model.get("scale_max") > 0
       ? Number(this.model.get("scale_max"))
-      : scaleMax(values, this.signValue, Number(this.model.get("outlier_perc")));
+      : scaleMax(values, this.shownSign, Number(this.model.get("outlier_perc")));
     this.lastM = m;
     return m;
   }
@@ -79,21 +88,22 @@ export class Frame {
   /** Re-reads the common traits into the controls and the colour bar. */
   sync(batchSize: number): void {
     this.followScheme();
-    this.stepper.update(Number(this.model.get("index")), batchSize);
+    this.stepper.update(Number(this.model.get("index") ?? 0), batchSize);
     this.sign.value = this.signValue;
     this.lock.setAttribute("aria-pressed", String(Boolean(this.model.get("lock_scale"))));
-    this.errors.show(String(this.model.get("_error") ?? ""));
     this.colorbar.update({
       lut: this.lut(),
-      sign: this.signValue,
+      sign: this.shownSign,
       m: this.lastM,
       outlierPerc: Number(this.model.get("outlier_perc")),
       locked: Boolean(this.model.get("lock_scale")),
+      nonnegative: this.shownSign !== this.signValue,
     });
   }
 
   /** Native controls (selects, scroll bars) follow the host's light or dark background. */
   private unwatch: () => void = () => {};
+  private unfollowErrors: () => void;
 
   /** Re-reads the host background when its theme switches (JupyterLab's data-jp-theme-light, class or
    *  data-theme attributes on <html>/<body>, the OS colour scheme); once now and once after the new
@@ -134,4 +144,4 @@ export class Frame {
 }
 
 /** Traits every frame re-reads on change. */
-export const FRAME_TRAITS = ["index", "sign", "outlier_perc", "lock_scale", "scale_max", "_luts", "_error", "_scores", "_labels"];
+export const FRAME_TRAITS = ["index", "sign", "outlier_perc", "lock_scale", "scale_max", "_luts", "_scores", "_labels"];

@@ -110,7 +110,7 @@ function render({ model, el }: RenderProps): () => void {
     const jac = tensor(model, "_jacobian");
     if (jac) {
       values = Float32Array.from(jac.values);
-      scale = { sign: frame.signValue, m: frame.scaleFor(values), lut: frame.lut() };
+      scale = { sign: frame.shownSign, m: frame.scaleFor(values), lut: frame.lut() };
       if (query.sort === "score" || query.top > 0) reorder();
       view.draw(values, scale.sign, scale.m, scale.lut);
     }

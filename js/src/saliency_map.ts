@@ -32,6 +32,8 @@ interface Current {
   completeness: number | null;
   /** Why the map is zero up to float rounding (it is then drawn neutral, with this sentence); null when it is not. */
   note: string | null;
+  /** The map is ≥ 0 by construction (the kernel says so for Grad-CAM with its ReLU): drawn one-sided. */
+  nonnegative: boolean;
 }
 
 /** The request the map on screen must answer: the key of the map and the browser's latest request number. */
@@ -72,12 +74,12 @@ export function currentAttribution(model: AnyModel, layout: MapLayout): Current 
       axisName: layout.kind === "text" ? "embedding" : "channel",
       shown: hidden ? hidden.map((h) => !h) : null,
     });
-    return { values: reduceChannels(values, layout.sample_shape, layout.channel_axis), completeness: null, note };
+    return { values: reduceChannels(values, layout.sample_shape, layout.channel_axis), completeness: null, note, nonnegative: false };
   }
   const reply = tensor(model, "_attribution");
   const m = reply?.meta;
   if (reply && m && answersCurrent(m, model)) {
-    return { values: Float32Array.from(reply.values), completeness: m.completeness_error ?? null, note: m.note || null };
+    return { values: Float32Array.from(reply.values), completeness: m.completeness_error ?? null, note: m.note || null, nonnegative: Boolean(m.nonnegative) };
   }
   return null;
 }
@@ -118,8 +120,9 @@ function render({ model, el }: RenderProps): () => void {
     const note = current?.note ?? null;
     const values = current ? (note ? new Float32Array(current.values.length) : current.values) : new Float32Array(0);
     const names = model.get("_feature_names") as string[];
+    const sign = frame.shownSign;
     const color = (v: number) => {
-      const i = toIndex(v, frame.signValue, m) * 4;
+      const i = toIndex(v, sign, m) * 4;
       return `rgb(${lut[i]},${lut[i + 1]},${lut[i + 2]})`;
     };
     return {
@@ -128,7 +131,7 @@ function render({ model, el }: RenderProps): () => void {
       name: `saliency-${slug(labelOf(model.get("target")))}-${model.get("method")}`,
       map: view.compose(Number(model.get("opacity"))),
       bars: layout.kind === "vector"
-        ? listedFeatures(values, frame.signValue).slice(0, 48).map((k) => ({ label: names[k] ?? `feature ${k}`, value: barValue(values[k], frame.signValue), shown: values[k], color: color(values[k]) }))
+        ? listedFeatures(values, sign).slice(0, 48).map((k) => ({ label: names[k] ?? `feature ${k}`, value: barValue(values[k], sign), shown: values[k], color: color(values[k]) }))
         : undefined,
       colorbar: frame.colorbar.state as ColorBarState,
       note: note ? zeroSentence(note) : undefined,
@@ -175,9 +178,10 @@ function render({ model, el }: RenderProps): () => void {
     if (current) {
       // the title, subtitle and note describe the map drawn: while a request is computing they stay with the dimmed map
       const note = current.note;
+      frame.nonnegative = current.nonnegative;
       const m = note ? frame.lastM : frame.scaleFor(current.values);
       const input = tensor(model, "_input");
-      view.draw(current.values, frame.signValue, m, frame.lut(), layout.kind === "vector" && input ? input.values : null, note !== null);
+      view.draw(current.values, frame.shownSign, m, frame.lut(), layout.kind === "vector" && input ? input.values : null, note !== null);
       frame.title.textContent = `Saliency of “${labelOf(target)}”`;
       const methodText = METHOD_TEXT[model.get("method")] ?? model.get("method");
       view.describeAs(`${frame.title.textContent} by ${methodText}` + (note ? `: zero map, ${note}` : ""), note !== null);
@@ -188,7 +192,7 @@ function render({ model, el }: RenderProps): () => void {
       frame.colorbar.el.hidden = note !== null;
       prefetchAfterPaint();
     } else if (!frame.title.textContent) frame.title.textContent = `Saliency of “${labelOf(target)}”`;
-    strip.update(current ? (current.note ? new Float32Array(current.values.length) : current.values) : null, frame.signValue, frame.lut());
+    strip.update(current ? (current.note ? new Float32Array(current.values.length) : current.values) : null, frame.shownSign, frame.lut());
     verdict.textContent = scores ? predictionText(scores.values, model.get("_labels"), model.get("_truth") ?? [], Number(model.get("index"))) : "";
     frame.sync(Number(model.get("_n_samples")));
   };

@@ -110,7 +110,6 @@ function render({ model, el }: RenderProps): () => void {
     redrawLayer();
     note.textContent = String(model.get("_note") ?? "");
     note.hidden = !note.textContent;
-    errors.show(String(model.get("_error") ?? ""));
     status.dataset.busy = "false";
     view.classList.remove("sw-stale");
   };
@@ -124,10 +123,12 @@ function render({ model, el }: RenderProps): () => void {
     }
   });
   resize.observe(view);
-  const stopLayer = onChanges(model, ["layer", "split_gates", "_layers", "_blocks", "_table", "_equation", "_note", "_error", "_lut"], redraw);
+  const stopErrors = errors.follow(model);
+  const stopLayer = onChanges(model, ["layer", "split_gates", "_layers", "_blocks", "_table", "_equation", "_note", "_lut"], redraw);
   const stopZoom = onChanges(model, ["_zoom"], () => table && zoom.answer(model.get("_zoom"), table, (model.get("_table") as TableWire).m, lut()));
   redraw();
   return () => {
+    stopErrors();
     stopLayer();
     stopZoom();
     resize.disconnect();

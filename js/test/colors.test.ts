@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { colorize, greyscale, overlayAlpha, percentileSorted, scaleMax, signTransform, toIndex, valueRange } from "../src/colors";
+import { colorize, greyscale, overlayAlpha, percentileSorted, scaleMax, shownSign, signTransform, toIndex, valueRange } from "../src/colors";
+import { colorbarTicks, scaleCaption } from "../src/colorbar";
 import { localAttribution, reduceChannels } from "../src/attribution";
 
 // Reference numbers computed with saliency_widgets/colors.py (numpy), see tests/test_widgets_colors.py.
@@ -59,6 +60,28 @@ describe("normalization rule (mirrors colors.py)", () => {
 
   it("greys pictures by luminance", () => {
     expect(Array.from(greyscale(new Uint8Array([255, 0, 0, 10, 20, 30, 0, 0, 0, 255, 255, 255]), 3))).toEqual([65, 40, 32, 144]);
+  });
+});
+
+describe("one-sided scale of maps that are ≥ 0 by construction (shown_sign in colors.py)", () => {
+  const CAM = [0, 0.5, 1, 2, 4]; // a Grad-CAM map: ≥ 0 by construction
+  it("draws a signed view of a non-negative map as 'positive', any other view as asked", () => {
+    expect(shownSign("all", true)).toBe("positive");
+    for (const sign of ["positive", "negative", "absolute_value"] as const) expect(shownSign(sign, true)).toBe(sign);
+    expect(shownSign("all", false)).toBe("all");
+  });
+  it("spans the whole colour map from 0 to the maximum, where the diverging scale would use its upper half", () => {
+    const sign = shownSign("all", true);
+    expect(CAM.map((v) => toIndex(v, sign, 4))).toEqual([0, 32, 64, 128, 255]);
+    expect(CAM.map((v) => toIndex(v, "all", 4))).toEqual([128, 143, 159, 191, 255]);
+    expect(scaleMax(CAM, sign, 0)).toBe(scaleMax(CAM, "all", 0)); // the same magnitude saturates
+    expect(overlayAlpha(toIndex(0, sign, 4), sign)).toBe(0); // nothing over the image where the map is 0
+  });
+  it("labels the colour bar 0 … max and says why it is one-sided", () => {
+    expect(colorbarTicks("positive", 4)).toEqual([{ at: 0, text: "0" }, { at: 1, text: "4" }]);
+    expect(scaleCaption({ sign: "positive", outlierPerc: 2, locked: false, nonnegative: true })).toBe("one-sided: ≥ 0 by construction · top 2% clipped");
+    expect(scaleCaption({ sign: "positive", outlierPerc: 2, locked: false })).toBe("positive part · top 2% clipped");
+    expect(scaleCaption({ sign: "absolute_value", outlierPerc: 0, locked: true })).toBe("absolute value · scale locked");
   });
 });
 

@@ -69,7 +69,11 @@ describe("the map on screen answers the latest request", () => {
   it("takes a reply whose every field is the current request", () => {
     const model = fakeModel({ ...state(), _attribution: wire([1, 2, 3], { ...key, completeness_error: 0.5, note: "" }) });
     expect(answersCurrent(key, model)).toBe(true);
-    expect(currentAttribution(model, VECTOR)).toEqual({ values: new Float32Array([1, 2, 3]), completeness: 0.5, note: null });
+    expect(currentAttribution(model, VECTOR)).toEqual({ values: new Float32Array([1, 2, 3]), completeness: 0.5, note: null, nonnegative: false });
+  });
+  it("carries the kernel's word that the map is ≥ 0 by construction", () => {
+    const model = fakeModel({ ...state(), _attribution: wire([0, 1, 2], { ...key, nonnegative: true }) });
+    expect(currentAttribution(model, VECTOR)?.nonnegative).toBe(true);
   });
   it("never draws an older request's reply, even one with the same key", () => {
     for (const stale of [{ request: 2 }, { target: 0 }, { method: "gradient" }, { cam_layer: "conv1" }, { index: 1 }, { output: "probabilities" }]) {

@@ -261,11 +261,18 @@ class SampleWidget(GuardedWidget):
         """The values currently drawn (for locking the colour scale)."""
         raise NotImplementedError
 
+    def _nonnegative(self) -> bool:
+        """Whether the drawn map is ≥ 0 by construction (decided by its method): then a signed view of it
+        is drawn one-sided (:func:`colors.shown_sign`)."""
+        return False
+
     def _scale(self) -> Scale:
-        """The colour scale on screen: locked at ``scale_max``, or the rule applied to the drawn values."""
+        """The colour scale on screen: locked at ``scale_max``, or the rule applied to the drawn values;
+        one-sided for a map that is ≥ 0 by construction."""
         locked = self.lock_scale and self.scale_max > 0
-        m = self.scale_max if locked else colors.scale_max(self._display_values(), self.sign, self.outlier_perc)
-        return Scale(self.sign, m, self.outlier_perc, locked)
+        sign = colors.shown_sign(self.sign, self._nonnegative())
+        m = self.scale_max if locked else colors.scale_max(self._display_values(), sign, self.outlier_perc)
+        return Scale(sign, m, self.outlier_perc, locked, nonnegative=sign != self.sign)
 
     def _sample_text(self) -> str:
         """`` · sample i / n`` for batches of more than one sample."""

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import anywidget
 import traitlets as t
 
-from ..errors import SaliencyError
+from ..errors import SaliencyError, describe
 from ._export import ExportMixin
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
@@ -29,12 +29,16 @@ def bundle(name: str) -> str:
 class GuardedWidget(ExportMixin, anywidget.AnyWidget):
     """An anywidget whose updates either succeed or are undone.
 
-    A failed update shows its message inside the widget (``_error``, drawn with
-    ``data-sw-role="error"``), puts the changed trait back to its old value and
-    re-raises, so Python sees a clear exception and the view stays usable.
+    A failed update shows its message inside the widget (drawn with ``data-sw-role="error"``;
+    a model's own exception by its type and message, :func:`..errors.describe`), puts the changed
+    trait back to its old value and re-raises, so Python sees a clear exception and the view stays
+    usable; the next successful update clears the message. The message travels as a custom message
+    (``{"type": "error", "message"}``, ``""`` to clear), not as a synced trait: it is never saved
+    with the notebook's widget state, restored on a page reload or written into a ``to_html`` page.
     """
 
-    _error = t.Unicode("").tag(sync=True)
+    #: The message the widget shows ("" when none), see :meth:`_show_error`.
+    _error_text = ""
 
     #: False until the subclass' ``__init__`` has built its first view.
     _ready = False
@@ -48,7 +52,14 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
     @property
     def error(self) -> str:
         """The message the widget shows for its last failed update; ``""`` when none."""
-        return self._error
+        return self._error_text
+
+    def _show_error(self, message: str) -> None:
+        """Shows ``message`` in the widget's error banner (``""`` hides it) with a custom message to its
+        views (a view opened later starts without it)."""
+        if message or self._error_text:
+            self.send({"type": "error", "message": message})
+        self._error_text = message
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Sets an attribute; a :class:`SaliencyError` from a validator or observer is re-raised
@@ -61,7 +72,7 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
 
     def _invalid(self, message: str) -> None:
         """Shows ``message`` in the widget and raises it as a :class:`SaliencyError`."""
-        self._error = message
+        self._show_error(message)
         raise InvalidValue(message)
 
     def _guarded(self, change: dict[str, Any], update: Callable[[], None]) -> None:
@@ -83,9 +94,9 @@ class GuardedWidget(ExportMixin, anywidget.AnyWidget):
                     pass
             finally:
                 self._reverting = False
-            self._error = str(exc) or type(exc).__name__
+            self._show_error(describe(exc))
             raise
-        self._error = ""
+        self._show_error("")
 
     def _after_revert(self) -> None:
         """Called once a failed change was undone, to re-send what the restored state shows."""

@@ -12,8 +12,9 @@ import traitlets as t
 from .. import checks
 from ..attribution import METHODS, METHOD_OPTIONS
 from ..config import config
-from ..errors import SaliencyError, SaliencyWarning
+from ..errors import SaliencyError, SaliencyWarning, describe
 from ..export import METHOD_TEXT, format_value, saliency_figure, with_checks
+from ..gradcam import CAM_METHODS, nonnegative
 from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
 from ..weights import LayerInfo
@@ -26,8 +27,6 @@ from ._export import slug
 
 #: Methods the browser can compute from a prefetched Jacobian without the kernel.
 LOCAL_METHODS = ("gradient", "input_x_gradient")
-#: Methods that map onto a spatial layer of an image model (``cam_layer``).
-CAM_METHODS = ("gradcam", "gradcam_plus_plus")
 _CACHE_SIZE = 64
 _CHECKS_KEPT = 16
 
@@ -98,7 +97,10 @@ class SaliencyMap(SampleWidget):
     so the widget appears after one gradient.
 
     Image models with a spatial layer also offer ``"gradcam"`` and
-    ``"gradcam_plus_plus"`` (at ``cam_layer``, default the last spatial layer).
+    ``"gradcam_plus_plus"`` (at ``cam_layer``, default the last spatial layer). Their maps are ≥ 0
+    by construction (with ``relu=True``, the default), so with ``sign="all"`` they are drawn on a
+    one-sided scale, 0 → max (``Reds``: red raises the score, as on the signed scale), on screen, in
+    the colour bar and in exports; ``relu=False`` maps are signed and stay on the diverging scale.
     Under the map a strip of checks (``checks`` holds them; ``run_check(name)``
     runs the on-demand ones): IG completeness, random logit (from the
     prefetched Jacobian), deletion / insertion and the randomization test.
@@ -237,7 +239,7 @@ class SaliencyMap(SampleWidget):
     def _method_kw(self) -> dict[str, Any]:
         """The current method's options for sample ``index`` (``method_kwargs``, a per-sample
         baseline's row), with ``head=``, ``layer=``/``cam_layer`` and ``fixed=``."""
-        kw = {**self._engine_kw, **self._sample_options(dict(self._method_kwargs.get(self.method, {})))}
+        kw = {**self._engine_kw, **self._sample_options(dict(self._options()))}
         if self.method in CAM_METHODS and self.cam_layer:
             kw["layer"] = self.cam_layer
         return kw
@@ -290,7 +292,7 @@ class SaliencyMap(SampleWidget):
                                          "output": self.output, "cam_layer": self.cam_layer, "entry": self.entry}}
         err = self._lookup()[1]
         if err is not None:
-            steps = self._method_kwargs.get(self.method, {}).get("steps", METHOD_OPTIONS[self.method]["steps"])
+            steps = self._options().get("steps", METHOD_OPTIONS[self.method]["steps"])
             items["completeness"] = _checks.completeness_item(self._values, err, steps)
         jac = self._jacobians.get((self.index, self.output, self.entry))
         if jac is not None and self.method in LOCAL_METHODS and self.n_outputs > 1:
@@ -463,9 +465,17 @@ class SaliencyMap(SampleWidget):
         shown = None
         if info.kind == "text" and self._token_text is not None:
             shown = ~np.asarray(self._token_text[1][self.index], dtype=bool)
-        relu = bool(self._method_kwargs.get(self.method, {}).get("relu", True))
+        relu = bool(self._options().get("relu", True))
         return zero_reason(values, method=self.method, summed_axis=info.channel_axis if reduced else None,
                            axis_name="embedding" if info.kind == "text" else "channel", relu=relu, shown=shown)
+
+    def _options(self) -> dict[str, Any]:
+        """The current method's options as ``method_kwargs`` gives them."""
+        return self._method_kwargs.get(self.method, {})
+
+    def _nonnegative(self) -> bool:
+        """Whether the current method's maps are ≥ 0 by construction (Grad-CAM with its ReLU)."""
+        return nonnegative(self.method, self._options())
 
     def _shown(self, values: np.ndarray) -> np.ndarray:
         """One sample's map as displayed (channels summed; a Grad-CAM map already is)."""
@@ -507,7 +517,7 @@ class SaliencyMap(SampleWidget):
             self._attribution = to_wire(
                 self._shown(values), target=self.target, index=self.index, method=self.method,
                 output=self.output, cam_layer=self.cam_layer, request=self._request,
-                completeness_error=err, note=note or "",
+                completeness_error=err, note=note or "", nonnegative=self._nonnegative(),
             )
         self._send_randomization_maps()
         self._refresh_checks()
@@ -569,9 +579,9 @@ class SaliencyMap(SampleWidget):
         try:
             self.run_check(name)
         except Exception as exc:
-            self._error = str(exc) or type(exc).__name__
+            self._show_error(describe(exc))
             raise
-        self._error = ""
+        self._show_error("")
 
     def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:
         """The offline page answers the browser's Jacobian request with the current sample's."""

@@ -115,19 +115,18 @@ class WeightInspector(GuardedWidget):
 
     def _html_variants(self) -> dict[str, dict[Any, dict[str, Any]]]:
         """Every layer's blocks, so the offline page switches layers (up to ``HTML_BUDGET_BYTES``;
-        a layer without weights shows the message the live widget would raise)."""
+        a layer without weights is not selectable there, as in the live widget)."""
         patches: dict[Any, dict[str, Any]] = {}
         total = 0
         for info in self._infos:
             try:
                 state = _layer_state(self._model, info.name, self.split_gates)[1]
-            except SaliencyError as exc:
-                patches[info.name] = {"layer": info.name, "_error": str(exc)}
+            except SaliencyError:
                 continue
             total += sum(_wire_bytes(b) for b in state["_blocks"])
             if total > HTML_BUDGET_BYTES:
                 break
-            patches[info.name] = {"layer": info.name, "_error": "", "_zoom": {}, **state}
+            patches[info.name] = {"layer": info.name, "_zoom": {}, **state}
         return {"layer": patches}
 
     # ------------------------------------------------------------ internals

@@ -124,7 +124,7 @@ def test_labels_and_errors_are_text_not_html(show):
     assert page.locator("[data-sw-widget] b").count() == 0
     assert "<b>bold</b>" in page.text_content('[data-sw-output="3"]')
     assert page.is_hidden('[data-sw-role="error"]')
-    page.evaluate("window.__sw.kernelSet('_error', 'target must be <i>valid</i>')")
+    page.evaluate("window.__sw.kernelSend({type: 'error', message: 'target must be <i>valid</i>'})")
     page.wait_for_selector('[data-sw-role="error"]', state="visible")
     assert "target must be <i>valid</i>" in page.text_content('[data-sw-role="error"]')
     assert page.locator("[data-sw-widget] i").count() == 0
@@ -251,5 +251,5 @@ def test_a_grad_cam_reply_for_another_layer_is_not_drawn(show):
     assert not busy(page)
     display = w.attribution
     px = canvas_rgba(page, HEATMAP)
-    idx = colors.to_index(display, "all", colors.scale_max(display))
-    np.testing.assert_array_equal(px[..., 3], colors.overlay_alpha(idx, "all"))
+    idx = colors.to_index(display, "positive", colors.scale_max(display))  # Grad-CAM is ≥ 0: one-sided
+    np.testing.assert_array_equal(px[..., 3], colors.overlay_alpha(idx, "positive"))

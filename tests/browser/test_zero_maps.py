@@ -105,7 +105,7 @@ def test_a_grad_cam_whose_relu_clips_every_pixel_is_shown_as_zero(show_in, artif
     assert note.is_visible() and note.inner_text() == zero_sentence(
         "Grad-CAM's ReLU clipped every pixel: no location raises this score; try relu=False or another layer")
     assert page.locator(COLORBAR).is_hidden()
-    zero_alpha = colors.overlay_alpha(colors.to_index(np.zeros(1), "all", 1.0), "all")[0]  # 1 of 255
+    zero_alpha = colors.overlay_alpha(colors.to_index(np.zeros(1), "positive", 1.0), "positive")[0]  # one-sided: 0
     assert (canvas_rgba(page, '[data-sw-role="heatmap"]')[..., 3] == zero_alpha).all()  # nothing over the grey input
     assert page.text_content(".sw-title") == "Saliency of “down”"
     assert "zero map" in page.get_attribute('[data-sw-role="heatmap"]', "aria-label")
