@@ -22,6 +22,8 @@ export interface OfflineFigure {
   name: string;
   /** The map as drawn on screen. */
   map: HTMLCanvasElement;
+  /** Scale the map smoothly (a picture with text, drawn at twice the size) instead of pixelated (cells). */
+  smooth?: boolean;
   /** One labelled bar per feature (vector maps), in the map's colours. */
   bars?: { label: string; value: number; shown: number; color: string }[];
   colorbar: ColorBarState;
@@ -90,7 +92,7 @@ export function figureSvg(fig: OfflineFigure): { text: string; width: number; he
   y += 18;
   parts.push(text(pad, y, fig.subtitle, 'font-size="11" fill="#545b67"'));
   y += 12;
-  parts.push(`<image x="${pad}" y="${y}" width="${mapW}" height="${mapH}" preserveAspectRatio="none" style="image-rendering:pixelated" href="${fig.map.toDataURL("image/png")}"/>`);
+  parts.push(`<image x="${pad}" y="${y}" width="${mapW}" height="${mapH}" preserveAspectRatio="none" style="image-rendering:${fig.smooth ? "auto" : "pixelated"}" href="${fig.map.toDataURL("image/png")}"/>`);
   parts.push(`<rect x="${pad}" y="${y}" width="${mapW}" height="${mapH}" fill="none" stroke="#8a919c" stroke-width="0.5"/>`);
   y += mapH + 16;
   if (fig.bars?.length) {

@@ -1,7 +1,9 @@
-"""The notebook widgets (anywidget): ``SaliencyMap``, ``JacobianGrid`` and ``WeightInspector``."""
+"""The notebook widgets (anywidget): ``SaliencyMap``, ``JacobianGrid``, ``WeightInspector`` and
+``GenerationMap``."""
 
+from .generation_map import GenerationMap
 from .jacobian_grid import JacobianGrid
 from .saliency_map import SaliencyMap
 from .weight_inspector import WeightInspector
 
-__all__ = ["SaliencyMap", "JacobianGrid", "WeightInspector"]
+__all__ = ["SaliencyMap", "JacobianGrid", "WeightInspector", "GenerationMap"]

@@ -1,0 +1,324 @@
+"""``GenerationMap``: click a generated token, see which earlier tokens made it."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Optional, Union
+
+import numpy as np
+import traitlets as t
+
+from .. import colors
+from ..errors import SaliencyError
+from ..export import METHOD_TEXT, Scale
+from ..generation import METHODS, TARGETS, GenerationAttribution
+from ..generation.figure import VIEWS, causal_limit, explained_row, generation_figure, matrix_scale, row_scale
+from ..transport import ARRAY_TRAIT, to_wire
+from ._collection import collection_deferred
+from ._export import slug
+from ._guarded import GuardedWidget, bundle
+from .standalone import standalone_html
+
+#: Groupings the granularity control offers (each sent with the first paint).
+GRANULARITIES = ("token", "word", "sentence")
+
+
+class GenerationMap(GuardedWidget):
+    """The prompt and the generated text as chips in reading order: click a generated chip and
+    every earlier chip takes the colour of its attribution to that token.
+
+    ``sw.GenerationMap(model, prompt, *, tokenizer=None, continuation=None, max_new_tokens=20,
+    method="input_x_gradient", target="log_prob", contrast=None, granularity="token", layer=None,
+    generate_kwargs=None, **method_kw)`` runs ``sw.attribute_generation`` with these arguments
+    (``method_kw`` go with ``method``) and shows its result; ``GenerationMap.from_attribution(result)``
+    shows a computed :class:`GenerationAttribution` without a model (method, target and contrast
+    then stay as computed).
+
+    Every row (and the word and sentence groupings) arrives with the first paint, so ``selected``,
+    ``span`` and ``granularity`` change in the browser alone. ``selected`` and ``span`` count
+    generated *tokens* at every granularity (``span=(i, j)``: tokens ``i..j-1``, shift-click or drag
+    in the browser); at word or sentence granularity the groups holding them are drawn.
+    ``attribution`` is the result shown (aggregated to ``granularity``), ``row`` the row drawn.
+    Setting ``method``, ``target`` or ``contrast`` (a token as a string or id, or None) recomputes
+    the same continuation in the kernel. Each row is drawn on its own scale: the normalization rule
+    of :mod:`saliency_widgets.colors` over the chips that can have caused it (``lock_scale`` keeps one
+    scale across rows); the matrix view (``view="matrix"``) shares one scale over every row.
+    """
+
+    _esm = bundle("generation_map.js")
+
+    #: The explained generated token (when ``span`` is None; the span's anchor otherwise).
+    selected = t.Int(0).tag(sync=True)
+    #: ``(i, j)``: the sum of generated tokens ``i..j-1`` is explained; None for ``selected`` alone.
+    span = t.Tuple(t.Int(), t.Int(), allow_none=True, default_value=None).tag(sync=True)
+    method = t.Unicode("input_x_gradient").tag(sync=True)
+    #: ``"log_prob"``, ``"probability"`` or ``"logit"``.
+    target = t.Unicode("log_prob").tag(sync=True)
+    #: A token (string or id), one per generated token, or None: explains target − contrast.
+    contrast = t.Union([t.Unicode(), t.Int(), t.List()], allow_none=True, default_value=None).tag(sync=True)
+    #: ``"token"``, ``"word"`` or ``"sentence"``.
+    granularity = t.Unicode("token").tag(sync=True)
+    #: ``"text"`` (chips) or ``"matrix"`` (generated × context).
+    view = t.Unicode("text").tag(sync=True)
+    #: Colour scale: ``"all"``, ``"positive"``, ``"negative"`` or ``"absolute_value"``.
+    sign = t.Unicode("all").tag(sync=True)
+    #: Percent of the largest magnitudes that saturate the colour scale.
+    outlier_perc = t.Float(2.0).tag(sync=True)
+    #: Keep the colour scale fixed at ``scale_max`` across rows.
+    lock_scale = t.Bool(False).tag(sync=True)
+    scale_max = t.Float(0.0).tag(sync=True)
+
+    _luts = t.Dict().tag(**ARRAY_TRAIT)
+    #: Per granularity: tokens, prompt_length, matrix, scores, probabilities and groups (token positions).
+    _views = t.Dict().tag(**ARRAY_TRAIT)
+    #: How the shown result was computed (method, target, contrast and its tokens, layer, notes …).
+    _info = t.Dict().tag(sync=True)
+    _methods = t.List().tag(sync=True)
+    _targets = t.List(t.Unicode(), list(TARGETS)).tag(sync=True)
+    #: False without a model (``from_attribution``): method, target and contrast cannot change.
+    _live = t.Bool(False).tag(sync=True)
+
+    @collection_deferred
+    def __init__(
+        self,
+        model: Any,
+        prompt: Any,
+        *,
+        tokenizer: Any = None,
+        continuation: Any = None,
+        max_new_tokens: int = 20,
+        method: str = "input_x_gradient",
+        target: str = "log_prob",
+        contrast: Any = None,
+        granularity: str = "token",
+        layer: Any = None,
+        generate_kwargs: Optional[dict[str, Any]] = None,
+        **method_kw: Any,
+    ) -> None:
+        from ..generation import attribute_generation
+
+        if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], str):
+            raise SaliencyError("GenerationMap shows one prompt; pass one string (or build one map per prompt)")
+        self._engine = {"model": model, "prompt": prompt, "tokenizer": tokenizer, "layer": layer}
+        self._method_kw = {method: dict(method_kw)}
+        result = attribute_generation(
+            model, prompt, tokenizer=tokenizer, continuation=continuation, max_new_tokens=max_new_tokens,
+            method=method, target=target, contrast=contrast, layer=layer, generate_kwargs=generate_kwargs, **method_kw,
+        )
+        if isinstance(result, list):
+            raise SaliencyError(f"GenerationMap shows one prompt; this prompt holds {len(result)} (build one map per prompt)")
+        self._start(result, live=True, contrast=contrast, granularity=granularity)
+
+    @classmethod
+    def from_attribution(cls, result: GenerationAttribution, **state: Any) -> "GenerationMap":
+        """A map of a computed ``result`` (token level), without a model: clicks, spans,
+        granularity, views and exports work; method, target and contrast stay as computed.
+        ``state`` sets traits, e.g. ``selected=2``, ``granularity="word"``."""
+        if not isinstance(result, GenerationAttribution):
+            raise SaliencyError(f"from_attribution takes a GenerationAttribution; got {type(result).__name__}")
+        if result.groups is not None:
+            raise SaliencyError("from_attribution takes a token-level result: pass it before aggregate() and "
+                                f"granularity={result.granularity!r}")
+        widget = cls.__new__(cls)
+        widget._engine = None
+        widget._method_kw = {}
+        widget._start(result, live=False, contrast=_contrast_of(result), **state)
+        return widget
+
+    def _start(self, result: GenerationAttribution, *, live: bool, **state: Any) -> None:
+        """Shows ``result``: the first paint's state, with every granularity."""
+        if result.n_generated == 0:
+            raise SaliencyError("nothing was generated: no token to explain (raise max_new_tokens or give a continuation)")
+        self._use(result)
+        state.setdefault("selected", result.n_generated - 1)
+        GuardedWidget.__init__(
+            self,
+            method=result.method,
+            target=result.target,
+            _live=live,
+            _methods=[[m, METHOD_TEXT.get(m, m)] for m in METHODS],
+            _luts={s: to_wire(colors.sign_lut(s), "uint8") for s in colors.SIGNS},
+            **state,
+        )
+        self._send_result()
+        self._ready = True
+
+    def _use(self, result: GenerationAttribution) -> None:
+        self._result = result
+        self._groupings: dict[str, GenerationAttribution] = {"token": result}
+
+    # ------------------------------------------------------------ readouts
+    @property
+    def attribution(self) -> GenerationAttribution:
+        """The result shown: token level, or aggregated to ``granularity``."""
+        return self._grouping(self.granularity)
+
+    def _grouping(self, granularity: str) -> GenerationAttribution:
+        """The result aggregated to ``granularity`` (computed once per result)."""
+        if granularity not in self._groupings:
+            self._groupings[granularity] = self._result.aggregate(granularity)
+        return self._groupings[granularity]
+
+    @property
+    def rows(self) -> tuple[int, int]:
+        """``(start, stop)``: the rows of ``attribution`` drawn (the groups holding the explained tokens)."""
+        first, stop = self.span if self.span is not None else (self.selected, self.selected + 1)
+        shown = self.attribution
+        if shown.groups is None:
+            return first, stop
+        p = self._result.prompt_length
+        return _group_of(shown, p + first) - shown.prompt_length, _group_of(shown, p + stop - 1) - shown.prompt_length + 1
+
+    @property
+    def row(self) -> np.ndarray:
+        """The row drawn: the attribution of the explained rows' summed target to every chip."""
+        return explained_row(self.attribution, *self.rows)
+
+    def to_figure(self, **kw: Any) -> Any:
+        """The view on screen as a matplotlib Figure (:func:`generation_figure`; ``kw`` go to ``Figure``)."""
+        start, stop = self.rows
+        shown = self.attribution
+        if self.lock_scale and self.scale_max > 0:
+            scale = Scale(self.sign, self.scale_max, self.outlier_perc, locked=True)
+        elif self.view == "matrix":
+            scale = matrix_scale(shown, self.sign, self.outlier_perc)
+        else:
+            scale = row_scale(self.row, causal_limit(shown, stop), self.sign, self.outlier_perc)
+        return generation_figure(shown, span=(start, stop), view=self.view, scale=scale, **kw)
+
+    def export_name(self) -> str:
+        """``generation-<explained text>-<method>``, the name of the browser's downloads."""
+        start, stop = self.rows
+        return f"generation-{slug(''.join(self.attribution.generated_tokens[start:stop]))}-{self.method}"
+
+    def to_html(self, path: Union[str, pathlib.Path, None] = None, *, title: str = "saliency_widgets") -> Any:
+        """A self-contained page with every row embedded, clickable offline: written to ``path``
+        (returned), or returned as text when ``path`` is None."""
+        if path is not None:
+            return super().to_html(path, title=title)
+        return standalone_html(self, title=title, offline=True)
+
+    # ------------------------------------------------------------ computing
+    def _recompute(self) -> None:
+        """The same continuation explained with the current method, target and contrast."""
+        from ..generation import attribute_generation
+
+        engine = self._engine
+        result = attribute_generation(
+            engine["model"], engine["prompt"], tokenizer=engine["tokenizer"], continuation=self._result.generated_ids,
+            method=self.method, target=self.target, contrast=self.contrast, layer=engine["layer"],
+            **self._method_kw.get(self.method, {}),
+        )
+        self._use(result)
+        self._send_result()
+
+    def _send_result(self) -> None:
+        """Every granularity's tokens, rows, scores and groups, and how they were computed."""
+        result = self._result
+        self._views = {g: _view_wire(self._grouping(g)) for g in GRANULARITIES}
+        self._info = {
+            "method": result.method,
+            "target": result.target,
+            "contrast": self.contrast,
+            "contrast_tokens": list(result.contrast_tokens or []),
+            "layer": result.layer,
+            "completeness_error": None if result.completeness_error is None else float(result.completeness_error),
+            "notes": list(result.notes),
+            "encoder_decoder": bool(result.encoder_decoder),
+        }
+
+    # ------------------------------------------------------------ validation
+    @t.validate("selected")
+    def _check_selected(self, proposal: Any) -> int:
+        k, n = int(proposal["value"]), self._result.n_generated
+        if not 0 <= k < n:
+            self._invalid(f"selected must be a generated token in 0..{n - 1} (there are {n}); got {k}")
+        return k
+
+    @t.validate("span")
+    def _check_span(self, proposal: Any) -> Optional[tuple[int, int]]:
+        value, n = proposal["value"], self._result.n_generated
+        if value is None:
+            return None
+        start, stop = (int(v) for v in value)
+        if not 0 <= start < stop <= n:
+            self._invalid(f"span must be (i, j) with 0 ≤ i < j ≤ {n} (generated tokens i..j-1), or None; got {tuple(value)}")
+        return start, stop
+
+    @t.validate("granularity")
+    def _check_granularity(self, proposal: Any) -> str:
+        return self._choice("granularity", proposal["value"], GRANULARITIES)
+
+    @t.validate("view")
+    def _check_view(self, proposal: Any) -> str:
+        return self._choice("view", proposal["value"], VIEWS)
+
+    @t.validate("sign")
+    def _check_sign(self, proposal: Any) -> str:
+        return self._choice("sign", proposal["value"], colors.SIGNS)
+
+    @t.validate("outlier_perc")
+    def _check_outlier_perc(self, proposal: Any) -> float:
+        value = float(proposal["value"])
+        if not 0 <= value < 100:
+            self._invalid(f"outlier_perc must be in [0, 100); got {value}")
+        return value
+
+    @t.validate("target")
+    def _check_target(self, proposal: Any) -> str:
+        return self._kernel_choice("target", proposal["value"], tuple(TARGETS))
+
+    @t.validate("method")
+    def _check_method(self, proposal: Any) -> str:
+        return self._kernel_choice("method", proposal["value"], METHODS)
+
+    @t.validate("contrast")
+    def _check_contrast(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if self._ready and self._engine is None and value != self.contrast:
+            self._invalid(self._offline_message("contrast"))
+        return None if value == "" else value
+
+    def _choice(self, name: str, value: Any, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            self._invalid(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+        return value
+
+    def _kernel_choice(self, name: str, value: Any, choices: tuple[str, ...]) -> str:
+        if self._ready and self._engine is None and value != getattr(self, name):
+            self._invalid(self._offline_message(name))
+        return self._choice(name, value, choices)
+
+    @staticmethod
+    def _offline_message(name: str) -> str:
+        return (f"this map was built from a computed GenerationAttribution, so its {name} cannot change; "
+                f"recompute with sw.attribute_generation(..., {name}=...) or use sw.GenerationMap(model, prompt, ...)")
+
+    @t.observe("method", "target", "contrast")
+    def _on_request(self, change: dict[str, Any]) -> None:
+        self._guarded(change, self._recompute)
+
+
+def _contrast_of(result: GenerationAttribution) -> Any:
+    """The contrast a result was computed with, as the ``contrast`` trait holds it."""
+    names = result.contrast_tokens
+    if not names:
+        return None
+    return names[0] if len(set(names)) == 1 else list(names)
+
+
+def _group_of(result: GenerationAttribution, position: int) -> int:
+    """The group of an aggregated ``result`` that holds token ``position``."""
+    return next(g for g, members in enumerate(result.groups or []) if position in members)
+
+
+def _view_wire(result: GenerationAttribution) -> dict[str, Any]:
+    """One granularity as the browser reads it (``groups``: token positions per chip; None per token)."""
+    return {
+        "tokens": list(result.tokens),
+        "prompt_length": int(result.prompt_length),
+        "matrix": to_wire(result.matrix),
+        "scores": to_wire(result.scores),
+        "probabilities": to_wire(result.probabilities),
+        "groups": result.groups,
+    }
