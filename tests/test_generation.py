@@ -310,3 +310,30 @@ def test_keras_causal_lm_rows_equal_a_gradient_tape_loop(keras_gpt2):
     ig = sw.attribute_generation(keras_gpt2, prompt, continuation=result.generated_ids, method="integrated_gradients",
                                  steps=64)
     assert ig.completeness_error < 0.01
+
+
+def test_deletion_insertion_over_prompt_tokens_against_a_hand_loop(gpt2, tokenizer):
+    from saliency_widgets.generation.checks import deletion_insertion
+
+    prompt = np.array(tokenizer(PROMPT)["input_ids"])
+    result = sw.attribute_generation(gpt2, prompt, max_new_tokens=3)
+    curves = deletion_insertion(gpt2, result, 1, steps=4, tokenizer=tokenizer)
+    assert curves.deletion.shape == curves.insertion.shape == (1, 5)
+    order = np.argsort(-result.matrix[1, :len(prompt)], kind="stable")
+    sequence = np.concatenate([prompt, result.generated_ids[:-1]])
+    for step, count in enumerate(np.round(np.linspace(0, 1, 5) * len(prompt)).astype(int)):
+        for curve, keep_top in ((curves.deletion, False), (curves.insertion, True)):
+            ids = sequence.copy()
+            top = np.isin(np.arange(len(prompt)), order[:count])
+            ids[:len(prompt)] = np.where(top == keep_top, prompt, tokenizer.pad_token_id)
+            with torch.no_grad():
+                logits = gpt2(torch.tensor(ids)[None]).logits[0, len(prompt)]
+            expected = torch.log_softmax(logits, -1)[result.generated_ids[1]].item()
+            assert curve[0, step] == pytest.approx(expected, abs=1e-5)
+    np.testing.assert_allclose(curves.deletion[0, 0], result.scores[1], atol=1e-5)
+    span = deletion_insertion(gpt2, result, span=(0, 3), steps=2)
+    np.testing.assert_allclose(span.deletion[0, 0], result.scores.sum(), atol=1e-4)
+    with pytest.raises(sw.SaliencyError, match="aggregated"):
+        deletion_insertion(gpt2, result.aggregate("word"))
+    with pytest.raises(sw.SaliencyError, match="selected"):
+        deletion_insertion(gpt2, result, 3)

@@ -491,15 +491,29 @@ class TorchBackend(Backend):
     def output_rows(self, query: Query, entries: list[np.ndarray], positions: np.ndarray, tokens: np.ndarray, *,
                     minus: Optional[np.ndarray] = None, normalize: Optional[str] = None,
                     activation: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of one pass by a vectorised backward pass (``is_grads_batched``); with ``activation``
+        (integrated gradients' and SmoothGrad's points: many copies), by one copy of the batch per
+        row and one plain backward pass, which runs faster on the CPU than batching the backward
+        over the rows of a large batch."""
+        n = len(positions)
+        tiled = activation is not None and n > 1
         with self._inference() as placement:
             if activation is not None:
-                activation = self._tensors([activation], placement, shared=(0,))[0].requires_grad_(True)
-            tensors = self._tensors(entries, placement)
+                activation = self._tensors([np.concatenate([activation] * n) if tiled else activation], placement,
+                                           shared=(0,))[0].requires_grad_(True)
+            tensors = self._tensors(tile(entries, n) if tiled else entries, placement)
             out, wrt = self._explained(query, tensors, activation, leaf=True)
             scores = _row_scores(out, positions, tokens, minus, normalize)
-            n, batch = scores.shape[1], scores.shape[0]
             if not scores.requires_grad:
                 raise NonDifferentiableError("the explained output does not depend differentiably on the layer")
+            if tiled:  # copy k of sample b at k * batch + b explains row k
+                batch = scores.shape[0] // n
+                own = scores.reshape(n, batch, n).diagonal(dim1=0, dim2=2)  # (batch, n)
+                grads = torch.autograd.grad(own.sum(), wrt, allow_unused=True)
+                grad = torch.cat([_gradient(g, w).reshape(n, batch, *w.shape[1:]) for g, w in zip(grads, wrt)], dim=2)
+                layer_output = torch.cat([w[:batch] for w in wrt], dim=1)
+                return _numpy(own), _numpy(layer_output), _numpy(grad.transpose(0, 1))
+            batch = scores.shape[0]
             eye = torch.eye(n, dtype=scores.dtype, device=scores.device)[:, None, :].expand(n, batch, n)
             grads = torch.autograd.grad(scores, wrt, grad_outputs=eye, is_grads_batched=True, allow_unused=True)
             grad = torch.cat([_gradient(g, w, batched=n) for g, w in zip(grads, wrt)], dim=2)
@@ -556,7 +570,11 @@ class TorchBackend(Backend):
 
 def _raised_by_torch(err: BaseException) -> bool:
     """Whether ``err`` comes from torch's own code (an operation refusing the input's shape or
-    dtype), not from the model's code: the innermost Python frame is in the torch package."""
+    dtype), not from the model's code: the innermost Python frame is in the torch package. Running
+    out of memory is never the input's fault: it reaches the user as torch raised it."""
+    if isinstance(err, torch.OutOfMemoryError) or any(
+            words in str(err) for words in ("out of memory", "can't allocate memory", "Cannot allocate memory")):
+        return False
     tb = err.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next

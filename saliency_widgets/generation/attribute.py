@@ -28,7 +28,7 @@ _PER_VOCABULARY, _PER_POSITION = 4, 4096
 
 
 @dataclass(frozen=True)
-class _Rows:
+class Rows:
     """What is explained: generated token k at output ``positions[k]``, minus ``minus[k]``."""
 
     positions: np.ndarray
@@ -36,8 +36,8 @@ class _Rows:
     minus: Optional[np.ndarray]
     normalize: Optional[str]
 
-    def part(self, start: int, stop: int) -> "_Rows":
-        return _Rows(self.positions[start:stop], self.tokens[start:stop],
+    def part(self, start: int, stop: int) -> "Rows":
+        return Rows(self.positions[start:stop], self.tokens[start:stop],
                      None if self.minus is None else self.minus[start:stop], self.normalize)
 
 
@@ -86,20 +86,23 @@ def _explain(lm: LanguageModel, prompt: np.ndarray, tokenizer: Any, continuation
     n, length = len(generated), len(prompt)
     minus = _contrast_ids(contrast, n, tokenizer)
     positions = np.arange(n) if lm.encoder_decoder else length - 1 + np.arange(n)
-    rows = _Rows(positions, generated, minus, TARGETS[target])
+    rows = Rows(positions, generated, minus, TARGETS[target])
     context = lm.context(prompt, generated[:-1])
-    logits = lm.logits(context)
-    scores = _scores(logits[0], rows)
-    probabilities = np.exp(_scores(logits[0], _Rows(positions, generated, None, "log_softmax")))
-    budget = _Budget(logits.shape[1], logits.shape[2], lm)
+    budget = _Budget(length + n, lm.vocabulary(context), lm)
     completeness, notes = None, ()
     if method in ("gradient", "input_x_gradient"):
-        values = _gradient_times(lm, prompt, generated, rows, budget, times_input=method == "input_x_gradient")
-    elif method == "integrated_gradients":
-        values, base_scores = _integrated_gradients(lm, prompt, generated, rows, budget, context, **options)
-        completeness, notes = _completeness(values, scores - base_scores, lm, options["baseline"])
+        values, scores = _gradient_times(lm, prompt, generated, rows, budget, times_input=method == "input_x_gradient")
     else:
-        values = _smoothgrad(lm, prompt, generated, rows, budget, context, **options)
+        scores = row_scores(lm.logits(context)[0], rows)
+        if method == "integrated_gradients":
+            values, base_scores = _integrated_gradients(lm, prompt, generated, rows, budget, context, **options)
+            completeness, notes = _completeness(values, scores - base_scores, lm, options["baseline"])
+        else:
+            values = _smoothgrad(lm, prompt, generated, rows, budget, context, **options)
+    if minus is None and target != "logit":  # the scores are the probabilities, or their logarithms
+        probabilities = np.exp(scores) if target == "log_prob" else scores
+    else:
+        probabilities = np.exp(row_scores(lm.logits(context)[0], Rows(positions, generated, None, "log_softmax")))
     matrix = _columns(values, length, lm.encoder_decoder)
     _require_causal(matrix, length)
     return GenerationAttribution(
@@ -112,22 +115,23 @@ def _explain(lm: LanguageModel, prompt: np.ndarray, tokenizer: Any, continuation
 
 
 # ------------------------------------------------------------------ methods
-def _gradient_times(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: _Rows, budget: "_Budget",
-                    times_input: bool) -> np.ndarray:
-    """``(n, length)``: each row's gradient at the layer, times the layer's output if asked, summed
-    over the embedding axis. One pass for all rows unless the budget splits them."""
-    parts = []
+def _gradient_times(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows, budget: "_Budget",
+                    times_input: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``((n, length), scores)``: each row's gradient at the layer, times the layer's output if
+    asked, summed over the embedding axis. One pass for all rows unless the budget splits them."""
+    parts, scores = [], []
     for start, stop in budget.row_chunks(len(generated), copies=1):
         context = lm.context(prompt, generated[:stop - 1] if budget.truncate else generated[:-1])
         part = rows.part(start, stop)
-        _, layer_output, grads = lm.backend.output_rows(context.query, context.entries, part.positions, part.tokens,
-                                                        minus=part.minus, normalize=part.normalize)
+        score, layer_output, grads = lm.backend.output_rows(context.query, context.entries, part.positions,
+                                                            part.tokens, minus=part.minus, normalize=part.normalize)
         values = grads[0] * layer_output[0] if times_input else grads[0]
         parts.append(values.sum(axis=-1))
-    return _stacked(parts)
+        scores.append(score[0])
+    return _stacked(parts), np.concatenate(scores).astype(np.float64)
 
 
-def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: _Rows,
+def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows,
                           budget: "_Budget", context: Context, *, baseline: Any, steps: int
                           ) -> tuple[np.ndarray, np.ndarray]:
     """``((n, length) attributions, scores at the baseline)``: every context position moves on the
@@ -151,10 +155,10 @@ def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.n
             total += np.tensordot(weights[a:b], grads, axes=1)
         parts.append((total * delta[None, :length]).sum(axis=-1))
     base_logits = lm.logits(context, base[None].astype(np.float32))
-    return _stacked(parts, width=delta.shape[0]), _scores(base_logits[0], rows)
+    return _stacked(parts, width=delta.shape[0]), row_scores(base_logits[0], rows)
 
 
-def _smoothgrad(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: _Rows, budget: "_Budget",
+def _smoothgrad(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows, budget: "_Budget",
                 context: Context, *, n_samples: int, noise: float, seed: Any) -> np.ndarray:
     """``(n, length)``: the mean gradient over ``n_samples`` noisy copies of the layer's output
     (σ = ``noise`` × its range), summed over the embedding axis; every row sees the same noise."""
@@ -236,7 +240,7 @@ def _baseline_embeddings(lm: LanguageModel, prompt: np.ndarray, generated: np.nd
     return lm.embeddings(filled)[0]
 
 
-def _scores(logits: np.ndarray, rows: _Rows) -> np.ndarray:
+def row_scores(logits: np.ndarray, rows: Rows) -> np.ndarray:
     """Each row's score from one pass's logits ``(length, vocabulary)``, in float64."""
     at = logits[rows.positions].astype(np.float64)
     if rows.normalize is not None:

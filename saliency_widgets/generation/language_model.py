@@ -7,6 +7,7 @@ forward passes, :meth:`Backend.output_rows` and the model's own ``generate``.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -52,7 +53,7 @@ class LanguageModel:
         backend = get_backend(model)
         names = backend.input_names(32) or []
         ids_name = next((n for n in _ID_NAMES if n in names), None)
-        mask_name = next((n for n in _MASK_NAMES if n in names), None)
+        mask_name = next((n for n in _MASK_NAMES if n in names and _required(model, n)), None)
         encoder_decoder = _DECODER_IDS in names
         config = _generation_config(model)
         start = _first_int(config, "decoder_start_token_id") if encoder_decoder else None
@@ -68,19 +69,23 @@ class LanguageModel:
 
     def context(self, prompt: np.ndarray, tokens: np.ndarray, copies: int = 1) -> Context:
         """The input of one pass: a causal model reads ``prompt + tokens``; an encoder–decoder's
-        encoder reads ``prompt`` and its decoder ``[start] + tokens``. ``copies`` of it as a batch."""
+        encoder reads ``prompt`` and its decoder ``[start] + tokens``. ``prompt`` is one prompt,
+        repeated ``copies`` times as the batch, or ``(batch, P)``: one prompt per sample."""
+        prompts = np.atleast_2d(np.asarray(prompt, dtype=np.int64))
+        if len(prompts) == 1:
+            prompts = np.repeat(prompts, copies, axis=0)
+        after = np.repeat(np.asarray(tokens, dtype=np.int64).reshape(1, -1), len(prompts), axis=0)
         if self.encoder_decoder:
-            decoder = np.concatenate([[self.decoder_start], tokens]).astype(np.int64)
-            inputs = {self.ids_name: prompt, _DECODER_IDS: decoder}
-            if self.mask_name:
-                inputs[self.mask_name] = np.ones_like(prompt)
+            start = np.full((len(prompts), 1), self.decoder_start, dtype=np.int64)
+            inputs = {self.ids_name: prompts, _DECODER_IDS: np.concatenate([start, after], axis=1)}
+            masked = prompts
         else:
-            sequence = np.concatenate([prompt, tokens]).astype(np.int64)
-            inputs = {self.ids_name: sequence} if self.ids_name else sequence
-            if self.mask_name:
-                inputs[self.mask_name] = np.ones_like(sequence)
-        batch = ({k: np.repeat(v[None], copies, 0).astype(self._id_dtype) for k, v in inputs.items()}
-                 if isinstance(inputs, dict) else np.repeat(inputs[None], copies, 0).astype(self._id_dtype))
+            masked = np.concatenate([prompts, after], axis=1)
+            inputs = {self.ids_name: masked} if self.ids_name else masked
+        if self.mask_name:
+            inputs[self.mask_name] = np.ones_like(masked)
+        batch = ({k: v.astype(self._id_dtype) for k, v in inputs.items()} if isinstance(inputs, dict)
+                 else inputs.astype(self._id_dtype))
         spec, entries = flatten(batch, self.backend.to_numpy, None, self.backend.input_names)
         return Context(batch, entries, self.backend.query(spec, logits=True, layer=self.layer))
 
@@ -95,6 +100,14 @@ class LanguageModel:
             raise SaliencyError(f"a language model's output is (batch, length, vocabulary) logits; this model's is "
                                 f"{out.shape}: pass a model that returns logits for every position")
         return out
+
+    def vocabulary(self, context: Context) -> int:
+        """The size of the logits' last axis; one forward pass the first time, then remembered
+        with the backend's output shapes."""
+        key = ("vocabulary", context.query.key)
+        if key not in self.backend.output_shapes:
+            self.backend.output_shapes[key] = self.logits(context).shape[2:]
+        return self.backend.output_shapes[key][0]
 
     def embeddings(self, context: Context) -> np.ndarray:
         """The attributed layer's output for ``context``: ``(batch, length, width)``."""
@@ -132,6 +145,18 @@ class LanguageModel:
             if self.eos_id is not None and tokens[k] == self.eos_id:
                 return tokens[:k + 1]
         return tokens
+
+
+def _required(model: Any, name: str) -> bool:
+    """Whether the model needs argument ``name``: a Keras model needs all its inputs; a torch
+    model's ``forward`` parameter with a default (HuggingFace's ``attention_mask=None``: no
+    padding) is left out, as an all-ones mask would only slow the attention down."""
+    forward = getattr(model, "forward", None)
+    try:
+        parameter = inspect.signature(forward).parameters.get(name) if forward is not None else None
+    except (TypeError, ValueError):
+        return True
+    return parameter is None or parameter.default is inspect.Parameter.empty
 
 
 def _until_eos(tokens: np.ndarray, eos: Optional[int]) -> np.ndarray:
