@@ -491,34 +491,23 @@ class TorchBackend(Backend):
     def output_rows(self, query: Query, entries: list[np.ndarray], positions: np.ndarray, tokens: np.ndarray, *,
                     minus: Optional[np.ndarray] = None, normalize: Optional[str] = None,
                     activation: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows of one pass by a vectorised backward pass (``is_grads_batched``); with ``activation``
-        (integrated gradients' and SmoothGrad's points: many copies), by one copy of the batch per
-        row and one plain backward pass, which runs faster on the CPU than batching the backward
-        over the rows of a large batch."""
-        n = len(positions)
-        tiled = activation is not None and n > 1
+        """One forward pass, then one backward pass per row through its graph: on the CPU that ran
+        faster than batching the backward over the rows (``is_grads_batched``: 1.8× the time for
+        8 rows of a GPT-2 config, measured), and it holds one row's gradients at a time."""
         with self._inference() as placement:
             if activation is not None:
-                activation = self._tensors([np.concatenate([activation] * n) if tiled else activation], placement,
-                                           shared=(0,))[0].requires_grad_(True)
-            tensors = self._tensors(tile(entries, n) if tiled else entries, placement)
-            out, wrt = self._explained(query, tensors, activation, leaf=True)
+                activation = self._tensors([activation], placement, shared=(0,))[0].requires_grad_(True)
+            out, wrt = self._explained(query, self._tensors(entries, placement), activation, leaf=True)
             scores = _row_scores(out, positions, tokens, minus, normalize)
             if not scores.requires_grad:
                 raise NonDifferentiableError("the explained output does not depend differentiably on the layer")
-            if tiled:  # copy k of sample b at k * batch + b explains row k
-                batch = scores.shape[0] // n
-                own = scores.reshape(n, batch, n).diagonal(dim1=0, dim2=2)  # (batch, n)
-                grads = torch.autograd.grad(own.sum(), wrt, allow_unused=True)
-                grad = torch.cat([_gradient(g, w).reshape(n, batch, *w.shape[1:]) for g, w in zip(grads, wrt)], dim=2)
-                layer_output = torch.cat([w[:batch] for w in wrt], dim=1)
-                return _numpy(own), _numpy(layer_output), _numpy(grad.transpose(0, 1))
-            batch = scores.shape[0]
-            eye = torch.eye(n, dtype=scores.dtype, device=scores.device)[:, None, :].expand(n, batch, n)
-            grads = torch.autograd.grad(scores, wrt, grad_outputs=eye, is_grads_batched=True, allow_unused=True)
-            grad = torch.cat([_gradient(g, w, batched=n) for g, w in zip(grads, wrt)], dim=2)
+            rows = []
+            for k in range(scores.shape[1]):  # a sample's score reads that sample only: one sum for all
+                grads = torch.autograd.grad(scores[:, k].sum(), wrt, retain_graph=k < scores.shape[1] - 1,
+                                            allow_unused=True)
+                rows.append(torch.cat([_gradient(g, w) for g, w in zip(grads, wrt)], dim=1))
             layer_output = torch.cat(wrt, dim=1) if len(wrt) > 1 else wrt[0]
-            return _numpy(scores), _numpy(layer_output), _numpy(grad.transpose(0, 1))
+            return _numpy(scores), _numpy(layer_output), _numpy(torch.stack(rows, dim=1))
 
     def generate(self, inputs: dict[str, np.ndarray], max_new_tokens: int, options: dict[str, Any]
                  ) -> Optional[np.ndarray]:

@@ -22,6 +22,8 @@ METHODS = ("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad")
 TARGETS = {"log_prob": "log_softmax", "probability": "softmax", "logit": None}
 #: Most tokens generated in one call (each is a row of the matrix).
 MAX_NEW_TOKENS = 4096
+#: Passes integrated gradients' rows are grouped into, each reading only the context its rows need.
+_PATH_GROUPS = 4
 #: Bytes of working memory of one row of one copy, per context position: the logits' gradient
 #: (float32, per vocabulary entry) and the activations' gradients (a guess for small models).
 _PER_VOCABULARY, _PER_POSITION = 4, 4096
@@ -142,7 +144,7 @@ def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.n
     delta = embedded - base
     alphas, weights = gauss_legendre(steps)
     parts = []
-    for start, stop in budget.row_chunks(len(generated), copies=steps, groups=4):
+    for start, stop in budget.row_chunks(len(generated), copies=steps, groups=_PATH_GROUPS):
         length = _read_length(lm, len(prompt), stop, delta.shape[0]) if budget.truncate else delta.shape[0]
         part = rows.part(start, stop)
         total = np.zeros((stop - start, length, delta.shape[1]), dtype=np.float64)
