@@ -146,8 +146,11 @@ def test_llama_completeness_says_why_it_cannot_be_complete_from_zero(llama):
     zero = sw.attribute_generation(llama, prompt, max_new_tokens=4, method="integrated_gradients", steps=32)
     assert zero.notes and "RMSNorm" in zero.notes[0] and "baseline=" in zero.notes[0]
     padded = sw.attribute_generation(llama, prompt, continuation=zero.generated_ids, method="integrated_gradients",
-                                     steps=64, baseline=0)
-    assert padded.completeness_error < 0.01 and padded.notes == ()
+                                     steps=64, baseline=0)  # the pad id: its embedding is all zeros
+    assert padded.notes and "unk id" in padded.notes[0]
+    unknown = sw.attribute_generation(llama, prompt, continuation=zero.generated_ids, method="integrated_gradients",
+                                      steps=64, baseline=1)
+    assert unknown.completeness_error < 0.01 and unknown.notes == ()
 
 
 def test_encoder_decoder_rows_equal_a_hand_loop(t5):

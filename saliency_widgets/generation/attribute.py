@@ -97,8 +97,8 @@ def _explain(lm: LanguageModel, prompt: np.ndarray, tokenizer: Any, continuation
     else:
         scores = row_scores(lm.logits(context)[0], rows)
         if method == "integrated_gradients":
-            values, base_scores = _integrated_gradients(lm, prompt, generated, rows, budget, context, **options)
-            completeness, notes = _completeness(values, scores - base_scores, lm, options["baseline"])
+            values, base_scores, zero = _integrated_gradients(lm, prompt, generated, rows, budget, context, **options)
+            completeness, notes = _completeness(values, scores - base_scores, lm, zero)
         else:
             values = _smoothgrad(lm, prompt, generated, rows, budget, context, **options)
     if minus is None and target != "logit":  # the scores are the probabilities, or their logarithms
@@ -135,8 +135,9 @@ def _gradient_times(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray
 
 def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows,
                           budget: "_Budget", context: Context, *, baseline: Any, steps: int
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """``((n, length) attributions, scores at the baseline)``: every context position moves on the
+                          ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``((n, length) attributions, scores at the baseline, whether the baseline embeddings are all
+    zero)``: every context position moves on the
     straight line from the baseline embedding to its own, rows grouped by how much context they read
     (a causal row reads no later token), steps × rows batched."""
     embedded = lm.embeddings(context)[0]
@@ -157,7 +158,7 @@ def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.n
             total += np.tensordot(weights[a:b], grads, axes=1)
         parts.append((total * delta[None, :length]).sum(axis=-1))
     base_logits = lm.logits(context, base[None].astype(np.float32))
-    return _stacked(parts, width=delta.shape[0]), row_scores(base_logits[0], rows)
+    return _stacked(parts, width=delta.shape[0]), row_scores(base_logits[0], rows), not np.any(base)
 
 
 def _smoothgrad(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows, budget: "_Budget",
@@ -254,17 +255,18 @@ def row_scores(logits: np.ndarray, rows: Rows) -> np.ndarray:
     return picked if rows.minus is None else picked - at[np.arange(len(at)), rows.minus]
 
 
-def _completeness(values: np.ndarray, differences: np.ndarray, lm: LanguageModel, baseline: Any
+def _completeness(values: np.ndarray, differences: np.ndarray, lm: LanguageModel, zero_baseline: bool
                   ) -> tuple[float, tuple[str, ...]]:
     """The largest ``|Σ row − (f(x) − f(baseline))|`` relative to the largest ``|f(x) − f(baseline)|``,
-    and a note where the model cannot be complete from a zero embedding (RMSNorm)."""
+    and a note where the model cannot be complete from zero embeddings (RMSNorm)."""
     error = np.abs(values.sum(axis=1, dtype=np.float64) - differences).max()
     relative = float(error / max(np.abs(differences).max(), 1e-12))
     notes: tuple[str, ...] = ()
-    if baseline is None and any("RMSNorm" in kind for kind in lm.layer_types()):
+    if zero_baseline and any("RMSNorm" in kind for kind in lm.layer_types()):
         notes = (f"completeness error {relative:.1%}: the model normalises with RMSNorm, x / rms(x), which jumps "
-                 "near a zero embedding, so integrated gradients from the zero baseline cannot be complete; pass "
-                 "baseline=<token id> (e.g. the pad id) for a complete path",)
+                 "near a zero embedding, so integrated gradients from zero embeddings cannot be complete; pass "
+                 "baseline=<token id> of a token whose embedding is not zero (e.g. the unk id: a pad id's "
+                 "embedding is often all zeros)",)
     return relative, notes
 
 
