@@ -104,14 +104,15 @@ def numeric(name: str, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def plain_target(target: Any, to_numpy: Callable[[Any], np.ndarray]) -> Union[None, Index, list[Index]]:
-    """``target`` with arrays and tensors made plain: None, an int, an index tuple, or a list with one
-    of those per sample. A 0-d array or tensor is the int it holds; a 1-d one gives one int per sample,
-    a 2-d one one index tuple per sample."""
+def plain_target(target: Any, to_numpy: Callable[[Any], np.ndarray], what: str = "target"
+                 ) -> Union[None, Index, list[Index]]:
+    """``target`` (or a ``contrast``, named ``what`` in messages) with arrays and tensors made plain:
+    None, an int, an index tuple, or a list with one of those per sample. A 0-d array or tensor is the
+    int it holds; a 1-d one gives one int per sample, a 2-d one one index tuple per sample."""
     if target is None or isinstance(target, tuple):
-        return target if target is None else _index(target, "target")
+        return target if target is None else _index(target, what)
     if isinstance(target, list):
-        return [_index(tuple(t) if isinstance(t, list) else t, "target") for t in target]
+        return [_index(tuple(t) if isinstance(t, list) else t, what) for t in target]
     if is_integer(target):
         return int(target)
     if hasattr(target, "shape") and hasattr(target, "dtype"):  # an array or a tensor
@@ -120,7 +121,7 @@ def plain_target(target: Any, to_numpy: Callable[[Any], np.ndarray]) -> Union[No
             listed = array.tolist()
             return listed if array.ndim < 2 else [tuple(t) for t in listed]
     raise SaliencyError(
-        "target must be None, an int, one int per sample (a list or 1-d integer array), or a tuple "
+        f"{what} must be None, an int, one int per sample (a list or 1-d integer array), or a tuple "
         f"index into one sample's output; got {shown(target)}"
     )
 

@@ -18,11 +18,11 @@ import numpy as np
 
 from . import arguments
 from .backends import get_backend
-from .backends.base import Backend, Query, to_numpy
+from .backends.base import Backend, Query, Targets, sum_of_copies, to_numpy
 from .config import config
 from .errors import MemoryBudgetError, NonDifferentiableError, SaliencyError, SaliencyWarning
 from .gradcam import default_layer, gradcam, gradcam_plus_plus
-from .heads import looks_like_probabilities
+from .heads import explained_scores, looks_like_probabilities
 from .inputs import infer_layout
 from .passes import PassSizes, remember_settled, starting_sizes
 from .occlusion import occlusion
@@ -91,6 +91,9 @@ class Attribution:
     completeness_error: Optional[np.ndarray] = None
     #: The name of the layer the attribution landed on (``layer=``), else None.
     layer: Optional[str] = None
+    #: With ``contrast=``, each sample's contrasted output (an index tuple, as ``targets``): the map
+    #: explains score(target) − score(contrast). None without.
+    contrasts: Optional[list[tuple[int, ...]]] = None
 
 
 @dataclass
@@ -129,7 +132,7 @@ class _Problem:
 
 
 # --------------------------------------------------------------------- public
-def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradient",
+def saliency(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
              output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None,
              **kw: Any) -> Any:
     """Attribution of ``target`` to every element of ``x`` (or of ``layer``'s output).
@@ -139,7 +142,11 @@ def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradie
     non-floating entry, e.g. token ids and masks) are passed through unattributed.
     ``target``: ``None`` (each sample's arg-max output), an ``int`` (flat output
     index), a list with one int per sample, or a tuple indexing one sample's
-    multi-dimensional output, e.g. ``(1, 1, 0)``. ``method``: ``"gradient"``,
+    multi-dimensional output, e.g. ``(1, 1, 0)``. ``contrast``: an output (an ``int`` or an index
+    tuple, like ``target``) or one per sample: the map then explains score(target) − score(contrast),
+    "why A and not B" — exact for every method, as each is linear in the explained score (integrated
+    gradients are complete against the difference; Grad-CAM maps the gradient of the difference, before
+    its weighting and ReLU; occlusion measures drops of the difference). ``method``: ``"gradient"``,
     ``"input_x_gradient"``, ``"smoothgrad"`` (``n_samples=50``, ``noise=0.15`` of
     the range, ``seed=None``: an int, or a numpy ``Generator`` one is drawn from; an int gives the
     same map every call; torch draws the noise with its own generator on the model's device,
@@ -156,14 +163,15 @@ def saliency(model: Any, x: Any, target: Target = None, *, method: str = "gradie
     output instead of the input. Returns an array of ``x.shape`` (``x``'s
     structure for a structured ``x``; ``(batch, *layer_shape)`` with ``layer=``).
     """
-    return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=False).values
+    return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=False,
+                      contrast=contrast).values
 
 
-def attribute(model: Any, x: Any, target: Target = None, *, method: str = "gradient",
+def attribute(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
               output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None,
               **kw: Any) -> Attribution:
-    """Like :func:`saliency`, returning the targets, scores and IG completeness error too."""
-    return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=True)
+    """Like :func:`saliency`, returning the targets (and contrasts), scores and IG completeness error too."""
+    return _attribute(model, x, target, method, output, head, layer, fixed, kw, scored=True, contrast=contrast)
 
 
 def attribute_in_passes(passes: Callable[[PassSizes], PassSizes], model: Any, x: Any, target: Target = None, *,
@@ -177,13 +185,14 @@ def attribute_in_passes(passes: Callable[[PassSizes], PassSizes], model: Any, x:
 
 def _attribute(model: Any, x: Any, target: Target, method: str, output: str, head: Any, layer: Any, fixed: Any,
                kw: dict[str, Any], *, scored: bool,
-               passes: Optional[Callable[[PassSizes], PassSizes]] = None) -> Attribution:
+               passes: Optional[Callable[[PassSizes], PassSizes]] = None, contrast: Target = None) -> Attribution:
     """:func:`attribute`. Without ``scored``, SmoothGrad and IG skip the forward passes whose
     scores (and completeness error) only the result reports, when no target, check or warning
     needs them: ``outputs`` and ``completeness_error`` may then be None. ``passes``: as in
     :func:`attribute_in_passes`."""
     options = method_options(method, kw)
     target = arguments.plain_target(target, to_numpy)
+    contrast = arguments.plain_target(contrast, to_numpy, "contrast")
     if method in _CAMS and layer is None:
         layer = _default_cam_layer(model, x, fixed)
     ids = method == "occlusion" and np.asarray(to_numpy(options["baseline"])).dtype.kind in "iu"
@@ -207,24 +216,28 @@ def _attribute(model: Any, x: Any, target: Target, method: str, output: str, hea
     delta = None
     if method in _ONE_PASS:  # target=None: each sample's arg-max, taken from the same pass
         requested = None if target is None else _requested_targets(target, p.batch, out_shape)
+        if contrast is not None and requested is None:  # a contrast pass needs its targets first
+            requested = _forward(p, p.entries).reshape(p.batch, -1).argmax(axis=1)
+        contrasts = resolve_contrasts(contrast, requested, p.batch, out_shape, arg_max=target is None)
         if method in _CAMS:
-            scores, values = _class_activation_map(p, method, requested, **options)
+            scores, values = _class_activation_map(p, method, requested, contrasts, **options)
         else:
-            scores, values = _gradient_times(p, requested, method == "input_x_gradient")
+            scores, values = _gradient_times(p, requested, contrasts, method == "input_x_gradient")
         _verify(p, scores)
-        flat_targets = scores.reshape(p.batch, -1).argmax(axis=1) if target is None else requested
+        flat_targets = scores.reshape(p.batch, -1).argmax(axis=1) if requested is None else requested
     else:
         needed = scored or target is None or method == "occlusion" or p.first or not p.logits
         scores = _forward(p, p.entries) if needed else None
         if scores is not None:
             _verify(p, scores)
         flat_targets = resolve_targets(target, (p.batch, *out_shape), scores)
+        contrasts = resolve_contrasts(contrast, flat_targets, p.batch, out_shape, arg_max=target is None)
         if method == "smoothgrad":
-            values = _smoothgrad(p, flat_targets, **options)
+            values = _smoothgrad(p, flat_targets, contrasts, **options)
         elif method == "occlusion":
-            values = _occlusion(p, flat_targets, scores, **options)
+            values = _occlusion(p, flat_targets, contrasts, scores, **options)
         else:
-            values, delta = _integrated_gradients(p, flat_targets, scores, **options)
+            values, delta = _integrated_gradients(p, flat_targets, contrasts, scores, **options)
     _warn_about_activation(p, scores, flat_targets)  # scores None: logits, not a first call
     if not _finite(*values, *([] if scores is None else [scores])):
         _warn_if_scores_not_finite(p, _forward(p, p.entries) if scores is None else scores)
@@ -239,6 +252,7 @@ def _attribute(model: Any, x: Any, target: Target, method: str, output: str, hea
         output=output,
         completeness_error=delta,
         layer=p.query.layer.name if p.at_layer else None,
+        contrasts=None if contrasts is None else _index_tuples(contrasts, out_shape, p.batch),
     )
 
 
@@ -312,26 +326,47 @@ def output_rows(outputs: Sequence[Union[int, tuple, list]], out_shape: tuple) ->
                     dtype=np.int64)
 
 
-def resolve_targets(target: Target, scores_shape: tuple, scores: Optional[np.ndarray] = None) -> np.ndarray:
+def resolve_targets(target: Target, scores_shape: tuple, scores: Optional[np.ndarray] = None,
+                    what: str = "target") -> np.ndarray:
     """One flat output index per sample, validated against ``scores_shape`` = (batch, *out).
 
     ``scores`` (the model's outputs) are needed only for ``target=None`` (arg-max). Arrays and
-    tensors are taken as :func:`saliency_widgets.arguments.plain_target` reads them.
+    tensors are taken as :func:`saliency_widgets.arguments.plain_target` reads them. ``what``
+    names the argument in messages (``"contrast"`` for a contrast, which is never None here).
     """
     batch, out_shape = scores_shape[0], scores_shape[1:]
-    target = arguments.plain_target(target, to_numpy)
+    target = arguments.plain_target(target, to_numpy, what)
     if target is None:
         if scores is None:
             raise ValueError("arg-max targets need the scores")
         return scores.reshape(batch, -1).argmax(axis=1).astype(np.int64)
     if not isinstance(target, list):
-        return np.full(batch, _flat_index(target, out_shape, "target"), dtype=np.int64)
+        return np.full(batch, _flat_index(target, out_shape, what), dtype=np.int64)
     if len(target) != batch:
         raise SaliencyError(
-            f"got {len(target)} targets for a batch of {batch} samples; pass one target per "
+            f"got {len(target)} {what}s for a batch of {batch} samples; pass one {what} per "
             "sample, a single int for all, or a tuple to index a multi-dimensional output"
         )
-    return np.array([_flat_index(t, out_shape, "target") for t in target], dtype=np.int64)
+    return np.array([_flat_index(t, out_shape, what) for t in target], dtype=np.int64)
+
+
+def resolve_contrasts(contrast: Target, targets: Union[int, np.ndarray], batch: int, out_shape: tuple, *,
+                      arg_max: bool) -> Optional[np.ndarray]:
+    """One flat contrast index per sample (None without ``contrast``), refused where it is the
+    sample's target (``arg_max``: the targets are the samples' arg-max outputs)."""
+    if contrast is None:
+        return None
+    contrasts = resolve_targets(contrast, (batch, *out_shape), what="contrast")
+    same = np.flatnonzero(contrasts == targets)
+    if len(same):
+        i = int(same[0])
+        index = _index_tuples(int(contrasts[i]), out_shape, 1)[0]
+        which = "its arg-max output, the target of target=None" if arg_max else "its target"
+        raise SaliencyError(
+            f"contrast {index[0] if len(index) == 1 else index} of sample {i} is {which}: "
+            "score(target) − score(contrast) is then 0 and its map would be zero; contrast with another output"
+        )
+    return contrasts
 
 
 def _requested_targets(target: Target, batch: int, out_shape: tuple) -> Union[int, np.ndarray]:
@@ -344,8 +379,8 @@ def _requested_targets(target: Target, batch: int, out_shape: tuple) -> Union[in
 
 
 # ------------------------------------------------------------------- methods
-def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise: float,
-                seed: Optional[int]) -> list[np.ndarray]:
+def _smoothgrad(p: _Problem, flat_targets: np.ndarray, contrasts: Optional[np.ndarray], *, n_samples: int,
+                noise: float, seed: Optional[int]) -> list[np.ndarray]:
     """Mean gradient over ``n_samples`` noisy copies; noise σ = ``noise`` × each sample's range
     (of each attributed entry, or of the layer's activation). Options as ``method_options`` checked them."""
     points = _variables(p)
@@ -368,14 +403,16 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, *, n_samples: int, noise:
         return copies
 
     weights = np.full(n_samples, 1.0 / n_samples)
-    return _batched_gradient_sum(p, flat_targets, weights, noisy)
+    return _batched_gradient_sum(p, flat_targets, contrasts, weights, noisy)
 
 
-def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: Optional[np.ndarray], *, baseline: Any,
+def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, contrasts: Optional[np.ndarray],
+                          scores: Optional[np.ndarray], *, baseline: Any,
                           steps: int) -> tuple[list[np.ndarray], Optional[np.ndarray]]:
     """(x − baseline) × the path integral of the gradient, by Gauss–Legendre quadrature;
     with the completeness error ``sum(attribution) − (f(x) − f(baseline))`` per sample
-    (None without ``scores``: f(baseline) is then not computed). ``steps`` as ``method_options`` checked it."""
+    (None without ``scores``: f(baseline) is then not computed), f being the target's score minus
+    the contrast's with ``contrasts``. ``steps`` as ``method_options`` checked it."""
     points = _variables(p)
     bases, base_entries = _baselines(p, baseline, points)
     alphas, weights = gauss_legendre(steps)
@@ -392,14 +429,13 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, scores: Optiona
             copies.append(point)
         return copies
 
-    avg_grads = _batched_gradient_sum(p, flat_targets, weights, path)
+    avg_grads = _batched_gradient_sum(p, flat_targets, contrasts, weights, path)
     values = [d * g for d, g in zip(deltas, avg_grads)]
     if scores is None:
         return values, None
     f_base = _forward(p, base_entries, bases[0] if p.at_layer else None)
-    rows = np.arange(p.batch)
-    f_x = scores.reshape(p.batch, -1)[rows, flat_targets]
-    f_b = f_base.reshape(p.batch, -1)[rows, flat_targets]
+    f_x = explained_scores(scores, flat_targets, contrasts)
+    f_b = explained_scores(f_base, flat_targets, contrasts)
     total = sum(v.reshape(p.batch, -1).sum(axis=1, dtype=np.float64) for v in values)
     return values, (total - (f_x - f_b)).astype(np.float32)
 
@@ -414,24 +450,50 @@ def gauss_legendre(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return alphas, weights
 
 
-def _gradient_times(p: _Problem, targets: Union[None, int, np.ndarray], times_input: bool
+def _explained_pass(p: _Problem, targets: Targets, contrasts: Optional[np.ndarray]
+                    ) -> tuple[list[np.ndarray], Targets, Optional[np.ndarray]]:
+    """``(entries, targets, copy weights)`` of one gradient pass explaining score(target) −
+    score(contrast): the batch as it is without ``contrasts``; else two copies of it, the first
+    explaining the targets (weight +1), the second the contrasts (weight −1), which the gradient
+    sums over (``Backend.vjp``'s ``copy_weights``)."""
+    if contrasts is None:
+        return p.entries, targets, None
+    rows = np.concatenate([np.broadcast_to(targets, p.batch), contrasts]).astype(np.int64)
+    return tile(p.entries, 2), rows, np.array([1.0, -1.0])
+
+
+def _gradient_times(p: _Problem, targets: Targets, contrasts: Optional[np.ndarray], times_input: bool
                     ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``(scores, gradients)``, multiplied by what they are taken against when ``times_input``;
-    at a layer the activation comes from the same pass as its gradient (``layer_vjp``)."""
-    if not times_input:
-        return _vjp(p, p.entries, None, targets)
-    if p.at_layer:
-        scores, activation, gradient = _guarded(lambda: p.backend.layer_vjp(p.query, p.entries, targets))
-        return _as_scores(scores, p.batch), [activation * gradient]
-    scores, grads = _vjp(p, p.entries, None, targets)
-    return scores, [v * g for v, g in zip(_variables(p), grads)]
+    """``(scores, gradients)`` of target − contrast (see :func:`_explained_pass`), multiplied by what
+    they are taken against when ``times_input``; at a layer the activation comes from the same pass as
+    its gradient (:func:`_layer_vjp`)."""
+    if times_input and p.at_layer:
+        scores, activation, gradient = _layer_vjp(p, targets, contrasts)
+        return scores, [activation * gradient]
+    entries, rows, weights = _explained_pass(p, targets, contrasts)
+    scores, grads = _vjp(p, entries, None, rows, copy_weights=weights)
+    scores = scores[:p.batch]
+    return scores, [v * g for v, g in zip(_variables(p), grads)] if times_input else grads
 
 
-def _class_activation_map(p: _Problem, method: str, targets: Union[None, int, np.ndarray], *,
+def _layer_vjp(p: _Problem, targets: Targets, contrasts: Optional[np.ndarray]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scores, activation, gradient)`` at ``query.layer`` from one pass (``Backend.layer_vjp``),
+    the gradient that of target − contrast (see :func:`_explained_pass`)."""
+    entries, rows, weights = _explained_pass(p, targets, contrasts)
+    scores, activation, gradient = _guarded(lambda: p.backend.layer_vjp(p.query, entries, rows))
+    if weights is not None:
+        activation, gradient = activation[:p.batch], sum_of_copies(gradient, weights)
+    return _as_scores(scores, len(entries[0]))[:p.batch], activation, gradient
+
+
+def _class_activation_map(p: _Problem, method: str, targets: Targets, contrasts: Optional[np.ndarray], *,
                           relu: bool) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``(scores, [map])``: Grad-CAM(++) from the layer's activation and the gradient of the
-    targets w.r.t. it (one pass), upsampled to the spatial size of the (first attributed) input entry."""
-    scores, activation, gradient = _guarded(lambda: p.backend.layer_vjp(p.query, p.entries, targets))
+    """``(scores, [map])``: Grad-CAM(++) from the layer's activation and the gradient of target −
+    contrast w.r.t. it (one pass: the CAM of the difference score, whose gradient is the difference of
+    the gradients before the CAM's weighting and ReLU), upsampled to the spatial size of the (first
+    attributed) input entry."""
+    scores, activation, gradient = _layer_vjp(p, targets, contrasts)
     channels_first = p.backend.framework == "torch"
     n_spatial = activation.ndim - 2
     sample = p.entries[(p.query.spec.attributed or (0,))[0]].shape[1:]
@@ -445,7 +507,7 @@ def _class_activation_map(p: _Problem, method: str, targets: Union[None, int, np
             f"{sample}: pass layer= a layer whose spatial axes follow the input's"
         )
     cam = _CAMS[method](activation, gradient, channel_axis=0 if channels_first else -1, size=size, relu=relu)
-    return _as_scores(scores, p.batch), [cam]
+    return scores, [cam]
 
 
 def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:
@@ -462,8 +524,8 @@ def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:
     return backend.output_shapes[key]
 
 
-def _occlusion(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, window: Any, stride: Any,
-               baseline: Any) -> list[np.ndarray]:
+def _occlusion(p: _Problem, flat_targets: np.ndarray, contrasts: Optional[np.ndarray], scores: np.ndarray, *,
+               window: Any, stride: Any, baseline: Any) -> list[np.ndarray]:
     """Occlusion of each attributed entry in turn (the others as they are), in batched forward passes.
 
     Default windows (see :func:`~saliency_widgets.occlusion.window_shape`): one element of a vector
@@ -483,7 +545,7 @@ def _occlusion(p: _Problem, flat_targets: np.ndarray, scores: np.ndarray, *, win
 
         values.append(occlusion(scores_of, entry, flat_targets, window=window, stride=stride,
                                 baseline=p.backend.to_numpy(baseline),
-                                channel_axis=channel_axis, reference=scores))
+                                channel_axis=channel_axis, reference=scores, contrasts=contrasts))
     return values
 
 
@@ -512,9 +574,11 @@ def _baselines(p: _Problem, baseline: Any, points: list[np.ndarray]) -> tuple[li
     return bases, replaced(p.entries, spec.attributed, bases)
 
 
-def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.ndarray,
-                          make_points: Callable[[int], list[np.ndarray]]) -> list[np.ndarray]:
-    """``Σ_k weights[k] ∇f(points_k)``, evaluating the points as batches of copies of the sample batch.
+def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, contrasts: Optional[np.ndarray],
+                          weights: np.ndarray, make_points: Callable[[int], list[np.ndarray]]) -> list[np.ndarray]:
+    """``Σ_k weights[k] ∇f(points_k)``, evaluating the points as batches of copies of the sample batch;
+    f is the target's score, minus the contrast's with ``contrasts`` (a second gradient of the same
+    points, weighted −1: the points, drawn on the model's device, are not copied).
 
     ``make_points(count)`` returns the next ``count`` copies of each variable, ``(count, *shape)``;
     every input entry (fixed ones too) is repeated alongside with its own sample.
@@ -536,10 +600,13 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, weights: np.nda
         w = weights[start:start + sizes.next(len(weights) - start)]
         began = time.perf_counter()
         points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
-        _, grads = _vjp(p, tile(p.entries, len(w), skip=replaced_entries), points, np.tile(flat_targets, len(w)),
-                        sizes.layout_for(len(w)), copy_weights=w)
-        for total, g in zip(totals, grads):  # a float32 sum within the pass, a float64 one across passes
-            total += g
+        entries = tile(p.entries, len(w), skip=replaced_entries)
+        explained = [(flat_targets, w)] if contrasts is None else [(flat_targets, w), (contrasts, -w)]
+        for rows, copy_weights in explained:
+            _, grads = _vjp(p, entries, points, np.tile(rows, len(w)), sizes.layout_for(len(w)),
+                            copy_weights=copy_weights)
+            for total, g in zip(totals, grads):  # a float32 sum within the pass, a float64 one across passes
+                total += g
         sizes.record(time.perf_counter() - began)
         start += len(w)
     if own.settled and not (was_done and own.done) and p.passes is None:  # later models start where it stands

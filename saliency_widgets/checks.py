@@ -28,10 +28,12 @@ from typing import Any, Optional
 import numpy as np
 
 from . import arguments
-from .attribution import METHOD_OPTIONS, Target, attribute, jacobian, predict, resolve_targets, saliency
+from .attribution import (METHOD_OPTIONS, Target, attribute, jacobian, predict, resolve_contrasts, resolve_targets,
+                          saliency)
 from .backends import get_backend, randomized_copies
 from .backends.base import to_numpy
 from .errors import SaliencyError
+from .heads import explained_scores
 from .inputs import Layout, infer_layout, layer_kind
 from .structure import InputSpec, Structure, flatten
 from .occlusion import samples_per_pass
@@ -45,10 +47,12 @@ class RandomLogit:
 
     #: ``(batch, n)`` Spearman correlation of the target's map with each random output's map.
     correlations: np.ndarray
-    #: ``(batch, n)`` flat indices of the random outputs (never the sample's target).
+    #: ``(batch, n)`` flat indices of the random outputs (never the sample's target or contrast).
     others: np.ndarray
     #: The explained output of each sample (an index tuple into its output).
     targets: list[tuple[int, ...]]
+    #: With ``contrast=``, each sample's contrasted output (every map explains its output minus this one).
+    contrasts: Optional[list[tuple[int, ...]]] = None
 
     @property
     def mean(self) -> np.ndarray:
@@ -98,36 +102,44 @@ class Randomization:
 
 
 # --------------------------------------------------------------------- checks
-def random_logit(model: Any, x: Any, target: Target = None, *, method: str = "gradient", n: int = 5,
-                 seed: Optional[int] = None, output: str = "logits", head: Any = None, layer: Any = None,
+def random_logit(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
+                 n: int = 5, seed: Optional[int] = None, output: str = "logits", head: Any = None, layer: Any = None,
                  fixed: Any = None, **kw: Any) -> RandomLogit:
     """Spearman correlation between the map of ``target`` and the maps of ``n`` random
-    other outputs, per sample (signed maps, all elements of every attributed entry). For
+    other outputs, per sample (signed maps, all elements of every attributed entry). With
+    ``contrast=`` every map explains its output minus the contrast (as ``sw.attribute``), and
+    the other outputs are neither the target nor the contrast. For
     ``"gradient"`` (and ``"input_x_gradient"`` without ``layer=``) the other maps come from
     one vectorized ``sw.jacobian`` pass; other methods run once per output. ``seed`` picks
     the outputs (and SmoothGrad's noise, the same for every map). ``x``, ``head=``,
     ``layer=``, ``fixed=`` and ``kw`` (the method's options) are as in ``sw.attribute``."""
     engine = {"output": output, "head": head, "layer": layer, "fixed": fixed}
     kw = _seeded(method, seed, kw)
-    reference = attribute(model, x, target, method=method, **engine, **kw)
-    n_out = int(np.prod(reference.outputs.shape[1:]))
-    if n_out < 2:
-        raise SaliencyError("the random-logit test compares outputs, and this model has only one")
-    n = min(int(n), n_out - 1)
-    flat_targets = np.array([np.ravel_multi_index(t, reference.outputs.shape[1:]) for t in reference.targets])
+    reference = attribute(model, x, target, contrast=contrast, method=method, **engine, **kw)
+    out_shape = reference.outputs.shape[1:]
+    n_out = int(np.prod(out_shape))
+    excluded = [reference.targets] + ([] if reference.contrasts is None else [reference.contrasts])
+    if n_out <= len(excluded):
+        raise SaliencyError("the random-logit test compares outputs, and this model has only one" if n_out < 2 else
+                            "the random-logit test compares the map with those of outputs other than the target and "
+                            "the contrast, and this model has only two")
+    n = min(int(n), n_out - len(excluded))
+    flat = np.array([[np.ravel_multi_index(t, out_shape) for t in indices] for indices in excluded]).T
     rng = np.random.default_rng(seed)
-    others = np.stack([_others(rng, n_out, t, n) for t in flat_targets])
-    maps = _maps_of_outputs(model, x, others, method, engine, kw)
+    others = np.stack([_others(rng, n_out, row, n) for row in flat])
+    contrasts = None if reference.contrasts is None else flat[:, 1]
+    maps = _maps_of_outputs(model, x, others, contrasts, method, engine, kw)
     shown = _flat(reference.values)
     correlations = np.array([[spearman(shown[i], maps[j][i]) for j in range(n)] for i in range(len(shown))])
-    return RandomLogit(correlations, others, reference.targets)
+    return RandomLogit(correlations, others, reference.targets, reference.contrasts)
 
 
-def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = None, *, steps: int = 20,
-                       baseline: Any = 0.0, output: str = "logits", head: Any = None, layer: Any = None,
-                       fixed: Any = None) -> DeletionInsertion:
-    """The target score as the elements ``attribution`` ranks highest are replaced by
-    ``baseline`` (deletion) or revealed on it (insertion), in ``steps`` equal parts.
+def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = None, *, contrast: Target = None,
+                       steps: int = 20, baseline: Any = 0.0, output: str = "logits", head: Any = None,
+                       layer: Any = None, fixed: Any = None) -> DeletionInsertion:
+    """The target score (minus the ``contrast``'s where given, as ``sw.attribute`` explains it) as
+    the elements ``attribution`` ranks highest are replaced by ``baseline`` (deletion) or revealed
+    on it (insertion), in ``steps`` equal parts.
 
     The entries perturbed are those ``sw.attribute`` attributes (the floating ones, or all
     but ``fixed=``); where there is none — token ids — ``x["input_ids"]`` of a dict ``x``,
@@ -154,7 +166,7 @@ def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = No
     fractions = np.linspace(0.0, 1.0, steps + 1)
     counts = np.round(fractions * flat.shape[1]).astype(np.int64)
     position = _rank_positions(flat)
-    flat_targets = _flat_targets(model, x, target, output, head, fixed)
+    flat_targets, contrasts = _flat_targets(model, x, target, contrast, output, head, fixed)
     grid = (2, steps + 1, batch)  # (deletion / insertion, step, sample)
     scores = []
     per_pass = samples_per_pass(sum(e[0].nbytes for e in entries))
@@ -166,35 +178,36 @@ def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = No
         for p, r, part, base in zip(positions, rankings, np.split(removed, splits, axis=1), bases):
             points[p] = np.where(part.reshape(len(sample), *r.shape[1:]), base[sample], points[p])
         out = predict(model, spec.pack(points), output=output, head=head, fixed=fixed).reshape(len(sample), -1)
-        scores.append(out[np.arange(len(sample)), flat_targets[sample]])
+        scores.append(explained_scores(out, flat_targets[sample], None if contrasts is None else contrasts[sample]))
     curves = np.concatenate(scores).reshape(grid).transpose(0, 2, 1)
     return DeletionInsertion(fractions, curves[0], curves[1])
 
 
-def randomization(model: Any, x: Any, target: Target = None, *, method: str = "gradient", cascade: bool = True,
-                  seed: Optional[int] = None, output: str = "logits", head: Any = None, layer: Any = None,
-                  fixed: Any = None, **kw: Any) -> Randomization:
+def randomization(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
+                  cascade: bool = True, seed: Optional[int] = None, output: str = "logits", head: Any = None,
+                  layer: Any = None, fixed: Any = None, **kw: Any) -> Randomization:
     """Maps of copies of the model with layers re-initialized from the output backwards
     (``cascade``: cumulatively, as Adebayo et al.'s Fig. 2; else one layer at a time),
     with their Spearman and SSIM similarity to the original map, per sample.
 
     Similarities compare the maps as displayed: absolute values, summed over an
-    image's channels (a text layer's embedding axis), scaled to [0, 1]. The targets stay
-    those of the original model. ``seed`` seeds the re-initialization (and SmoothGrad's
+    image's channels (a text layer's embedding axis), scaled to [0, 1]. The targets (and
+    ``contrast``, as in ``sw.attribute``) stay those of the original model. ``seed`` seeds the re-initialization (and SmoothGrad's
     noise, the same for every map). ``x``, ``head=``, ``layer=`` and ``fixed=`` are as in
     ``sw.attribute``; a layer object given as ``head=`` or ``layer=`` is found in each copy
     by its name in the model. Several attributed entries are compared as one flat map.
     """
     engine = {"output": output, "head": head, "layer": layer, "fixed": fixed}
     kw = _seeded(method, seed, kw)
-    reference = attribute(model, x, target, method=method, **engine, **kw)
+    reference = attribute(model, x, target, contrast=contrast, method=method, **engine, **kw)
     backend = get_backend(model)
     in_copies = {**engine, "head": backend.by_name(head), "layer": backend.by_name(layer)}
     original = _one_map(reference.values)
     names, maps = [], []
     for name, copy in randomized_copies(model, cascade=cascade, seed=seed):
         names.append(name)
-        maps.append(_one_map(saliency(copy, x, reference.targets, method=method, **in_copies, **kw)))
+        maps.append(_one_map(saliency(copy, x, reference.targets, contrast=reference.contrasts, method=method,
+                                      **in_copies, **kw)))
     if not maps:
         raise SaliencyError("the model has no layers with weights to randomize")
     layout = _display(model, original, layer)
@@ -204,14 +217,16 @@ def randomization(model: Any, x: Any, target: Target = None, *, method: str = "g
     return Randomization(original, names, np.stack(maps), spearmans, ssims)
 
 
-def completeness(model: Any, x: Any, target: Target = None, *, steps: int = 50, baseline: Any = None,
-                 output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None) -> np.ndarray:
+def completeness(model: Any, x: Any, target: Target = None, *, contrast: Target = None, steps: int = 50,
+                 baseline: Any = None, output: str = "logits", head: Any = None, layer: Any = None,
+                 fixed: Any = None) -> np.ndarray:
     """``|Σ attribution − (f(x) − f(baseline))| / |f(x) − f(baseline)|`` of integrated
-    gradients, per sample (``inf`` where ``f(x) = f(baseline)`` and the sum is not 0).
+    gradients, per sample (``inf`` where ``f(x) = f(baseline)`` and the sum is not 0); f is the
+    target's score, minus the ``contrast``'s where given.
     ``x``, ``baseline``, ``head=``, ``layer=`` and ``fixed=`` are as in ``sw.attribute``
     (with ``layer=``, a ``baseline`` of token ids, e.g. ``{"input_ids": pad_ids}``)."""
-    result = attribute(model, x, target, method="integrated_gradients", output=output, head=head, layer=layer,
-                       fixed=fixed, steps=steps, baseline=baseline)
+    result = attribute(model, x, target, contrast=contrast, method="integrated_gradients", output=output, head=head,
+                       layer=layer, fixed=fixed, steps=steps, baseline=baseline)
     error = result.completeness_error.astype(np.float64)
     total = _flat(result.values).sum(axis=1, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -344,23 +359,34 @@ def _seeded(method: str, seed: Optional[int], kw: dict[str, Any]) -> dict[str, A
     return {"seed": int(np.random.default_rng().integers(2**31)) if seed is None else seed, **kw}
 
 
-def _others(rng: np.random.Generator, n_out: int, target: int, n: int) -> np.ndarray:
-    choices = rng.choice(n_out - 1, size=n, replace=False)
-    return choices + (choices >= target)  # skip the target itself
+def _others(rng: np.random.Generator, n_out: int, excluded: Any, n: int) -> np.ndarray:
+    """``n`` distinct random outputs of ``n_out``, none of the flat indices ``excluded`` (an int or a
+    sequence: the target, and the contrast)."""
+    excluded = np.unique(excluded)
+    choices = rng.choice(n_out - len(excluded), size=n, replace=False)
+    for skipped in excluded:  # ascending: each shift past one keeps the next comparison right
+        choices = choices + (choices >= skipped)
+    return choices
 
 
-def _maps_of_outputs(model: Any, x: Any, others: np.ndarray, method: str, engine: dict[str, Any],
-                     kw: dict[str, Any]) -> list[np.ndarray]:
+def _maps_of_outputs(model: Any, x: Any, others: np.ndarray, contrasts: Optional[np.ndarray], method: str,
+                     engine: dict[str, Any], kw: dict[str, Any]) -> list[np.ndarray]:
     """``others.shape[1]`` flat maps ``(batch, elements)``: map j of sample i explains ``others[i, j]``
-    (from one Jacobian pass where the method is a Jacobian row, times the input for input×gradient)."""
+    (minus ``contrasts[i]`` where given), from one Jacobian pass where the method is a Jacobian row
+    (rows subtracted for a contrast, times the input for input×gradient)."""
     if method not in _FROM_JACOBIAN or method == "input_x_gradient" and engine["layer"] is not None:
-        return [_flat(saliency(model, x, others[:, j].tolist(), method=method, **engine, **kw))
+        contrast = None if contrasts is None else contrasts.tolist()
+        return [_flat(saliency(model, x, others[:, j].tolist(), contrast=contrast, method=method, **engine, **kw))
                 for j in range(others.shape[1])]
-    rows = np.unique(others)
+    rows = np.unique(others if contrasts is None else np.concatenate([others.ravel(), contrasts]))
     parts = _parts(jacobian(model, x, outputs=rows.tolist(), **engine))  # each (batch, len(rows), *entry)
     jac = np.concatenate([p.reshape(*p.shape[:2], -1) for p in parts], axis=2)
+    samples = np.arange(len(jac))
     where = np.searchsorted(rows, others)
-    maps = [jac[np.arange(len(jac)), where[:, j]] for j in range(others.shape[1])]
+    maps = [jac[samples, where[:, j]] for j in range(others.shape[1])]
+    if contrasts is not None:
+        versus = jac[samples, np.searchsorted(rows, contrasts)]
+        maps = [m - versus for m in maps]
     if method == "gradient":
         return maps
     spec, entries = flatten(x, get_backend(model).to_numpy, engine["fixed"])
@@ -378,9 +404,12 @@ def _rank_positions(ranking: np.ndarray) -> np.ndarray:
     return position
 
 
-def _flat_targets(model: Any, x: Any, target: Target, output: str, head: Any, fixed: Any) -> np.ndarray:
+def _flat_targets(model: Any, x: Any, target: Target, contrast: Target, output: str, head: Any, fixed: Any
+                  ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Each sample's flat target and contrast (None without ``contrast``), checked as ``sw.attribute`` checks them."""
     scores = predict(model, x, output=output, head=head, fixed=fixed)
-    return resolve_targets(target, scores.shape, scores)
+    targets = resolve_targets(target, scores.shape, scores)
+    return targets, resolve_contrasts(contrast, targets, scores.shape[0], scores.shape[1:], arg_max=target is None)
 
 
 def _display(model: Any, maps: np.ndarray, layer: Any) -> Layout:

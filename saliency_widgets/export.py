@@ -18,6 +18,7 @@ global state.
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
@@ -120,16 +121,18 @@ def screen_grid(display: np.ndarray, kind: str) -> np.ndarray:
 
 
 def map_pixels(
-    display: np.ndarray, kind: str, scale: Scale, *, image: Optional[np.ndarray] = None, opacity: float = 1.0
+    display: np.ndarray, kind: str, scale: Scale, *, image: Optional[np.ndarray] = None, opacity: float = 1.0,
+    backdrop: Optional[np.ndarray] = None,
 ) -> np.ndarray:
-    """The screen's pixels of a display map: LUT RGBA, or over ``image`` (H, W, 3 uint8) opaque RGB."""
+    """The screen's pixels of a display map: LUT RGBA, or over ``image`` (H, W, 3 uint8) opaque RGB
+    (its :func:`colors.greyscale` backdrop, or the (H, W) uint8 greys ``backdrop`` when given)."""
     grid = screen_grid(display, kind)
     rgba = scale.rgba(grid)
-    if image is None:
+    if image is None and backdrop is None:
         return rgba
     rgba = rgba.copy()
     rgba[..., 3] = colors.overlay_alpha(colors.to_index(grid, scale.sign, scale.m), scale.sign)
-    return colors.overlay(rgba, colors.greyscale(image), opacity)
+    return colors.overlay(rgba, colors.greyscale(image) if backdrop is None else backdrop, opacity)
 
 
 def draw_colorbar(ax: Any, scale: Scale, label: str = "") -> None:
@@ -301,45 +304,82 @@ def jacobian_figure(
     title: str,
     subtitle: str = "",
     feature_names: Sequence[str] = (),
+    image: Optional[np.ndarray] = None,
     **fig_kw: Any,
 ) -> Any:
     """A Jacobian (rows, *display_shape) on one shared scale: an outputs × inputs matrix
     for vector inputs (outputs × tokens for text, ``feature_names`` the tokens), else one
-    small map per output; row ``selected`` is framed."""
+    small map per output; row ``selected`` is framed. ``image`` (an (H, W, 3) uint8 picture
+    of the input) puts a faint copy of it under every tile (:func:`faint_underlay`), as on
+    screen. The colour bar keeps its height however many outputs there are; titles and
+    captions wrap to the figure's width."""
     from matplotlib.patches import Rectangle
 
     n_rows = len(rows_display)
     if kind in ("vector", "text"):
         n = rows_display.shape[1]
-        fig = _new_figure((min(11.0, max(4.5, 0.32 * n + 2.5)), min(10.0, max(2.8, 0.3 * n_rows + 2.2))), **fig_kw)
-        ax, bar = fig.subplots(2, 1, height_ratios=[max(2, n_rows), 1.0])
+        width = min(11.0, max(4.5, 0.32 * n + 2.5))
+        height = min(10.0, max(2.8, 0.3 * n_rows + 2.2))
+        fig = _new_figure((width, height), **fig_kw)
+        ax, bar = fig.subplots(2, 1, height_ratios=[max(1.0, height - 2.4), JACOBIAN_BAR_IN])
         ax.imshow(scale.rgba(rows_display), interpolation="nearest", aspect="auto")
         _label_axis(ax, "y", list(row_labels))
         _label_axis(ax, "x", list(feature_names) or [str(j) for j in range(n)], rotate=bool(feature_names))
         ax.set_xlabel("token" if kind == "text" else "input", fontsize=8)
         ax.set_ylabel("output", fontsize=8)
         ax.add_patch(Rectangle((-0.5, selected - 0.5), n, 1, fill=False, edgecolor="#1f2430", linewidth=1.5))
-        _titles(fig, ax, title, subtitle)
+        fig.suptitle(title, fontsize=12)
+        ax.set_title(_wrap(subtitle, 0.75 * width, points=9), **_SUBTITLE)
         label = "∂output / ∂embedding, summed per token" if kind == "text" else "∂output / ∂input"
         draw_colorbar(bar, scale, label)
+        fit_colorbar_caption(bar, fig.get_size_inches()[0])
         return fig
     ncols = grid_columns(n_rows)
     nrows = math.ceil(n_rows / ncols)
     first = screen_grid(rows_display[0], kind)
     tile = 1.6 if kind == "image" else 2.2
-    fig = _new_figure((tile * ncols + 0.4, tile * nrows * first.shape[0] / first.shape[1] + 1.6), **fig_kw)
-    spec = fig.add_gridspec(nrows + 1, ncols, height_ratios=[1.0] * nrows + [0.25])
+    width = max(tile * ncols + 0.4, 4.2)  # room for the colour bar's caption
+    head = _wrap(f"{title}\n{subtitle}" if subtitle else title, width, points=11)
+    captions = [_wrap(label, tile, points=7.5, min_chars=8) for label in row_labels]
+    lines = max((c.count("\n") + 1 for c in captions), default=1)
+    tile_h = tile * first.shape[0] / first.shape[1] + 0.14 * lines
+    fig = _new_figure((width, tile_h * nrows + 0.3 * head.count("\n") + 1.3), **fig_kw)
+    spec = fig.add_gridspec(nrows + 1, ncols, height_ratios=[tile_h] * nrows + [JACOBIAN_BAR_IN])
+    backdrop = None if image is None or kind != "image" else faint_underlay(image)
     for i in range(n_rows):
         ax = fig.add_subplot(spec[i // ncols, i % ncols])
-        ax.imshow(map_pixels(rows_display[i], kind, scale), interpolation="nearest")
+        ax.imshow(map_pixels(rows_display[i], kind, scale, backdrop=backdrop), interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(row_labels[i], fontsize=8, fontweight="bold" if i == selected else "normal")
+        ax.set_title(captions[i], fontsize=7.5, fontweight="bold" if i == selected else "normal")
         for spine in ax.spines.values():
             spine.set_linewidth(2.0 if i == selected else 0.5)
-    fig.suptitle(f"{title}\n{subtitle}" if subtitle else title, fontsize=11)
-    draw_colorbar(fig.add_subplot(spec[nrows, :]), scale, "∂output / ∂input")
+    fig.suptitle(head, fontsize=11)
+    bar = fig.add_subplot(spec[nrows, :])
+    draw_colorbar(bar, scale, "∂output / ∂input")
+    fit_colorbar_caption(bar, fig.get_size_inches()[0])
     return fig
+
+
+def fit_colorbar_caption(ax: Any, width_in: float) -> None:
+    """Wraps the caption under a colour bar (:func:`draw_colorbar`) to a figure ``width_in`` inches wide."""
+    ax.set_xlabel(_wrap(ax.get_xlabel(), 0.9 * width_in, points=8, min_chars=20), fontsize=8)
+
+
+#: Height (inches) of a Jacobian figure's colour bar, whatever the number of outputs.
+JACOBIAN_BAR_IN = 0.3
+#: The faint input under Jacobian tiles spans these greys (``UNDERLAY`` in ``js/src/grid_views.ts``):
+#: pale, so the map's colours stay what the colour bar says and the input only shows where the map is ~0.
+UNDERLAY = (200, 250)
+
+
+def faint_underlay(image: np.ndarray) -> np.ndarray:
+    """The pale grey (H, W) uint8 copy of an (H, W, 3|4) uint8 picture drawn under Jacobian tiles:
+    :func:`colors.greyscale` stretched from its backdrop range onto ``UNDERLAY``, rounded half up."""
+    grey = colors.greyscale(image).astype(np.float64)
+    lo, hi = UNDERLAY
+    gain = (hi - lo) / (colors.BACKDROP_WHITE - colors.BACKDROP_BLACK)
+    return np.floor(lo + gain * (grey - colors.BACKDROP_BLACK) + 0.5).astype(np.uint8)
 
 
 def grid_columns(n: int, max_cols: int = 10) -> int:
@@ -347,46 +387,10 @@ def grid_columns(n: int, max_cols: int = 10) -> int:
     return max(1, min(n, max_cols, math.ceil(math.sqrt(n * 1.6))))
 
 
-def weights_figure(
-    pictures: Sequence[np.ndarray],
-    scales: Sequence[Scale],
-    titles: Sequence[str],
-    axis_labels: Sequence[tuple[str, str]],
-    *,
-    title: str,
-    subtitle: str = "",
-    **fig_kw: Any,
-) -> Any:
-    """Weight blocks, each a 2-D picture on its own scale (NaN separators drawn as 0, like
-    the screen), three per row; one-row pictures (biases) get short panels."""
-    count = max(1, len(pictures))
-    ncols = min(3, count)
-    nrows = math.ceil(count / ncols)
-    heights = [1.0 if any(p.shape[0] > 1 for p in pictures[r * ncols : (r + 1) * ncols]) else 0.3 for r in range(nrows)]
-    width = 4.2 * ncols
-    head = _wrap(f"{title}\n{subtitle}" if subtitle else title, width)
-    fig = _new_figure((width, sum(3.0 * h + 0.9 for h in heights) + 0.2 * head.count("\n")), **fig_kw)
-    spec = fig.add_gridspec(2 * nrows, ncols, height_ratios=[x for h in heights for x in (h, 0.09)])
-    for k, (values, scale, name, (row_label, col_label)) in enumerate(zip(pictures, scales, titles, axis_labels)):
-        r, c = divmod(k, ncols)
-        ax = fig.add_subplot(spec[2 * r, c])
-        ax.imshow(scale.rgba(values), interpolation="nearest", aspect="auto")
-        ax.set_title(name, fontsize=9)
-        ax.set_ylabel(row_label, fontsize=8)
-        ax.set_xlabel(col_label, fontsize=8)
-        _cell_ticks(ax)
-        if values.shape[0] == 1:
-            ax.set_yticks([])
-        draw_colorbar(fig.add_subplot(spec[2 * r + 1, c]), scale)
-    fig.suptitle(head, fontsize=10)
-    return fig
-
-
-def _wrap(text: str, width_in: float) -> str:
-    """``text`` with each line wrapped to fit ``width_in`` inches at a 10 pt font."""
-    import textwrap
-
-    chars = max(40, int(width_in * 13))
+def _wrap(text: str, width_in: float, *, points: float = 10.0, min_chars: int = 40) -> str:
+    """``text`` with each line wrapped to fit ``width_in`` inches at a ``points`` font (DejaVu Sans
+    averages about 0.55 em a character; at least ``min_chars`` a line; long words are broken)."""
+    chars = max(min_chars, int(width_in * 72 / (0.55 * points)))
     return "\n".join(textwrap.fill(line, chars) for line in text.splitlines())
 
 
@@ -404,23 +408,26 @@ def with_checks(draw_map: Any, checks: dict[str, dict[str, Any]], original: np.n
     """The figure ``draw_map(**kw)`` makes, with the SaliencyMap's checks strip under it: one
     line per check with its status colour, then the deletion / insertion curves and the
     randomization row (the ``original`` display map, then one per randomized layer with its
-    Spearman ρ under it)."""
+    Spearman ρ under it). An item's ``explain`` text goes under its line; the curves' axes read
+    the item's ``x_label`` and ``y_label`` where it has them."""
     width, height = draw_map().get_size_inches()
-    lines = 0.3 + 0.28 * len(checks)
+    width = max(width, 6.5)
+    text_width = fig_kw.get("figsize", (width,))[0] - 0.8  # inches for a line of the strip
+    lines = 0.3 + 0.28 * len(_check_lines(checks, text_width))
     below = 0.0
     if randomization_maps is not None:
         below = 1.0 if kind in ("vector", "text") else 1.9
     elif "fractions" in checks.get("deletion_insertion", {}):
         below = 1.5
-    fig = _new_figure((max(width, 6.5), height + lines + below), **fig_kw)
+    fig = _new_figure((width, height + lines + below), **fig_kw)
     top, bottom = fig.subfigures(2, 1, height_ratios=[height, lines + below])
     draw_map(into=top)
-    _draw_checks(bottom, checks, original, randomization_maps, kind, scale, lines, below)
+    _draw_checks(bottom, checks, original, randomization_maps, kind, scale, lines, below, text_width)
     return fig
 
 
 def _draw_checks(sub: Any, checks: dict[str, dict[str, Any]], original: np.ndarray, maps: Optional[np.ndarray],
-                 kind: str, scale: Scale, lines: float, below: float) -> None:
+                 kind: str, scale: Scale, lines: float, below: float, text_width: float) -> None:
     curves = checks.get("deletion_insertion", {})
     sparkline = "fractions" in curves
     grid = sub.add_gridspec(2 if below else 1, 2, height_ratios=[lines, below] if below else None,
@@ -428,22 +435,34 @@ def _draw_checks(sub: Any, checks: dict[str, dict[str, Any]], original: np.ndarr
     text = sub.add_subplot(grid[0, :])
     text.axis("off")
     text.set_title("checks", fontsize=9, loc="left")
-    names = [n for n in CHECK_NAMES if n in checks]
-    for i, name in enumerate(names):
-        item = checks[name]
-        y = 1 - (i + 0.5) / max(len(names), 1)
-        text.scatter([0.01], [y], s=40, color=STATUS_COLORS[item["status"]], transform=text.transAxes)
-        text.text(0.03, y, f"{CHECK_NAMES[name]} ({item['status']}): {item['text']}", fontsize=8, va="center",
+    rows = _check_lines(checks, text_width)
+    for i, (status, line) in enumerate(rows):
+        y = 1 - (i + 0.5) / max(len(rows), 1)
+        if status is not None:
+            text.scatter([0.01], [y], s=40, color=STATUS_COLORS[status], transform=text.transAxes)
+        text.text(0.03, y, line, fontsize=8 if status else 7.5, color=None if status else "#545b67", va="center",
                   transform=text.transAxes)
     if sparkline:
         ax = sub.add_subplot(grid[1, 0])
         for what in ("deletion", "insertion"):
             ax.plot(curves["fractions"], curves[what], color=CURVE_COLORS[what], linewidth=1.2)
         ax.set_title("deletion (red) · insertion (blue)", fontsize=7)
-        ax.set_xlabel("fraction of elements", fontsize=7)
+        ax.set_xlabel(curves.get("x_label", "fraction of elements"), fontsize=7)
+        ax.set_ylabel(curves.get("y_label", ""), fontsize=7)
         ax.tick_params(labelsize=6)
     if maps is not None:
         _randomization_row(grid[1, 1], checks["randomization"], original, maps, kind, scale)
+
+
+def _check_lines(checks: dict[str, dict[str, Any]], width_in: float) -> list[tuple[Optional[str], str]]:
+    """The strip's lines: ``(status, text)`` per check, then its ``explain`` text wrapped to ``width_in``
+    inches (status None)."""
+    lines: list[tuple[Optional[str], str]] = []
+    for name in (n for n in CHECK_NAMES if n in checks):
+        item = checks[name]
+        lines.append((item["status"], f"{CHECK_NAMES[name]} ({item['status']}): {item['text']}"))
+        lines += [(None, line) for line in _wrap(item.get("explain", ""), width_in, points=7.5).splitlines()]
+    return lines
 
 
 def _randomization_row(cell: Any, item: dict[str, Any], original: np.ndarray, maps: np.ndarray, kind: str,

@@ -100,3 +100,13 @@ def looks_like_probabilities(scores: np.ndarray) -> bool:
     if scores.ndim < 2 or scores.shape[-1] < 2 or scores.min() < 0:
         return False
     return bool(np.abs(scores.sum(axis=-1, dtype=np.float64) - 1.0).max() <= 1e-3)
+
+
+def explained_scores(scores: np.ndarray, targets: np.ndarray, contrasts: Optional[np.ndarray] = None) -> np.ndarray:
+    """Each sample's explained score, ``(n,)`` in ``scores``' dtype: its output ``targets[i]``
+    (flat indices into ``scores`` ``(n, *out)``), minus its output ``contrasts[i]`` where given —
+    "why A and not B"."""
+    flat = scores.reshape(len(scores), -1)
+    rows = np.arange(len(flat))
+    picked = flat[rows, targets]
+    return picked if contrasts is None else picked - flat[rows, contrasts]

@@ -18,6 +18,7 @@ import numpy as np
 from .arguments import numeric, sizes
 from .config import config
 from .errors import SaliencyError
+from .heads import explained_scores
 
 #: Working memory of one occluded copy in a forward-only pass, as a multiple of its
 #: bytes (activations are freed layer by layer when no gradient is recorded).
@@ -29,8 +30,10 @@ Scores = Callable[[np.ndarray], np.ndarray]
 
 def occlusion(scores: Scores, x: np.ndarray, targets: np.ndarray, *, window: Size = None,
               stride: Size = None, baseline: Union[float, np.ndarray] = 0.0,
-              channel_axis: Optional[int] = None, reference: Optional[np.ndarray] = None) -> np.ndarray:
-    """Occlusion attribution of the flat output index ``targets[i]`` of each sample.
+              channel_axis: Optional[int] = None, reference: Optional[np.ndarray] = None,
+              contrasts: Optional[np.ndarray] = None) -> np.ndarray:
+    """Occlusion attribution of the flat output index ``targets[i]`` of each sample (minus output
+    ``contrasts[i]`` where given: the drop of the score difference).
 
     ``scores(batch)`` returns the model's outputs ``(n, *out)`` for a batch of
     inputs. ``window`` / ``stride`` give one size per axis of a sample (channels
@@ -52,10 +55,9 @@ def occlusion(scores: Scores, x: np.ndarray, targets: np.ndarray, *, window: Siz
     windows = [tuple(slice(a, min(a + w, n)) for a, w, n in zip(corner, win, sample_shape))
                for corner in itertools.product(*starts)]
 
-    rows = np.arange(len(x))
     flat = targets.astype(np.int64)
     ref = scores(x) if reference is None else reference
-    initial = ref.reshape(len(x), -1)[rows, flat].astype(np.float64)
+    initial = explained_scores(ref, flat, contrasts).astype(np.float64)
     total = np.zeros(x.shape, dtype=np.float64)
     count = np.zeros(sample_shape, dtype=np.float64)
     per_pass = max(1, samples_per_pass(x[0].nbytes) // len(x))
@@ -65,7 +67,8 @@ def occlusion(scores: Scores, x: np.ndarray, targets: np.ndarray, *, window: Siz
         for j, region in enumerate(chunk):
             copies[(j, slice(None), *region)] = base[(slice(None), *region)]
         out = scores(copies.reshape(len(chunk) * len(x), *sample_shape))
-        occluded = out.reshape(len(chunk), len(x), -1)[:, rows, flat]
+        occluded = explained_scores(out, np.tile(flat, len(chunk)),
+                                    None if contrasts is None else np.tile(contrasts, len(chunk))).reshape(len(chunk), len(x))
         drops = initial[None] - occluded
         for j, region in enumerate(chunk):
             total[(slice(None), *region)] += drops[j].reshape(-1, *[1] * len(sample_shape))

@@ -7,8 +7,9 @@ kinds: ``array``, ``tuple`` and ``dict`` (two float inputs), ``tokens`` (token i
 ``layer=`` the embedding), ``head`` (a multi-output model, ``head=`` the second output), and
 two documented refusals (``ids_without_layer``, ``layer_twice``) whose every cell asserts the
 ``SaliencyError``. Columns (:data:`ENTRIES`) are the entry points: each ``sw.saliency``
-method, ``sw.attribute``, ``sw.jacobian``, the four checks, ``sw.attribute_dataset`` on both
-engines, and each widget's constructor, retarget, ``to_figure`` and ``to_html``. The gradient,
+method, ``contrast=`` (gradient, and integrated gradients' linearity and completeness), ``sw.attribute``,
+``sw.jacobian``, the four checks, ``sw.attribute_dataset`` on both engines, and each widget's
+constructor (``SaliencyMap`` with a ``contrast`` too), retarget, ``to_figure`` and ``to_html``. The gradient,
 integrated-gradients (captum / completeness) and occlusion cells compare with hand-written
 references (``torch.autograd.grad``, ``tf.GradientTape``, the model's own forward pass); the
 other cells compare with ``sw.saliency`` / ``sw.attribute`` / ``sw.jacobian`` on the same
@@ -98,6 +99,11 @@ def times(gradient: Any, value: Any) -> Any:
     return mirror(gradient, lambda k, g: None if g is None else g * (value if k is None else value[k]))
 
 
+def minus(a: Any, b: Any) -> Any:
+    """``a − b`` entry by entry (``None`` stays ``None``)."""
+    return mirror(a, lambda k, v: None if v is None else v - (b if k is None else b[k]))
+
+
 def png_bytes(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
@@ -169,6 +175,33 @@ def _check_integrated_gradients(case: Case, got: Any) -> None:
         assert_close(got.values, case.captum_ig(TARGET, STEPS), rtol=1e-4)
     gap = case.scores(case.x)[:, TARGET] - case.baseline_scores()[:, TARGET]
     np.testing.assert_allclose(per_sample_sum(got.values), gap, rtol=1e-4, atol=1e-4 * np.abs(gap).max())
+
+
+def _contrast(case: Case, _tmp: pathlib.Path) -> Any:
+    return sw.saliency(case.model, case.x, TARGET, contrast=OTHER, **case.kw)
+
+
+def _check_contrast(case: Case, got: Any) -> None:
+    """The gradient of score(TARGET) − score(OTHER): the difference of the hand-written gradients."""
+    assert_close(got, minus(case.gradient(TARGET)[0], case.gradient(OTHER)[0]))
+
+
+def _integrated_gradients_contrast(case: Case, _tmp: pathlib.Path) -> tuple[Any, Any, Any]:
+    def run(target: int, contrast: Any) -> Any:
+        return sw.attribute(case.model, case.x, target, contrast=contrast, method="integrated_gradients", steps=STEPS,
+                            **case.kw, **case.ig_kw)
+
+    return run(TARGET, OTHER), run(TARGET, None), run(OTHER, None)
+
+
+def _check_integrated_gradients_contrast(case: Case, got: tuple[Any, Any, Any]) -> None:
+    """Linear in the explained score: IG(TARGET − OTHER) = IG(TARGET) − IG(OTHER), complete against the
+    difference's gap f(x) − f(baseline)."""
+    both, target, other = got
+    assert_close(both.values, minus(target.values, other.values), rtol=1e-4)
+    gap = case.scores(case.x) - case.baseline_scores()
+    np.testing.assert_allclose(both.completeness_error, per_sample_sum(both.values) - (gap[:, TARGET] - gap[:, OTHER]),
+                               rtol=1e-3, atol=1e-4 * np.abs(gap).max())
 
 
 def _check_occlusion(case: Case, got: Any) -> None:
@@ -284,6 +317,17 @@ def _check_saliency_map(case: Case, widget: Any, target: int = TARGET) -> None:
     assert_close(widget.attribution, shown(case, expected)[0])
 
 
+def _saliency_map_contrast(case: Case, _tmp: pathlib.Path) -> Any:
+    return sw.SaliencyMap(case.model, case.x, target=TARGET, contrast=OTHER, tokens=case.tokens, **case.widget_kw)
+
+
+def _check_saliency_map_contrast(case: Case, widget: Any) -> None:
+    """``.attribution`` is ``sw.saliency(..., contrast=)`` of the shown sample (0)."""
+    assert (widget.target, widget.contrast, widget.error) == (TARGET, OTHER, "")
+    expected = sw.saliency(case.model, case.x, TARGET, contrast=OTHER, method=widget.method, **case.widget_kw)
+    assert_close(widget.attribution, shown(case, expected)[0])
+
+
 def _retarget(case: Case, tmp: pathlib.Path) -> Any:
     widget = _saliency_map(case, tmp)
     widget.target = OTHER
@@ -341,6 +385,8 @@ ENTRIES: dict[str, Entry] = {
     "saliency_integrated_gradients": Entry(_integrated_gradients, _check_integrated_gradients),
     "saliency_occlusion": Entry(_saliency("occlusion", window=1), _check_occlusion, refusable=False,
                                 with_layer=False),
+    "saliency_contrast": Entry(_contrast, _check_contrast),
+    "integrated_gradients_contrast": Entry(_integrated_gradients_contrast, _check_integrated_gradients_contrast),
     "attribute": Entry(lambda case, _tmp: sw.attribute(case.model, case.x, TARGET, **case.kw), _check_attribute),
     "jacobian": Entry(lambda case, _tmp: sw.jacobian(case.model, case.x, **case.kw), _check_jacobian),
     "random_logit": Entry(_random_logit, _check_random_logit),
@@ -350,6 +396,7 @@ ENTRIES: dict[str, Entry] = {
     "dataset_local": Entry(_dataset("local"), _check_dataset),
     "dataset_ray": Entry(_dataset("ray"), _check_dataset),
     "SaliencyMap": Entry(_saliency_map, _check_saliency_map),
+    "SaliencyMap_contrast": Entry(_saliency_map_contrast, _check_saliency_map_contrast),
     "SaliencyMap_retarget": Entry(_retarget, lambda case, w: _check_saliency_map(case, w, OTHER), refusable=False),
     "SaliencyMap_to_figure": Entry(lambda case, tmp: png_bytes(_saliency_map(case, tmp).to_figure()),
                                    assert_png, refusable=False),

@@ -41,6 +41,8 @@ BAD = st.one_of(
 CALLS = {
     "target": ("saliency", {"method": "gradient"}),
     "target (integrated gradients)": ("attribute", {"method": "integrated_gradients", "steps": 2}),
+    "contrast": ("saliency", {"target": 0}),
+    "contrast (integrated gradients)": ("attribute", {"method": "integrated_gradients", "steps": 2, "target": 0}),
     "method": ("saliency", {}),
     "output": ("jacobian", {}),
     "head": ("saliency", {}),

@@ -194,3 +194,76 @@ def test_model_path_equals_attribute_generation_and_recomputes_the_same_continua
     assert w.contrast == " London" and "not one" in w.error
     with pytest.raises(SaliencyError, match="one prompt"):
         GenerationMap(model, ["the capital", "of France"], tokenizer=tokenizer)
+
+
+def test_checks_equal_deletion_insertion_of_the_selection_and_run_only_while_the_strip_is_open(lm, monkeypatch):
+    from saliency_widgets.generation.checks import deletion_insertion
+    from saliency_widgets.widgets import generation_map
+
+    model, tokenizer = lm
+    w = GenerationMap(model, "the capital of France is", tokenizer=tokenizer, max_new_tokens=4)
+    runs = []
+    monkeypatch.setattr(generation_map, "deletion_insertion",
+                        lambda *a, **kw: runs.append(kw["span"]) or deletion_insertion(*a, **kw))
+    w.selected = 1
+    assert runs == [] and w.checks == {}  # closed: nothing runs
+    w.show_checks = True
+    for span, rows in [(None, (1, 2)), ([0, 3], (0, 3))]:
+        w.set_state({"selected": 1, "span": span})  # as the browser sends a click or a shift-click
+        expected = deletion_insertion(model, w.attribution, *([1] if span is None else []), span=span, tokenizer=tokenizer)
+        item = w.checks["deletion_insertion"]
+        np.testing.assert_array_equal(item["fractions"], expected.fractions)
+        np.testing.assert_allclose(item["deletion"], expected.deletion[0], rtol=1e-6)
+        np.testing.assert_allclose(item["insertion"], expected.insertion[0], rtol=1e-6)
+        assert item["deletion_auc"] == pytest.approx(expected.deletion_auc[0])
+        assert item["insertion_auc"] == pytest.approx(expected.insertion_auc[0])
+        assert item["status"] == ("warn" if item["insertion_auc"] <= item["deletion_auc"] else "ok")
+        assert runs[-1] == rows
+    assert w._checks["key"] == {"selected": 1, "span": [0, 3], "granularity": "token", "method": "input_x_gradient",
+                                "target": "log_prob", "contrast": None}
+    assert item["x_label"] == "fraction of prompt tokens removed / revealed" and item["y_label"] == "score"
+    assert "completeness" not in w.checks  # integrated gradients' only
+    w.set_state({"selected": 1, "span": None})
+    assert len(runs) == 2  # computed once per selection
+    w.show_checks = False
+    assert w.checks == {}
+    w.selected = 3
+    assert len(runs) == 2
+    w.method = "integrated_gradients"
+    w.show_checks = True
+    assert runs[-1] == (3, 4) and w.checks["completeness"]["value"] == pytest.approx(w.attribution.completeness_error)
+    figure = w.to_figure(checks=True)
+    texts = [t.get_text() for f in figure.subfigs for t in f.findobj(lambda o: hasattr(o, "get_text"))]
+    assert any(t.startswith("deletion / insertion (") and "insertion AUC" in t for t in texts)
+    assert "fraction of prompt tokens removed / revealed" in texts and any(t.startswith("completeness (ok)") for t in texts)
+
+
+def test_checks_without_a_model_are_completeness_only():
+    w = GenerationMap.from_attribution(result())
+    w.show_checks = True
+    assert w.checks == {} and w.run_checks() == {}
+    with pytest.raises(SaliencyError, match="no checks for this map"):
+        w.to_figure(checks=True)
+    from dataclasses import replace
+
+    w = GenerationMap.from_attribution(replace(result(), method="integrated_gradients", completeness_error=0.2,
+                                               notes=("the model normalises with RMSNorm",)), show_checks=True)
+    item = w.checks["completeness"]
+    assert item["status"] == "warn" and "pass baseline=" in item["text"] and "RMSNorm" in item["explain"]
+    assert set(w.checks) == {"completeness"}
+
+
+def test_a_check_that_fails_shows_in_the_strip_and_keeps_the_selection(lm, monkeypatch):
+    from saliency_widgets.widgets import generation_map
+
+    model, tokenizer = lm
+    w = GenerationMap(model, "the capital of France is", tokenizer=tokenizer, max_new_tokens=3)
+
+    def fails(*args, **kw):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(generation_map, "deletion_insertion", fails)
+    w.show_checks = True
+    w.selected = 0
+    assert w.selected == 0 and w.checks["deletion_insertion"]["status"] == "warn"
+    assert "out of memory" in w.checks["deletion_insertion"]["text"] and "out of memory" in w.error

@@ -334,3 +334,64 @@ def test_grad_cam_whose_relu_clips_every_pixel_is_said_to_be_zero():
     assert "ReLU clipped every pixel" in " ".join(t.get_text() for t in w.to_figure().findobj(Text)).replace("\n", " ")
     unclipped = SaliencyMap(net, xi, target=1, method="gradcam", method_kwargs={"gradcam": {"relu": False}})
     assert unclipped.note == "" and unclipped.attribution.min() < 0
+
+
+# ------------------------------------------------------------------- contrast
+def test_contrast_is_the_map_of_the_score_difference_from_the_jacobian(model, x):
+    w = SaliencyMap(model, x, target=1, contrast=3, labels=list("abcde"))
+    assert w.contrast == 3 and w._attribution["contrast"] == 3
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, 1, contrast=3)[0], **TOL)
+    w.prefetch()
+    with record_messages(w) as sent:
+        w.contrast = 0  # derived from two Jacobian rows: no map is sent
+    assert "_attribution" not in {k for m, _ in sent for k in m["state"]}
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, 1, contrast=0)[0], **TOL)
+    w.method = "input_x_gradient"
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, 1, contrast=0, method="input_x_gradient")[0],
+                               **TOL)
+    assert w.checks["random_logit"]["others"] and not {0, 1} & set(w.checks["random_logit"]["others"])
+    w.contrast = None
+    np.testing.assert_allclose(w.attribution, sw.saliency(model, x, 1, method="input_x_gradient")[0], **TOL)
+
+
+def test_contrast_without_prefetch_asks_the_kernel_and_tags_the_map(model, x, no_prefetch):
+    w = SaliencyMap(model, x, target=2, method_kwargs={"integrated_gradients": {"steps": 16}})
+    w.set_state({"contrast": 4, "method": "integrated_gradients", "_request": 1})  # the "versus" control
+    tag = {k: w._attribution[k] for k in ("target", "contrast", "method", "request")}
+    assert tag == {"target": 2, "contrast": 4, "method": "integrated_gradients", "request": 1}
+    expected = sw.attribute(model, x[:1], 2, contrast=4, method="integrated_gradients", steps=16)
+    np.testing.assert_allclose(w.attribution, expected.values[0], rtol=1e-4, atol=1e-5)
+    assert w.completeness_error == pytest.approx(float(expected.completeness_error[0]), abs=1e-6)
+    assert w.checks["completeness"]["status"] == "ok"
+    w.set_state({"target": 4, "contrast": None, "_request": 2})  # clicking the contrast output makes it the target
+    assert (w.target, w.contrast) == (4, None)
+
+
+def test_contrast_runs_through_the_on_demand_checks_and_exports(model, x):
+    w = SaliencyMap(model, x, target=0, contrast=2, labels=["cat", "dog", "car", "ship", "frog"])
+    item = w.run_check("deletion_insertion")
+    ranking = w.attribution[None]
+    expected = sw.checks.deletion_insertion(model, x[:1], ranking, 0, contrast=2, steps=20)
+    assert item["deletion_auc"] == pytest.approx(float(expected.deletion_auc[0]))
+    randomization = w.run_check("randomization")
+    assert randomization["spearman"]
+    assert w._randomization_maps["contrast"] == 2
+    fig = w.to_figure()
+    texts = " ".join(t.get_text() for t in fig.findobj(Text))
+    assert "Saliency of “cat” vs “car”" in texts and "“cat” − “car”" in texts
+    assert w.export_name() == "saliency-cat-vs-car-gradient"
+
+
+def test_a_contrast_equal_to_the_target_is_refused(model, x):
+    w = SaliencyMap(model, x, target=1, contrast=2)
+    before = w.attribution.copy()
+    with pytest.raises(SaliencyError, match="contrast 1 is the target.*map zero"):
+        w.contrast = 1
+    with pytest.raises(SaliencyError, match="target 2 is the contrast"):
+        w.target = 2
+    with pytest.raises(SaliencyError, match="contrast must be None or a flat output index in 0..4"):
+        w.contrast = 5
+    assert (w.target, w.contrast) == (1, 2) and w.error
+    np.testing.assert_array_equal(w.attribution, before)
+    with pytest.raises(SaliencyError, match="is the target"):
+        SaliencyMap(model, x, target=3, contrast=3)

@@ -3,21 +3,21 @@
 /** Methods computable from one Jacobian row (mirrors LOCAL_METHODS in Python). */
 export type LocalMethod = "gradient" | "input_x_gradient";
 
-/** Row `target` of a (nOutputs, sampleSize) Jacobian, times the input for input×gradient. */
+/** Row `target` of a (nOutputs, sampleSize) Jacobian minus row `contrast` (when not null: the map of
+ *  score(target) − score(contrast)), times the input for input×gradient; float32 steps, as numpy's. */
 export function localAttribution(
   jacobian: ArrayLike<number>,
   sampleSize: number,
   target: number,
   method: LocalMethod,
   input: ArrayLike<number>,
+  contrast: number | null = null,
 ): Float32Array {
   const out = new Float32Array(sampleSize);
   const start = target * sampleSize;
-  if (method === "gradient") {
-    for (let i = 0; i < sampleSize; i++) out[i] = jacobian[start + i];
-  } else {
-    for (let i = 0; i < sampleSize; i++) out[i] = Math.fround(jacobian[start + i] * input[i]);
-  }
+  if (contrast === null) for (let i = 0; i < sampleSize; i++) out[i] = jacobian[start + i];
+  else for (let i = 0, versus = contrast * sampleSize; i < sampleSize; i++) out[i] = jacobian[start + i] - jacobian[versus + i];
+  if (method === "input_x_gradient") for (let i = 0; i < sampleSize; i++) out[i] *= input[i];
   return out;
 }
 

@@ -13,6 +13,8 @@ export interface BarItem {
   shown?: number;
   /** CSS colour of the fill (defaults to the theme's). */
   color?: string;
+  /** The output the selected one is contrasted with ("versus"): marked, and named so in its title. */
+  versus?: boolean;
 }
 
 interface Row {
@@ -41,8 +43,9 @@ export class BarList {
   private rows = new Map<number, Row>();
   private order: number[] = [];
 
-  /** With `onPick`, rows are buttons carrying data-sw-output and aria-pressed; arrows move the selection. */
-  constructor(private onPick?: (key: number) => void, label = "") {
+  /** With `onPick`, rows are buttons carrying data-sw-output and aria-pressed; arrows move the selection.
+   *  `onPick` learns whether Alt was held (a click or Enter): the widget's second choice, e.g. a contrast. */
+  constructor(private onPick?: (key: number, alt: boolean) => void, label = "") {
     if (onPick) {
       this.el.setAttribute("role", "group");
       this.el.addEventListener("keydown", (ev) => this.onKey(ev));
@@ -62,7 +65,8 @@ export class BarList {
       const row = this.rows.get(item.key) ?? this.makeRow(item.key);
       const span = barSpan(item.value, lo, hi);
       row.label.textContent = item.label;
-      row.el.title = item.label;
+      row.el.title = item.versus ? `${item.label} · versus: the map explains the selected output minus this one` : item.label;
+      row.el.classList.toggle("sw-versus", Boolean(item.versus));
       row.fill.style.left = `${span.left * 100}%`;
       row.fill.style.width = `${Math.max(span.width * 100, 0.5)}%`;
       row.fill.style.background = item.color ?? "";
@@ -97,7 +101,7 @@ export class BarList {
       const pick = this.onPick;
       el.setAttribute("role", "button");
       el.setAttribute("data-sw-output", String(key));
-      el.addEventListener("click", () => pick(key));
+      el.addEventListener("click", (ev) => pick(key, ev.altKey));
     }
     const row = { el, label, fill, mark, value };
     this.rows.set(key, row);
@@ -109,14 +113,14 @@ export class BarList {
     if (at < 0 || !this.onPick) return;
     if (ev.key === "Enter" || ev.key === " ") {
       ev.preventDefault();
-      this.onPick(this.order[at]);
+      this.onPick(this.order[at], ev.altKey);
       return;
     }
     const next = stepKey(ev.key, at, this.order.length);
     if (next === null) return;
     ev.preventDefault();
     const key = this.order[next];
-    this.onPick(key);
+    this.onPick(key, false);
     this.focus(key);
   }
 }
@@ -143,9 +147,10 @@ export class OutputPanel {
   private title = h("span", {}, "Outputs");
   private sub = h("span", { class: "sw-sub" });
   private note = h("div", { class: "sw-note", "aria-live": "polite" });
-  private state = { scores: new Float32Array(0) as ArrayLike<number>, labels: [] as string[], selected: -1 };
+  private state = { scores: new Float32Array(0) as ArrayLike<number>, labels: [] as string[], selected: -1, versus: null as number | null };
 
-  constructor(private onPick: (key: number) => void) {
+  /** `onPick(key, alt)`: a click (`alt`: with Alt held) on an output. */
+  constructor(private onPick: (key: number, alt: boolean) => void) {
     this.list = new BarList(onPick, "outputs");
     const head = h("div", { class: "sw-panel-head" }, [this.title, this.sub]);
     const tools = h("div", { class: "sw-panel-head" }, [this.search, this.allButton]);
@@ -156,7 +161,7 @@ export class OutputPanel {
       ev.preventDefault();
       const { scores, labels } = this.state;
       const first = searchLabels(labels, this.search.value, 1)[0] ?? (this.search.value.trim() ? undefined : topK(scores, 1)[0]);
-      if (first !== undefined) this.onPick(first);
+      if (first !== undefined) this.onPick(first, false);
     });
     this.allButton.addEventListener("click", () => {
       this.allButton.setAttribute("aria-pressed", String(this.allButton.getAttribute("aria-pressed") !== "true"));
@@ -164,21 +169,23 @@ export class OutputPanel {
     });
   }
 
-  update(scores: ArrayLike<number>, labels: string[], selected: number, caption: string): void {
-    this.state = { scores, labels, selected };
+  /** `versus`: the output the selected one is contrasted with (marked in the list), or null. */
+  update(scores: ArrayLike<number>, labels: string[], selected: number, caption: string, versus: number | null = null): void {
+    this.state = { scores, labels, selected, versus };
     this.sub.textContent = caption;
     this.refresh();
   }
 
   private refresh(): void {
-    const { scores, labels, selected } = this.state;
+    const { scores, labels, selected, versus } = this.state;
     const many = scores.length > FULL_LIST_MAX;
     (this.search.parentElement as HTMLElement).style.display = many ? "" : "none";
     const showAll = this.allButton.getAttribute("aria-pressed") === "true";
     const keys = listedOutputs(scores, labels, selected, this.search.value, showAll);
+    if (versus !== null && versus < scores.length && !keys.includes(versus)) keys.push(versus);
     const values = Array.from(scores);
     const range: [number, number] = [Math.min(0, ...values), Math.max(0, ...values)];
-    this.list.render(keys.map((k) => ({ key: k, label: labels[k] ?? String(k), value: scores[k] })), selected, range);
+    this.list.render(keys.map((k) => ({ key: k, label: labels[k] ?? String(k), value: scores[k], versus: k === versus })), selected, range);
     this.note.textContent = !many
       ? ""
       : this.search.value.trim()

@@ -2,11 +2,14 @@
  * anywidget entry of GenerationMap: the prompt and the generated text as chips in reading order. Click a
  * generated chip and every earlier chip takes the colour of its row; shift-click, shift-arrows or drag for a
  * span (the rows summed). Every row of every granularity arrived with the first paint: selections,
- * granularity and the matrix view never wait for the kernel. Method, target and contrast recompute there.
+ * granularity and the matrix view never wait for the kernel. Method, target and contrast recompute there,
+ * and so do the checks (deletion / insertion for the selection, integrated gradients' completeness) while
+ * their strip is open.
  */
 import { stepKey } from "./bars";
+import { ChecksStrip } from "./checks_strip";
 import { type ColorBarState } from "./colorbar";
-import { field, select } from "./controls";
+import { button, field, select } from "./controls";
 import { h } from "./dom";
 import { figureExports } from "./exporting";
 import { formatValue } from "./format";
@@ -32,7 +35,7 @@ const GEN_CSS = `
 .sw-token.sw-gen:focus-visible{outline:2px solid var(--sw-accent);outline-offset:3px}
 .sw-gen-body [data-sw-role=target-label]{font-size:12px}
 .sw-root input.sw-contrast{font:12px/1.2 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;color:var(--sw-fg);background:var(--sw-bg);border:1px solid var(--sw-line);border-radius:6px;padding:2px 6px;height:24px;width:110px}
-.sw-root input.sw-contrast:disabled,.sw-root select:disabled{opacity:.6}
+.sw-root input.sw-contrast:disabled,.sw-root select:disabled,.sw-root .sw-btn:disabled{opacity:.6;cursor:default}
 .sw-contrast-tokens{font:11.5px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;color:var(--sw-muted);white-space:pre}
 .sw-gen-matrix{display:grid;grid-template-columns:max-content max-content;align-items:start;justify-content:start;max-width:100%;overflow-x:auto}
 .sw-gen-rows>div{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;text-align:right;padding:0 6px;white-space:pre;overflow:hidden;cursor:pointer;border-radius:3px;color:var(--sw-fg)}
@@ -50,6 +53,9 @@ const GEN_CSS = `
 const TARGET_TEXT: Record<string, string> = { log_prob: "log-probability", probability: "probability", logit: "logit" };
 const GRANULARITIES: [string, string][] = [["token", "token"], ["word", "word"], ["sentence", "sentence"]];
 const VIEWS: [string, string][] = [["text", "text"], ["matrix", "matrix"]];
+/** Traits naming what the checks explain (the kernel's `_checks.key`, `_check_key` in generation_map.py). */
+const CHECK_KEYS = ["selected", "span", "granularity", "method", "target", "contrast"];
+const CHECKS_OFF = "the checks run the model in the kernel: not in a page without one (to_html) or a map built from a computed result";
 
 /** The selection held by the model (`span` arrives as a list, or null). */
 function selectionOf(model: AnyModel): Selection {
@@ -158,9 +164,11 @@ function render({ model, el }: RenderProps): () => void {
   const granularity = select("granularity", "granularity", GRANULARITIES, (v) => update(model, { granularity: v }));
   const viewSelect = select("view", "view", VIEWS, (v) => update(model, { view: v }));
   const exports = figureExports(model, () => offlineFigure(), (message) => frame.errors.show(message));
+  const checksButton = button("checks", "checks", () => update(model, { show_checks: !model.get("show_checks") }));
+  const checksNote = h("span", { class: "sw-note", "data-sw-role": "checks-note", title: CHECKS_OFF }, "checks need a kernel");
   frame.toolbar.append(
     field("method", method), field("target", target), field("contrast", contrast), contrastTokens,
-    field("by", granularity), field("view", viewSelect), ...frame.commonControls(),
+    field("by", granularity), field("view", viewSelect), ...frame.commonControls(), checksButton, checksNote,
     h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports),
   );
 
@@ -168,7 +176,12 @@ function render({ model, el }: RenderProps): () => void {
   const label = h("div", { "data-sw-role": "target-label" });
   const key = h("div", { class: "sw-gen-key" }, "outlined: explained · underlined: generated · unfilled: at or after it (cannot have caused it) · shift-click, drag or shift-arrows: a span");
   const notes = h("div", { class: "sw-note", "data-sw-role": "notes" });
-  const body = h("div", { class: "sw-gen-body" }, [chips.el, matrix.el, label, h("div", { class: "sw-legend" }, [frame.colorbar.el]), key, notes]);
+  const strip = new ChecksStrip(model, null, () => redraw(), {
+    keys: CHECK_KEYS,
+    open: () => Boolean(model.get("show_checks")),
+    pending: () => (live() ? ["deletion_insertion", ...(current().info.method === "integrated_gradients" ? ["completeness"] : [])] : []),
+  });
+  const body = h("div", { class: "sw-gen-body" }, [chips.el, matrix.el, label, h("div", { class: "sw-legend" }, [frame.colorbar.el]), key, notes, strip.el]);
   frame.body.append(body);
 
   let contrastShown: unknown = undefined;
@@ -226,6 +239,12 @@ function render({ model, el }: RenderProps): () => void {
       contrastShown = wanted;
       contrast.value = wanted === null || wanted === undefined ? "" : typeof wanted === "object" ? JSON.stringify(wanted) : String(wanted);
     }
+    checksButton.disabled = !live();
+    checksNote.hidden = live();
+    checksButton.title = live() ? "deletion / insertion over the prompt's tokens for the selection, and integrated gradients' completeness (computed in the kernel)" : CHECKS_OFF;
+    checksButton.setAttribute("aria-pressed", String(Boolean(model.get("show_checks"))));
+    strip.update(null, sign, lut);
+    notes.hidden = !strip.el.hidden && strip.el.querySelector('[data-sw-check="completeness"]') !== null; // the strip shows them
     const tokens = info.contrast_tokens ?? [];
     contrastTokens.textContent = busy && model.get("contrast") ? "→ …" : tokens.length ? `→ ${[...new Set(tokens)].map((t) => `'${shownToken(t)}'`).join(" ")}` : "";
     frame.sync(1);
@@ -245,7 +264,7 @@ function render({ model, el }: RenderProps): () => void {
     };
   };
 
-  const stop = onChanges(model, ["selected", "span", "granularity", "view", "method", "target", "contrast", "sign", "outlier_perc", "lock_scale", "scale_max", "_views", "_info", "_live"], redraw);
+  const stop = onChanges(model, ["selected", "span", "granularity", "view", "method", "target", "contrast", "sign", "outlier_perc", "lock_scale", "scale_max", "_views", "_info", "_live", "show_checks", "_checks"], redraw);
   redraw();
   return () => {
     stop();

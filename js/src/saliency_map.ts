@@ -40,6 +40,7 @@ interface Current {
 export function currentRequest(model: AnyModel): Record<string, unknown> {
   return {
     target: Number(model.get("target")),
+    contrast: contrastOf(model),
     index: Number(model.get("index")),
     method: String(model.get("method")),
     output: String(model.get("output")),
@@ -48,9 +49,15 @@ export function currentRequest(model: AnyModel): Record<string, unknown> {
   };
 }
 
+/** The output the target is contrasted with (trait `contrast`), or null. */
+export function contrastOf(model: AnyModel): number | null {
+  const c = model.get("contrast");
+  return c === null || c === undefined ? null : Number(c);
+}
+
 /** True when a kernel reply's metadata answers the current request (every field of it equal). */
 export function answersCurrent(meta: Record<string, unknown>, model: AnyModel): boolean {
-  const absent: Record<string, unknown> = { cam_layer: "", request: 0 };
+  const absent: Record<string, unknown> = { cam_layer: "", request: 0, contrast: null };
   return Object.entries(currentRequest(model)).every(([k, v]) => (meta[k] ?? absent[k]) === v);
 }
 
@@ -65,7 +72,7 @@ export function currentAttribution(model: AnyModel, layout: MapLayout): Current 
   const input = tensor(model, "_input");
   if (jac && input && (model.get("_local_methods") as string[]).includes(method) && jac.meta.index === index && jac.meta.output === output && input.meta.index === index) {
     const size = input.values.length;
-    const values = localAttribution(jac.values, size, target, method as LocalMethod, input.values);
+    const values = localAttribution(jac.values, size, target, method as LocalMethod, input.values, contrastOf(model));
     const tokens = (model.get("_tokens") ?? {}) as TokenState;
     const hidden = layout.kind === "text" && tokens.index === index ? tokens.hidden : undefined;
     const note = zeroReason(values, layout.sample_shape, {
@@ -99,7 +106,12 @@ function render({ model, el }: RenderProps): () => void {
   const frame = new Frame(model, el, "saliency-map");
   const layout = model.get("_layout") as MapLayout;
   const view = new MapView(layout, model.get("_feature_names") as string[], frame.tooltip);
-  const panel = new OutputPanel((k) => request(model, { target: k }));
+  /** A click on output k selects it (dropping a contrast it was); an alt-click contrasts the target with it (again: clears). */
+  const panel = new OutputPanel((k, alt) => {
+    const contrast = contrastOf(model);
+    if (!alt) request(model, k === contrast ? { target: k, contrast: null } : { target: k });
+    else if (k !== Number(model.get("target"))) request(model, { contrast: k === contrast ? null : k });
+  });
   const methods = (model.get("_methods") as string[]).map((m): [string, string] => [m, METHOD_TEXT[m] ?? m]);
   const method = select("attribution method", "method", methods, (v) => request(model, { method: v }));
   const camLayers = (model.get("_cam_layers") ?? []) as string[];
@@ -113,8 +125,18 @@ function render({ model, el }: RenderProps): () => void {
     update(model, { opacity: Number(opacity.value) });
   });
   const labelOf = (k: number) => (model.get("_labels") as string[])[k] ?? String(k);
+  /** “cat”, or “cat” vs “dog” with a contrast: what the map explains. */
+  const explained = () => {
+    const contrast = contrastOf(model);
+    return `“${labelOf(Number(model.get("target")))}”` + (contrast === null ? "" : ` vs “${labelOf(contrast)}”`);
+  };
+  const outputChoices = (model.get("_labels") as string[]).map((label, k): [string, string] => [String(k), label]);
+  const versus = select("contrast with output (versus)", "contrast", [["", "none"], ...outputChoices], (v) => request(model, { contrast: v === "" ? null : Number(v) }));
+  versus.setAttribute("data-sw-role", "contrast");
+  versus.title = "why the selected output and not this one: the map of their score difference (alt-click an output too)";
   const exports = figureExports(model, () => {
     const current = currentAttribution(model, layout);
+    const contrast = contrastOf(model);
     const m = frame.lastM;
     const lut = frame.lut();
     const note = current?.note ?? null;
@@ -128,7 +150,7 @@ function render({ model, el }: RenderProps): () => void {
     return {
       title: frame.title.textContent ?? "",
       subtitle: `${frame.sub.textContent ?? ""} · ${verdict.textContent ?? ""}`,
-      name: `saliency-${slug(labelOf(model.get("target")))}-${model.get("method")}`,
+      name: `saliency-${slug(labelOf(model.get("target")))}${contrast === null ? "" : `-vs-${slug(labelOf(contrast))}`}-${model.get("method")}`,
       map: view.compose(Number(model.get("opacity"))),
       bars: layout.kind === "vector"
         ? listedFeatures(values, sign).slice(0, 48).map((k) => ({ label: names[k] ?? `feature ${k}`, value: barValue(values[k], sign), shown: values[k], color: color(values[k]) }))
@@ -137,7 +159,7 @@ function render({ model, el }: RenderProps): () => void {
       note: note ? zeroSentence(note) : undefined,
     };
   }, (message) => frame.errors.show(message));
-  frame.toolbar.append(field("method", method), camField, ...frame.commonControls());
+  frame.toolbar.append(field("method", method), camField, field("versus", versus), ...frame.commonControls());
   if (layout.kind === "image") frame.toolbar.append(field("opacity", opacity));
   frame.toolbar.append(h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports));
   const zero = h("div", { class: "sw-zero", "data-sw-role": "note", role: "note", hidden: true });
@@ -160,7 +182,10 @@ function render({ model, el }: RenderProps): () => void {
   const redraw = () => {
     const target = Number(model.get("target"));
     const scores = tensor(model, "_scores");
-    panel.update(scores ? scores.values : new Float32Array(0), model.get("_labels"), target, String(model.get("output")));
+    const contrast = contrastOf(model);
+    panel.update(scores ? scores.values : new Float32Array(0), model.get("_labels"), target, String(model.get("output")), contrast);
+    versus.value = contrast === null ? "" : String(contrast);
+    for (const option of Array.from(versus.options)) option.disabled = option.value === String(target);
     method.value = String(model.get("method"));
     camLayer.value = String(model.get("cam_layer") ?? "");
     camField.style.display = CAM_METHODS.includes(String(model.get("method"))) ? "" : "none";
@@ -182,7 +207,7 @@ function render({ model, el }: RenderProps): () => void {
       const m = note ? frame.lastM : frame.scaleFor(current.values);
       const input = tensor(model, "_input");
       view.draw(current.values, frame.shownSign, m, frame.lut(), layout.kind === "vector" && input ? input.values : null, note !== null);
-      frame.title.textContent = `Saliency of “${labelOf(target)}”`;
+      frame.title.textContent = `Saliency of ${explained()}`;
       const methodText = METHOD_TEXT[model.get("method")] ?? model.get("method");
       view.describeAs(`${frame.title.textContent} by ${methodText}` + (note ? `: zero map, ${note}` : ""), note !== null);
       const ce = current.completeness;
@@ -191,12 +216,12 @@ function render({ model, el }: RenderProps): () => void {
       zero.replaceChildren(...(note ? [h("strong", {}, "Zero map."), " ", h("span", {}, zeroDetail(note))] : []));
       frame.colorbar.el.hidden = note !== null;
       prefetchAfterPaint();
-    } else if (!frame.title.textContent) frame.title.textContent = `Saliency of “${labelOf(target)}”`;
+    } else if (!frame.title.textContent) frame.title.textContent = `Saliency of ${explained()}`;
     strip.update(current ? (current.note ? new Float32Array(current.values.length) : current.values) : null, frame.shownSign, frame.lut());
     verdict.textContent = scores ? predictionText(scores.values, model.get("_labels"), model.get("_truth") ?? [], Number(model.get("index"))) : "";
     frame.sync(Number(model.get("_n_samples")));
   };
-  const stop = onChanges(model, [...FRAME_TRAITS, "target", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens", "cam_layer", "_request", "_checks", "_randomization_maps", "_on_demand"], redraw);
+  const stop = onChanges(model, [...FRAME_TRAITS, "target", "contrast", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens", "cam_layer", "_request", "_checks", "_randomization_maps", "_on_demand"], redraw);
   redraw();
   return () => {
     stop();

@@ -54,6 +54,8 @@ const CSS = `
 .sw-bar-track{position:relative;height:10px;background:var(--sw-soft);border-radius:3px}
 .sw-bar-fill{position:absolute;top:0;bottom:0;border-radius:3px;background:var(--sw-bar);box-shadow:inset 0 0 0 1px rgba(127,127,127,.35)}
 .sw-bar[aria-pressed=true] .sw-bar-fill{background:var(--sw-accent)}
+.sw-bar.sw-versus{border:1px dashed var(--sw-muted)}
+.sw-bar.sw-versus .sw-bar-label::before{content:"vs ";font-weight:600}
 .sw-bar-zero{position:absolute;top:-2px;bottom:-2px;width:1px;background:var(--sw-muted)}
 .sw-bar-value{text-align:right;font-variant-numeric:tabular-nums;color:var(--sw-muted)}
 .sw-ellipsis{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:45%}

@@ -48,7 +48,7 @@ def deletion_insertion(model: Any, result: GenerationAttribution, selected: Opti
     logits_bytes = 4 * (length + len(generated)) * lm.vocabulary(lm.context(prompt, generated[:-1]))
     per_pass = max(1, config.generation_budget_bytes // (2 * logits_bytes))  # the logits and their softmax
     for start in range(0, len(prompts), per_pass):
-        logits = lm.logits(lm.context(prompts[start:start + per_pass], generated[:-1]))
+        logits = lm.logits(lm.context(prompts[start:start + per_pass], generated[:-1], masked=True))
         scores += [row_scores(sample, explained).sum() for sample in logits]
     curves = np.array(scores, dtype=np.float32).reshape(2, 1, steps + 1)
     return DeletionInsertion(fractions, curves[0], curves[1])

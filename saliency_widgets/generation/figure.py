@@ -4,7 +4,8 @@
 the colour of the explained row (one generated token's, or a span's sum); the chips that cannot
 have caused it (the explained token and everything after it) stay white, the explained chips
 are outlined and the generated ones underlined. ``view="matrix"``: generated × context, one
-row per generated token (like inseq's), the cells no token can use in grey.
+row per generated token (like inseq's), the cells no token can use in grey. ``checks=`` adds the
+widget's checks strip under either (deletion / insertion curves, completeness).
 
 Colours follow :mod:`saliency_widgets.colors` exactly as the browser computes them. The helpers
 that say which rows are explained, where causality ends and what the colour bar reads are
@@ -20,7 +21,7 @@ import numpy as np
 
 from .. import colors
 from ..errors import SaliencyError
-from ..export import METHOD_TEXT, Scale, draw_colorbar, format_value
+from ..export import METHOD_TEXT, Scale, draw_colorbar, format_value, with_checks
 
 if TYPE_CHECKING:
     from .result import GenerationAttribution
@@ -88,7 +89,7 @@ def target_label(result: "GenerationAttribution", start: int, stop: int) -> str:
     or ``Σ logit over ' Paris is'``: log-probabilities of several tokens add up to the log-probability
     of the text, probabilities and logits only to a sum."""
     text = "".join(result.generated_tokens[start:stop])
-    first, end = _token_range(result, start, stop)
+    first, end = token_range(result, start, stop)
     fn = _FN.get(result.target, result.target)
     names = list(result.contrast_tokens or [])
     if len(names) > 1:  # one per generated token
@@ -102,7 +103,7 @@ def target_label(result: "GenerationAttribution", start: int, stop: int) -> str:
     return f"Σ [{fn} − {fn}({contrast})] over {_quoted(text)}"
 
 
-def _token_range(result: "GenerationAttribution", start: int, stop: int) -> tuple[int, int]:
+def token_range(result: "GenerationAttribution", start: int, stop: int) -> tuple[int, int]:
     """The generated tokens ``[first, end)`` that rows ``start..stop-1`` hold."""
     if result.groups is None:
         return start, stop
@@ -148,19 +149,30 @@ def subtitle(result: "GenerationAttribution") -> str:
 def generation_figure(result: "GenerationAttribution", *, selected: Optional[int] = None,
                       span: Optional[tuple[int, int]] = None, view: str = "text",
                       scale: Optional[Scale] = None, sign: str = "all", outlier_perc: float = 2.0,
-                      **fig_kw: Any) -> Any:
+                      checks: Optional[dict[str, dict[str, Any]]] = None, **fig_kw: Any) -> Any:
     """A ``matplotlib.figure.Figure`` of ``result``: ``view="text"`` colours the text by generated
     row ``selected`` (default the last) or by the sum of rows ``span=(start, stop)``;
     ``view="matrix"`` draws every row, the explained ones framed. ``scale`` fixes the colour scale
-    (else ``sign`` / ``outlier_perc`` by the normalization rule); ``fig_kw`` go to ``Figure``."""
+    (else ``sign`` / ``outlier_perc`` by the normalization rule); ``checks``: the widget's check items
+    (``GenerationMap.checks``), drawn under the view; ``fig_kw`` go to ``Figure``."""
     if view not in VIEWS:
         raise SaliencyError(f"view must be one of {', '.join(map(repr, VIEWS))}; got {view!r}")
     start, stop = explained_rows(result, selected, span)
     if view == "matrix":
-        return _matrix_figure(result, start, stop, scale or matrix_scale(result, sign, outlier_perc), **fig_kw)
-    row = explained_row(result, start, stop)
-    limit = causal_limit(result, stop)
-    return _text_figure(result, start, stop, row, limit, scale or row_scale(row, limit, sign, outlier_perc), **fig_kw)
+        scale = scale or matrix_scale(result, sign, outlier_perc)
+
+        def draw(**kw: Any) -> Any:
+            return _matrix_figure(result, start, stop, scale, **kw)
+    else:
+        row = explained_row(result, start, stop)
+        limit = causal_limit(result, stop)
+        scale = scale or row_scale(row, limit, sign, outlier_perc)
+
+        def draw(**kw: Any) -> Any:
+            return _text_figure(result, start, stop, row, limit, scale, **kw)
+    if not checks:
+        return draw(**fig_kw)
+    return with_checks(draw, checks, np.zeros(0, np.float32), None, kind="text", scale=scale, **fig_kw)
 
 
 def _title(result: "GenerationAttribution", start: int, stop: int) -> str:
@@ -187,7 +199,7 @@ def _layout(tokens: list[str], width: float) -> list[tuple[float, int, float]]:
 
 
 def _text_figure(result: "GenerationAttribution", start: int, stop: int, row: np.ndarray, limit: int,
-                 scale: Scale, **fig_kw: Any) -> Any:
+                 scale: Scale, into: Any = None, **fig_kw: Any) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyBboxPatch
 
@@ -197,7 +209,7 @@ def _text_figure(result: "GenerationAttribution", start: int, stop: int, row: np
     lines = placed[-1][1] + 1 if placed else 1
     body = lines * _LINE
     height = head + body + foot
-    fig = Figure(figsize=(width, height), **fig_kw)
+    fig = Figure(figsize=(width, height), **fig_kw) if into is None else into
     ax = fig.add_axes((margin / width, foot / height, (width - 2 * margin) / width, body / height))
     ax.set_xlim(0, width - 2 * margin)
     ax.set_ylim(body, 0)
@@ -247,7 +259,8 @@ def _ink(fill: Any) -> str:
     return "#000000" if 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] > 0.18 else "#ffffff"
 
 
-def _matrix_figure(result: "GenerationAttribution", start: int, stop: int, scale: Scale, **fig_kw: Any) -> Any:
+def _matrix_figure(result: "GenerationAttribution", start: int, stop: int, scale: Scale, into: Any = None,
+                   **fig_kw: Any) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
@@ -259,7 +272,7 @@ def _matrix_figure(result: "GenerationAttribution", start: int, stop: int, scale
     margin, head, foot = 0.25, 0.62, 1.0
     width = max(5.2, margin + labels + cols * cell + margin)
     height = head + rows * cell + labels + foot
-    fig = Figure(figsize=(width, height), **fig_kw)
+    fig = Figure(figsize=(width, height), **fig_kw) if into is None else into
     left = margin + labels
     ax = fig.add_axes((left / width, (foot + labels) / height, cols * cell / width, rows * cell / height))
     pixels = scale.rgba(result.matrix).copy()

@@ -40,7 +40,9 @@ class LanguageModel:
 
     backend: Backend
     ids_name: Optional[str]
+    #: The model's mask argument, and whether it must be given (else it is left out: all ones).
     mask_name: Optional[str]
+    mask_required: bool
     encoder_decoder: bool
     layer: LayerRef
     #: The decoder's first input token (encoder–decoders).
@@ -53,24 +55,27 @@ class LanguageModel:
         backend = get_backend(model)
         names = backend.input_names(32) or []
         ids_name = next((n for n in _ID_NAMES if n in names), None)
-        mask_name = next((n for n in _MASK_NAMES if n in names and _required(model, n)), None)
+        mask_name = next((n for n in _MASK_NAMES if n in names), None)
         encoder_decoder = _DECODER_IDS in names
         config = _generation_config(model)
         start = _first_int(config, "decoder_start_token_id") if encoder_decoder else None
         if encoder_decoder and start is None:
             raise SaliencyError("the encoder–decoder's generation config names no decoder_start_token_id; set "
                                 "model.generation_config.decoder_start_token_id")
-        return cls(backend, ids_name, mask_name, encoder_decoder, _embedding_layer(backend, model, layer, encoder_decoder),
+        return cls(backend, ids_name, mask_name, mask_name is not None and _required(model, mask_name), encoder_decoder,
+                   _embedding_layer(backend, model, layer, encoder_decoder),
                    start, _first_int(config, "eos_token_id"), _first_int(config, "pad_token_id"))
 
     @property
     def framework(self) -> str:
         return self.backend.framework
 
-    def context(self, prompt: np.ndarray, tokens: np.ndarray, copies: int = 1) -> Context:
+    def context(self, prompt: np.ndarray, tokens: np.ndarray, copies: int = 1, *, masked: bool = False) -> Context:
         """The input of one pass: a causal model reads ``prompt + tokens``; an encoder–decoder's
         encoder reads ``prompt`` and its decoder ``[start] + tokens``. ``prompt`` is one prompt,
-        repeated ``copies`` times as the batch, or ``(batch, P)``: one prompt per sample."""
+        repeated ``copies`` times as the batch, or ``(batch, P)``: one prompt per sample. An
+        all-ones mask goes with it where the model requires one, or ``masked`` (pad ids that are
+        tokens, not padding)."""
         prompts = np.atleast_2d(np.asarray(prompt, dtype=np.int64))
         if len(prompts) == 1:
             prompts = np.repeat(prompts, copies, axis=0)
@@ -78,12 +83,12 @@ class LanguageModel:
         if self.encoder_decoder:
             start = np.full((len(prompts), 1), self.decoder_start, dtype=np.int64)
             inputs = {self.ids_name: prompts, _DECODER_IDS: np.concatenate([start, after], axis=1)}
-            masked = prompts
+            read = prompts
         else:
-            masked = np.concatenate([prompts, after], axis=1)
-            inputs = {self.ids_name: masked} if self.ids_name else masked
-        if self.mask_name:
-            inputs[self.mask_name] = np.ones_like(masked)
+            read = np.concatenate([prompts, after], axis=1)
+            inputs = {self.ids_name: read} if self.ids_name else read
+        if self.mask_name and (self.mask_required or masked):
+            inputs[self.mask_name] = np.ones_like(read)
         batch = ({k: v.astype(self._id_dtype) for k, v in inputs.items()} if isinstance(inputs, dict)
                  else inputs.astype(self._id_dtype))
         spec, entries = flatten(batch, self.backend.to_numpy, None, self.backend.input_names)
@@ -123,7 +128,7 @@ class LanguageModel:
         """The generated ids: the model's own ``generate`` where it has one, else greedy decoding
         (sampling options then need the model's ``generate``)."""
         inputs = {self.ids_name or "input_ids": prompt[None]}
-        if self.mask_name:
+        if self.mask_name and self.mask_required:
             inputs[self.mask_name] = np.ones_like(prompt[None])
         generated = self.backend.generate(inputs, max_new_tokens, dict(options)) if self.ids_name else None
         if generated is not None:

@@ -9,7 +9,7 @@ cheap checks cost no extra backward pass.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -43,20 +43,27 @@ def completeness_item(values: np.ndarray, error: float, steps: int) -> dict[str,
     total = float(np.sum(values, dtype=np.float64))
     delta = total - float(error)
     relative = abs(float(error)) / abs(delta) if delta != 0 else (0.0 if error == 0 else float("inf"))
+    return relative_completeness_item(relative, f"raise steps (now {steps}) in method_kwargs")
+
+
+def relative_completeness_item(relative: float, advice: str) -> dict[str, Any]:
+    """IG completeness from its relative error ``|error| / |Δf|``; a warning adds ``advice``."""
     warn = relative > COMPLETENESS_LIMIT
     text = f"error {format_value(100 * relative)}% of |f(x) − f(baseline)|"
     if warn:
-        text += f" — raise steps (now {steps}) in method_kwargs"
+        text += f" — {advice}"
     return {"status": status(warn), "value": relative, "text": text}
 
 
-def random_logit_item(maps: np.ndarray, target: int) -> dict[str, Any]:
+def random_logit_item(maps: np.ndarray, target: int, contrast: Optional[int] = None) -> dict[str, Any]:
     """Random logit from one sample's per-output maps ``(n_outputs, ...)`` (Jacobian rows,
-    or rows × input): the outputs are drawn as :func:`saliency_widgets.checks.random_logit`
-    draws them with ``seed=RANDOM_LOGIT_SEED``."""
+    or rows × input; each minus the ``contrast``'s with one): the outputs, neither the target nor
+    the contrast, are drawn as :func:`saliency_widgets.checks.random_logit` draws them with
+    ``seed=RANDOM_LOGIT_SEED``."""
     n_out = len(maps)
-    n = min(RANDOM_LOGIT_N, n_out - 1)
-    others = checks._others(np.random.default_rng(RANDOM_LOGIT_SEED), n_out, target, n)
+    excluded = [target] if contrast is None else [target, contrast]
+    n = min(RANDOM_LOGIT_N, n_out - len(excluded))
+    others = checks._others(np.random.default_rng(RANDOM_LOGIT_SEED), n_out, excluded, n)
     correlations = [checks.spearman(maps[target], maps[k]) for k in others]
     finite = [c for c in correlations if np.isfinite(c)]
     mean = float(np.mean(finite)) if finite else float("nan")

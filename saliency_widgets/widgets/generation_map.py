@@ -9,11 +9,15 @@ import numpy as np
 import traitlets as t
 
 from .. import colors
-from ..errors import SaliencyError
+from ..errors import SaliencyError, describe
 from ..export import METHOD_TEXT, Scale
 from ..generation import METHODS, TARGETS, GenerationAttribution
-from ..generation.figure import VIEWS, causal_limit, explained_row, generation_figure, matrix_scale, row_scale
+from ..generation.checks import deletion_insertion
+from ..generation.figure import (
+    VIEWS, causal_limit, explained_row, generation_figure, matrix_scale, row_scale, token_range,
+)
 from ..transport import ARRAY_TRAIT, to_wire
+from . import _checks
 from ._collection import collection_deferred
 from ._export import slug
 from ._guarded import GuardedWidget, bundle
@@ -21,6 +25,10 @@ from .standalone import standalone_html
 
 #: Groupings the granularity control offers (each sent with the first paint).
 GRANULARITIES = ("token", "word", "sentence")
+#: How the deletion / insertion chart reads: its axes, and what a faithful map looks like.
+CURVE_AXES = {"x_label": "fraction of prompt tokens removed / revealed", "y_label": "score"}
+CURVE_READING = ("Good: deletion falls fast (low area) as the top-ranked prompt tokens are replaced by the pad "
+                 "token; insertion rises fast (high area) as they are revealed on a prompt of pad tokens.")
 
 
 class GenerationMap(GuardedWidget):
@@ -43,6 +51,13 @@ class GenerationMap(GuardedWidget):
     the same continuation in the kernel. Each row is drawn on its own scale: the normalization rule
     of :mod:`saliency_widgets.colors` over the chips that can have caused it (``lock_scale`` keeps one
     scale across rows); the matrix view (``view="matrix"``) shares one scale over every row.
+
+    The "checks" button (``show_checks``) opens a strip under the map: deletion / insertion over the
+    prompt's tokens for the explained tokens (:func:`saliency_widgets.generation.checks.deletion_insertion`,
+    tokens replaced by the tokenizer's pad / unk id) and, for integrated gradients, the completeness
+    error. They run in the kernel, again for each new selection while the strip is open and never
+    while it is closed; ``checks`` holds them, ``run_checks()`` computes them, and
+    ``to_figure(checks=True)`` draws them under the text.
     """
 
     _esm = bundle("generation_map.js")
@@ -77,6 +92,10 @@ class GenerationMap(GuardedWidget):
     _targets = t.List(t.Unicode(), list(TARGETS)).tag(sync=True)
     #: False without a model (``from_attribution``): method, target and contrast cannot change.
     _live = t.Bool(False).tag(sync=True)
+    #: The checks strip is open: its checks follow the selection (computed in the kernel).
+    show_checks = t.Bool(False).tag(sync=True)
+    #: The strip's items for the selection in ``key`` (``_check_key``), by name.
+    _checks = t.Dict().tag(sync=True)
 
     @collection_deferred
     def __init__(
@@ -142,10 +161,13 @@ class GenerationMap(GuardedWidget):
         )
         self._send_result()
         self._ready = True
+        self._follow_checks()
 
     def _use(self, result: GenerationAttribution) -> None:
         self._result = result
         self._groupings: dict[str, GenerationAttribution] = {"token": result}
+        #: The checks of ``result`` by the generated tokens ``(first, end)`` they explain.
+        self._check_cache: dict[tuple[int, int], dict[str, dict[str, Any]]] = {}
 
     # ------------------------------------------------------------ readouts
     @property
@@ -174,8 +196,74 @@ class GenerationMap(GuardedWidget):
         """The row drawn: the attribution of the explained rows' summed target to every chip."""
         return explained_row(self.attribution, *self.rows)
 
-    def to_figure(self, **kw: Any) -> Any:
-        """The view on screen as a matplotlib Figure (:func:`generation_figure`; ``kw`` go to ``Figure``)."""
+    # ------------------------------------------------------------ checks
+    @property
+    def checks(self) -> dict[str, dict[str, Any]]:
+        """The strip's checks of the selection on screen, by name (``{"status": "ok" | "warn", "text",
+        numbers}``, as the SaliencyMap's); empty while the strip is closed."""
+        return {k: v for k, v in self._checks.items() if k != "key"}
+
+    def run_checks(self) -> dict[str, dict[str, Any]]:
+        """Computes the checks of the explained tokens (a word's or sentence's whole tokens at those
+        granularities), shows them in the strip and returns them: ``deletion_insertion`` needs the
+        model (not in a map built ``from_attribution``), ``completeness`` comes with integrated gradients."""
+        items = self._selection_checks()
+        self._checks = {"key": self._check_key(), **items}
+        return dict(items)
+
+    def _selection_checks(self) -> dict[str, dict[str, Any]]:
+        """The checks of the explained tokens, computed once per result and tokens."""
+        first, end = token_range(self.attribution, *self.rows)
+        if (first, end) not in self._check_cache:
+            self._check_cache[(first, end)] = self._check_items(first, end)
+        return self._check_cache[(first, end)]
+
+    def _check_items(self, first: int, end: int) -> dict[str, dict[str, Any]]:
+        """Deletion / insertion of generated tokens ``first..end-1``'s summed score over the prompt's
+        tokens (ranked by their row), and the result's completeness error with its notes."""
+        result, items = self._result, {}
+        if result.completeness_error is not None:
+            advice = "pass baseline=<token id>, see below" if result.notes else "raise steps="
+            sentences = (*result.notes, "The error is the largest over the generated tokens")
+            items["completeness"] = {**_checks.relative_completeness_item(result.completeness_error, advice),
+                                     "explain": " ".join(f"{s.rstrip('.')}." for s in sentences)}
+        if self._engine is not None:
+            raw = deletion_insertion(self._engine["model"], result, span=(first, end), steps=_checks.DELETION_STEPS,
+                                     tokenizer=self._engine["tokenizer"])
+            items["deletion_insertion"] = {**_checks.deletion_insertion_item(raw), **CURVE_AXES, "explain": CURVE_READING}
+        return items
+
+    def _check_key(self) -> dict[str, Any]:
+        """What the strip's checks explain, as the browser holds it (``CHECK_KEYS`` in generation_map.ts)."""
+        return {"selected": self.selected, "span": None if self.span is None else list(self.span),
+                "granularity": self.granularity, "method": self.method, "target": self.target,
+                "contrast": self.contrast}
+
+    def _follow_checks(self) -> None:
+        """The open strip's checks for the selection on screen (computed unless cached); a closed strip
+        is emptied and nothing runs. A failure shows in the strip and the banner; the selection stays."""
+        if not self.show_checks:
+            self._checks = {}
+            return
+        try:
+            self.run_checks()
+        except Exception as exc:
+            message = describe(exc)
+            self._checks = {"key": self._check_key(),
+                            "deletion_insertion": {"status": "warn", "text": f"could not run: {message}"}}
+            self._show_error(message)
+        else:
+            self._show_error("")
+
+    @t.observe("show_checks", "selected", "span", "granularity")
+    def _on_checks(self, change: dict[str, Any]) -> None:
+        if self._ready and not self._reverting:
+            self._follow_checks()
+
+    # ------------------------------------------------------------ figures
+    def to_figure(self, *, checks: bool = False, **kw: Any) -> Any:
+        """The view on screen as a matplotlib Figure (:func:`generation_figure`; ``kw`` go to ``Figure``);
+        ``checks=True`` draws the checks of the selection under it (computed if the strip has not)."""
         start, stop = self.rows
         shown = self.attribution
         if self.lock_scale and self.scale_max > 0:
@@ -184,7 +272,11 @@ class GenerationMap(GuardedWidget):
             scale = matrix_scale(shown, self.sign, self.outlier_perc)
         else:
             scale = row_scale(self.row, causal_limit(shown, stop), self.sign, self.outlier_perc)
-        return generation_figure(shown, span=(start, stop), view=self.view, scale=scale, **kw)
+        items = self._selection_checks() if checks else None
+        if checks and not items:
+            raise SaliencyError("no checks for this map: deletion / insertion runs the model (this map was built from "
+                                "a computed GenerationAttribution) and completeness is integrated gradients'")
+        return generation_figure(shown, span=(start, stop), view=self.view, scale=scale, checks=items, **kw)
 
     def export_name(self) -> str:
         """``generation-<explained text>-<method>``, the name of the browser's downloads."""
@@ -297,6 +389,8 @@ class GenerationMap(GuardedWidget):
     @t.observe("method", "target", "contrast")
     def _on_request(self, change: dict[str, Any]) -> None:
         self._guarded(change, self._recompute)
+        if self._ready and not self._reverting:
+            self._follow_checks()
 
 
 def _contrast_of(result: GenerationAttribution) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from typing import Any, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import traitlets as t
@@ -79,13 +79,20 @@ class SaliencyMap(SampleWidget):
     ``note`` holds that sentence ("" otherwise), computing it raises a ``SaliencyWarning``, and
     ``to_figure`` draws the sentence too.
 
-    Every map the kernel sends is tagged with the request it answers: ``target``, ``index``,
-    ``method``, ``output``, ``cam_layer`` and ``request`` (the browser numbers its requests in
+    ``contrast`` (None, or a flat output index other than ``target``) asks "why ``target`` and not
+    ``contrast``": the map explains score(target) − score(contrast), as ``sw.saliency(...,
+    contrast=)`` (the title says “a” vs “b”; every check and export follows). The browser sets it
+    with the "versus" control (``data-sw-role="contrast"``) or an alt-click on an output (again to
+    clear it); with the prefetched Jacobian it draws the difference of two rows itself, with no
+    kernel round trip.
+
+    Every map the kernel sends is tagged with the request it answers: ``target``, ``contrast``,
+    ``index``, ``method``, ``output``, ``cam_layer`` and ``request`` (the browser numbers its requests in
     ``_request``); the browser draws only the answer to its latest request, so a slow reply that
     arrives after the user moved on is never shown. ``attribution`` is always the map of the
-    current ``(index, target, method, output, cam_layer)``.
+    current ``(index, target, contrast, method, output, cam_layer)``.
 
-    Set ``target``, ``method``, ``index``, ``sign``, ``outlier_perc``,
+    Set ``target``, ``contrast``, ``method``, ``index``, ``sign``, ``outlier_perc``,
     ``lock_scale``, ``opacity`` or ``entry`` from Python or in the browser (a refused value, e.g.
     ``opacity`` outside [0, 1] or NaN, raises ``SaliencyError`` and leaves the previous one); read the current
     map as ``attribution`` (numpy, one sample, the input's shape).
@@ -111,6 +118,8 @@ class SaliencyMap(SampleWidget):
 
     #: Flat index of the selected output neuron.
     target = t.Int(0).tag(sync=True)
+    #: Flat index of the output the target is contrasted with (the map explains their score difference), or None.
+    contrast = t.Int(None, allow_none=True).tag(sync=True)
     #: One of ``saliency_widgets.attribution.METHODS``.
     method = t.Unicode("gradient").tag(sync=True)
     #: Opacity of the heatmap over an image (0..1).
@@ -146,6 +155,7 @@ class SaliencyMap(SampleWidget):
         x: Any,
         *,
         target: Optional[int] = None,
+        contrast: Optional[int] = None,
         method: Optional[str] = None,
         output: str = "logits",
         labels: Optional[Sequence[Any]] = None,
@@ -190,6 +200,7 @@ class SaliencyMap(SampleWidget):
         first = int(np.argmax(self._all_scores(self.output)[self.index])) if target is None else target
         with self.hold_sync():
             self.target = first
+            self.contrast = contrast
             self._send_sample()
             self._send_attribution()
         self._ready = True
@@ -234,7 +245,11 @@ class SaliencyMap(SampleWidget):
         return items[name]
 
     def _key(self) -> tuple:
-        return (self.index, self.target, self.method, self.output, self.cam_layer, self.entry)
+        return (self.index, self.target, self.contrast, self.method, self.output, self.cam_layer, self.entry)
+
+    def _contrast_index(self) -> Any:
+        """``contrast=`` for the functional core: the contrast as an index into one sample's output, or None."""
+        return None if self.contrast is None else self._unravel(self.contrast)
 
     def _method_kw(self) -> dict[str, Any]:
         """The current method's options for sample ``index`` (``method_kwargs``, a per-sample
@@ -255,13 +270,14 @@ class SaliencyMap(SampleWidget):
             kw["fixed"] = [k for k in self._spec.keys if k != self.entry]
         return checks.deletion_insertion(
             self._model, self._sample_x(self.index), ranking[None], self._unravel(self.target),
-            steps=_checks.DELETION_STEPS, output=self.output, baseline=self._pad_id, **kw,
+            contrast=self._contrast_index(), steps=_checks.DELETION_STEPS, output=self.output,
+            baseline=self._pad_id, **kw,
         )
 
     def _randomization(self) -> checks.Randomization:
         return checks.randomization(
-            self._model, self._sample_x(self.index), self._unravel(self.target), method=self.method,
-            seed=_checks.RANDOMIZATION_SEED, output=self.output, **self._method_kw(),
+            self._model, self._sample_x(self.index), self._unravel(self.target), contrast=self._contrast_index(),
+            method=self.method, seed=_checks.RANDOMIZATION_SEED, output=self.output, **self._method_kw(),
         )
 
     def _randomization_rows(self) -> Optional[np.ndarray]:
@@ -281,31 +297,32 @@ class SaliencyMap(SampleWidget):
     def _send_randomization_maps(self) -> None:
         rows = self._randomization_rows()
         self._randomization_maps = None if rows is None else to_wire(
-            rows, index=self.index, target=self.target, method=self.method, output=self.output,
-            cam_layer=self.cam_layer,
+            rows, index=self.index, target=self.target, contrast=self.contrast, method=self.method,
+            output=self.output, cam_layer=self.cam_layer,
         )
 
     def _refresh_checks(self) -> None:
         """``_checks`` for the map on screen: the cheap checks, then any on-demand results."""
         key = self._key()
-        items: dict[str, Any] = {"key": {"index": self.index, "target": self.target, "method": self.method,
-                                         "output": self.output, "cam_layer": self.cam_layer, "entry": self.entry}}
+        items: dict[str, Any] = {"key": {"index": self.index, "target": self.target, "contrast": self.contrast,
+                                         "method": self.method, "output": self.output, "cam_layer": self.cam_layer,
+                                         "entry": self.entry}}
         err = self._lookup()[1]
         if err is not None:
             steps = self._options().get("steps", METHOD_OPTIONS[self.method]["steps"])
             items["completeness"] = _checks.completeness_item(self._values, err, steps)
         jac = self._jacobians.get((self.index, self.output, self.entry))
-        if jac is not None and self.method in LOCAL_METHODS and self.n_outputs > 1:
-            maps = jac if self.method == "gradient" else jac * self._x[self.index].astype(np.float32)
-            items["random_logit"] = _checks.random_logit_item(maps, self.target)
+        if jac is not None and self.method in LOCAL_METHODS and self.n_outputs > 1 + (self.contrast is not None):
+            maps = _local_maps(jac, self.method, self._x[self.index], self.contrast)
+            items["random_logit"] = _checks.random_logit_item(maps, self.target, self.contrast)
         items.update(self._check_items.get(key, {}))
         self._checks = items
 
     # -------------------------------------------------------------- results
     @property
     def attribution(self) -> np.ndarray:
-        """The attribution of ``target`` for sample ``index`` (the sample's shape, float32): always the
-        map of the current ``(index, target, method, output, cam_layer)``."""
+        """The attribution of ``target`` (minus ``contrast``'s) for sample ``index`` (the sample's shape,
+        float32): always the map of the current ``(index, target, contrast, method, output, cam_layer)``."""
         return self._lookup().values
 
     @property
@@ -330,8 +347,11 @@ class SaliencyMap(SampleWidget):
         info = self._layout_info
         err = self.completeness_error
         scores = self._all_scores(self.output)[self.index].reshape(-1)
+        score = format_value(scores[self.target]) if self.contrast is None else (
+            f"“{self._labels[self.target]}” − “{self._labels[self.contrast]}” "
+            f"{format_value(scores[self.target] - scores[self.contrast])}")
         subtitle = (
-            f"{METHOD_TEXT.get(self.method, self.method)} · {self.output} {format_value(scores[self.target])}{self._sample_text()}"
+            f"{METHOD_TEXT.get(self.method, self.method)} · {self.output} {score}{self._sample_text()}"
             + f" · predicted “{self._labels[int(np.argmax(scores))]}”"
             + (f" · true “{self._truth[self.index]}”" if self._truth else "")
             + ("" if err is None else f" · completeness error {format_value(err)}")
@@ -345,7 +365,7 @@ class SaliencyMap(SampleWidget):
 
         def draw(**more: Any) -> Any:
             return saliency_figure(
-                values, kind=info.kind, scale=self._scale(), title=f"Saliency of “{self._labels[self.target]}”",
+                values, kind=info.kind, scale=self._scale(), title=f"Saliency of {self._explained()}",
                 subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, note=note, **more,
             )
 
@@ -356,8 +376,14 @@ class SaliencyMap(SampleWidget):
                            kind=info.kind, scale=self._scale(), **kw)
 
     def export_name(self) -> str:
-        """``saliency-<target label>-<method>``, the name of the browser's downloads."""
-        return f"saliency-{slug(self._labels[self.target])}-{self.method}"
+        """``saliency-<target label>[-vs-<contrast label>]-<method>``, the name of the browser's downloads."""
+        versus = "" if self.contrast is None else f"-vs-{slug(self._labels[self.contrast])}"
+        return f"saliency-{slug(self._labels[self.target])}{versus}-{self.method}"
+
+    def _explained(self) -> str:
+        """What the map explains, as titles say it: “cat”, or “cat” vs “dog” with a contrast."""
+        target = f"“{self._labels[self.target]}”"
+        return target if self.contrast is None else f"{target} vs “{self._labels[self.contrast]}”"
 
     # ------------------------------------------------------------- inputs
     def _image_is_batch(self) -> bool:
@@ -437,21 +463,19 @@ class SaliencyMap(SampleWidget):
             return self._cache[key]
         jac = self._jacobians.get((self.index, self.output, self.entry)) if self.method in LOCAL_METHODS else None
         if jac is not None:
-            row = jac[self.target]
-            sample = self._x[self.index].astype(np.float32)
-            values, err = (row if self.method == "gradient" else row * sample), None
+            values, err = _local_maps(jac, self.method, self._x[self.index], self.contrast, self.target), None
         else:
             from ..attribution import attribute
 
             res = attribute(
-                self._model, self._sample_x(self.index), self._unravel(self.target),
+                self._model, self._sample_x(self.index), self._unravel(self.target), contrast=self._contrast_index(),
                 method=self.method, output=self.output, **self._method_kw(),
             )
             err = None if res.completeness_error is None else float(np.asarray(res.completeness_error)[0])
             values = np.asarray(self._shown_part(res.values)[0], dtype=np.float32)
         result = _Map(values, err, self._zero_note(values))
         if result.note:
-            warnings.warn(f"the {METHOD_TEXT.get(self.method, self.method)} map of “{self._labels[self.target]}” "
+            warnings.warn(f"the {METHOD_TEXT.get(self.method, self.method)} map of {self._explained()} "
                           f"is drawn without colours: {result.note}", SaliencyWarning, stacklevel=2)
         self._cache[key] = result
         if len(self._cache) > _CACHE_SIZE:
@@ -515,7 +539,7 @@ class SaliencyMap(SampleWidget):
         local = self.method in LOCAL_METHODS and self._jacobian is not None
         if not local:
             self._attribution = to_wire(
-                self._shown(values), target=self.target, index=self.index, method=self.method,
+                self._shown(values), target=self.target, contrast=self.contrast, index=self.index, method=self.method,
                 output=self.output, cam_layer=self.cam_layer, request=self._request,
                 completeness_error=err, note=note or "", nonnegative=self._nonnegative(),
             )
@@ -537,7 +561,22 @@ class SaliencyMap(SampleWidget):
         i = int(proposal["value"])
         if not 0 <= i < self.n_outputs:
             self._invalid(f"target must be a flat output index in 0..{self.n_outputs - 1}; got {i}")
+        if i == self.contrast:
+            self._invalid(f"target {i} is the contrast: score(target) − score(contrast) would be 0 and the map zero; "
+                          "set contrast to another output (or None) first")
         return i
+
+    @t.validate("contrast")
+    def _check_contrast(self, proposal: Any) -> Optional[int]:
+        c = proposal["value"]
+        if c is None:
+            return None
+        if not 0 <= c < self.n_outputs:
+            self._invalid(f"contrast must be None or a flat output index in 0..{self.n_outputs - 1}; got {c}")
+        if c == self.target:
+            self._invalid(f"contrast {c} is the target: score(target) − score(contrast) would be 0 and the map zero; "
+                          "contrast with another output, or None")
+        return int(c)
 
     @t.validate("method")
     def _check_method(self, proposal: Any) -> str:
@@ -559,7 +598,7 @@ class SaliencyMap(SampleWidget):
             self._invalid(f"cam_layer must be one of {offered}; got {proposal['value']!r}")
         return proposal["value"]
 
-    @t.observe("target", "method", "cam_layer")
+    @t.observe("target", "contrast", "method", "cam_layer")
     def _on_target(self, change: dict[str, Any]) -> None:
         self._guarded(change, self._send_attribution)
 
@@ -601,6 +640,15 @@ class SaliencyMap(SampleWidget):
             self._send_attribution()
 
         self._guarded(change, update)
+
+
+def _local_maps(jac: np.ndarray, method: str, sample: np.ndarray, contrast: Optional[int],
+                rows: Union[int, slice] = slice(None)) -> np.ndarray:
+    """The maps of outputs ``rows`` (default all: ``(n_outputs, *sample_shape)``) from one sample's Jacobian,
+    as the browser derives them (float32): each row minus the ``contrast``'s row, times the input for
+    input×gradient."""
+    maps = jac[rows] if contrast is None else jac[rows] - jac[contrast]
+    return maps if method == "gradient" else maps * sample.astype(np.float32)
 
 
 def _layer_label(info: LayerInfo) -> str:

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from _generation_results import made_up
 from contrast import assert_readable
+from kernel import kernel_answers
+from test_generation_widget import lm  # noqa: F401  (a tiny GPT-2 and its word-level tokenizer)
 from test_theme import themed  # noqa: F401  (a page in the OS's light or dark scheme)
 
 from saliency_widgets import colors
@@ -149,6 +151,62 @@ def test_offline_pages_keep_every_row_clickable_and_lock_the_kernel_controls(pag
     assert download.value.suggested_filename == "generation-It-input_x_gradient.svg"
     download.value.save_as(artifacts / "generation-map-offline.svg")
     assert "<title>Explaining ' It' (generated token 4 of 8)</title>" in (artifacts / "generation-map-offline.svg").read_text()
+    checks = page.locator('[data-sw-action="checks"]')
+    assert checks.is_disabled() and "kernel" in checks.get_attribute("title")
+    assert "kernel" in page.text_content('[data-sw-role="checks-note"]') and page.is_visible('[data-sw-role="checks-note"]')
+
+
+# ------------------------------------------------------------------ checks
+def number(text: str) -> float:
+    return float(text.replace("−", "-"))
+
+
+def test_the_checks_button_draws_the_curves_with_their_aucs_and_follows_the_selection(show, lm):
+    model, tokenizer = lm
+    w = GenerationMap(model, "the capital of France is", tokenizer=tokenizer, max_new_tokens=4)
+    page = show(w)
+    assert page.is_hidden('[data-sw-role="checks"]') and page.is_hidden('[data-sw-role="checks-note"]')
+    page.click('[data-sw-output="1"]')
+    page.click('[data-sw-action="checks"]')
+    assert log(page, "save_changes") == [{"selected": 1, "span": None}, {"show_checks": True}]
+    assert page.get_attribute('[data-sw-action="checks"]', "aria-pressed") == "true"
+    item = page.locator('[data-sw-check="deletion_insertion"]')
+    assert item.get_attribute("data-sw-status") == "computing"
+    for changes in log(page, "save_changes"):
+        w.set_state(changes)  # what the kernel receives: the checks of token 1 run
+    kernel_answers(page, w, "_checks")
+    expected = w.checks["deletion_insertion"]
+    assert item.get_attribute("data-sw-status") == expected["status"]
+    assert page.locator('[data-sw-role="check-chart"] polyline').count() == 2
+    aucs = {a.get_attribute("data-sw-auc"): a.text_content() for a in page.locator("[data-sw-auc]").all()}
+    for what in ("deletion", "insertion"):
+        assert aucs[what].startswith(f"{what} AUC ")
+        assert number(aucs[what].split()[-1]) == pytest.approx(expected[f"{what}_auc"], rel=1e-3)
+    chart = page.text_content('[data-sw-role="check-chart"]')
+    assert "fraction of prompt tokens removed / revealed" in chart and "score" in chart
+    assert page.text_content('[data-sw-role="check-explain"]').startswith("Good: deletion falls fast (low area)")
+    page.click('[data-sw-output="3"]')  # open: the next selection's checks are computed in the kernel
+    assert item.get_attribute("data-sw-status") == "computing"
+    w.set_state(log(page, "save_changes")[-1])
+    kernel_answers(page, w, "_checks")
+    assert item.get_attribute("data-sw-status") == w.checks["deletion_insertion"]["status"]
+    assert w._checks["key"]["selected"] == 3
+    page.click('[data-sw-action="checks"]')
+    assert page.is_hidden('[data-sw-role="checks"]') and log(page, "save_changes")[-1] == {"show_checks": False}
+    assert log(page, "send") == []  # traits only: no custom message
+
+
+def test_an_offline_page_shows_the_checks_it_was_saved_with_and_nothing_stale(page, lm, tmp_path):
+    model, tokenizer = lm
+    w = GenerationMap(model, "the capital of France is", tokenizer=tokenizer, max_new_tokens=4)
+    w.show_checks = True
+    page.goto(w.to_html(tmp_path / "checks.html").as_uri())
+    page.wait_for_function("window.__sw && window.__sw.ready", timeout=30_000)
+    assert page.is_disabled('[data-sw-action="checks"]')
+    status = page.get_attribute('[data-sw-check="deletion_insertion"]', "data-sw-status")
+    assert status == w.checks["deletion_insertion"]["status"]
+    page.click('[data-sw-output="0"]')
+    assert page.is_hidden('[data-sw-role="checks"]')  # no kernel to compute them: never "computing" for ever
 
 
 # ------------------------------------------------------------------ screenshots and timings
@@ -160,6 +218,35 @@ def long_result(prompt: int, generated: int):
     words = [(" " if i else "") + WORDS[i % len(WORDS)] for i in range(prompt + generated)]
     words[prompt + generated // 2] = ".\n"
     return made_up(words[:prompt], words[prompt:], seed=1)
+
+
+@pytest.fixture(scope="module")
+def llama_checks(lm):
+    """A GenerationMap of a tiny Llama (RMSNorm) by integrated gradients, its checks strip open."""
+    import torch
+    import transformers
+
+    tokenizer = lm[1]
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=len(tokenizer.get_vocab()), hidden_size=16, intermediate_size=32,
+                                      num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+                                      max_position_embeddings=64, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    w = GenerationMap(model, "the capital of France is a big city . It is", tokenizer=tokenizer, max_new_tokens=5,
+                      method="integrated_gradients", steps=16)
+    w.set_state({"selected": 1, "span": [1, 3], "show_checks": True})
+    return w
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_checks_strip_screenshots_in_light_and_dark(themed, artifacts, scheme, llama_checks):
+    page = themed(llama_checks, scheme)
+    assert page.get_attribute('[data-sw-check="completeness"]', "data-sw-status") == "warn"
+    assert "RMSNorm" in page.text_content('[data-sw-check="completeness"]')
+    assert page.is_hidden('[data-sw-role="notes"]')  # the strip shows them
+    assert page.locator('[data-sw-role="check-chart"] polyline').count() == 2
+    assert_readable(page)
+    page.locator("[data-sw-widget]").screenshot(path=str(artifacts / f"generation-map-checks-{scheme}.png"))
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
