@@ -48,10 +48,13 @@ test-python: install chromium
 
 test: test-js test-python
 
-BENCHES := engine_bench widgets_bench methods_bench structured_bench zoo_bench first_calls_bench dataset_bench
+BENCHES := engine_bench widgets_bench methods_bench structured_bench zoo_bench first_calls_bench dataset_bench \
+	generation_bench
 
 # Every benchmark runs, also after one misses a goal; the target fails at the end if any did.
+# inseq (an alternative the generation benchmark measures) installs beside the pins, for the benchmarks only.
 bench: install chromium
+	$(PY) -m pip install --quiet inseq==0.7.1
 	@failed=""; for b in $(BENCHES); do \
 	  echo "== $$b"; (cd benchmarks && ../$(PY) $$b.py) || failed="$$failed $$b"; done; \
 	  if [ -n "$$failed" ]; then echo "goals missed in:$$failed"; exit 1; fi

@@ -3,12 +3,13 @@ one vectorised backward of all rows, written by hand) and captum's ``LLMGradient
 2-layer GPT-2 config, a 32-token prompt and 32 generated tokens, on the CPU, measured in one run.
 
 Run: ``make bench`` (or ``.venv/bin/python benchmarks/generation_bench.py``). Exits non-zero on a
-missed goal. inseq is not measured: it is not among the pinned dependencies.
+missed goal. inseq is measured when it is installed (``make bench`` installs it beside the pins).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,6 +54,15 @@ def bound(model: torch.nn.Module, prompt: np.ndarray, generated: np.ndarray, tim
     return ((grad * embedded) if times_input else grad).sum(-1)[:, 0].detach().numpy()
 
 
+def inseq_model(model: torch.nn.Module, tokenizer: transformers.PreTrainedTokenizerFast) -> Any:
+    """inseq's input × gradient on the same model, or None where inseq is not installed."""
+    try:
+        import inseq
+    except ImportError:
+        return None
+    return inseq.load_model(model, "input_x_gradient", tokenizer=tokenizer)
+
+
 def main() -> int:
     report = Report()
     tokenizer = word_tokenizer()
@@ -85,11 +95,30 @@ def main() -> int:
             theirs = captum_ixg.attribute(TextTokenInput(text, tokenizer), target=target).token_attr.numpy()
             np.testing.assert_allclose(ours[:, :PROMPT], theirs, atol=1e-4)
             candidates["captum"] = lambda: captum_ixg.attribute(TextTokenInput(text, tokenizer), target=target)
+            inseq = inseq_model(model, tokenizer)
+            if inseq is not None:
+                full = text + " " + " ".join(word(i) for i in generated)
+
+                def run_inseq() -> Any:
+                    return inseq.attribute(text, generated_texts=full, show_progress=False)
+
+                def probability() -> Any:  # inseq's default target: the probability
+                    return sw.attribute_generation(model, prompt, continuation=generated, target="probability")
+
+                rows = run_inseq().sequence_attributions[0].target_attributions.sum(-1).T.numpy()
+                np.testing.assert_allclose(probability().matrix[:, :-1], np.nan_to_num(rows[:, :-1]), atol=1e-6)
+                candidates.update(inseq=run_inseq, ours_probability=probability)
         t = best_seconds(repeat=7, **candidates)
         print(f"{method}, {GENERATED} rows:", ", ".join(f"{k} {ms(v)}" for k, v in t.items()))
         report.at_most(f"{method} matrix / the bound (one forward + one batched backward)", t["ours"] / t["bound"], 1.3)
         if times_input:
             report.at_least("input x gradient matrix vs captum LLMGradientAttribution", t["captum"] / t["ours"], 5.0)
+            report.note("the bound vs captum LLMGradientAttribution", t["captum"] / t["bound"])
+            if "inseq" in t:
+                report.at_least("input x gradient matrix (probability target) vs inseq",
+                                t["inseq"] / t["ours_probability"], 5.0)
+            else:
+                print("inseq is not installed: not measured")
     t = best_seconds(repeat=3, warmup=1,
                      ours=lambda: sw.attribute_generation(model, prompt, continuation=generated,
                                                           method="integrated_gradients", steps=STEPS, baseline=0),
