@@ -153,16 +153,29 @@ def test_llama_completeness_says_why_it_cannot_be_complete_from_zero(llama):
     assert unknown.completeness_error < 0.01 and unknown.notes == ()
 
 
-def test_encoder_decoder_rows_equal_a_hand_loop(t5):
+@pytest.fixture(scope="module")
+def bart():
+    config_ = transformers.BartConfig(vocab_size=len(WORDS), d_model=16, encoder_layers=1, decoder_layers=1,
+                                      encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
+                                      decoder_ffn_dim=32, max_position_embeddings=64, decoder_start_token_id=0,
+                                      eos_token_id=1, pad_token_id=0, bos_token_id=0, forced_eos_token_id=None)
+    return _seeded(lambda: transformers.BartForConditionalGeneration(config_))
+
+
+@pytest.mark.parametrize("name", ["t5", "bart"])
+def test_encoder_decoder_rows_equal_a_hand_loop(request, name):
+    model = request.getfixturevalue(name)
     prompt = np.array([2, 10, 4, 3, 10, 5, 1])
-    result = sw.attribute_generation(t5, prompt, max_new_tokens=5)
-    assert result.encoder_decoder and result.layer == "encoder.embed_tokens + decoder.embed_tokens"
-    encoder = t5.encoder.embed_tokens(torch.tensor(prompt)[None]).detach().requires_grad_(True)
+    result = sw.attribute_generation(model, prompt, max_new_tokens=5)
+    prefix = {"t5": "", "bart": "model."}[name]
+    assert result.encoder_decoder and result.layer == f"{prefix}encoder.embed_tokens + {prefix}decoder.embed_tokens"
+    encoder_layer, decoder_layer = model.get_encoder().embed_tokens, model.get_decoder().embed_tokens
+    encoder = encoder_layer(torch.tensor(prompt)[None]).detach().requires_grad_(True)
     decoder_ids = torch.tensor(np.concatenate([[0], result.generated_ids[:-1]]))[None]
-    decoder = t5.decoder.embed_tokens(decoder_ids).detach().requires_grad_(True)
+    decoder = decoder_layer(decoder_ids).detach().requires_grad_(True)
     rows = []
     for k, token in enumerate(result.generated_ids):
-        logits = t5(inputs_embeds=encoder, decoder_inputs_embeds=decoder).logits[0, k]
+        logits = model(inputs_embeds=encoder, decoder_inputs_embeds=decoder).logits[0, k]
         enc_grad, dec_grad = torch.autograd.grad(torch.log_softmax(logits, -1)[token], [encoder, decoder])
         rows.append(np.concatenate([(enc_grad * encoder).sum(-1)[0].detach().numpy(),
                                     (dec_grad * decoder).sum(-1)[0, 1:].detach().numpy(), [0]]))
