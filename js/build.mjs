@@ -2,7 +2,7 @@
 // Everything is inlined: notebooks may be offline, so no CDN imports at run time.
 import { build } from "esbuild";
 
-const widgets = ["saliency_map", "jacobian_grid", "weight_inspector", "generation_map"];
+const widgets = ["saliency_map", "jacobian_grid", "weight_inspector", "generation_map", "dataset_map"];
 
 await build({
   entryPoints: widgets.map((name) => `src/${name}.ts`),

@@ -17,7 +17,7 @@ from .weights import LayerInfo, WeightBlock, layer_equation, layer_weights, laye
 
 __version__ = "0.1.0"
 
-_WIDGETS = ("SaliencyMap", "JacobianGrid", "WeightInspector", "GenerationMap")
+_WIDGETS = ("SaliencyMap", "JacobianGrid", "WeightInspector", "GenerationMap", "DatasetMap")
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +32,7 @@ __all__ = [
     "METHODS",
     "Attribution",
     "DatasetAttribution",
+    "DatasetMap",
     "GenerationAttribution",
     "GenerationMap",
     "JacobianGrid",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -12,6 +12,9 @@ from ..errors import SaliencyError
 from ..structure import Structure
 from .job import VALUES, class_ids, value_name
 from .store import Store
+
+if TYPE_CHECKING:
+    from ..widgets.dataset_map import DatasetMap
 
 GROUPINGS = ("label", "prediction", "target")
 
@@ -132,6 +135,14 @@ class DatasetAttribution:
             means, [f"{name} (n={counts[c]})" for name, c in zip(names, means)], framework=self.framework,
             method=self.method, grouping=self._grouping(by), kind=kind, sign=sign, outlier_perc=outlier_perc, **fig_kw,
         )
+
+    def widget(self, model: Any, x: Any, **kw: Any) -> "DatasetMap":
+        """A :class:`~saliency_widgets.DatasetMap` of these results: a gallery of the samples (input and
+        map), filtered and sorted, the class means on top; ``x`` is the data the run attributed (for the
+        thumbnails, an opened sample and the model's scores), ``kw`` go to ``DatasetMap``."""
+        from ..widgets.dataset_map import DatasetMap
+
+        return DatasetMap(self, model, x, **kw)
 
     # --------------------------------------------------------------- helpers
     def _column(self, name: str) -> np.ndarray:
