@@ -158,7 +158,10 @@ def test_channels_last_passes_give_the_same_numbers(rng, monkeypatch):
         (sizes,) = backend.pass_sizes.values()
         if sizes.done:
             break
-    assert sizes.done and sizes.layouts == ("channels_last", None) and None in sizes.layout_rates
+    # both layouts judged at the settled size; a neighbour the climb moved to measures only those within
+    # LAYOUT_DROP_MARGIN there, which timing decides
+    assert sizes.done and sizes.layouts == ("channels_last", None)
+    assert set(sizes.by_size[sizes.settled_size].rates) == {"channels_last", None}
 
 
 def test_the_climb_does_not_move_for_a_difference_within_timing_noise():
