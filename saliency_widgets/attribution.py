@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import arguments
+from . import arguments, progress
 from .backends import get_backend
 from .backends.base import Backend, Query, Targets, sum_of_copies, to_numpy
 from .config import config
@@ -283,8 +283,11 @@ def jacobian(model: Any, x: Any, *, output: str = "logits",
     _check_jacobian_budget(p.batch, shapes, n_out if outputs is None else len(outputs), outputs is None)
     rows = np.arange(n_out) if outputs is None else output_rows(outputs, out_shape)
     chunk = _items_per_chunk(_bytes_per_copy(p), _JACOBIAN_ROW_FACTOR)
-    parts = [_guarded(lambda r=r: p.backend.jacobian_rows(p.query, p.entries, r))
-             for r in np.array_split(rows, max(1, math.ceil(len(rows) / chunk)))]
+    parts = []
+    with progress.stage(len(rows), "Jacobian"):  # each chunk of rows is a pass
+        for r in np.array_split(rows, max(1, math.ceil(len(rows) / chunk))):
+            parts.append(_guarded(lambda r=r: p.backend.jacobian_rows(p.query, p.entries, r)))
+            progress.step(len(r))
     results = []
     for i, shape in enumerate(shapes):
         result = np.concatenate([part[i] for part in parts], axis=1) if len(parts) > 1 else parts[0][i]
@@ -403,7 +406,7 @@ def _smoothgrad(p: _Problem, flat_targets: np.ndarray, contrasts: Optional[np.nd
         return copies
 
     weights = np.full(n_samples, 1.0 / n_samples)
-    return _batched_gradient_sum(p, flat_targets, contrasts, weights, noisy)
+    return _batched_gradient_sum(p, flat_targets, contrasts, weights, noisy, "SmoothGrad")
 
 
 def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, contrasts: Optional[np.ndarray],
@@ -429,7 +432,7 @@ def _integrated_gradients(p: _Problem, flat_targets: np.ndarray, contrasts: Opti
             copies.append(point)
         return copies
 
-    avg_grads = _batched_gradient_sum(p, flat_targets, contrasts, weights, path)
+    avg_grads = _batched_gradient_sum(p, flat_targets, contrasts, weights, path, "integrated gradients")
     values = [d * g for d, g in zip(deltas, avg_grads)]
     if scores is None:
         return values, None
@@ -575,13 +578,15 @@ def _baselines(p: _Problem, baseline: Any, points: list[np.ndarray]) -> tuple[li
 
 
 def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, contrasts: Optional[np.ndarray],
-                          weights: np.ndarray, make_points: Callable[[int], list[np.ndarray]]) -> list[np.ndarray]:
+                          weights: np.ndarray, make_points: Callable[[int], list[np.ndarray]],
+                          label: str = "") -> list[np.ndarray]:
     """``Σ_k weights[k] ∇f(points_k)``, evaluating the points as batches of copies of the sample batch;
     f is the target's score, minus the contrast's with ``contrasts`` (a second gradient of the same
     points, weighted −1: the points, drawn on the model's device, are not copied).
 
     ``make_points(count)`` returns the next ``count`` copies of each variable, ``(count, *shape)``;
-    every input entry (fixed ones too) is repeated alongside with its own sample.
+    every input entry (fixed ones too) is repeated alongside with its own sample. Each pass is a
+    :func:`progress.step` (``label`` names the stage): a cancelled computation stops after its pass.
     """
     key = p.key
     architecture = None
@@ -596,19 +601,21 @@ def _batched_gradient_sum(p: _Problem, flat_targets: np.ndarray, contrasts: Opti
     totals = [np.zeros(s, dtype=np.float64) for s in ((p.batch, *shape) for shape in _variable_shapes(p))]
     replaced_entries = () if p.at_layer else p.query.spec.attributed
     start = 0
-    while start < len(weights):
-        w = weights[start:start + sizes.next(len(weights) - start)]
-        began = time.perf_counter()
-        points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
-        entries = tile(p.entries, len(w), skip=replaced_entries)
-        explained = [(flat_targets, w)] if contrasts is None else [(flat_targets, w), (contrasts, -w)]
-        for rows, copy_weights in explained:
-            _, grads = _vjp(p, entries, points, np.tile(rows, len(w)), sizes.layout_for(len(w)),
-                            copy_weights=copy_weights)
-            for total, g in zip(totals, grads):  # a float32 sum within the pass, a float64 one across passes
-                total += g
-        sizes.record(time.perf_counter() - began)
-        start += len(w)
+    with progress.stage(len(weights), label):
+        while start < len(weights):
+            w = weights[start:start + sizes.next(len(weights) - start)]
+            began = time.perf_counter()
+            points = [v.reshape(len(w) * p.batch, *v.shape[2:]) for v in make_points(len(w))]
+            entries = tile(p.entries, len(w), skip=replaced_entries)
+            explained = [(flat_targets, w)] if contrasts is None else [(flat_targets, w), (contrasts, -w)]
+            for rows, copy_weights in explained:
+                _, grads = _vjp(p, entries, points, np.tile(rows, len(w)), sizes.layout_for(len(w)),
+                                copy_weights=copy_weights)
+                for total, g in zip(totals, grads):  # a float32 sum within the pass, a float64 one across passes
+                    total += g
+            sizes.record(time.perf_counter() - began)
+            start += len(w)
+            progress.step(len(w))
     if own.settled and not (was_done and own.done) and p.passes is None:  # later models start where it stands
         remember_settled(p.backend.architecture() if architecture is None else architecture, key, own)
     return [t.astype(np.float32) for t in totals]

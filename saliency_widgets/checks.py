@@ -27,7 +27,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import arguments
+from . import arguments, progress
 from .attribution import (METHOD_OPTIONS, Target, attribute, jacobian, predict, resolve_contrasts, resolve_targets,
                           saliency)
 from .backends import get_backend, randomized_copies
@@ -115,7 +115,15 @@ def random_logit(model: Any, x: Any, target: Target = None, *, contrast: Target 
     ``layer=``, ``fixed=`` and ``kw`` (the method's options) are as in ``sw.attribute``."""
     engine = {"output": output, "head": head, "layer": layer, "fixed": fixed}
     kw = _seeded(method, seed, kw)
-    reference = attribute(model, x, target, contrast=contrast, method=method, **engine, **kw)
+    with progress.stage(2, "random logit"):  # the map, then the other outputs' maps
+        reference = attribute(model, x, target, contrast=contrast, method=method, **engine, **kw)
+        progress.step()
+        return _random_logit(model, x, reference, n, seed, method, engine, kw)
+
+
+def _random_logit(model: Any, x: Any, reference: Any, n: int, seed: Optional[int], method: str,
+                  engine: dict[str, Any], kw: dict[str, Any]) -> RandomLogit:
+    """:func:`random_logit` once the map of the target (``reference``) is computed."""
     out_shape = reference.outputs.shape[1:]
     n_out = int(np.prod(out_shape))
     excluded = [reference.targets] + ([] if reference.contrasts is None else [reference.contrasts])
@@ -170,15 +178,17 @@ def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = No
     grid = (2, steps + 1, batch)  # (deletion / insertion, step, sample)
     scores = []
     per_pass = samples_per_pass(sum(e[0].nbytes for e in entries))
-    for first in range(0, int(np.prod(grid)), per_pass):
-        kind, step, sample = np.unravel_index(np.arange(first, min(first + per_pass, int(np.prod(grid)))), grid)
-        top = position[sample] < counts[step][:, None]
-        removed = np.where(kind[:, None] == 0, top, ~top)
-        points = [e[sample] for e in entries]
-        for p, r, part, base in zip(positions, rankings, np.split(removed, splits, axis=1), bases):
-            points[p] = np.where(part.reshape(len(sample), *r.shape[1:]), base[sample], points[p])
-        out = predict(model, spec.pack(points), output=output, head=head, fixed=fixed).reshape(len(sample), -1)
-        scores.append(explained_scores(out, flat_targets[sample], None if contrasts is None else contrasts[sample]))
+    with progress.stage(int(np.prod(grid)), "deletion / insertion"):  # each batch of perturbed copies is a pass
+        for first in range(0, int(np.prod(grid)), per_pass):
+            kind, step, sample = np.unravel_index(np.arange(first, min(first + per_pass, int(np.prod(grid)))), grid)
+            top = position[sample] < counts[step][:, None]
+            removed = np.where(kind[:, None] == 0, top, ~top)
+            points = [e[sample] for e in entries]
+            for p, r, part, base in zip(positions, rankings, np.split(removed, splits, axis=1), bases):
+                points[p] = np.where(part.reshape(len(sample), *r.shape[1:]), base[sample], points[p])
+            out = predict(model, spec.pack(points), output=output, head=head, fixed=fixed).reshape(len(sample), -1)
+            scores.append(explained_scores(out, flat_targets[sample], None if contrasts is None else contrasts[sample]))
+            progress.step(len(sample))
     curves = np.concatenate(scores).reshape(grid).transpose(0, 2, 1)
     return DeletionInsertion(fractions, curves[0], curves[1])
 
@@ -199,15 +209,18 @@ def randomization(model: Any, x: Any, target: Target = None, *, contrast: Target
     """
     engine = {"output": output, "head": head, "layer": layer, "fixed": fixed}
     kw = _seeded(method, seed, kw)
-    reference = attribute(model, x, target, contrast=contrast, method=method, **engine, **kw)
     backend = get_backend(model)
-    in_copies = {**engine, "head": backend.by_name(head), "layer": backend.by_name(layer)}
-    original = _one_map(reference.values)
-    names, maps = [], []
-    for name, copy in randomized_copies(model, cascade=cascade, seed=seed):
-        names.append(name)
-        maps.append(_one_map(saliency(copy, x, reference.targets, contrast=reference.contrasts, method=method,
-                                      **in_copies, **kw)))
+    with progress.stage(1 + _weighted_layers(backend), "randomization test"):  # the original map, then one per layer
+        reference = attribute(model, x, target, contrast=contrast, method=method, **engine, **kw)
+        progress.step()
+        in_copies = {**engine, "head": backend.by_name(head), "layer": backend.by_name(layer)}
+        original = _one_map(reference.values)
+        names, maps = [], []
+        for name, copy in randomized_copies(model, cascade=cascade, seed=seed):
+            names.append(name)
+            maps.append(_one_map(saliency(copy, x, reference.targets, contrast=reference.contrasts, method=method,
+                                          **in_copies, **kw)))
+            progress.step()
     if not maps:
         raise SaliencyError("the model has no layers with weights to randomize")
     layout = _display(model, original, layer)
@@ -351,6 +364,14 @@ def _deletion_baseline(value: Any, entry: np.ndarray, name: str) -> np.ndarray:
         ) from None
 
 
+def _weighted_layers(backend: Any) -> int:
+    """About how many layers the randomization test re-initializes (its progress; at least 1)."""
+    try:
+        return max(1, sum(1 for info in backend.layers() if info.n_params))
+    except Exception:  # a model whose layers cannot be listed without an input: progress is only a guess
+        return 1
+
+
 def _seeded(method: str, seed: Optional[int], kw: dict[str, Any]) -> dict[str, Any]:
     """``kw`` with a seed for a method that draws noise (SmoothGrad), so that every map
     of a check sees the same noise: the user's own, else ``seed``, else a fresh one."""
@@ -376,8 +397,13 @@ def _maps_of_outputs(model: Any, x: Any, others: np.ndarray, contrasts: Optional
     (rows subtracted for a contrast, times the input for input×gradient)."""
     if method not in _FROM_JACOBIAN or method == "input_x_gradient" and engine["layer"] is not None:
         contrast = None if contrasts is None else contrasts.tolist()
-        return [_flat(saliency(model, x, others[:, j].tolist(), contrast=contrast, method=method, **engine, **kw))
-                for j in range(others.shape[1])]
+        maps = []
+        with progress.stage(others.shape[1]):  # one map per output
+            for j in range(others.shape[1]):
+                maps.append(_flat(saliency(model, x, others[:, j].tolist(), contrast=contrast, method=method,
+                                           **engine, **kw)))
+                progress.step()
+        return maps
     rows = np.unique(others if contrasts is None else np.concatenate([others.ravel(), contrasts]))
     parts = _parts(jacobian(model, x, outputs=rows.tolist(), **engine))  # each (batch, len(rows), *entry)
     jac = np.concatenate([p.reshape(*p.shape[:2], -1) for p in parts], axis=2)

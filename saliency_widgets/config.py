@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 @dataclass
 class Config:
-    """Memory budgets in bytes."""
+    """Memory and size budgets in bytes."""
 
     #: The largest Jacobian ``sw.jacobian`` will return; larger requests are refused
     #: with a message suggesting ``outputs=``.
@@ -27,6 +27,9 @@ class Config:
     #: (``sw.attribute_generation``): each row's gradient of the logits is as large as the logits
     #: of the context, so rows (and integrated gradients' steps) are split into passes under it.
     generation_budget_bytes: int = 256 << 20
+    #: The size a widget's ``to_html`` page keeps to by default (``to_html(max_bytes=)`` overrides it):
+    #: over it, the page stores its maps as 8-bit values (see ``widgets/standalone.py``).
+    html_budget_bytes: int = 3_000_000
 
 
 config = Config()

@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from . import progress
 from .arguments import numeric, sizes
 from .config import config
 from .errors import SaliencyError
@@ -61,18 +62,20 @@ def occlusion(scores: Scores, x: np.ndarray, targets: np.ndarray, *, window: Siz
     total = np.zeros(x.shape, dtype=np.float64)
     count = np.zeros(sample_shape, dtype=np.float64)
     per_pass = max(1, samples_per_pass(x[0].nbytes) // len(x))
-    for first in range(0, len(windows), per_pass):
-        chunk = windows[first:first + per_pass]
-        copies = np.repeat(x[None], len(chunk), axis=0)
-        for j, region in enumerate(chunk):
-            copies[(j, slice(None), *region)] = base[(slice(None), *region)]
-        out = scores(copies.reshape(len(chunk) * len(x), *sample_shape))
-        occluded = explained_scores(out, np.tile(flat, len(chunk)),
-                                    None if contrasts is None else np.tile(contrasts, len(chunk))).reshape(len(chunk), len(x))
-        drops = initial[None] - occluded
-        for j, region in enumerate(chunk):
-            total[(slice(None), *region)] += drops[j].reshape(-1, *[1] * len(sample_shape))
-            count[region] += 1
+    with progress.stage(len(windows), "occlusion"):  # each batch of windows is a pass
+        for first in range(0, len(windows), per_pass):
+            chunk = windows[first:first + per_pass]
+            copies = np.repeat(x[None], len(chunk), axis=0)
+            for j, region in enumerate(chunk):
+                copies[(j, slice(None), *region)] = base[(slice(None), *region)]
+            out = scores(copies.reshape(len(chunk) * len(x), *sample_shape))
+            occluded = explained_scores(out, np.tile(flat, len(chunk)),
+                                        None if contrasts is None else np.tile(contrasts, len(chunk))).reshape(len(chunk), len(x))
+            drops = initial[None] - occluded
+            for j, region in enumerate(chunk):
+                total[(slice(None), *region)] += drops[j].reshape(-1, *[1] * len(sample_shape))
+                count[region] += 1
+            progress.step(len(chunk))
     return (total / count).astype(np.float32)
 
 

@@ -43,6 +43,11 @@ export class SampleStepper {
     this.el = h("span", { class: "sw-field" }, ["sample", prev, this.input, next, this.total]);
   }
 
+  /** The stepper's buttons and box. */
+  get controls(): HTMLElement[] {
+    return Array.from(this.el.querySelectorAll<HTMLElement>("button, input"));
+  }
+
   update(index: number, count: number): void {
     this.count = count;
     this.current = index;
@@ -124,4 +129,75 @@ export function composeLayers(layers: HTMLCanvasElement[], width: number, height
     ctx.drawImage(c, 0, 0, out.width, out.height);
   });
   return out;
+}
+
+/** The style of `KernelOnly`'s note and of the controls it disables. */
+export const KERNEL_CSS = `
+.sw-root .sw-offline-note{white-space:normal;max-width:760px;padding:5px 10px;border-radius:6px;background:var(--sw-soft);border:1px solid var(--sw-line);border-left:3px solid var(--sw-accent);color:var(--sw-fg);font-size:12px;line-height:1.45}
+.sw-root .sw-offline-note[hidden]{display:none}
+.sw-root [aria-disabled=true]{opacity:.5;cursor:not-allowed}
+`;
+
+/** Why no kernel answers a view, and what to do about it (as `KernelOnly`'s note says it). */
+export interface NoKernel {
+  reason: string;
+  remedy: string;
+}
+
+/** A page written by `to_html`. */
+export const OFFLINE_PAGE: NoKernel = { reason: "Offline page (to_html): no Python kernel runs here", remedy: "run the notebook to use them" };
+
+/**
+ * Controls that need a running kernel. Where none answers (`reason` given: an offline `to_html` page, or a
+ * view built from a computed result) they are disabled, their tooltip says why, and one note
+ * (`data-sw-role="offline-note"`) lists what needs the kernel; everything else on the page keeps working.
+ * Where a kernel answers (`reason` null) nothing is touched and the note stays hidden.
+ */
+export class KernelOnly {
+  readonly note = h("div", { class: "sw-note sw-offline-note", "data-sw-role": "offline-note", role: "note", hidden: true });
+  private needs: string[] = [];
+  private lines = new Map<string, boolean>();
+
+  /** `why`: why no kernel answers, or null when one does; `place` puts the note on the page the first time it
+   *  has something to say (a view with nothing to say holds no note element). */
+  constructor(readonly why: NoKernel | null, private place: (note: HTMLElement) => void = () => {}) {}
+
+  /** True when no kernel answers. */
+  get off(): boolean {
+    return this.why !== null;
+  }
+
+  /** `controls` need the kernel for `what` ("other samples"): disabled when none answers. */
+  need(what: string, ...controls: (HTMLElement | null | undefined)[]): void {
+    if (!this.off) return;
+    for (const control of controls) {
+      if (!control) continue;
+      control.setAttribute("disabled", "");
+      control.setAttribute("aria-disabled", "true");
+      control.title = `${what}: needs a running Python kernel`;
+    }
+    if (!this.needs.includes(what)) this.needs.push(what);
+    this.render();
+  }
+
+  /** A line the note shows while `on` (what the page cannot answer right now, or how its data was kept). */
+  say(line: string, on: boolean): void {
+    if (this.lines.get(line) === on) return;
+    this.lines.set(line, on);
+    this.render();
+  }
+
+  private render(): void {
+    const extra = [...this.lines].filter(([, on]) => on).map(([line]) => line);
+    const why = this.why;
+    const parts = why && this.needs.length ? [`${why.reason}: ${listed(this.needs)} need one; ${why.remedy}.`] : [];
+    this.note.textContent = [...parts, ...extra].join(" ");
+    this.note.hidden = parts.length + extra.length === 0;
+    if (!this.note.hidden && !this.note.parentNode) this.place(this.note);
+  }
+}
+
+/** "a", "a and b", "a, b and c". */
+export function listed(items: string[]): string {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} and ${items[items.length - 1]}`;
 }

@@ -1,11 +1,13 @@
-/** The chrome both attribution widgets share: header, toolbar, colour scale controls, errors. */
+/** The chrome the widgets share: header (with the progress of a slow kernel computation), toolbar, colour
+ *  scale controls, errors, and the note of what needs a kernel in an offline page. */
 import { scaleMax, shownSign, SIGNS, type Sign } from "./colors";
 import { ColorBar } from "./colorbar";
-import { button, ErrorBox, field, SampleStepper, select, statusBadge } from "./controls";
+import { button, ErrorBox, field, KERNEL_CSS, KernelOnly, OFFLINE_PAGE, SampleStepper, select, statusBadge, type NoKernel } from "./controls";
 import { decode } from "./decode";
 import { h } from "./dom";
 import { Tooltip } from "./heatmap";
 import { request, update, type AnyModel } from "./model";
+import { ProgressBar } from "./progress";
 import { injectStyle, schemeOf } from "./style";
 
 const SIGN_OPTIONS: [string, string][] = [
@@ -24,6 +26,10 @@ export class Frame {
   readonly status = statusBadge();
   readonly toolbar = h("div", { class: "sw-toolbar", role: "toolbar" });
   readonly errors = new ErrorBox();
+  /** The progress of the kernel's slow computation, with its cancel button (data-sw-role="progress"). */
+  readonly progress: ProgressBar;
+  /** Controls that need a kernel: disabled in an offline page, listed in its note (data-sw-role="offline-note"). */
+  readonly kernel: KernelOnly;
   readonly body = h("div", { class: "sw-body" });
   readonly colorbar = new ColorBar();
   readonly tooltip: Tooltip;
@@ -35,24 +41,33 @@ export class Frame {
   private sign: HTMLSelectElement;
   private lock: HTMLButtonElement;
 
-  constructor(private model: AnyModel, el: HTMLElement, widget: string) {
+  /** `noKernel`: why no kernel answers this view (default: in an offline page), or null when one does. */
+  constructor(private model: AnyModel, el: HTMLElement, widget: string, noKernel: NoKernel | null = model.get("_offline") ? OFFLINE_PAGE : null) {
     injectStyle(el);
+    injectStyle(el, "sw-style-kernel", KERNEL_CSS);
     this.root = h("div", { class: "sw-root", "data-sw-widget": widget });
     this.tooltip = new Tooltip(this.root);
     this.stepper = new SampleStepper((i) => request(model, { index: i }));
     this.sign = select("colour scale sign", "sign", SIGN_OPTIONS, (v) => update(model, { sign: v }));
     this.lock = button("lock scale", "lock-scale", () => this.toggleLock(), "keep this colour scale across outputs, samples and methods");
-    this.head = h("div", { class: "sw-head" }, [this.title, this.sub, this.status]);
+    this.progress = new ProgressBar(model);
+    this.head = h("div", { class: "sw-head" }, [this.title, this.sub, this.status, this.progress.el]);
     this.root.append(this.head, this.toolbar, this.errors.el, this.body);
+    this.kernel = new KernelOnly(noKernel, (note) => this.toolbar.after(note));
+    for (const what of (model.get("_page_needs") ?? []) as string[]) this.kernel.need(what);
+    const pageNote = model.get("_page_note");
+    if (pageNote) this.kernel.say(String(pageNote), true);
     el.replaceChildren(this.root);
     this.watchTheme(el.ownerDocument);
     this.unfollowErrors = this.errors.follow(model);
+    this.unfollowProgress = this.progress.follow(el);
   }
 
-  /** Stops watching the host's theme and the kernel's errors (call when the view is removed). */
+  /** Stops watching the host's theme and the kernel's errors and progress (call when the view is removed). */
   dispose(): void {
     this.unwatch();
     this.unfollowErrors();
+    this.unfollowProgress();
   }
 
   /** The toolbar's common controls, after widget-specific ones. */
@@ -89,6 +104,7 @@ export class Frame {
   sync(batchSize: number): void {
     this.followScheme();
     this.stepper.update(Number(this.model.get("index") ?? 0), batchSize);
+    if (batchSize > 1 && this.toolbar.contains(this.stepper.el)) this.kernel.need("other samples", ...this.stepper.controls);
     this.sign.value = this.signValue;
     this.lock.setAttribute("aria-pressed", String(Boolean(this.model.get("lock_scale"))));
     this.colorbar.update({
@@ -104,6 +120,7 @@ export class Frame {
   /** Native controls (selects, scroll bars) follow the host's light or dark background. */
   private unwatch: () => void = () => {};
   private unfollowErrors: () => void;
+  private unfollowProgress: () => void;
 
   /** Re-reads the host background when its theme switches (JupyterLab's data-jp-theme-light, class or
    *  data-theme attributes on <html>/<body>, the OS colour scheme); once now and once after the new

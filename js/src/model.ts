@@ -26,8 +26,8 @@ export interface Tensor {
 export function tensor(model: AnyModel, name: string): Tensor | null {
   const wire = model.get(name) as (WireArray & Record<string, any>) | null;
   if (!wire || !wire.data) return null;
-  const { data, shape, dtype, ...meta } = wire;
-  return { values: decode({ data, shape, dtype }), shape, meta };
+  const { data, shape, dtype, scales, ...meta } = wire;
+  return { values: decode({ data, shape, dtype, scales }), shape, meta };
 }
 
 /** Calls `callback` once (in a microtask) after any of `names` changed; returns the unsubscribe. */

@@ -7,11 +7,13 @@ and the widgets only call these methods and only see numpy arrays.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+import threading
 import types
 import weakref
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -159,6 +161,13 @@ class Backend(ABC):
     def describe_expected_input(self) -> Optional[str]:
         """What input the model expects, e.g. ``"(batch, 3, 32, 32)"``, if it can be told."""
 
+    def computes_unseen(self) -> bool:
+        """Whether a computation may run in a worker thread while the user's thread goes on: one run
+        :func:`beside_the_user` changes nothing of the model's that the user could see meanwhile (DESIGN
+        §5: no flag flipped, no ``call`` swapped). False unless the backend knows better; the widgets
+        then compute on the caller's thread."""
+        return False
+
     @property
     @abstractmethod
     def is_training(self) -> bool:
@@ -273,6 +282,27 @@ class Backend(ABC):
         """Every weight of the model, trainable or not, as ``(name, array)`` in a stable order (what
         a run of ``attribute_dataset`` is fingerprinted by); None where they cannot be found."""
         return None
+
+
+_BESIDE = threading.local()
+
+
+@contextmanager
+def beside_the_user() -> Iterator[None]:
+    """Marks the computations of this thread, in this block, as running beside the user's thread (a
+    widget's worker, started only where :meth:`Backend.computes_unseen`): a backend then changes no
+    flag the user could read meanwhile (torch leaves ``requires_grad`` as it is)."""
+    before = getattr(_BESIDE, "on", False)
+    _BESIDE.on = True
+    try:
+        yield
+    finally:
+        _BESIDE.on = before
+
+
+def running_beside_the_user() -> bool:
+    """Whether this thread computes :func:`beside_the_user`."""
+    return getattr(_BESIDE, "on", False)
 
 
 def sum_of_copies(gradient: np.ndarray, copy_weights: np.ndarray) -> np.ndarray:

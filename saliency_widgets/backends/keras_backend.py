@@ -88,6 +88,17 @@ class KerasBackend(Backend):
         except (AttributeError, ValueError, TypeError):
             return None
 
+    def computes_unseen(self) -> bool:
+        """True for a graph model (Sequential, functional) whose every layer the graph walk reaches:
+        no query then needs a thread-local ``call``, which only the caller's thread may install
+        (:mod:`.keras_graph`). Traces already run in background threads (:meth:`_trace_in_background`)."""
+        model = self.model
+        if not keras_graph.is_graph_model(model, self._keras):
+            return False
+        reachable = keras_graph.graph_operations(model, self._keras)
+        return all(id(layer) in reachable or isinstance(layer, self._keras.layers.InputLayer)
+                   for layer in model._flatten_layers(include_self=False, recursive=True))
+
     @property
     def is_training(self) -> bool:
         return False  # Keras has no model-wide mode: every call here passes training=False

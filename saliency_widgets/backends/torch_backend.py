@@ -19,7 +19,7 @@ from ..errors import NonDifferentiableError, SaliencyError
 from ..heads import output_keys, select_output
 from ..structure import signature, tile
 from ..weights import LayerInfo, WeightBlock, did_not_run_error, resolve_layer
-from .base import Backend, LayerRef, Query, Targets, to_numpy
+from .base import Backend, LayerRef, Query, Targets, running_beside_the_user, to_numpy
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
     nn.Softmax: "softmax",
@@ -221,12 +221,21 @@ class TorchBackend(Backend):
             return (CHANNELS_LAST, None)
         return (None,)
 
+    def computes_unseen(self) -> bool:
+        """True unless a module is in training mode (a computation would switch it to eval mode, which
+        every thread sees): beside the user, :meth:`_inference` flips nothing else, and the hooks act
+        in the computing thread only (:func:`_in_this_thread`)."""
+        module = self._module
+        return module is None or not any(m.training for m in _submodules(module))
+
     @contextmanager
     def _inference(self) -> Iterator["_Placement"]:
         """Eval mode, no parameter gradients, grad recording on; everything restored after.
         Yields where the model's parameters are (device and floating dtype). Holds the model's
         lock: another thread's computation cannot find the model in eval mode and restore it
-        to training mode under this one.
+        to training mode under this one. Beside the user (:func:`~.base.beside_the_user`: a widget's
+        worker thread) parameters keep ``requires_grad``, which the user's thread may read meanwhile
+        (the gradients are taken with respect to the input alone either way: the same numbers).
 
         Only the flags this flips are recorded and flipped back, also after an exception.
         """
@@ -235,7 +244,7 @@ class TorchBackend(Backend):
         modules = _submodules(module) if module is not None else []
         training = [m for m in modules if m.training]
         parameters = [p for m in modules for p in m._parameters.values() if p is not None]
-        trainable = [p for p in parameters if p.requires_grad]
+        trainable = [] if running_beside_the_user() else [p for p in parameters if p.requires_grad]
         placement = _Placement.of(parameters[0] if parameters else None)
         try:
             if training:

@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from .. import progress as progress_hooks
 from ..backends import get_backend
 from ..backends.base import to_numpy
 from ..errors import SaliencyError
@@ -107,7 +108,9 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
         "structure": [source.structure.kind, list(source.structure.keys)],
     }, overwrite)
     try:
-        with _progress_bar(progress, source.total, writer.rows) as bar:
+        # the run's own bar shows its progress; a cancelled run (saliency_widgets.progress) stops at its next pass
+        with _progress_bar(progress, source.total, writer.rows) as bar, progress_hooks.quiet(), \
+                progress_hooks.stage(source.total or 0, "attribute_dataset"):
             writer.bar = bar
             if engine == "local":
                 for batch in batches:
@@ -151,6 +154,7 @@ class _Writer:
         if result.passes is not None and self.store.manifest.get("passes") is None:
             self.store.record_passes(result.passes)
         self.bar.update(len(result))
+        progress_hooks.step(len(result))
 
     def finish(self) -> None:
         if self.store is None:

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
-from .. import arguments
+from .. import arguments, progress
 from ..attribution import check_choice, gauss_legendre, method_options
 from ..config import config
 from ..errors import SaliencyError
@@ -122,14 +122,16 @@ def _gradient_times(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray
     """``((n, length), scores)``: each row's gradient at the layer, times the layer's output if
     asked, summed over the embedding axis. One pass for all rows unless the budget splits them."""
     parts, scores = [], []
-    for start, stop in budget.row_chunks(len(generated), copies=1):
-        context = lm.context(prompt, generated[:stop - 1] if budget.truncate else generated[:-1])
-        part = rows.part(start, stop)
-        score, layer_output, grads = lm.backend.output_rows(context.query, context.entries, part.positions,
-                                                            part.tokens, minus=part.minus, normalize=part.normalize)
-        values = grads[0] * layer_output[0] if times_input else grads[0]
-        parts.append(values.sum(axis=-1))
-        scores.append(score[0])
+    with progress.stage(len(generated), "rows"):
+        for start, stop in budget.row_chunks(len(generated), copies=1):
+            context = lm.context(prompt, generated[:stop - 1] if budget.truncate else generated[:-1])
+            part = rows.part(start, stop)
+            score, layer_output, grads = lm.backend.output_rows(context.query, context.entries, part.positions,
+                                                                part.tokens, minus=part.minus, normalize=part.normalize)
+            values = grads[0] * layer_output[0] if times_input else grads[0]
+            parts.append(values.sum(axis=-1))
+            scores.append(score[0])
+            progress.step(stop - start)
     return _stacked(parts), np.concatenate(scores).astype(np.float64)
 
 
@@ -145,18 +147,20 @@ def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.n
     delta = embedded - base
     alphas, weights = gauss_legendre(steps)
     parts = []
-    for start, stop in budget.row_chunks(len(generated), copies=steps, groups=_PATH_GROUPS):
-        length = _read_length(lm, len(prompt), stop, delta.shape[0]) if budget.truncate else delta.shape[0]
-        part = rows.part(start, stop)
-        total = np.zeros((stop - start, length, delta.shape[1]), dtype=np.float64)
-        for a, b in budget.step_chunks(steps, stop - start, length):
-            points = base[None, :length] + alphas[a:b, None, None].astype(np.float32) * delta[None, :length]
-            sub = lm.context(prompt, generated[:stop - 1] if budget.truncate else generated[:-1], copies=b - a)
-            _, _, grads = lm.backend.output_rows(sub.query, sub.entries, part.positions, part.tokens,
-                                                 minus=part.minus, normalize=part.normalize,
-                                                 activation=points.astype(np.float32))
-            total += np.tensordot(weights[a:b], grads, axes=1)
-        parts.append((total * delta[None, :length]).sum(axis=-1))
+    with progress.stage(len(generated) * steps, "integrated gradients"):  # rows × steps per pass
+        for start, stop in budget.row_chunks(len(generated), copies=steps, groups=_PATH_GROUPS):
+            length = _read_length(lm, len(prompt), stop, delta.shape[0]) if budget.truncate else delta.shape[0]
+            part = rows.part(start, stop)
+            total = np.zeros((stop - start, length, delta.shape[1]), dtype=np.float64)
+            for a, b in budget.step_chunks(steps, stop - start, length):
+                points = base[None, :length] + alphas[a:b, None, None].astype(np.float32) * delta[None, :length]
+                sub = lm.context(prompt, generated[:stop - 1] if budget.truncate else generated[:-1], copies=b - a)
+                _, _, grads = lm.backend.output_rows(sub.query, sub.entries, part.positions, part.tokens,
+                                                     minus=part.minus, normalize=part.normalize,
+                                                     activation=points.astype(np.float32))
+                total += np.tensordot(weights[a:b], grads, axes=1)
+                progress.step((stop - start) * (b - a))
+            parts.append((total * delta[None, :length]).sum(axis=-1))
     base_logits = lm.logits(context, base[None].astype(np.float32))
     return _stacked(parts, width=delta.shape[0]), row_scores(base_logits[0], rows), not np.any(base)
 
@@ -171,16 +175,18 @@ def _smoothgrad(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, ro
         seed = int(seed.integers(2 ** 63))
     entropy = np.random.SeedSequence(seed)  # every row chunk draws the same noise from it
     parts = []
-    for start, stop in budget.row_chunks(len(generated), copies=n_samples, truncate=False):
-        part, rng = rows.part(start, stop), np.random.default_rng(entropy)
-        total = np.zeros((stop - start, *embedded.shape), dtype=np.float64)
-        for a, b in budget.step_chunks(n_samples, stop - start, embedded.shape[0]):
-            points = embedded[None] + sigma * rng.standard_normal((b - a, *embedded.shape), dtype=np.float32)
-            sub = lm.context(prompt, generated[:-1], copies=b - a)
-            _, _, grads = lm.backend.output_rows(sub.query, sub.entries, part.positions, part.tokens,
-                                                 minus=part.minus, normalize=part.normalize, activation=points)
-            total += grads.sum(axis=0)
-        parts.append((total / n_samples).sum(axis=-1))
+    with progress.stage(len(generated) * n_samples, "SmoothGrad"):  # rows × samples per pass
+        for start, stop in budget.row_chunks(len(generated), copies=n_samples, truncate=False):
+            part, rng = rows.part(start, stop), np.random.default_rng(entropy)
+            total = np.zeros((stop - start, *embedded.shape), dtype=np.float64)
+            for a, b in budget.step_chunks(n_samples, stop - start, embedded.shape[0]):
+                points = embedded[None] + sigma * rng.standard_normal((b - a, *embedded.shape), dtype=np.float32)
+                sub = lm.context(prompt, generated[:-1], copies=b - a)
+                _, _, grads = lm.backend.output_rows(sub.query, sub.entries, part.positions, part.tokens,
+                                                     minus=part.minus, normalize=part.normalize, activation=points)
+                total += grads.sum(axis=0)
+                progress.step((stop - start) * (b - a))
+            parts.append((total / n_samples).sum(axis=-1))
     return _stacked(parts)
 
 

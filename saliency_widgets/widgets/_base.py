@@ -236,6 +236,10 @@ class SampleWidget(GuardedWidget):
         text, hidden = self._token_text
         return {"index": self.index, "tokens": text[self.index], "hidden": hidden[self.index]}
 
+    def _computes_unseen(self) -> bool:
+        """Maps may be computed in a worker thread when the backend changes nothing the user sees meanwhile."""
+        return self._backend.computes_unseen()
+
     # ------------------------------------------------------------- helpers
     @property
     def n_outputs(self) -> int:

@@ -8,12 +8,12 @@ import io
 import pathlib
 import re
 import warnings
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 from ..errors import SaliencyError, SaliencyWarning
 from ..export import FORMATS
 from ._collection import collection_deferred
-from .standalone import standalone_html
+from .standalone import html_budget, standalone_html
 
 #: Resolution of the PNG placed in the MIME bundle (kept small: it is computed on every display).
 REPR_DPI = 72
@@ -75,11 +75,16 @@ class ExportMixin:
             reply, buffers = self._export_reply(content)
             self.send(reply, buffers)  # type: ignore[attr-defined]
 
-    def to_html(self, path: Union[str, pathlib.Path], *, title: str = "saliency_widgets") -> pathlib.Path:
+    def to_html(self, path: Union[str, pathlib.Path], *, title: str = "saliency_widgets",
+                max_bytes: Optional[int] = None) -> pathlib.Path:
         """Writes a self-contained page (bundle inlined, arrays embedded) that shows the widget
-        offline, with hover and the interactions its embedded data can answer."""
+        offline, with hover and the interactions its embedded data can answer; the controls that need
+        a kernel are disabled, with a note saying so. ``max_bytes`` (default
+        ``sw.config.html_budget_bytes``, 3 MB): over it the page stores its maps as 8-bit values, then
+        leaves out what only clicks would show; a page that still does not fit is refused."""
         path = pathlib.Path(path)
-        page = standalone_html(self, title=title, variants=self._html_variants(), offline=True)
+        page = standalone_html(self, title=title, variants=self._html_variants(), offline=True,
+                               max_bytes=html_budget(max_bytes))
         path.write_text(page, encoding="utf-8")
         return path
 

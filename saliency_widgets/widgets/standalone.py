@@ -11,6 +11,13 @@ through it, and the widgets' ``to_html`` writes it to a file.
 — when the page saves ``trait = value``, the state keys in ``patch`` are set
 as if the kernel had sent them (e.g. every layer's blocks for the
 WeightInspector).
+
+An offline page (``to_html``) keeps to a size budget, ``max_bytes``: over it, its float
+arrays are stored as 8-bit codes (``transport.quantized``), largest first, until it fits;
+then the variants are left out; a page that still does not fit is refused, naming the
+budget to raise. The page says what it did (``_page_note``), and a widget's
+``_offline_state()`` adjusts what it shows without a kernel (the controls it lists in
+``_page_needs`` are named in its offline note).
 """
 
 from __future__ import annotations
@@ -22,6 +29,9 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping, Optional
 
 from ipywidgets.widgets.widget import _remove_buffers
+
+from ..errors import SaliencyError
+from ..transport import quantized, wire_nbytes
 
 _SKIP = {"_esm", "_css", "layout", "comm", "keys"}
 
@@ -96,28 +106,101 @@ Variants = Mapping[str, Mapping[Any, Mapping[str, Any]]]
 def page_data(widget: Any, variants: Optional[Variants] = None) -> tuple[dict[str, Any], list[tuple[list[Any], str]]]:
     """``{"state": synced state without the bundle, "variants": ...}`` with its binary
     buffers lifted out as ``(path, base64)`` pairs."""
+    return _encoded(_document(widget, variants))
+
+
+def _document(widget: Any, variants: Optional[Variants]) -> dict[str, Any]:
     state = {k: v for k, v in widget.get_state().items() if k not in _SKIP}
-    doc = {
+    return {
         "state": state,
         "variants": {trait: {str(v): dict(patch) for v, patch in by_value.items()} for trait, by_value in (variants or {}).items()},
     }
+
+
+def _encoded(doc: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[list[Any], str]]]:
     stripped, paths, buffers = _remove_buffers(doc)
     return stripped, [(list(p), base64.b64encode(bytes(b)).decode("ascii")) for p, b in zip(paths, buffers)]
 
 
 def standalone_html(
     widget: Any, *, title: str = "saliency_widgets", background: str = "#ffffff",
-    variants: Optional[Variants] = None, offline: bool = False,
+    variants: Optional[Variants] = None, offline: bool = False, max_bytes: Optional[int] = None,
 ) -> str:
     """An HTML page that renders ``widget`` without a kernel (see the module docstring).
     ``offline`` tells the front end that no kernel will answer (``to_html``): exports are drawn
-    in the browser. Without it, requests to the kernel are only logged (tests answer them)."""
-    doc, buffers = page_data(widget, variants)
+    in the browser, and the widget's ``_offline_state()`` applies. Without it, requests to the
+    kernel are only logged (tests answer them). ``max_bytes``: the page's size budget (None: none)."""
+    doc = _document(widget, variants)
     doc["state"]["_offline"] = offline
+    if offline:
+        doc["state"].update(getattr(widget, "_offline_state", dict)())
+    page = _render(doc, widget, title, background)
+    if max_bytes is None or len(page.encode("utf-8")) <= max_bytes:
+        return page
+    return _fitted(doc, widget, title, background, max_bytes)
+
+
+def html_budget(max_bytes: Optional[int]) -> int:
+    """``to_html``'s ``max_bytes``, checked; None gives ``sw.config.html_budget_bytes``."""
+    from ..config import config
+
+    value = config.html_budget_bytes if max_bytes is None else max_bytes
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SaliencyError(f"max_bytes must be a positive number of bytes (the page's size budget); got {value!r}")
+    return value
+
+
+def _render(doc: dict[str, Any], widget: Any, title: str, background: str) -> str:
+    stripped, buffers = _encoded(doc)
     return _PAGE.format(
-        title=html.escape(title), background=html.escape(background), doc=_script_json(doc),
+        title=html.escape(title), background=html.escape(background), doc=_script_json(stripped),
         buffers=_script_json(buffers), bundle=_script_json(str(widget._esm)),
     )
+
+
+def _fitted(doc: dict[str, Any], widget: Any, title: str, background: str, max_bytes: int) -> str:
+    """The page within ``max_bytes``: its float arrays as 8-bit codes, largest first, until it fits;
+    then without its variants; else a :class:`SaliencyError` naming the budget to raise."""
+    doc = _copied(doc)  # its dicts are the widget's traits: change copies
+    budget = f"to_html(max_bytes={max_bytes:,})"
+    rounded = (f"To fit its size budget ({budget}) this page stores its maps as 8-bit values, each within 1/254 "
+               "of its map's largest magnitude (hover values are rounded); raise max_bytes for exact values.")
+    for holder, key in sorted(_float_wires(doc), key=lambda found: -wire_nbytes(found[0][found[1]])):
+        holder[key] = quantized(holder[key])
+        doc["state"]["_page_note"] = rounded
+        page = _render(doc, widget, title, background)
+        if len(page.encode("utf-8")) <= max_bytes:
+            return page
+    if doc["variants"]:
+        doc["variants"] = {}
+        doc["state"]["_page_note"] = (f"{rounded} What the kernel would send on a click (e.g. the Jacobian that "
+                                      "switches outputs in the page) is left out to fit too.")
+        page = _render(doc, widget, title, background)
+        if len(page.encode("utf-8")) <= max_bytes:
+            return page
+    size = len(page.encode("utf-8"))
+    raise SaliencyError(f"this widget's page takes {size:,} bytes even with 8-bit maps, over {budget}; pass a "
+                        f"larger max_bytes= (or set sw.config.html_budget_bytes)")
+
+
+def _copied(node: Any) -> Any:
+    """``node`` with its dicts and lists copied (the arrays' bytes shared)."""
+    if isinstance(node, dict):
+        return {k: _copied(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_copied(v) for v in node]
+    return node
+
+
+def _float_wires(node: Any) -> Iterator[tuple[Any, Any]]:
+    """``(container, key)`` of every float wire array in a page's document."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        if isinstance(value, dict) and {"data", "shape", "dtype"} <= set(value):
+            if value["dtype"] in ("float32", "float64"):
+                yield node, key
+        elif isinstance(value, (dict, list)):
+            yield from _float_wires(value)
 
 
 def _script_json(obj: Any) -> str:
