@@ -204,19 +204,25 @@ def saliency_figure(
     image: Optional[np.ndarray] = None,
     opacity: float = 0.75,
     note: str = "",
+    legend: str = "attribution",
+    words: Sequence[str] = (),
     **fig_kw: Any,
 ) -> Any:
     """One attribution map (a display map, channels already summed) as the SaliencyMap draws it.
     ``note``: why the map is zero up to float rounding (:func:`.zero.zero_reason`); the map is then
-    drawn neutral (every cell the colour of 0) with the sentence in place of the colour bar."""
+    drawn neutral (every cell the colour of 0) with the sentence in place of the colour bar.
+    ``legend`` names what the colour bar reads (:func:`target_legend`); ``words`` (vector and text
+    maps: :func:`pushes_text`) are drawn under the map."""
     if note:
         display = np.zeros(np.shape(display), dtype=np.float32)
     if kind == "text":
-        return _text_figure(display, scale, title, subtitle, feature_names, note=note, **fig_kw)
+        return _text_figure(display, scale, title, subtitle, feature_names, note=note, legend=legend, words=words,
+                            **fig_kw)
     grid = screen_grid(display, kind)
     rows, cols = grid.shape
     if kind == "vector":
-        return _vector_figure(grid[0], scale, title, subtitle, feature_names, note=note, **fig_kw)
+        return _vector_figure(grid[0], scale, title, subtitle, feature_names, note=note, legend=legend, words=words,
+                              **fig_kw)
     if kind == "image":
         size = min(6.0, max(3.5, 0.3 * max(rows, cols)))
         fig = _new_figure((size, size * rows / cols + 1.3), **fig_kw)
@@ -233,12 +239,12 @@ def saliency_figure(
         _cell_ticks(ax)
         _label_axis(ax, "y", list(feature_names) or [f"feature {i}" for i in range(rows)])
     _titles(fig, ax, title, subtitle)
-    draw_legend(bar, scale, "attribution", note)
+    draw_legend(bar, scale, legend, note)
     return fig
 
 
 def _text_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, tokens: Sequence[str], *, note: str = "",
-                 **fig_kw: Any) -> Any:
+                 legend: str = "", words: Sequence[str] = (), **fig_kw: Any) -> Any:
     """Token chips in reading order, each filled with the colour of its attribution (summed over
     the embedding axis), wrapped into lines; the colour bar says how the value was made."""
     tokens = list(tokens) or [f"#{i}" for i in range(len(values))]
@@ -252,8 +258,10 @@ def _text_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, to
             x = 0.0
         lines[-1].append((x, token, fill))
         x += width + 0.3 * char
-    fig = _new_figure((7.0, 1.6 + 0.32 * len(lines)), **fig_kw)
-    ax, bar = fig.subplots(2, 1, height_ratios=[max(1, len(lines)), 0.8])
+    words = _word_lines(words, 7.0)
+    fig = _new_figure((7.0, 1.6 + 0.32 * len(lines) + 0.2 * len(words)), **fig_kw)
+    ax, said, bar = fig.subplots(3, 1, height_ratios=[max(1, len(lines)), 0.01 + 0.6 * len(words), 0.8])
+    _draw_words(said, words)
     ax.set_axis_off()
     ax.set_xlim(0, 1)
     ax.set_ylim(len(lines), 0)
@@ -263,20 +271,22 @@ def _text_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, to
             ax.text(x, row + 0.5, token, va="center", ha="left", fontsize=9, family="monospace", color=ink,
                     bbox={"boxstyle": "round,pad=0.25", "facecolor": fill, "edgecolor": "#9aa1ad", "linewidth": 0.4})
     _titles(fig, ax, title, subtitle)
-    draw_legend(bar, scale, "attribution summed over the embedding axis", note)
+    draw_legend(bar, scale, " · ".join(p for p in (legend, "summed over the embedding axis") if p), note)
     return fig
 
 
 def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, names: Sequence[str], *, note: str = "",
-                   **fig_kw: Any) -> Any:
+                   legend: str = "", words: Sequence[str] = (), **fig_kw: Any) -> Any:
     """A strip of all features, then one bar per feature (the strongest ``MAX_BARS``) in its colour;
     bars follow the sign mode: signed for ``"all"``, else the magnitude the colour scale shows."""
     n = len(values)
     names = list(names) or [f"feature {i}" for i in range(n)]
     shown = values if scale.sign == "all" else colors.sign_transform(values, scale.sign)
     keys = list(range(n)) if n <= MAX_BARS else sorted(np.argsort(-np.abs(shown), kind="stable")[:MAX_BARS].tolist())
-    fig = _new_figure((7.0, 2.4 + 0.28 * len(keys)), **fig_kw)
-    strip, bars, bar = fig.subplots(3, 1, height_ratios=[1.3, max(2.0, 0.5 * len(keys)), 0.7])
+    words = _word_lines(words, 7.0)
+    fig = _new_figure((7.0, 2.4 + 0.28 * len(keys) + 0.2 * len(words)), **fig_kw)
+    strip, bars, said, bar = fig.subplots(4, 1, height_ratios=[1.3, max(2.0, 0.5 * len(keys)), 0.01 + 0.45 * len(words), 0.7])
+    _draw_words(said, words)
     strip.imshow(scale.rgba(values[None]), interpolation="nearest", aspect="auto")
     _cell_ticks(strip)
     strip.set_yticks([])
@@ -290,8 +300,208 @@ def _vector_figure(values: np.ndarray, scale: Scale, title: str, subtitle: str, 
     bars.tick_params(axis="x", labelsize=7)
     what = "attribution" if scale.sign == "all" else _SIGN_TEXT[scale.sign] + " of the attribution"
     bars.set_xlabel(what + ("" if n <= MAX_BARS else f" ({MAX_BARS} strongest of {n} features)"), fontsize=8)
-    draw_legend(bar, scale, note=note)
+    draw_legend(bar, scale, legend, note)
     return fig
+
+
+def _word_lines(words: Sequence[str], width_in: float) -> list[str]:
+    """``words`` (:func:`pushes_text`) wrapped to a figure ``width_in`` inches wide, continuation lines indented."""
+    return [("" if i == 0 else "    ") + part for line in words
+            for i, part in enumerate(_wrap(line, 0.92 * width_in, points=8.5, min_chars=30).splitlines())]
+
+
+def _cut(text: str, chars: int) -> str:
+    """``text`` cut to ``chars`` characters with an ellipsis."""
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def _draw_words(ax: Any, words: Sequence[str]) -> None:
+    """Lines of text (:func:`_word_lines`) in an axes of their own, left-aligned."""
+    ax.set_axis_off()
+    if words:  # one text of several lines lays out faster than one per line
+        ax.text(0.0, 0.5, "\n".join(words), transform=ax.transAxes, va="center", ha="left", fontsize=8.5, linespacing=1.45)
+
+
+#: What the colour bar of a map reads for the output it explains, by sign (``TARGET_LEGEND`` in words.ts).
+_TARGET_LEGEND = {"all": "red raises it, blue lowers it", "positive": "what raises it", "negative": "what lowers it",
+                  "absolute_value": "what moves it either way"}
+
+
+def target_legend(sign: str, explained: str) -> str:
+    """The colour bar's naming of what it explains, e.g. ``"“cat”: red raises it, blue lowers it"`` or, with
+    a contrast, ``"“cat” − “dog”: …"`` (``targetLegend`` in words.ts)."""
+    return f"{explained}: {_TARGET_LEGEND[sign]}"
+
+
+#: Entries named on each side of a top-k list.
+TOP_K = 5
+
+
+def signed_value(v: float) -> str:
+    """``+0.84`` or ``−0.52`` (a true minus sign; ``signedValue`` in words.ts)."""
+    return ("−" if v < 0 else "+") + format_value(abs(v))
+
+
+def pushes(values: np.ndarray, k: int = TOP_K) -> tuple[list[int], list[int]]:
+    """The indices of the ``k`` largest positive values, largest first, and of the ``k`` most negative ones,
+    most negative first (ties in index order; ``pushes`` in words.ts)."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64).ravel())
+    up = [int(i) for i in np.argsort(-v, kind="stable") if v[i] > 0][:k]
+    down = [int(i) for i in np.argsort(v, kind="stable") if v[i] < 0][:k]
+    return up, down
+
+
+def pushes_text(values: np.ndarray, names: Sequence[str], explained: str, k: int = TOP_K) -> list[str]:
+    """Two lines naming what pushes the explained score most: ``pushes “cat” up: proline +0.84, …`` and
+    ``down: hue −0.52, …`` (``…`` when more entries push that way; ``pushesText`` in words.ts)."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64).ravel())
+    up, down = pushes(v, k)
+
+    def listed(keys: list[int], more: int) -> str:
+        named = ", ".join(f"{names[i]} {signed_value(v[i])}" for i in keys) or "nothing"
+        return named + (", …" if more > len(keys) else "")
+
+    return [f"pushes {explained} up: {listed(up, int(np.sum(v > 0)))}", f"down: {listed(down, int(np.sum(v < 0)))}"]
+
+
+def scale_range(scale: Scale) -> str:
+    """A map's own colour range in a caption: ``±0.52``, or ``0 … 0.52`` one-sided (``scaleRange`` in words.ts)."""
+    if scale.sign == "all":
+        return f"±{format_value(scale.m)}"
+    return f"0 … {format_value(-scale.m if scale.sign == 'negative' else scale.m)}"
+
+
+#: The colour bar of maps each on its own scale: its ticks and what it says (``RELATIVE_*`` in words.ts).
+RELATIVE_TICKS = {"all": ["−max", "0", "max"], "positive": ["0", "max"], "negative": ["0", "−max"],
+                  "absolute_value": ["0", "max"]}
+RELATIVE_TEXT = "each map on its own scale (its range in its caption)"
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One picture of a side-by-side or methods figure, under its ``caption``: the input ``picture``
+    ((H, W, 3) uint8) alone, or a display map ``values`` on ``scale`` — over ``picture`` in grey when one is
+    given (the overlay). ``note``: the map is zero up to rounding (drawn neutral). ``selected`` is framed."""
+
+    caption: str
+    values: Optional[np.ndarray] = None
+    scale: Optional[Scale] = None
+    picture: Optional[np.ndarray] = None
+    selected: bool = False
+    note: str = ""
+
+    def pixels(self, kind: str, opacity: float) -> np.ndarray:
+        """RGB(A) pixels as the screen draws this panel."""
+        if self.values is None:
+            return self.picture
+        values = np.zeros_like(self.values) if self.note else self.values
+        return map_pixels(values, kind, self.scale, image=self.picture, opacity=opacity)
+
+
+def panels_figure(
+    panels: Sequence[Panel],
+    *,
+    kind: str,
+    scale: Scale,
+    title: str,
+    subtitle: str = "",
+    legend: str = "",
+    note: str = "",
+    feature_names: Sequence[str] = (),
+    signal: Optional[np.ndarray] = None,
+    words: Sequence[str] = (),
+    relative: bool = False,
+    opacity: float = 0.75,
+    into: Any = None,
+    **fig_kw: Any,
+) -> Any:
+    """The SaliencyMap's side-by-side and methods layouts, as on screen: image panels in a row (input,
+    map, overlay; or one map per method), sequence maps stacked under the input ``signal`` ((T, F)
+    values, drawn as lines), vector and text maps as stacked strips; then ``words`` and the colour bar of
+    ``scale`` naming ``legend``. ``relative``: each map has its own scale (its range in its caption), so
+    the colour bar reads “−max … max” (:data:`RELATIVE_TICKS`)."""
+    image = kind == "image"
+    n = len(panels)
+    grid = "vector" if kind == "text" else kind  # a text map is drawn as a strip of its tokens
+    first = panels[0].values if panels[0].values is not None else panels[0].picture[..., 0]
+    rows, cols = screen_grid(first, grid).shape
+    if image:
+        tile = max(1.7, min(3.2, 9.0 / n))
+        width, body = max(6.5, tile * n + 0.6), [tile * rows / cols + 0.3]
+    else:
+        width = 7.5 if kind != "sequence" else min(10.0, max(6.5, 0.3 * cols + 2.5))
+        per = 0.6 if kind in ("vector", "text") else min(2.4, 0.3 * rows + 0.8)
+        body = [1.3] * (signal is not None) + [per] * n
+    words = _word_lines(words, 0.85 * width)
+    heights = [0.01, *body, 0.01 + 0.22 * len(words), 0.45]
+    fig = _new_figure((width, sum(heights) + 0.9 + (0.3 if kind in ("vector", "text") else 0)), into, **fig_kw)
+    spec = fig.add_gridspec(len(heights), n if image else 1, height_ratios=heights)
+    head = fig.add_subplot(spec[0, :])
+    head.set_axis_off()
+    head.set_title(_wrap(subtitle, width, points=9), **_SUBTITLE)
+    fig.suptitle(title, fontsize=12)
+    axes = [fig.add_subplot(spec[1, i]) for i in range(n)] if image else []
+    if not image and signal is not None:
+        _draw_signal(fig.add_subplot(spec[1, 0]), signal, feature_names)
+    if not image:
+        first = 1 + (signal is not None)
+        axes = [fig.add_subplot(spec[first + i, 0]) for i in range(n)]
+    for i, (ax, panel) in enumerate(zip(axes, panels)):
+        ax.imshow(panel.pixels(grid, opacity), interpolation="nearest", aspect="equal" if image else "auto")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(panel.caption, fontsize=8, fontweight="bold" if panel.selected else "normal",
+                     loc="center" if image else "left")
+        if kind == "sequence":
+            _label_axis(ax, "y", list(feature_names) or [f"feature {j}" for j in range(rows)])
+        for spine in ax.spines.values():
+            spine.set_linewidth(2.0 if panel.selected else 0.5)
+    last = axes[-1]
+    if kind == "sequence":
+        last.set_xticks(range(0, cols, max(1, math.ceil(cols / 12))))
+        last.tick_params(axis="x", labelsize=7)
+        last.set_xlabel("time step", fontsize=8)
+    elif kind in ("vector", "text"):
+        names = [_cut(str(n), 18) for n in feature_names] or [str(j) for j in range(cols)]
+        _label_axis(last, "x", names, rotate=kind == "text" or 7 * max(map(len, names)) > 72 * width / cols)
+    _draw_words(fig.add_subplot(spec[-2, :]), words)
+    bar = fig.add_subplot(spec[-1, :])
+    draw_legend(bar, scale, " · ".join(p for p in (legend, RELATIVE_TEXT if relative else "") if p), note)
+    if relative and not note:
+        bar.set_xticks([t for t, _ in scale.ticks()], RELATIVE_TICKS[scale.sign], fontsize=8)
+    fit_colorbar_caption(bar, width)
+    return fig
+
+
+#: Most features drawn as lines in a sequence's signal panel; beyond, the signal is drawn as a grey map.
+SIGNAL_LINES = 8
+#: Colours of the signal's lines (``SIGNAL_COLORS`` in mapview.ts).
+SIGNAL_COLORS = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+
+
+def _draw_signal(ax: Any, signal: np.ndarray, names: Sequence[str]) -> None:
+    """A sequence's input (T, F) above its map: one line per feature over the time steps (a legend names
+    them), or for many features a grey features × time map stretched min–max."""
+    values = np.asarray(signal, dtype=np.float64)
+    steps, features = values.shape
+    names = list(names) or [f"feature {j}" for j in range(features)]
+    if features > SIGNAL_LINES:
+        lo, hi = float(values.min()), float(values.max())
+        grey = np.clip((values.T - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+        ax.imshow(np.round(grey * 255).astype(np.uint8), cmap="gray", vmin=0, vmax=255, interpolation="nearest",
+                  aspect="auto")
+        ax.set_yticks([])
+    else:
+        for j in range(features):
+            ax.plot(np.arange(steps), values[:, j], color=SIGNAL_COLORS[j % len(SIGNAL_COLORS)], linewidth=1.2,
+                    label=names[j])
+        ax.set_xlim(-0.5, steps - 0.5)
+        lo, hi = ax.get_ylim()
+        ax.set_yticks([t for t in ax.get_yticks() if lo <= t <= hi])  # no label of a tick outside the plot
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+        ax.tick_params(labelsize=7)
+    ax.set_xticks([])
+    ax.set_title("input", fontsize=8)
 
 
 def jacobian_figure(

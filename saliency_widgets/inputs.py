@@ -18,9 +18,12 @@ Rules (documented in the widget docstrings):
   as one chip per token, coloured by the attribution **summed over the embedding
   axis** (the channel axis of this layout); inferred when ``layer=`` is an
   embedding layer.
-- Background images are min-max scaled to uint8 RGB (grey repeated), from the
-  input sample itself unless an ``image=`` is given; the browser draws them in
-  grey (luminance) under the heatmap so its colours stay readable.
+- Background images are uint8 RGB (grey repeated), from the input sample itself
+  unless an ``image=`` is given: an RGB picture whose values lie in [0, 1] or
+  [0, 255] keeps its own colours (scaled by 255 or 1, :func:`picture_range`);
+  anything else (a grey image, a normalised tensor) is min-max scaled. The
+  browser draws them in grey (luminance) under the heatmap so its colours stay
+  readable, and in colour beside it (``layout="side_by_side"``).
 """
 
 from __future__ import annotations
@@ -110,8 +113,49 @@ def background_image(sample: np.ndarray, layout: Layout, image: Any = None) -> n
     """The (H, W, 3) uint8 picture an image attribution is drawn over.
 
     ``image`` (optional) may be (H, W), (H, W, C) or, for channels-first layouts,
-    (C, H, W); otherwise the input ``sample`` itself is used.
+    (C, H, W); otherwise the input ``sample`` itself is used. Its values are drawn
+    from :func:`picture_range`: as given for a colour picture in [0, 1] or [0, 255], else stretched.
     """
+    pic = _rgb(sample, layout, image)
+    lo, hi = picture_range(pic)
+    scaled = np.clip((pic - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(pic)
+    return np.round(scaled * 255).astype(np.uint8)
+
+
+#: The ranges a stored colour picture's values lie in (its colours are then drawn as they are).
+PICTURE_RANGES = ((0.0, 1.0), (0.0, 255.0))
+
+
+def picture_range(pic: np.ndarray) -> tuple[float, float]:
+    """The values drawn as black and white: ``(0, 1)`` or ``(0, 255)`` for a colour (not grey) (H, W, 3)
+    picture that lies in that range (a photo as stored keeps its colours), else its min and max (stretched)."""
+    lo, hi = float(np.min(pic)), float(np.max(pic))
+    if not _is_grey(pic):
+        for start, end in PICTURE_RANGES:
+            if start <= lo and hi <= end:
+                return start, end
+    return lo, hi
+
+
+def picture_caption(sample: np.ndarray, layout: Layout, image: Any = None) -> str:
+    """How :func:`background_image` draws the picture, for the input panel: e.g. ``"colours as given (0 … 1)"``,
+    ``"colours stretched from -2.12 … 2.64"`` or ``"grey, stretched from 0 … 16"``."""
+    pic = _rgb(sample, layout, image)
+    lo, hi = picture_range(pic)
+    if _is_grey(pic):
+        return f"grey, stretched from {lo:.3g} … {hi:.3g}"
+    if (lo, hi) in PICTURE_RANGES:
+        return f"colours as given ({lo:g} … {hi:g})"
+    return f"colours stretched from {lo:.3g} … {hi:.3g}"
+
+
+def _is_grey(pic: np.ndarray) -> bool:
+    """Whether an (H, W, 3) picture has no colour (its channels equal)."""
+    return bool(np.all(pic == pic[..., :1]))
+
+
+def _rgb(sample: np.ndarray, layout: Layout, image: Any) -> np.ndarray:
+    """The picture as (H, W, 3) float64 (grey repeated, NaN as 0), from ``image`` or the input ``sample``."""
     h, w = layout.display_shape
     if image is None:
         pic = np.asarray(sample, dtype=np.float64)
@@ -125,12 +169,6 @@ def background_image(sample: np.ndarray, layout: Layout, image: Any = None) -> n
         pic = pic[..., None]
     if pic.ndim != 3 or pic.shape[:2] != (h, w):
         raise SaliencyError(f"image= must be {h}×{w} (grey, RGB or RGBA) to match the input; got shape {np.shape(image)}")
-    channels = pic.shape[-1]
-    if channels in (3, 4):
-        pic = pic[..., :3]
-    else:
-        pic = np.repeat(pic.mean(axis=-1, keepdims=True), 3, axis=-1)
-    pic = np.nan_to_num(pic)
-    lo, hi = float(pic.min()), float(pic.max())
-    scaled = (pic - lo) / (hi - lo) if hi > lo else np.zeros_like(pic)
-    return np.round(scaled * 255).astype(np.uint8)
+    if pic.shape[-1] in (3, 4):
+        return np.nan_to_num(pic[..., :3])
+    return np.nan_to_num(np.repeat(pic.mean(axis=-1, keepdims=True), 3, axis=-1))

@@ -65,7 +65,7 @@ def test_grad_cam_is_sent_and_exported_on_the_one_sided_scale(method):
     lut, ticks, caption = colorbar(fig)
     np.testing.assert_array_equal(lut, colors.sign_lut("positive"))
     assert ticks == ["0", format_value(m)]
-    assert caption == f"attribution · {CAPTION} · top 2% clipped"
+    assert caption == f"“{w._labels[w.target]}”: what raises it · {CAPTION} · top 2% clipped"  # the target named
     idx = colors.to_index(display, "positive", m)
     assert idx.min() < 128 < idx.max()  # the lower half of the colour map is used too
     rgba = colors.sign_lut("positive")[idx].copy()
@@ -92,7 +92,7 @@ def test_grad_cam_without_its_relu_is_signed_and_stays_diverging():
     assert w._attribution["nonnegative"] is False
     scale = w._scale()
     assert (scale.sign, scale.nonnegative) == ("all", False)
-    assert colorbar(w.to_figure())[2] == "attribution · signed (red +, blue −) · top 2% clipped"
+    assert colorbar(w.to_figure())[2] == f"“{w._labels[w.target]}”: red raises it, blue lowers it · signed (red +, blue −) · top 2% clipped"
 
 
 def test_a_signed_method_stays_signed_even_where_its_values_are_all_positive():

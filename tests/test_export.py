@@ -13,7 +13,7 @@ from _widget_models import batch, cnn, mlp
 import saliency_widgets as sw
 from saliency_widgets import colors
 from saliency_widgets.errors import SaliencyError
-from saliency_widgets.export import format_value
+from saliency_widgets.export import COLORBAR_GID, UNDERLAY, faint_underlay, format_value
 from saliency_widgets.inputs import background_image
 from saliency_widgets.transport import from_wire
 from saliency_widgets.widgets import JacobianGrid, SaliencyMap, WeightInspector
@@ -166,16 +166,99 @@ def test_jacobian_matrix_cells_and_labels():
 
 @pytest.mark.parametrize("name", ["jacobian-image", "jacobian-sequence"])
 def test_jacobian_tiles_share_one_scale(name):
+    """One scale for every tile; image tiles over the faint input, as the screen composites them."""
     g = WIDGETS[name]()
     display = from_wire(g._jacobian)
     m = colors.scale_max(display)
     tiles = [colors.colorize(d, m=m) for d in display]
     if name == "jacobian-sequence":
         tiles = [t.transpose(1, 0, 2) for t in tiles]
+    else:
+        under = faint_underlay(from_wire(g._image))
+        tiles = [colors.overlay(with_overlay_alpha(t, d, m), under, 1.0) for t, d in zip(tiles, display)]
     fig = g.to_figure()
     assert_cells(fig, tiles)
     bold = [ax.title.get_fontweight() for ax in fig.axes if ax.images and ax.images[0].get_gid() is None]
     assert bold.count("bold") == 1 and bold[g._rows.index(g.selected)] == "bold"
+
+
+def with_overlay_alpha(rgba: np.ndarray, values: np.ndarray, m: float) -> np.ndarray:
+    """LUT pixels with the alpha of a map drawn over an image (0 where the value is 0)."""
+    out = rgba.copy()
+    out[..., 3] = colors.overlay_alpha(colors.to_index(values, "all", m), "all")
+    return out
+
+
+def test_faint_underlay_is_the_grey_input_stretched_onto_pale_greys():
+    picture = np.array([[[0, 0, 0], [255, 255, 255], [128, 128, 128], [200, 10, 10]]], np.uint8)
+    np.testing.assert_array_equal(faint_underlay(picture), [[UNDERLAY[0], UNDERLAY[1], 225, 213]])  # grid_views.test.ts
+
+
+def test_jacobian_colour_bar_keeps_its_height_with_1000_outputs():
+    """The 1000-output export used to squeeze the bar to nothing (its height followed the row count)."""
+    torch.manual_seed(0)
+    g = JacobianGrid(torch.nn.Linear(64, 1000).eval(), batch(1, 64), labels=[f"class {i:03d}" for i in range(1000)])
+    fig = g.to_figure()
+    pixels = render(fig)
+    [bar] = [im for ax in fig.axes for im in ax.images if im.get_gid() == COLORBAR_GID]
+    box = bar.get_window_extent()
+    assert box.height >= 0.25 * 100  # px at the render's 100 dpi
+    middle = pixels.shape[0] - int(box.y0 + box.height / 2)
+    lut = colors.sign_lut("all")
+    for frac in (0.02, 0.5, 0.98):
+        got = pixels[middle, int(box.x0 + frac * box.width), :3].astype(int)
+        np.testing.assert_allclose(got, lut[int(frac * 255), :3], atol=12)
+
+
+def text_boxes(fig) -> list[tuple[str, object]]:
+    """Every non-empty text of a rendered figure with its box in display pixels."""
+    render(fig)
+    renderer = fig.canvas.get_renderer()
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(lambda a: hasattr(a, "get_text"))
+            if getattr(t, "get_text", lambda: "")() and t.get_visible() and hasattr(t, "get_window_extent")]
+
+
+def clipped(fig) -> list[str]:
+    """The texts of ``fig`` that stick out of it."""
+    w, h = fig.get_size_inches() * fig.dpi
+    return [text for text, b in text_boxes(fig) if b.x0 < -1 or b.y0 < -1 or b.x1 > w + 1 or b.y1 > h + 1]
+
+
+LONG = "a label far longer than any tile is wide, with words"
+CLIPPED_CASES = {
+    "jacobian-1000": lambda: JacobianGrid(torch.nn.Linear(64, 1000), batch(1, 64), labels=[f"class {i:03d} ({LONG})" for i in range(1000)],
+                                          feature_names=[f"input_feature_{j}" for j in range(64)]),
+    "jacobian-one-tile": lambda: JacobianGrid(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 1)), batch(3, 1, 8, 8), labels=[LONG]),
+    "jacobian-tiles": lambda: JacobianGrid(cnn(), batch(2, 3, 8, 8, seed=1), labels=[f"{LONG} {i}" for i in range(10)]),
+    "jacobian-sequence": WIDGETS["jacobian-sequence"],
+    "weights-stacked-bilstm": lambda: WeightInspector(torch.nn.Sequential(torch.nn.LSTM(2, 3, num_layers=2, bidirectional=True))),
+    "weights-gru": lambda: WeightInspector(torch.nn.Sequential(torch.nn.GRU(2, 3))),
+    "weights-linear": lambda: WeightInspector(torch.nn.Sequential(torch.nn.Linear(3, 2))),
+}
+
+
+@pytest.mark.parametrize("name", list(CLIPPED_CASES))
+def test_titles_subtitles_and_captions_are_never_clipped(name):
+    fig = CLIPPED_CASES[name]().to_figure()
+    assert clipped(fig) == []
+    captions = [ax.title.get_window_extent() for ax in fig.axes if ax.images and ax.title.get_text()]
+    for i, a in enumerate(captions):  # tile captions do not run into each other
+        assert not any(a.overlaps(b) for b in captions[i + 1:]), name
+
+
+def test_narrow_inspector_figure_wraps_its_header():
+    w = WeightInspector(torch.nn.Sequential(torch.nn.LSTM(2, 3, num_layers=2, bidirectional=True)))
+    assert clipped(w.to_figure(figsize=(4.0, 9.0))) == []
+
+
+def test_tile_captions_are_whole_labels_with_the_score_below():
+    g = CLIPPED_CASES["jacobian-tiles"]()
+    fig = g.to_figure()
+    titles = [ax.title.get_text() for ax in fig.axes if ax.images and ax.images[0].get_gid() != COLORBAR_GID]
+    scores = g._all_scores("logits")[g.index]
+    for i, title in enumerate(titles):
+        *label, score = title.split("\n")
+        assert " ".join(label) == f"{LONG} {i}" and score == format_value(scores[i])
 
 
 def test_weight_blocks_share_the_layer_scale():
@@ -270,3 +353,67 @@ def test_browser_export_pdf_and_png():
     g = JacobianGrid(mlp(), batch(2, 8), labels=["a b", "dog", "car", "x", "ship"])
     g.selected = 0
     assert g._export_reply({"format": "svg", "id": 4})[0]["filename"] == "jacobian-a_b.svg"
+
+
+# ------------------------------------------- issue 24, item 8 for the SaliencyMap's new layouts (items 3, 9)
+def sbs_photo() -> np.ndarray:
+    return (0.1 + 0.8 * np.random.default_rng(5).random((2, 3, 8, 8))).astype(np.float32)
+
+
+def test_side_by_side_figure_is_the_input_in_colour_the_map_and_the_overlay():
+    w = SaliencyMap(cnn(), sbs_photo(), target=3, layout="side_by_side")
+    fig = w.to_figure()
+    scale = w._scale()
+    display = w._display_values()
+    picture = from_wire(w._image)
+    rgba = scale.rgba(display)
+    overlay = colors.overlay(with_overlay_alpha(rgba, display, scale.m), colors.greyscale(picture), w.opacity)
+    assert_cells(fig, [picture, rgba, overlay])
+    titles = [ax.get_title() for ax in fig.axes if ax.images]
+    assert titles[:3] == ["input · colours as given (0 … 1)", "map", "overlay"]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_methods_figure_draws_one_map_per_method_on_the_screens_scales(shared):
+    methods = ["gradient", "input_x_gradient", "integrated_gradients"]
+    w = SaliencyMap(cnn(), sbs_photo(), target=3, layout="side_by_side", methods=methods, shared_scale=shared,
+                    method_kwargs={"integrated_gradients": {"steps": 8}})
+    fig = w.to_figure()
+    maps = [w._scale(m).rgba(w.attributions[m].sum(axis=0)) for m in methods]
+    assert_cells(fig, [from_wire(w._image), *maps])
+    titles = [ax.get_title() for ax in fig.axes if ax.images and ax.images[0].get_gid() is None][1:]
+    if shared:
+        assert titles == ["gradient", "gradient × input", "integrated gradients"]
+        assert len({w._scale(m).m for m in methods}) == 1
+    else:
+        assert [t.split(" · ")[1] for t in titles] == [f"±{format_value(w._scale(m).m)}" for m in methods]
+    bold = [ax.title.get_fontweight() for ax in fig.axes if ax.images and ax.images[0].get_gid() is None]
+    assert bold == ["normal", "bold", "normal", "normal"]  # the current method is framed, as on screen
+
+
+def test_sequence_side_by_side_figure_draws_the_input_signal_above_the_map():
+    w = SaliencyMap(SeqHead(), batch(2, 6, 2), feature_names=["temp", "wind"], layout="side_by_side")
+    fig = w.to_figure()
+    [signal] = [ax for ax in fig.axes if ax.lines]
+    np.testing.assert_allclose(np.stack([line.get_ydata() for line in signal.lines], 1), w._x[0])
+    assert [t.get_text() for t in signal.get_legend().get_texts()] == ["temp", "wind"]
+    assert_cells(fig, [w._scale().rgba(w._display_values().T)])
+
+
+def test_vector_figure_names_the_target_and_what_pushes_it():
+    w, names = wine_widget("gradient")
+    from matplotlib.text import Text
+
+    texts = [t.get_text() for t in w.to_figure().findobj(Text)]
+    assert w.pushes and any(all(line in t for line in w.pushes) for t in texts)
+    assert any(t.startswith("“class_0”: red raises it, blue lowers it") for t in texts)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SaliencyMap(cnn(), sbs_photo(), layout="side_by_side", methods=["gradient", "input_x_gradient", "smoothgrad"],
+                        labels=[f"{LONG} {i}" for i in range(10)]),
+    lambda: SaliencyMap(mlp(), batch(2, 8), methods=["gradient", "input_x_gradient"], feature_names=[f"{LONG} {i}" for i in range(8)]),
+    lambda: SaliencyMap(SeqHead(), batch(2, 6, 2), feature_names=["temp", "wind"], layout="side_by_side", methods=["gradient", "input_x_gradient"]),
+], ids=["image-methods", "vector-methods", "sequence-methods"])
+def test_new_layouts_clip_no_text(make):
+    assert clipped(make().to_figure()) == []

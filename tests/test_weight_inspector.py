@@ -272,3 +272,74 @@ def test_export_request_answers_with_the_figure_file_named_after_the_layer():
     assert reply == {"type": "export", "id": 7, "filename": "weights-lstm.svg", "mime": "image/svg+xml"}
     svg = data.decode()
     assert "Weights of" in svg and "forget gate" in svg and "recurrent kernel" in svg
+
+
+def _conv_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 3)).eval()
+
+
+@pytest.mark.parametrize("attribute", ["JacobianGrid", "SaliencyMap", "saliency"])
+def test_torch_output_shapes_without_x_once_the_model_has_been_attributed(attribute):
+    """The backend remembers the input shapes it has computed on; the inspector traces zeros of the last one."""
+    import saliency_widgets as sw
+
+    model = _conv_net()
+    assert WeightInspector(model)._layers[0]["output_shape"] is None  # a Conv2d first: nothing to go on yet
+    x = np.random.default_rng(0).normal(size=(2, 1, 6, 6)).astype(np.float32)
+    {"JacobianGrid": sw.JacobianGrid, "SaliencyMap": sw.SaliencyMap, "saliency": sw.saliency}[attribute](model, x)
+    w = WeightInspector(model)
+    assert [r["output_shape"] for r in w._layers] == [[2, 6, 6], [2, 6, 6], [72], [3]]
+    assert w._note == ""
+    assert [i.output_shape for i in sw.layers(model)][0] == (2, 6, 6)
+    assert not model.training and all(p.grad is None for p in model.parameters())
+
+
+def test_an_explicit_input_shape_wins_over_the_remembered_one():
+    import saliency_widgets as sw
+
+    model = nn.Sequential(nn.Conv1d(1, 2, 3), nn.ReLU())
+    sw.saliency(model, np.ones((1, 1, 9), np.float32), target=0)
+    assert WeightInspector(model)._layers[0]["output_shape"] == [2, 7]
+    assert WeightInspector(model, input_shape=(1, 5))._layers[0]["output_shape"] == [2, 3]
+
+
+def test_token_models_remember_integer_inputs():
+    import saliency_widgets as sw
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(5 * 4, 2)).eval()
+    sw.saliency(model, np.array([[1, 2, 3, 4, 5]]), target=0, layer=model[0])
+    assert [r["output_shape"] for r in WeightInspector(model)._layers] == [[5, 4], [20], [2]]
+
+
+def test_figure_typesets_the_equations_and_wraps_the_notes():
+    from matplotlib.text import Text
+
+    from saliency_widgets.widgets.weight_figure import math_text
+
+    w = WeightInspector(nn.Sequential(nn.LSTM(2, 3)))
+    fig = w.to_figure()
+    texts = [t.get_text() for t in fig.texts]
+    assert texts[:2] == ["Weights of “0”", "LSTM · output ? · 84 params"]
+    assert texts[2:8] == [math_text(line) for line in w._equation["math"]]
+    assert all(Text(text=t)._preprocess_math(t)[1] is True for t in texts[2:8])  # drawn as mathtext
+    notes = texts[8:]
+    assert len(notes) >= 2 and "$W_" not in "".join(notes) and "${W}_{i\\ast}$" in notes[0]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()  # every line parses and renders
+
+
+@pytest.mark.parametrize("line, want", [
+    ("i_t = σ(W_ii x_t + b_ii + W_hi h_{t−1} + b_hi)",
+     r"${i}_{t}=\sigma({W}_{ii}\;{x}_{t}+{b}_{ii}+{W}_{hi}\;{h}_{t-1}+{b}_{hi})$"),
+    ("h̃_t = tanh(x_t·W_xh + (r_t ⊙ h_{t−1})·W_hh + b_h)",
+     r"${\tilde{h}}_{t}=\mathrm{tanh}({x}_{t}\cdot{W}_{xh}+({r}_{t}\odot{h}_{t-1})\cdot{W}_{hh}+{b}_{h})$"),
+    ("h_t = (1 − z_t) ⊙ n_t", r"${h}_{t}=(1-{z}_{t})\odot{n}_{t}$"),
+])
+def test_math_text_follows_the_screens_parse(line, want):
+    from saliency_widgets.widgets.weight_figure import math_text, prose_text
+
+    assert math_text(line).replace(" ", "") == want
+    assert prose_text("W_i* = input kernel, costs $5") == r"${W}_{i\ast}$ = input kernel, costs \$5"

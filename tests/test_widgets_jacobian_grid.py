@@ -70,3 +70,16 @@ def test_lock_scale_keeps_the_scale_across_samples():
     assert locked > 0
     g.index = 1
     assert g.scale_max == locked
+
+
+def test_image_tiles_carry_the_shown_samples_picture_for_their_underlay():
+    from saliency_widgets.inputs import background_image
+
+    model, xi = cnn(), batch(2, 3, 8, 8, seed=1)
+    g = JacobianGrid(model, xi)
+    want = background_image(xi[0], g._layout_info)
+    np.testing.assert_array_equal(from_wire(g._image), want)
+    assert g._image["index"] == 0 and g._image["dtype"] == "uint8" and g._image["shape"] == [8, 8, 3]
+    g.index = 1
+    np.testing.assert_array_equal(from_wire(g._image), background_image(xi[1], g._layout_info))
+    assert JacobianGrid(mlp(), batch(2, 8))._image is None  # vectors have no picture

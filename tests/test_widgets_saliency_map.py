@@ -11,6 +11,7 @@ import saliency_widgets as sw
 from saliency_widgets import colors
 from saliency_widgets.config import config
 from saliency_widgets.errors import SaliencyError, SaliencyWarning
+from saliency_widgets.export import format_value
 from saliency_widgets.transport import from_wire
 from saliency_widgets.widgets import SaliencyMap
 from saliency_widgets.widgets.standalone import record_messages
@@ -395,3 +396,120 @@ def test_a_contrast_equal_to_the_target_is_refused(model, x):
     np.testing.assert_array_equal(w.attribution, before)
     with pytest.raises(SaliencyError, match="is the target"):
         SaliencyMap(model, x, target=3, contrast=3)
+
+
+# ----------------------------------------------------- issue 24, items 3 and 9: layouts, methods, words
+IG_STEPS = {"integrated_gradients": {"steps": 8}, "smoothgrad": {"n_samples": 4, "seed": 0}}
+
+
+def photo(n=2, size=8):
+    """RGB pictures in [0, 1] that do not span the range (a stretch would change them)."""
+    return (0.2 + 0.5 * np.random.default_rng(4).random((n, 3, size, size))).astype(np.float32)
+
+
+def test_side_by_side_is_the_view_trait_and_a_photo_keeps_its_colours():
+    x = photo()
+    w = SaliencyMap(cnn(), x, layout="side_by_side")
+    assert w.view == "side_by_side"
+    np.testing.assert_array_equal(from_wire(w._image), np.round(np.moveaxis(x[0], 0, -1) * 255).astype(np.uint8))
+    assert w._image["caption"] == "colours as given (0 … 1)"
+    stored = (40 + 150 * np.random.default_rng(6).random((8, 8, 3))).astype(np.uint8)  # image= in [0, 255]
+    given = SaliencyMap(cnn(), batch(2, 3, 8, 8), image=stored, layout="side_by_side")
+    np.testing.assert_array_equal(from_wire(given._image), stored)
+    assert given._image["caption"] == "colours as given (0 … 255)"
+    normalised = SaliencyMap(cnn(), batch(2, 3, 8, 8), target=1)  # not a stored picture: stretched, and said so
+    assert normalised.view == "overlay" and normalised._image["caption"].startswith("colours stretched from ")
+    with pytest.raises(SaliencyError, match="layout"):
+        w.view = "grid"
+    assert w.view == "side_by_side"
+    with pytest.raises(SaliencyError, match="layout"):
+        SaliencyMap(cnn(), x, layout="stacked")
+
+
+def test_methods_row_gives_every_methods_map_and_one_update_per_retarget(model, x):
+    methods = ["gradient", "integrated_gradients", "smoothgrad"]
+    w = SaliencyMap(model, x, methods=methods, method_kwargs=IG_STEPS)
+    assert w.method == "gradient" and w.methods == methods
+    assert list(w.attributions) == methods
+    for m in methods:
+        np.testing.assert_allclose(w.attributions[m], sw.saliency(model, x[:1], w.target, method=m, **IG_STEPS.get(m, {}))[0], **TOL)
+    w.prefetch()
+    with record_messages(w) as sent:
+        w.target = 2
+    rows = [m["state"]["_method_maps"] for m, _ in sent if "_method_maps" in m.get("state", {})]
+    assert len(rows) == 1  # one update carries every map the browser cannot derive itself
+    assert rows[0]["methods"] == ["integrated_gradients", "smoothgrad"] and rows[0]["target"] == 2
+    stacked = from_wire({**w._method_maps})
+    for k, m in enumerate(rows[0]["methods"]):
+        np.testing.assert_allclose(stacked[k], w.attributions[m], **TOL)
+    with record_messages(w) as sent:
+        w.method = "smoothgrad"  # another map of the row becomes the current one: the row is not sent again
+    assert not [m for m, _ in sent if "_method_maps" in m.get("state", {})]
+    np.testing.assert_array_equal(w.attribution, w.attributions["smoothgrad"])
+
+
+def test_methods_are_checked_and_the_current_method_stays_in_the_row(model, x):
+    with pytest.raises(SaliencyError, match="not one of methods"):
+        SaliencyMap(model, x, method="smoothgrad", methods=["gradient", "integrated_gradients"])
+    with pytest.raises(SaliencyError, match="methods must be a list of"):
+        SaliencyMap(model, x, methods=["gradient", "gradcam"])  # no spatial layer on an MLP
+    w = SaliencyMap(model, x, methods=["gradient", "input_x_gradient"])
+    with pytest.raises(SaliencyError, match="twice"):
+        w.methods = ["gradient", "gradient"]
+    with pytest.raises(SaliencyError, match="methods row"):
+        w.method = "smoothgrad"
+    w.methods = ["input_x_gradient", "integrated_gradients"]
+    assert w.method == "input_x_gradient"
+    w.methods = []
+    assert w.attributions.keys() == {"input_x_gradient"}
+
+
+def test_shared_scale_is_the_largest_of_the_rows_own_scales(model, x):
+    w = SaliencyMap(model, x, methods=["gradient", "integrated_gradients"], method_kwargs=IG_STEPS)
+    own = {m: colors.scale_max(v, "all", 2.0) for m, v in w.attributions.items()}
+    assert {m: w._scale(m).m for m in own} == own
+    w.shared_scale = True
+    assert {w._scale(m).m for m in own} == {max(own.values())}
+
+
+def test_pushes_name_the_largest_entries_of_the_attribution(model, x):
+    names = [f"f{i}" for i in range(8)]
+    w = SaliencyMap(model, x, feature_names=names, labels=list("abcde"), target=1)
+    a = w.attribution
+    up = [i for i in np.argsort(-a) if a[i] > 0][:5]
+    down = [i for i in np.argsort(a) if a[i] < 0][:5]
+    line_up, line_down = w.pushes
+    assert line_up.startswith("pushes “b” up: " + ", ".join(f"{names[i]} +" for i in up[:1]))
+    assert [part.split()[0] for part in line_up.split(": ", 1)[1].split(", ") if part != "…"] == [names[i] for i in up]
+    assert [part.split()[0] for part in line_down.split(": ", 1)[1].split(", ") if part != "…"] == [names[i] for i in down]
+    assert "−" in line_down and line_down.startswith("down: ")
+    assert SaliencyMap(cnn(), batch(1, 3, 8, 8)).pushes == []  # images name no entries
+
+
+def test_checks_carry_a_reading_and_labelled_curves(model, x):
+    w = SaliencyMap(model, x, target=1, method="integrated_gradients", method_kwargs=IG_STEPS)
+    assert "good: an error under 5%" in w.checks["completeness"]["explain"]
+    item = w.run_check("deletion_insertion")
+    assert item["x_label"] == "fraction of features removed / revealed" and item["y_label"] == "score"
+    assert item["explain"].startswith("Good: deletion falls fast")
+    w.method = "gradient"
+    w.prefetch()
+    assert w.checks["random_logit"]["explain"].startswith("ρ: rank correlation")
+
+
+def test_a_text_methods_row_names_tokens_and_draws_one_strip_per_method(tmp_path):
+    pytest.importorskip("transformers")
+    from _widget_models import tiny_bert
+
+    bert, tokenizer, xt = tiny_bert(tmp_path)
+    w = SaliencyMap(bert, xt, layer=bert.bert.embeddings.word_embeddings, tokens=tokenizer,
+                    methods=["input_x_gradient", "integrated_gradients"], method_kwargs=IG_STEPS)
+    assert w.method == "input_x_gradient"  # the row's first, not the text view's default by chance
+    shown = [t for t, hidden in zip(w._tokens["tokens"], w._tokens["hidden"]) if not hidden]
+    named = [part.rsplit(" ", 1)[0] for line in w.pushes for part in line.split(": ", 1)[1].split(", ") if part not in ("…", "nothing")]
+    assert named and set(named) <= set(shown) and "[PAD]" not in named
+    fig = w.to_figure(checks=True)
+    strips = [ax for ax in fig.axes if ax.images and ax.images[0].get_gid() is None]
+    assert [ax.get_title(loc="left") for ax in strips] == [f"gradient × input · ±{format_value(w._scale('input_x_gradient').m)}",
+                                                          f"integrated gradients · ±{format_value(w._scale('integrated_gradients').m)}"]
+    assert all(ax.images[0].get_array().shape[:2] == (1, len(shown)) for ax in strips)

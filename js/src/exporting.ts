@@ -79,7 +79,11 @@ function text(x: number, y: number, s: string, attrs = ""): string {
   return `<text x="${x}" y="${y}" ${attrs}>${esc(s)}</text>`;
 }
 
-/** The figure as a standalone SVG document (text as <text>, bars and colour bar as shapes). */
+/** Average width (px) of a character of the 11 px subtitle: its lines are wrapped to the figure's width. */
+const SUBTITLE_CHAR_PX = 6.2;
+
+/** The figure as a standalone SVG document (text as <text>, bars and colour bar as shapes; the subtitle's
+ *  lines wrapped to the width). */
 export function figureSvg(fig: OfflineFigure): { text: string; width: number; height: number } {
   const pad = 16;
   const mapScale = Math.max(1, Math.floor(480 / Math.max(fig.map.width, 1)));
@@ -90,8 +94,9 @@ export function figureSvg(fig: OfflineFigure): { text: string; width: number; he
   let y = pad + 14;
   parts.push(text(pad, y, fig.title, 'font-size="15" font-weight="600"'));
   y += 18;
-  parts.push(text(pad, y, fig.subtitle, 'font-size="11" fill="#545b67"'));
-  y += 12;
+  const subtitle = fig.subtitle.split("\n").flatMap((line) => wrapWords(line, Math.floor((width - 2 * pad) / SUBTITLE_CHAR_PX)));
+  subtitle.forEach((line, i) => parts.push(text(pad, y + 14 * i, line, 'font-size="11" fill="#545b67"')));
+  y += 12 + 14 * Math.max(0, subtitle.length - 1);
   parts.push(`<image x="${pad}" y="${y}" width="${mapW}" height="${mapH}" preserveAspectRatio="none" style="image-rendering:${fig.smooth ? "auto" : "pixelated"}" href="${fig.map.toDataURL("image/png")}"/>`);
   parts.push(`<rect x="${pad}" y="${y}" width="${mapW}" height="${mapH}" fill="none" stroke="#8a919c" stroke-width="0.5"/>`);
   y += mapH + 16;
@@ -127,7 +132,7 @@ export function figureSvg(fig: OfflineFigure): { text: string; width: number; he
     parts.push(`<rect x="${(pad + (i * 200) / cells).toFixed(2)}" y="${y}" width="${(200 / cells + 0.3).toFixed(2)}" height="10" fill="rgb(${cb.lut[k]},${cb.lut[k + 1]},${cb.lut[k + 2]})"/>`);
   }
   y += 22;
-  for (const t of colorbarTicks(cb.sign, cb.m)) {
+  for (const t of colorbarTicks(cb.sign, cb.m, cb.relative)) {
     const anchor = t.at === 0 ? "start" : t.at === 1 ? "end" : "middle";
     parts.push(text(pad + t.at * 200, y, t.text, `font-size="10" text-anchor="${anchor}"`));
   }

@@ -9,7 +9,7 @@
 import { stepKey } from "./bars";
 import { ChecksStrip } from "./checks_strip";
 import { type ColorBarState } from "./colorbar";
-import { button, field, select } from "./controls";
+import { button, field, OFFLINE_PAGE, select } from "./controls";
 import { h } from "./dom";
 import { figureExports } from "./exporting";
 import { formatValue } from "./format";
@@ -55,7 +55,8 @@ const GRANULARITIES: [string, string][] = [["token", "token"], ["word", "word"],
 const VIEWS: [string, string][] = [["text", "text"], ["matrix", "matrix"]];
 /** Traits naming what the checks explain (the kernel's `_checks.key`, `_check_key` in generation_map.py). */
 const CHECK_KEYS = ["selected", "span", "granularity", "method", "target", "contrast"];
-const CHECKS_OFF = "the checks run the model in the kernel: not in a page without one (to_html) or a map built from a computed result";
+/** Why a map built from a computed result (`GenerationMap.from_attribution`, `_live` false) cannot recompute. */
+const FROM_RESULT = { reason: "Built from a computed result, with no model to run", remedy: "build sw.GenerationMap(model, prompt, …) to use them" };
 
 /** The selection held by the model (`span` arrives as a list, or null). */
 function selectionOf(model: AnyModel): Selection {
@@ -67,9 +68,10 @@ const sameSelection = (a: Selection, b: Selection) =>
   a.selected === b.selected && (a.span === b.span || (a.span !== null && b.span !== null && a.span[0] === b.span[0] && a.span[1] === b.span[1]));
 
 function render({ model, el }: RenderProps): () => void {
-  const frame = new Frame(model, el, "generation-map");
+  const offline = Boolean(model.get("_offline"));
+  const live = () => Boolean(model.get("_live")) && !offline;
+  const frame = new Frame(model, el, "generation-map", offline ? OFFLINE_PAGE : live() ? null : FROM_RESULT);
   injectStyle(el, "sw-style-generation", GEN_CSS);
-  const live = () => Boolean(model.get("_live")) && !model.get("_offline");
   const methods = (model.get("_methods") ?? []) as [string, string][];
   const methodText = (m: string) => methods.find(([v]) => v === m)?.[1] ?? m;
 
@@ -164,13 +166,15 @@ function render({ model, el }: RenderProps): () => void {
   const granularity = select("granularity", "granularity", GRANULARITIES, (v) => update(model, { granularity: v }));
   const viewSelect = select("view", "view", VIEWS, (v) => update(model, { view: v }));
   const exports = figureExports(model, () => offlineFigure(), (message) => frame.errors.show(message));
-  const checksButton = button("checks", "checks", () => update(model, { show_checks: !model.get("show_checks") }));
-  const checksNote = h("span", { class: "sw-note", "data-sw-role": "checks-note", title: CHECKS_OFF }, "checks need a kernel");
+  const checksButton = button("checks", "checks", () => update(model, { show_checks: !model.get("show_checks") }),
+    "deletion / insertion over the prompt's tokens for the selection, and integrated gradients' completeness (computed in the kernel)");
   frame.toolbar.append(
     field("method", method), field("target", target), field("contrast", contrast), contrastTokens,
-    field("by", granularity), field("view", viewSelect), ...frame.commonControls(), checksButton, checksNote,
+    field("by", granularity), field("view", viewSelect), ...frame.commonControls(), checksButton,
     h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports),
   );
+  frame.kernel.need("another method, target or contrast", method, target, contrast);
+  frame.kernel.need("the checks", checksButton);
 
   // --- body: chips or matrix, then the colour bar with what it explains
   const label = h("div", { "data-sw-role": "target-label" });
@@ -230,18 +234,11 @@ function render({ model, el }: RenderProps): () => void {
     target.value = String(model.get("target"));
     granularity.value = g;
     viewSelect.value = isMatrix ? "matrix" : "text";
-    for (const control of [method, target, contrast]) {
-      control.disabled = !live();
-      control.title = live() ? "" : "computed without a kernel: recompute in Python to change this";
-    }
     const wanted = model.get("contrast");
     if (wanted !== contrastShown) {
       contrastShown = wanted;
       contrast.value = wanted === null || wanted === undefined ? "" : typeof wanted === "object" ? JSON.stringify(wanted) : String(wanted);
     }
-    checksButton.disabled = !live();
-    checksNote.hidden = live();
-    checksButton.title = live() ? "deletion / insertion over the prompt's tokens for the selection, and integrated gradients' completeness (computed in the kernel)" : CHECKS_OFF;
     checksButton.setAttribute("aria-pressed", String(Boolean(model.get("show_checks"))));
     strip.update(null, sign, lut);
     notes.hidden = !strip.el.hidden && strip.el.querySelector('[data-sw-check="completeness"]') !== null; // the strip shows them

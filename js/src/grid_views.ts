@@ -3,11 +3,34 @@
 import { h, throttleFrame } from "./dom";
 import { formatValue } from "./format";
 import { Heatmap } from "./heatmap";
-import { colorize, type Sign } from "./colors";
-import { cellSize } from "./layout";
+import { BACKDROP_BLACK, BACKDROP_WHITE, colorize, greyscale, type Sign } from "./colors";
+import { cellSize, columnLabelPlan } from "./layout";
 import { mapGrid, type MapLayout } from "./mapview";
-import { labelStride, visibleRange } from "./rows";
-import { fitText, labelColumn } from "./text";
+import { visibleRange } from "./rows";
+import { fitText, labelColumn, textWidth } from "./text";
+
+/** The grid's own rules (injected by jacobian_grid.ts after the shared sheet): column labels, full tile
+ *  captions, and a sample box that holds five digits. */
+export const GRID_CSS = `
+[data-sw-widget=jacobian-grid] .sw-colclip{position:relative;overflow:hidden;max-width:100%;flex:none}
+[data-sw-widget=jacobian-grid] .sw-collabels span{font-size:11px;line-height:14px;cursor:default}
+[data-sw-widget=jacobian-grid] .sw-tile-label{white-space:normal;overflow:visible;text-overflow:clip;overflow-wrap:anywhere;text-align:center}
+[data-sw-widget=jacobian-grid] .sw-tile-label>span{display:block}
+[data-sw-widget=jacobian-grid] .sw-tile-score{color:var(--sw-muted);font-variant-numeric:tabular-nums}
+[data-sw-widget=jacobian-grid] input[data-sw-action=index]{width:calc(5ch + 36px)}
+`;
+
+/** The faint input under image tiles spans these greys (UNDERLAY in saliency_widgets/export.py): pale, so the
+ *  map's colours stay what the colour bar says and the input only shows where the map is near 0. */
+export const UNDERLAY: [number, number] = [200, 250];
+
+/** The pale greys (one byte per pixel) under image tiles: `greyscale` stretched from its backdrop range onto
+ *  UNDERLAY, rounded half up (``faint_underlay`` in export.py). */
+export function faintUnderlay(pixels: Uint8Array, channels: number): Uint8Array {
+  const grey = greyscale(pixels, channels);
+  const gain = (UNDERLAY[1] - UNDERLAY[0]) / (BACKDROP_WHITE - BACKDROP_BLACK);
+  return grey.map((g) => Math.floor(UNDERLAY[0] + gain * (g - BACKDROP_BLACK) + 0.5));
+}
 
 export interface GridContext {
   /** Every output row of the Jacobian (flat indices), in the order of its values. */
@@ -34,6 +57,8 @@ export interface GridView {
   focus(flat: number): void;
   /** Every shown row as one canvas (for the offline export). */
   compose(): HTMLCanvasElement;
+  /** The input picture (rows × cols × channels uint8) drawn faintly under image tiles; null: none. */
+  setUnderlay?(pixels: Uint8Array | null, channels: number): void;
 }
 
 interface Painted {
@@ -47,6 +72,10 @@ interface Painted {
 export const ROW_HEIGHTS = [1, 2, 4, 8, 14, 20, 28];
 const VIEWPORT = 420;
 const LABEL_MIN = 10;
+/** Column labels: font, line height and the longest a slanted one is drawn (the full name shows on hover). */
+const COLUMN_FONT = "11px system-ui, sans-serif";
+const COLUMN_LINE = 14;
+const COLUMN_MAX = 120;
 
 /** Vector inputs: rows × inputs heatmap, only the rows in view drawn (any number of outputs), row zoom. */
 export class MatrixView implements GridView {
@@ -56,8 +85,9 @@ export class MatrixView implements GridView {
   private inner = h("div", { class: "sw-scroll-inner" });
   private labels = h("div", { class: "sw-rowlabels sw-vlabels" });
   private selMark = h("div", { class: "sw-mark" });
-  private colMark = h("div", { class: "sw-mark" });
+  private colMark = h("div", { class: "sw-mark", "data-sw-role": "column-mark" });
   private colLabels = h("div", { class: "sw-collabels" });
+  private colClip = h("div", { class: "sw-colclip" }, [this.colLabels]);
   private zoomNote = h("span", { class: "sw-note" });
   private order: number[] = [];
   private index: Map<number, number>;
@@ -82,7 +112,10 @@ export class MatrixView implements GridView {
     this.inner.append(this.labels, this.heat.canvas, this.selMark, this.colMark);
     this.scroller.append(this.inner);
     this.heat.canvas.style.left = `${this.labelWidth}px`;
-    this.scroller.addEventListener("scroll", throttleFrame(() => this.paint()));
+    this.scroller.addEventListener("scroll", throttleFrame(() => {
+      this.paint();
+      this.colLabels.style.transform = `translateX(${-this.scroller.scrollLeft}px)`;
+    }));
     const zoom = (step: number) => {
       const at = ROW_HEIGHTS.indexOf(this.rowHeight);
       this.setRowHeight(ROW_HEIGHTS[Math.min(ROW_HEIGHTS.length - 1, Math.max(0, at + step))]);
@@ -94,7 +127,7 @@ export class MatrixView implements GridView {
       this.zoomNote,
     ]);
     this.buildColumnLabels();
-    this.el = h("div", { class: "sw-matrix-view" }, [tools, this.scroller, this.colLabels]);
+    this.el = h("div", { class: "sw-matrix-view" }, [tools, this.scroller, this.colClip]);
     this.heat.canvas.addEventListener("click", (ev) => {
       const flat = this.rowAt(ev);
       if (flat !== null) ctx.pick(flat);
@@ -225,21 +258,44 @@ export class MatrixView implements GridView {
     });
   }
 
+  /** Column names under the heatmap: flat when they fit, else slanted and thinned so that none overlap
+   *  (columnLabelPlan); a name cut to fit shows in full on hover, with its column marked. */
   private buildColumnLabels(): void {
     const names = Array.from({ length: this.n }, (_, j) => this.ctx.featureNames[j] ?? String(j));
-    const stride = labelStride(this.colWidth, 14);
-    const max = 110;
-    const longest = Math.min(max, labelColumn(names.filter((_, j) => j % stride === 0), max, 0) - 10);
-    const angle = this.colWidth * stride >= longest + 6 ? 0 : 60;
+    const widest = Math.max(0, ...names.map((name) => textWidth(name, COLUMN_FONT)));
+    const plan = columnLabelPlan(this.colWidth, widest, COLUMN_LINE, COLUMN_MAX);
+    const slant = (plan.angle * Math.PI) / 180;
     this.colLabels.style.marginLeft = `${this.labelWidth}px`;
     this.colLabels.style.width = `${this.n * this.colWidth}px`;
-    this.colLabels.style.height = `${angle ? Math.ceil(longest * Math.sin((angle * Math.PI) / 180)) + 16 : 18}px`;
-    for (let j = 0; j < this.n; j += stride) {
-      const span = h("span", { title: names[j] }, fitText(names[j], angle ? max : this.colWidth * stride - 4, "10.5px system-ui, sans-serif"));
-      span.style.left = `${j * this.colWidth + this.colWidth / 2}px`;
-      span.style.transform = angle ? `rotate(${angle}deg)` : "translateX(-50%)";
+    this.colLabels.style.height = `${plan.height}px`;
+    this.colLabels.dataset.swAngle = String(plan.angle);
+    this.colClip.style.width = `${this.labelWidth + this.n * this.colWidth}px`;
+    for (let j = 0; j < this.n; j += plan.stride) {
+      const centre = j * this.colWidth + this.colWidth / 2;
+      // a slanted name ends at its column and runs down-left, over the row labels' width at most
+      const room = plan.angle ? Math.min(COLUMN_MAX, (this.labelWidth + centre) / Math.cos(slant) - 4) : this.colWidth * plan.stride - 6;
+      const span = h("span", { "data-sw-column": String(j), "data-sw-name": names[j] }, fitText(names[j], room, COLUMN_FONT));
+      span.style.left = `${centre}px`;
+      if (plan.angle) {
+        Object.assign(span.style, { top: `${2 + (COLUMN_LINE / 2) * Math.cos(slant) - COLUMN_LINE / 2}px`, transformOrigin: "100% 50%", transform: `translateX(-100%) rotate(${-plan.angle}deg)` });
+      } else {
+        Object.assign(span.style, { top: "2px", transform: "translateX(-50%)" });
+      }
+      span.addEventListener("mouseenter", (ev) => {
+        this.markColumn(j);
+        this.ctx.tooltip(names[j], ev);
+      });
+      span.addEventListener("mouseleave", () => {
+        this.colMark.style.display = "none";
+        this.ctx.hideTooltip();
+      });
       this.colLabels.append(span);
     }
+  }
+
+  /** Outlines input column `j` over the rows in view. */
+  private markColumn(j: number): void {
+    Object.assign(this.colMark.style, { display: "block", left: `${this.labelWidth + j * this.colWidth}px`, top: `${this.range[0] * this.rowHeight}px`, width: `${this.colWidth}px`, height: `${(this.range[1] - this.range[0]) * this.rowHeight}px` });
   }
 
   private rowAt(ev: MouseEvent): number | null {
@@ -252,8 +308,7 @@ export class MatrixView implements GridView {
     if (!c || !this.painted) return;
     const flat = this.order[this.range[0] + c.row];
     const name = this.ctx.featureNames[c.col] ?? `input ${c.col}`;
-    this.colMark.style.display = "block";
-    Object.assign(this.colMark.style, { left: `${this.labelWidth + c.col * this.colWidth}px`, top: `${this.range[0] * this.rowHeight}px`, width: `${this.colWidth}px`, height: `${(this.range[1] - this.range[0]) * this.rowHeight}px` });
+    this.markColumn(c.col);
     this.ctx.hover(flat, c.col, name);
     const v = this.painted.values[(this.index.get(flat) ?? 0) * this.n + c.col];
     this.ctx.tooltip(`${this.ctx.labels[flat]} ← ${name}\n∂out/∂in ${formatValue(v)}`, ev);
@@ -271,7 +326,7 @@ export class MatrixView implements GridView {
       ev.preventDefault();
       this.keyColumn = Math.min(this.n - 1, Math.max(0, this.keyColumn + (ev.key === "ArrowRight" ? 1 : -1)));
       const j = this.keyColumn;
-      Object.assign(this.colMark.style, { display: "block", left: `${this.labelWidth + j * this.colWidth}px`, top: `${this.range[0] * this.rowHeight}px`, width: `${this.colWidth}px`, height: `${(this.range[1] - this.range[0]) * this.rowHeight}px` });
+      this.markColumn(j);
       this.ctx.hover(flat, j, this.ctx.featureNames[j] ?? `input ${j}`);
     } else if (ev.key in moves) {
       ev.preventDefault();
@@ -285,14 +340,29 @@ export class MatrixView implements GridView {
 /** Most tiles drawn at once (search, sort and top-k reach the others). */
 export const TILE_MAX = 120;
 
-/** Image and sequence inputs: one small map per output, flowing in as many columns as fit. */
+/** Narrowest tile (px of map), so that captions wrap into a few lines at most. */
+const TILE_MIN = 72;
+
+interface Tile {
+  tile: HTMLElement;
+  heat: Heatmap;
+  /** The faint input under the map (image inputs). */
+  underlay: Heatmap | null;
+  caption: HTMLElement;
+  mark: HTMLElement;
+}
+
+/** Image and sequence inputs: one small map per output, flowing in as many columns as fit; image maps lie
+ *  over a faint grey copy of the input (transparent where the map is 0) and every caption is shown in full. */
 export class TilesView implements GridView {
   readonly el: HTMLElement;
   private grid = h("div", { class: "sw-grid", role: "group", "aria-label": "outputs" });
   private note = h("div", { class: "sw-note" });
-  private tiles = new Map<number, { tile: HTMLElement; heat: Heatmap; caption: HTMLElement; mark: HTMLElement }>();
+  private tiles = new Map<number, Tile>();
   private order: number[] = [];
   private painted: Painted | null = null;
+  /** The faint greys under image tiles (one byte per pixel), once the input has arrived. */
+  private underlay: Uint8Array | null = null;
   private selected = -1;
   private geo: ReturnType<typeof mapGrid>;
   private cell: number;
@@ -302,9 +372,9 @@ export class TilesView implements GridView {
   constructor(private ctx: GridContext, private scores: () => ArrayLike<number>) {
     this.geo = mapGrid(ctx.layout);
     this.size = this.geo.rows * this.geo.cols;
-    this.cell = cellSize(this.geo.rows, this.geo.cols, 84, 84, 0.25, 6);
+    this.cell = cellSize(this.geo.rows, this.geo.cols, 84, 84, 0.25, 8);
     this.index = new Map(ctx.rows.map((f, i) => [f, i]));
-    const w = Math.max(this.geo.cols * this.cell, 56) + 8;
+    const w = Math.max(this.geo.cols * this.cell, TILE_MIN) + 8;
     this.grid.style.gridTemplateColumns = `repeat(auto-fill, minmax(${w}px, 1fr))`;
     this.el = h("div", { class: "sw-tiles" }, [this.grid, this.note]);
   }
@@ -335,6 +405,11 @@ export class TilesView implements GridView {
     this.tiles.get(flat)?.tile.focus();
   }
 
+  setUnderlay(pixels: Uint8Array | null, channels: number): void {
+    this.underlay = pixels && this.ctx.layout.kind === "image" ? faintUnderlay(pixels, channels) : null;
+    this.paint();
+  }
+
   compose(): HTMLCanvasElement {
     const shown = this.order.slice(0, TILE_MAX);
     const columns = Math.max(1, Math.min(10, Math.ceil(Math.sqrt(shown.length * 1.6))));
@@ -345,7 +420,9 @@ export class TilesView implements GridView {
     ctx.fillRect(0, 0, out.width, out.height);
     shown.forEach((flat, i) => {
       const t = this.tiles.get(flat);
-      if (t) ctx.drawImage(t.heat.canvas, (i % columns) * w + 1, Math.floor(i / columns) * hgt + 1);
+      for (const layer of t ? [t.underlay?.canvas, t.heat.canvas] : []) {
+        if (layer && layer.width) ctx.drawImage(layer, (i % columns) * w + 1, Math.floor(i / columns) * hgt + 1);
+      }
     });
     return out;
   }
@@ -358,9 +435,11 @@ export class TilesView implements GridView {
       const t = this.tiles.get(flat);
       const i = this.index.get(flat);
       if (!t || i === undefined) continue;
-      t.heat.draw(values.subarray(i * this.size, (i + 1) * this.size), this.geo.rows, this.geo.cols, sign, m, lut, { at: this.geo.at });
+      if (t.underlay && this.underlay) t.underlay.paintRGB(this.underlay, this.geo.rows, this.geo.cols, 1);
+      const overlay = Boolean(t.underlay && this.underlay);
+      t.heat.draw(values.subarray(i * this.size, (i + 1) * this.size), this.geo.rows, this.geo.cols, sign, m, lut, { at: this.geo.at, overlay });
       const label = this.ctx.labels[flat] ?? String(flat);
-      t.caption.textContent = `${label} · ${formatValue(s[flat])}`;
+      t.caption.replaceChildren(h("span", { class: "sw-tile-name" }, label), h("span", { class: "sw-tile-score" }, formatValue(s[flat])));
       t.tile.title = `${label} · score ${formatValue(s[flat])}`;
       t.heat.canvas.setAttribute("aria-label", `∂“${label}”/∂input map, ${this.geo.rows}×${this.geo.cols}`);
     }
@@ -373,14 +452,16 @@ export class TilesView implements GridView {
     return this.ctx.layout.kind === "image" ? `pixel (${row}, ${col})` : `t = ${col}, ${this.ctx.featureNames[row] ?? `feature ${row}`}`;
   }
 
-  private makeTile(flat: number): { tile: HTMLElement; heat: Heatmap; caption: HTMLElement; mark: HTMLElement } {
+  private makeTile(flat: number): Tile {
     const heat = new Heatmap({ "data-sw-output": String(flat), role: "img" });
-    heat.setDisplaySize(this.geo.cols * this.cell, this.geo.rows * this.cell);
+    const underlay = this.ctx.layout.kind === "image" ? new Heatmap({ "data-sw-role": "underlay", "aria-hidden": "true" }) : null;
+    for (const layer of [underlay, heat]) layer?.setDisplaySize(this.geo.cols * this.cell, this.geo.rows * this.cell);
     const mark = h("div", { class: "sw-mark" });
     mark.style.display = "none";
     const caption = h("span", { class: "sw-tile-label" });
+    const layers = underlay ? [underlay.canvas, heat.canvas] : [heat.canvas];
     const tile = h("div", { class: "sw-tile", role: "button", tabindex: "-1", "data-sw-output": String(flat), "aria-pressed": "false" }, [
-      h("div", { class: "sw-stage" }, [heat.canvas, mark]),
+      h("div", { class: "sw-stage" }, [...layers, mark]),
       caption,
     ]);
     tile.addEventListener("click", () => this.ctx.pick(flat));
@@ -402,7 +483,7 @@ export class TilesView implements GridView {
       for (const t of this.tiles.values()) t.mark.style.display = "none";
       this.ctx.hideTooltip();
     }));
-    const entry = { tile, heat, caption, mark };
+    const entry = { tile, heat, underlay, caption, mark };
     this.tiles.set(flat, entry);
     return entry;
   }

@@ -1,14 +1,16 @@
 /** anywidget entry of JacobianGrid: every output × every input on one locked colour scale. */
+import { Announcer, injectA11yStyle } from "./a11y";
 import { BarList } from "./bars";
 import { toIndex, type Sign } from "./colors";
 import { field, select } from "./controls";
 import { figureExports } from "./exporting";
 import { h } from "./dom";
 import { Frame, FRAME_TRAITS } from "./frame";
-import { MatrixView, TilesView, type GridContext, type GridView } from "./grid_views";
+import { GRID_CSS, MatrixView, TilesView, type GridContext, type GridView } from "./grid_views";
 import { type MapLayout } from "./mapview";
 import { onChanges, tensor, update, type RenderProps } from "./model";
 import { orderRows, windowAround, type RowQuery } from "./rows";
+import { injectStyle } from "./style";
 import { slug } from "./text";
 
 /** Column j of a rows × size matrix. */
@@ -22,6 +24,9 @@ const TOP_OPTIONS: [string, string][] = [["0", "all"], ["10", "top 10"], ["50", 
 
 function render({ model, el }: RenderProps): () => void {
   const frame = new Frame(model, el, "jacobian-grid");
+  injectStyle(el, "sw-style-grid", GRID_CSS);
+  injectA11yStyle(el);
+  const announcer = new Announcer();
   const layout = model.get("_layout") as MapLayout;
   const rows = model.get("_rows") as number[];
   const labels = model.get("_labels") as string[];
@@ -103,10 +108,17 @@ function render({ model, el }: RenderProps): () => void {
   const side = h("div", { class: "sw-panel" }, [profileTitle, profileNote, profile.el]);
   const main = h("div", { class: "sw-view" }, [finder, view.el, h("div", { class: "sw-legend" }, [frame.colorbar.el])]);
   frame.body.append(main, side);
+  frame.root.append(announcer.el);
   frame.title.textContent = "Jacobian";
   reorder();
 
+  let imageWire: unknown = undefined;
   const redraw = () => {
+    if (model.get("_image") !== imageWire) {
+      imageWire = model.get("_image");
+      const picture = tensor(model, "_image");
+      view.setUnderlay?.(picture ? (picture.values as Uint8Array) : null, picture?.shape[2] ?? 1);
+    }
     const jac = tensor(model, "_jacobian");
     if (jac) {
       values = Float32Array.from(jac.values);
@@ -114,13 +126,15 @@ function render({ model, el }: RenderProps): () => void {
       if (query.sort === "score" || query.top > 0) reorder();
       view.draw(values, scale.sign, scale.m, scale.lut);
     }
-    view.select(Number(model.get("selected")));
+    const selected = Number(model.get("selected"));
+    view.select(selected);
+    announcer.say(String(selected), `selected output ${selected}: ${labels[selected] ?? selected}`);
     const d = layout.display_shape;
     frame.sub.textContent = `${rows.length} outputs × ${d.join("×")} inputs · ${model.get("output")}` + (layout.channel_axis !== null ? " · channels summed" : "");
     if (lastHover) showProfile(lastHover.flat, lastHover.j, lastHover.name);
     frame.sync(Number(model.get("_n_samples")));
   };
-  const stop = onChanges(model, [...FRAME_TRAITS, "selected", "output", "_jacobian"], redraw);
+  const stop = onChanges(model, [...FRAME_TRAITS, "selected", "output", "_jacobian", "_image"], redraw);
   redraw();
   return () => {
     stop();

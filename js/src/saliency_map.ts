@@ -1,18 +1,26 @@
-/** anywidget entry of SaliencyMap: output panel + attribution map of the selected output. */
+/**
+ * anywidget entry of SaliencyMap: output panel + attribution map of the selected output — over the input or side
+ * by side with it (trait `view`), alone or one per method in a row (trait `methods`), with the words that name what
+ * it shows (top-k, the colour bar's target, the checks' readings) and an announcement of each new map.
+ */
+import { Announcer, injectA11yStyle } from "./a11y";
 import { localAttribution, reduceChannels, type LocalMethod } from "./attribution";
 import { OutputPanel } from "./bars";
 import { ChecksStrip } from "./checks_strip";
 import { type ColorBarState } from "./colorbar";
-import { toIndex } from "./colors";
-import { field, select } from "./controls";
+import { scaleMax, shownSign, toIndex } from "./colors";
+import { button, field, select } from "./controls";
+import { decode } from "./decode";
 import { figureExports } from "./exporting";
 import { h } from "./dom";
 import { formatValue } from "./format";
 import { Frame, FRAME_TRAITS } from "./frame";
 import { barValue, listedFeatures, MapView, type MapLayout } from "./mapview";
+import { MethodsRow, type RowMap } from "./methods_row";
 import { slug } from "./text";
 import { onChanges, request, tensor, update, type AnyModel, type RenderProps } from "./model";
 import type { TokenState } from "./textview";
+import { pushesText, scaleRange, targetLegend } from "./words";
 import { zeroDetail, zeroReason, zeroSentence } from "./zero";
 
 const METHOD_TEXT: Record<string, string> = {
@@ -26,6 +34,8 @@ const METHOD_TEXT: Record<string, string> = {
 };
 /** Methods that map from a spatial layer (the layer picker is shown for them). */
 const CAM_METHODS = ["gradcam", "gradcam_plus_plus"];
+/** What an offline page says when a click asks for a map it does not embed. */
+const NOT_EMBEDDED = "That map is not embedded in this page (it holds the maps shown when it was written, and gradient and gradient × input for every output when the Jacobian fits); computing it needs the kernel.";
 
 interface Current {
   values: Float32Array;
@@ -55,18 +65,73 @@ export function contrastOf(model: AnyModel): number | null {
   return c === null || c === undefined ? null : Number(c);
 }
 
-/** True when a kernel reply's metadata answers the current request (every field of it equal). */
+/** What a reply's metadata means when it leaves a field out. */
+const ABSENT: Record<string, unknown> = { cam_layer: "", request: 0, contrast: null };
+
+/** True when a kernel reply's metadata answers the current request (every field of it equal). In an offline
+ *  page no reply comes late: the embedded map answers its key whatever the request number. */
 export function answersCurrent(meta: Record<string, unknown>, model: AnyModel): boolean {
-  const absent: Record<string, unknown> = { cam_layer: "", request: 0, contrast: null };
-  return Object.entries(currentRequest(model)).every(([k, v]) => (meta[k] ?? absent[k]) === v);
+  const offline = Boolean(model.get("_offline"));
+  return Object.entries(currentRequest(model)).every(([k, v]) => (offline && k === "request") || (meta[k] ?? ABSENT[k]) === v);
+}
+
+/** Whether an offline page can draw the request `changes` would make: a gradient or input × gradient map
+ *  of the embedded Jacobian's sample, or the key of a map the page embeds (`_attribution`, `_method_maps`). */
+export function answerableOffline(model: AnyModel, changes: Record<string, unknown>): boolean {
+  const key: Record<string, unknown> = { ...currentRequest(model), ...changes };
+  const jac = model.get("_jacobian") as Record<string, unknown> | null;
+  const methods = ((model.get("methods") ?? []) as string[]).length ? (model.get("methods") as string[]) : [String(key.method)];
+  const embeds = (name: string) => {
+    const meta = model.get(name) as Record<string, unknown> | null;
+    return Boolean(meta) && ["target", "contrast", "index", "output", "cam_layer"].every((k) => ((meta as Record<string, unknown>)[k] ?? ABSENT[k]) === key[k]);
+  };
+  return methods.every((m) => {
+    if (jac && (model.get("_local_methods") as string[]).includes(m) && jac.index === key.index && jac.output === key.output) return true;
+    const row = model.get("_method_maps") as { methods?: string[] } | null;
+    return (embeds("_attribution") && (model.get("_attribution") as Record<string, unknown>).method === m) || (embeds("_method_maps") && Boolean(row?.methods?.includes(m)));
+  });
 }
 
 /** The map for the current request: derived locally from the prefetched Jacobian when possible, else
  *  the kernel's reply if it answers this very request (an older reply is never drawn); null while computing. */
 export function currentAttribution(model: AnyModel, layout: MapLayout): Current | null {
+  const local = localMap(model, layout, String(model.get("method")));
+  if (local) return local;
+  const reply = tensor(model, "_attribution");
+  const m = reply?.meta;
+  if (reply && m && answersCurrent(m, model)) {
+    return { values: Float32Array.from(reply.values), completeness: m.completeness_error ?? null, note: m.note || null, nonnegative: Boolean(m.nonnegative) };
+  }
+  return null;
+}
+
+/** The methods row's maps (trait `methods`), in its order: derived from the Jacobian, else from the kernel's
+ *  `_method_maps` when they answer the sample, target, contrast, output and layer on screen (whatever the request
+ *  number: they hold every method of the row, so a click on another map needs none), else the current method's
+ *  own map; null while computing. */
+export function methodMaps(model: AnyModel, layout: MapLayout): (Current | null)[] {
+  const methods = (model.get("methods") ?? []) as string[];
+  const key = currentRequest(model);
+  const row = tensor(model, "_method_maps");
+  const m = row?.meta ?? {};
+  const fits = Boolean(row) && ["target", "contrast", "index", "output", "cam_layer"].every((k) => (m[k] ?? ABSENT[k]) === key[k]);
+  const size = row ? row.values.length / Math.max(1, row.shape[0]) : 0;
+  return methods.map((method) => {
+    const local = localMap(model, layout, method);
+    if (local) return local;
+    const k = fits ? (m.methods as string[]).indexOf(method) : -1;
+    if (row && k >= 0) {
+      const values = Float32Array.from(row.values.subarray(k * size, (k + 1) * size));
+      return { values, completeness: m.completeness_error?.[k] ?? null, note: m.notes?.[k] || null, nonnegative: Boolean(m.nonnegative?.[k]) };
+    }
+    return method === key.method ? currentAttribution(model, layout) : null;
+  });
+}
+
+/** The map of `method` derived from the prefetched Jacobian (gradient, input × gradient), or null. */
+function localMap(model: AnyModel, layout: MapLayout, method: string): Current | null {
   const target = Number(model.get("target"));
   const index = Number(model.get("index"));
-  const method = String(model.get("method"));
   const output = String(model.get("output"));
   const jac = tensor(model, "_jacobian");
   const input = tensor(model, "_input");
@@ -82,11 +147,6 @@ export function currentAttribution(model: AnyModel, layout: MapLayout): Current 
       shown: hidden ? hidden.map((h) => !h) : null,
     });
     return { values: reduceChannels(values, layout.sample_shape, layout.channel_axis), completeness: null, note, nonnegative: false };
-  }
-  const reply = tensor(model, "_attribution");
-  const m = reply?.meta;
-  if (reply && m && answersCurrent(m, model)) {
-    return { values: Float32Array.from(reply.values), completeness: m.completeness_error ?? null, note: m.note || null, nonnegative: Boolean(m.nonnegative) };
   }
   return null;
 }
@@ -104,16 +164,30 @@ export function predictionText(scores: ArrayLike<number>, labels: string[], trut
 
 function render({ model, el }: RenderProps): () => void {
   const frame = new Frame(model, el, "saliency-map");
+  /** A request the view makes: in an offline page only one the page can draw (else the note says why). */
+  const ask = (changes: Record<string, unknown>) => {
+    const refused = frame.kernel.off && !answerableOffline(model, changes);
+    frame.kernel.say(NOT_EMBEDDED, refused);
+    if (!refused) request(model, changes);
+  };
+  injectA11yStyle(el);
   const layout = model.get("_layout") as MapLayout;
-  const view = new MapView(layout, model.get("_feature_names") as string[], frame.tooltip);
+  const names = model.get("_feature_names") as string[];
+  const view = new MapView(layout, names, frame.tooltip, { fit: true });
+  /** The methods row: a click on a map makes its method the current one (its checks, list and colour bar). */
+  const row = new MethodsRow(layout, names, frame.tooltip, (m) => m !== model.get("method") && ask({ method: m }));
+  view.onWidth = (width) => row.resize(width);
+  view.afterMap(row.el);
+  const announcer = new Announcer();
+  frame.root.append(announcer.el);
   /** A click on output k selects it (dropping a contrast it was); an alt-click contrasts the target with it (again: clears). */
   const panel = new OutputPanel((k, alt) => {
     const contrast = contrastOf(model);
-    if (!alt) request(model, k === contrast ? { target: k, contrast: null } : { target: k });
-    else if (k !== Number(model.get("target"))) request(model, { contrast: k === contrast ? null : k });
+    if (!alt) ask(k === contrast ? { target: k, contrast: null } : { target: k });
+    else if (k !== Number(model.get("target"))) ask({ contrast: k === contrast ? null : k });
   });
   const methods = (model.get("_methods") as string[]).map((m): [string, string] => [m, METHOD_TEXT[m] ?? m]);
-  const method = select("attribution method", "method", methods, (v) => request(model, { method: v }));
+  const method = select("attribution method", "method", methods, (v) => ask({ method: v }));
   const camLayers = (model.get("_cam_layers") ?? []) as string[];
   const camLabels = (model.get("_cam_layer_labels") ?? []) as string[];
   const camLabel = (i: number) => camLabels[i] ?? camLayers[i] ?? "none";
@@ -131,9 +205,15 @@ function render({ model, el }: RenderProps): () => void {
     return `“${labelOf(Number(model.get("target")))}”` + (contrast === null ? "" : ` vs “${labelOf(contrast)}”`);
   };
   const outputChoices = (model.get("_labels") as string[]).map((label, k): [string, string] => [String(k), label]);
-  const versus = select("contrast with output (versus)", "contrast", [["", "none"], ...outputChoices], (v) => request(model, { contrast: v === "" ? null : Number(v) }));
+  const versus = select("contrast with output (versus)", "contrast", [["", "none"], ...outputChoices], (v) => ask({ contrast: v === "" ? null : Number(v) }));
   versus.setAttribute("data-sw-role", "contrast");
   versus.title = "why the selected output and not this one: the map of their score difference (alt-click an output too)";
+  const arrangement = select("layout", "view", [["overlay", "overlay"], ["side_by_side", "side by side"]], (v) => update(model, { view: v }));
+  arrangement.title = "the map over the input, or the input, the map and the overlay side by side (a sequence: its input signal above the map)";
+  const arrangementField = field("layout", arrangement);
+  if (layout.kind !== "image" && layout.kind !== "sequence") arrangementField.style.display = "none";
+  const shared = button("shared scale", "shared-scale", () => update(model, { shared_scale: !model.get("shared_scale") }), "one colour scale for every map of the row (off: each map on its own scale)");
+  const methodsOf = () => (model.get("methods") ?? []) as string[];
   const exports = figureExports(model, () => {
     const current = currentAttribution(model, layout);
     const contrast = contrastOf(model);
@@ -151,15 +231,16 @@ function render({ model, el }: RenderProps): () => void {
       title: frame.title.textContent ?? "",
       subtitle: `${frame.sub.textContent ?? ""} · ${verdict.textContent ?? ""}`,
       name: `saliency-${slug(labelOf(model.get("target")))}${contrast === null ? "" : `-vs-${slug(labelOf(contrast))}`}-${model.get("method")}`,
-      map: view.compose(Number(model.get("opacity"))),
-      bars: layout.kind === "vector"
+      map: methodsOf().length ? row.compose(Number(model.get("opacity"))) : view.compose(Number(model.get("opacity"))),
+      bars: layout.kind === "vector" && !methodsOf().length
         ? listedFeatures(values, sign).slice(0, 48).map((k) => ({ label: names[k] ?? `feature ${k}`, value: barValue(values[k], sign), shown: values[k], color: color(values[k]) }))
         : undefined,
       colorbar: frame.colorbar.state as ColorBarState,
       note: note ? zeroSentence(note) : undefined,
     };
   }, (message) => frame.errors.show(message));
-  frame.toolbar.append(field("method", method), camField, field("versus", versus), ...frame.commonControls());
+  frame.toolbar.append(field("method", method), camField, field("versus", versus), arrangementField, shared, ...frame.commonControls());
+  if (camLayers.length) frame.kernel.need("another Grad-CAM layer", camLayer);
   if (layout.kind === "image") frame.toolbar.append(field("opacity", opacity));
   frame.toolbar.append(h("span", { class: "sw-spacer" }), h("span", { class: "sw-exports" }, exports));
   const zero = h("div", { class: "sw-zero", "data-sw-role": "note", role: "note", hidden: true });
@@ -172,6 +253,9 @@ function render({ model, el }: RenderProps): () => void {
   frame.head.append(verdict);
 
   let paintedImage: unknown = null;
+  let sideBySide: boolean | null = null;
+  /** What the colour bar reads for the map drawn (it stays with the dimmed map while a request computes). */
+  let legendText = "";
   /** After the first map is painted, ask the kernel for the Jacobian (targets then switch in the browser). */
   let prefetchAsked = false;
   const prefetchAfterPaint = () => {
@@ -185,8 +269,23 @@ function render({ model, el }: RenderProps): () => void {
     const contrast = contrastOf(model);
     panel.update(scores ? scores.values : new Float32Array(0), model.get("_labels"), target, String(model.get("output")), contrast);
     versus.value = contrast === null ? "" : String(contrast);
-    for (const option of Array.from(versus.options)) option.disabled = option.value === String(target);
+    const offline = frame.kernel.off;
+    for (const option of Array.from(versus.options)) option.disabled = option.value === String(target) || (offline && !answerableOffline(model, { contrast: option.value === "" ? null : Number(option.value) }));
+    const methods = methodsOf();
+    const inRow = methods.length > 0;
     method.value = String(model.get("method"));
+    for (const option of Array.from(method.options)) option.disabled = (inRow && !methods.includes(option.value)) || (offline && !answerableOffline(model, { method: option.value }));
+    const side = model.get("view") === "side_by_side";
+    arrangement.value = side ? "side_by_side" : "overlay";
+    if (side !== sideBySide) {
+      sideBySide = side;
+      view.setSideBySide(side);
+      row.setSideBySide(side);
+    }
+    view.setMapShown(!inRow);
+    row.el.hidden = !inRow;
+    shared.hidden = !inRow;
+    shared.setAttribute("aria-pressed", String(Boolean(model.get("shared_scale"))));
     camLayer.value = String(model.get("cam_layer") ?? "");
     camField.style.display = CAM_METHODS.includes(String(model.get("method"))) ? "" : "none";
     opacity.value = String(model.get("opacity"));
@@ -194,22 +293,41 @@ function render({ model, el }: RenderProps): () => void {
     const image = model.get("_image");
     if (image && image !== paintedImage) {
       const pic = tensor(model, "_image");
-      if (pic) view.setImage(pic.values as Uint8Array, pic.shape[2] ?? 1);
+      if (pic) {
+        view.setImage(pic.values as Uint8Array, pic.shape[2] ?? 1, pic.meta.caption ?? "");
+        row.setImage(pic.values as Uint8Array, pic.shape[2] ?? 1, pic.meta.caption ?? "");
+      }
       paintedImage = image;
     }
-    view.setTokens((model.get("_tokens") ?? {}) as TokenState);
-    const current = currentAttribution(model, layout);
-    frame.setBusy(current === null, view.stage);
+    const tokens = (model.get("_tokens") ?? {}) as TokenState;
+    view.setTokens(tokens);
+    row.setTokens(tokens);
+    const maps = inRow ? methodMaps(model, layout) : [];
+    // in a row the current method's map may come with the row's (a click on another map asks the kernel for nothing)
+    const current = inRow ? maps[methods.indexOf(String(model.get("method")))] ?? currentAttribution(model, layout) : currentAttribution(model, layout);
+    frame.setBusy(current === null || maps.includes(null), view.stage);
+    const locked = Boolean(model.get("lock_scale") && model.get("scale_max") > 0);
+    const relative = inRow && !model.get("shared_scale") && !locked;
     if (current) {
       // the title, subtitle and note describe the map drawn: while a request is computing they stay with the dimmed map
       const note = current.note;
       frame.nonnegative = current.nonnegative;
       const m = note ? frame.lastM : frame.scaleFor(current.values);
+      if (inRow && !relative && !locked && !note) frame.lastM = Math.max(m, ...maps.map((c) => (c && !c.note ? ownScale(c) : 0)));
       const input = tensor(model, "_input");
-      view.draw(current.values, frame.shownSign, m, frame.lut(), layout.kind === "vector" && input ? input.values : null, note !== null);
+      view.draw(current.values, frame.shownSign, frame.lastM, frame.lut(), input ? input.values : null, note !== null);
+      row.opacity = Number(model.get("opacity"));
+      if (inRow) row.draw(methods.map((name, i) => rowMap(name, maps[i], relative)), String(model.get("method")), input ? input.values : null);
+      const entries = view.entries(current.values);
+      const words = (layout.kind === "vector" || layout.kind === "text") && !note;
+      view.setWords(words ? pushesText(entries.values, entries.names, explained()) : null);
       frame.title.textContent = `Saliency of ${explained()}`;
+      legendText = targetLegend(frame.shownSign, explained());
       const methodText = METHOD_TEXT[model.get("method")] ?? model.get("method");
       view.describeAs(`${frame.title.textContent} by ${methodText}` + (note ? `: zero map, ${note}` : ""), note !== null);
+      const n = Number(model.get("_n_samples"));
+      const sample = n > 1 ? `, sample ${Number(model.get("index")) + 1} of ${n}` : "";
+      announcer.say(JSON.stringify({ ...currentRequest(model), request: 0 }), `${frame.title.textContent} by ${methodText}${sample}`);
       const ce = current.completeness;
       frame.sub.textContent = `${methodText} · ${model.get("output")}` + (ce === null ? "" : ` · completeness error ${formatValue(ce)}`);
       zero.hidden = note === null;
@@ -220,11 +338,22 @@ function render({ model, el }: RenderProps): () => void {
     strip.update(current ? (current.note ? new Float32Array(current.values.length) : current.values) : null, frame.shownSign, frame.lut());
     verdict.textContent = scores ? predictionText(scores.values, model.get("_labels"), model.get("_truth") ?? [], Number(model.get("index"))) : "";
     frame.sync(Number(model.get("_n_samples")));
+    frame.colorbar.update({ ...(frame.colorbar.state as ColorBarState), target: legendText, relative });
   };
-  const stop = onChanges(model, [...FRAME_TRAITS, "target", "contrast", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens", "cam_layer", "_request", "_checks", "_randomization_maps", "_on_demand"], redraw);
+  /** A row map's own colour scale: the normalization rule over it, with its own (one-sided for Grad-CAM) sign. */
+  const ownScale = (c: Current) => scaleMax(c.values, shownSign(frame.signValue, c.nonnegative), Number(model.get("outlier_perc")));
+  /** One map of the row as drawn: the shared (or locked) scale, or its own with its range in its caption. */
+  const rowMap = (name: string, c: Current | null, relative: boolean): RowMap => {
+    const sign = shownSign(frame.signValue, c?.nonnegative ?? false);
+    const m = c && relative ? ownScale(c) : frame.lastM;
+    const caption = (METHOD_TEXT[name] ?? name) + (relative && c ? ` · ${scaleRange(sign, m)}` : "");
+    return { method: name, caption, values: c?.values ?? null, sign, m, lut: decode(model.get("_luts")[sign]) as Uint8Array, neutral: Boolean(c?.note) };
+  };
+  const stop = onChanges(model, [...FRAME_TRAITS, "target", "contrast", "method", "output", "opacity", "_input", "_image", "_jacobian", "_attribution", "_truth", "_tokens", "cam_layer", "_request", "_checks", "_randomization_maps", "_on_demand", "view", "methods", "shared_scale", "_method_maps"], redraw);
   redraw();
   return () => {
     stop();
+    view.dispose();
     frame.dispose();
   };
 }

@@ -112,6 +112,36 @@ const CSS = `
 .sw-tile[aria-pressed=true]{border-color:var(--sw-accent);background:var(--sw-accent-soft)}
 .sw-tile .sw-stage{align-self:center}
 .sw-tile-label{font-size:11px;max-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.sw-root input[data-sw-action=index]{width:calc(5ch + 32px);font-variant-numeric:tabular-nums}
+.sw-main{display:flex;flex-direction:column;gap:6px;min-width:0}
+.sw-pane{position:relative;display:inline-block;line-height:0;border-radius:4px;overflow:hidden;box-shadow:0 0 0 1px var(--sw-outline)}
+.sw-pane canvas{image-rendering:pixelated;display:block}
+.sw-pane canvas+canvas{position:absolute;left:0;top:0}
+.sw-main[hidden],.sw-methods[hidden],.sw-figure[hidden],.sw-signal[hidden],.sw-topk[hidden],.sw-colorbar-target[hidden]{display:none}
+.sw-panels{display:flex;gap:12px;align-items:flex-start;min-width:0}
+.sw-panels>[data-sw-panel=input]{order:1}.sw-panels>[data-sw-panel=map]{order:2}.sw-panels>[data-sw-panel=overlay]{order:3}
+.sw-figure{margin:0;display:flex;flex-direction:column;gap:4px;align-items:flex-start;flex:none;line-height:1.3}
+.sw-figure>figcaption,.sw-figure>.sw-tile-label{font-size:11.5px;color:var(--sw-muted);width:0;min-width:100%;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.sw-methods-row{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+.sw-methods-stack{display:flex;flex-direction:column;gap:6px;align-items:flex-start}
+.sw-method{cursor:pointer;padding:3px;border-radius:6px;border:1px solid transparent}
+.sw-method:hover{background:var(--sw-soft)}
+.sw-method[aria-pressed=true]{border-color:var(--sw-accent);background:var(--sw-accent-soft)}
+.sw-method[aria-pressed=true]>.sw-tile-label{color:var(--sw-fg);font-weight:600}
+.sw-method .sw-tokens{max-width:100%}
+.sw-topk{display:flex;flex-direction:column;gap:2px;font-variant-numeric:tabular-nums;line-height:1.4}
+.sw-topk>div{padding-left:14px;text-indent:-14px}
+.sw-topk>[data-sw-topk=up]::before{content:"▲";display:inline-block;width:14px;text-indent:0;color:#c0392b}
+.sw-topk>[data-sw-topk=down]::before{content:"▼";display:inline-block;width:14px;text-indent:0;color:#2f6fc1}
+.sw-signal{display:flex;flex-direction:column;gap:3px;margin-bottom:4px}
+.sw-signal svg{display:block;background:var(--sw-soft);border-radius:3px;box-shadow:0 0 0 1px var(--sw-outline)}
+.sw-signal canvas{display:block;image-rendering:pixelated;border-radius:3px}
+.sw-signal-key{display:flex;flex-wrap:wrap;gap:2px 12px;font-size:11px;color:var(--sw-muted)}
+.sw-signal-key i{display:inline-block;width:12px;height:3px;margin-right:5px;vertical-align:middle;border-radius:2px}
+.sw-colorbar{grid-template-columns:minmax(200px,max-content)}
+.sw-colorbar .sw-ticks{width:200px}
+.sw-colorbar-target{color:var(--sw-fg);font-weight:500;margin-bottom:2px}
+.sw-colorbar>.sw-note,.sw-colorbar-target{white-space:normal;max-width:560px}
 `;
 
 /** Adds a stylesheet (the shared one by default) once per id to the root node `el` lives in:

@@ -1,4 +1,5 @@
 /** anywidget entry of WeightInspector: the layer list and the selected layer's block table. */
+import { Announcer, injectA11yStyle } from "./a11y";
 import { button, ErrorBox, statusBadge } from "./controls";
 import { figureExports } from "./exporting";
 import { slug } from "./text";
@@ -23,6 +24,8 @@ const DEFAULT_WIDTH = 720;
 function render({ model, el }: RenderProps): () => void {
   injectStyle(el);
   injectStyle(el, "sw-style-weights", INSPECTOR_CSS);
+  injectA11yStyle(el);
+  const announcer = new Announcer();
   const root = h("div", { class: "sw-root", "data-sw-widget": "weight-inspector" });
   const tooltip = new Tooltip(root);
   const title = h("span", { class: "sw-title" });
@@ -55,7 +58,7 @@ function render({ model, el }: RenderProps): () => void {
     }), (message) => errors.show(message))),
   ]);
   const panel = h("div", { class: "sw-panel" }, [h("div", { class: "sw-panel-head" }, "Layers"), list]);
-  root.append(h("div", { class: "sw-head" }, [title, sub, status]), toolbar, errors.el, note, h("div", { class: "sw-body" }, [panel, view]));
+  root.append(h("div", { class: "sw-head" }, [title, sub, status]), toolbar, errors.el, note, h("div", { class: "sw-body" }, [panel, view]), announcer.el);
   el.replaceChildren(root);
   arrowKeys(list);
 
@@ -83,6 +86,7 @@ function render({ model, el }: RenderProps): () => void {
     const info = rows.find((r) => r.name === layer);
     title.textContent = `Weights of “${layer}”`;
     sub.textContent = info ? `${info.type} · output ${shapeText(info.output_shape)} · ${paramsText(info.n_params)} params` : "";
+    announcer.say(layer, `selected layer ${layer}${info ? ` (${info.type})` : ""}`);
   };
 
   const redrawLayer = () => {

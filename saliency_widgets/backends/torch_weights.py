@@ -54,7 +54,9 @@ def listed_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def torch_layers(model: nn.Module, example: Optional[np.ndarray]) -> list[LayerInfo]:
-    """LayerInfo for every listed module; output shapes from a traced forward pass on ``example``.
+    """LayerInfo for every listed module; output shapes from a traced forward pass on ``example``,
+    else on zeros shaped like the last input the model was attributed on (:func:`seen_example`),
+    else on zeros of a ``Linear``-first model's input width.
 
     The batch axis of each output is found by tracing one and two copies of the
     example's first sample (so time-major RNN outputs are handled too). The
@@ -72,15 +74,18 @@ def torch_layers(model: nn.Module, example: Optional[np.ndarray]) -> list[LayerI
         )
     elif example is not None:
         shapes = _traced_shapes(model, listed, example)
-    elif (features := _flat_input_features(listed)) is not None:
-        try:
-            shapes = _traced_shapes(model, listed, np.zeros((1, features), np.float32))
-        except SaliencyError:
-            pass
+    else:
+        for guess in _guessed_examples(model, listed):
+            try:
+                shapes = _traced_shapes(model, listed, guess)
+                break
+            except SaliencyError:
+                pass
     if not scripted and all(shape is None for shape in shapes):
         warnings.warn(
             "output shapes of a torch model are unknown without an input: pass example= or input_shape= "
-            "(one sample's shape) to sw.layers, x= (one batch) or input_shape= to WeightInspector",
+            "(one sample's shape) to sw.layers, x= (one batch) or input_shape= to WeightInspector, "
+            "or attribute the model once first (sw.saliency, a SaliencyMap or a JacobianGrid on an input)",
             SaliencyWarning,
             stacklevel=4,
         )
@@ -91,6 +96,36 @@ def torch_layers(model: nn.Module, example: Optional[np.ndarray]) -> list[LayerI
 
 
 _SHAPE_KEEPING = (nn.Flatten, nn.Identity, nn.Dropout)
+
+
+def _guessed_examples(model: nn.Module, listed: list[tuple[str, nn.Module]]) -> list[np.ndarray]:
+    """Inputs to trace when none is given, best first: the shape the model was last attributed on,
+    then a ``Linear``-first model's input width."""
+    features = _flat_input_features(listed)
+    guesses = [seen_example(model), None if features is None else np.zeros((1, features), np.float32)]
+    return [g for g in guesses if g is not None]
+
+
+def seen_example(model: nn.Module) -> Optional[np.ndarray]:
+    """Zeros (one sample) of the shape and dtype of the last new single-array input the model was
+    attributed on (``sw.saliency``, ``sw.jacobian``, a SaliencyMap or JacobianGrid on it): its backend
+    keeps each input signature (:func:`..structure.signature`) it has seen as a key of ``output_shapes``.
+    None when it has seen none."""
+    from . import get_backend
+
+    keys = list(get_backend(model).output_shapes)
+    for key in reversed(keys):
+        for part in key if isinstance(key, tuple) else ():
+            if _is_one_array_signature(part):
+                shape, dtype = part[0]
+                return np.zeros((1, *shape), np.dtype(dtype))
+    return None
+
+
+def _is_one_array_signature(part: Any) -> bool:
+    """Whether ``part`` is the signature of a single array: ``((per-sample shape, dtype str),)``."""
+    return (isinstance(part, tuple) and len(part) == 1 and isinstance(part[0], tuple) and len(part[0]) == 2
+            and isinstance(part[0][0], tuple) and isinstance(part[0][1], str))
 
 
 def _flat_input_features(listed: list[tuple[str, nn.Module]]) -> Optional[int]:

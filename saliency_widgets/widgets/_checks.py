@@ -106,3 +106,31 @@ def randomization_item(result: checks.Randomization) -> dict[str, Any]:
 def computing() -> dict[str, Any]:
     return {"status": "computing", "text": "computing…"}
 
+
+
+#: One line per check of the SaliencyMap's strip: what its number is and which value is good.
+READINGS = {
+    "completeness": "Integrated gradients' attributions should add up to f(x) − f(baseline); good: an error under "
+                    f"{format_value(100 * COMPLETENESS_LIMIT)}%.",
+    "random_logit": "ρ: rank correlation (Spearman) of this map with other outputs' maps; good: well under "
+                    f"{format_value(RANDOM_LOGIT_LIMIT)} — a map that looks the same for every class does not explain the class.",
+    "deletion_insertion": "Good: deletion falls fast (low AUC) as the top-ranked {noun} are removed; insertion rises fast "
+                          "(high AUC) as they are revealed on the baseline — insertion AUC above deletion AUC.",
+    "randomization": "ρ: rank correlation of the map with the map of a model whose layers are re-initialized, top layer "
+                     f"first; good: falling towards 0 (under {format_value(RANDOMIZATION_LIMIT)}) — a map that survives "
+                     "random weights shows the input, not what the model learned.",
+}
+#: What deletion / insertion removes, by input kind.
+ELEMENTS = {"vector": "features", "image": "pixels", "sequence": "time × feature cells", "text": "tokens"}
+
+
+def with_reading(name: str, item: dict[str, Any], kind: str) -> dict[str, Any]:
+    """``item`` with its one-line reading (``explain``); the deletion / insertion curves also get their axes
+    (``x_label``, ``y_label``), so the strip draws them as a labelled chart."""
+    if item.get("status") == "computing" or name not in READINGS:
+        return item
+    noun = ELEMENTS.get(kind, "elements")
+    out = {**item, "explain": READINGS[name].format(noun=noun)}
+    if name == "deletion_insertion":
+        out.update(x_label=f"fraction of {noun} removed / revealed", y_label="score")
+    return out

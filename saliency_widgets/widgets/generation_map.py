@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pathlib
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 import traitlets as t
@@ -20,8 +20,8 @@ from ..transport import ARRAY_TRAIT, to_wire
 from . import _checks
 from ._collection import collection_deferred
 from ._export import slug
-from ._guarded import GuardedWidget, bundle
-from .standalone import standalone_html
+from ._guarded import GuardedWidget, Step, bundle, kept
+from .standalone import html_budget, standalone_html
 
 #: Groupings the granularity control offers (each sent with the first paint).
 GRANULARITIES = ("token", "word", "sentence")
@@ -258,7 +258,8 @@ class GenerationMap(GuardedWidget):
     @t.observe("show_checks", "selected", "span", "granularity")
     def _on_checks(self, change: dict[str, Any]) -> None:
         if self._ready and not self._reverting:
-            self._follow_checks()
+            with self._watched():  # the views show its progress
+                self._follow_checks()
 
     # ------------------------------------------------------------ figures
     def to_figure(self, *, checks: bool = False, **kw: Any) -> Any:
@@ -283,26 +284,46 @@ class GenerationMap(GuardedWidget):
         start, stop = self.rows
         return f"generation-{slug(''.join(self.attribution.generated_tokens[start:stop]))}-{self.method}"
 
-    def to_html(self, path: Union[str, pathlib.Path, None] = None, *, title: str = "saliency_widgets") -> Any:
+    def to_html(self, path: Union[str, pathlib.Path, None] = None, *, title: str = "saliency_widgets",
+                max_bytes: Optional[int] = None) -> Any:
         """A self-contained page with every row embedded, clickable offline: written to ``path``
-        (returned), or returned as text when ``path`` is None."""
+        (returned), or returned as text when ``path`` is None (``max_bytes`` as ``SaliencyMap.to_html``)."""
         if path is not None:
-            return super().to_html(path, title=title)
-        return standalone_html(self, title=title, offline=True)
+            return super().to_html(path, title=title, max_bytes=max_bytes)
+        return standalone_html(self, title=title, offline=True, max_bytes=html_budget(max_bytes))
 
     # ------------------------------------------------------------ computing
     def _recompute(self) -> None:
-        """The same continuation explained with the current method, target and contrast."""
-        from ..generation import attribute_generation
-
-        engine = self._engine
-        result = attribute_generation(
-            engine["model"], engine["prompt"], tokenizer=engine["tokenizer"], continuation=self._result.generated_ids,
-            method=self.method, target=self.target, contrast=self.contrast, layer=engine["layer"],
-            **self._method_kw.get(self.method, {}),
-        )
+        """The same continuation explained with the current method, target and contrast (computed by a
+        worker already when the browser asked, :meth:`_background_work`)."""
+        found, self._precomputed = getattr(self, "_precomputed", None), None
+        result = found[1] if found is not None and found[0] == self._request_key() else self._generation_job()()
         self._use(result)
         self._send_result()
+
+    def _generation_job(self) -> Callable[[], GenerationAttribution]:
+        """:meth:`_recompute`'s computation as a function that reads no trait (a worker may run it)."""
+        from ..generation import attribute_generation
+
+        engine, continuation = self._engine, self._result.generated_ids
+        method, target, contrast = self.method, self.target, self.contrast
+        return lambda: attribute_generation(
+            engine["model"], engine["prompt"], tokenizer=engine["tokenizer"], continuation=continuation,
+            method=method, target=target, contrast=contrast, layer=engine["layer"], **self._method_kw.get(method, {}),
+        )
+
+    def _request_key(self) -> tuple:
+        return (self.method, self.target, repr(self.contrast))
+
+    def _computes_unseen(self) -> bool:
+        from ..backends import get_backend
+
+        return self._engine is not None and get_backend(self._engine["model"]).computes_unseen()
+
+    def _background_work(self) -> list[Step]:
+        """The result of the current method, target and contrast (a worker computes it)."""
+        key = self._request_key()
+        return [kept(self._generation_job(), lambda result: setattr(self, "_precomputed", (key, result)))]
 
     def _send_result(self) -> None:
         """Every granularity's tokens, rows, scores and groups, and how they were computed."""
@@ -388,9 +409,11 @@ class GenerationMap(GuardedWidget):
 
     @t.observe("method", "target", "contrast")
     def _on_request(self, change: dict[str, Any]) -> None:
-        self._guarded(change, self._recompute)
-        if self._ready and not self._reverting:
+        def update() -> None:
+            self._recompute()
             self._follow_checks()
+
+        self._guarded(change, update)
 
 
 def _contrast_of(result: GenerationAttribution) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import traitlets as t
@@ -10,9 +10,10 @@ import traitlets as t
 from ..attribution import output_rows
 from ..errors import SaliencyError
 from ..export import format_value, jacobian_figure
+from ..inputs import background_image
 from ..transport import ARRAY_TRAIT, to_wire
 from ._base import SampleWidget, output_labels
-from ._guarded import bundle
+from ._guarded import Step, bundle, kept
 from ._collection import collection_deferred
 from ._export import slug
 
@@ -26,7 +27,8 @@ class JacobianGrid(SampleWidget):
     ``sw.JacobianGrid(model, x, outputs=None, labels=None, kind=None)``. Vector
     inputs show one (outputs × inputs) heatmap with row and column labels;
     image and sequence inputs show one small map per output, all on one shared
-    colour scale (channels summed, see :mod:`saliency_widgets.inputs`).
+    colour scale (channels summed, see :mod:`saliency_widgets.inputs`); image tiles
+    lie over a faint grey copy of the input, visible where the map is near 0.
     ``outputs=`` restricts the rows to some output indices (flat ints or index
     tuples). Clicking a row or tile sets ``selected`` (a flat output index);
     hovering an input shows how it moves every output. ``jacobian`` is the
@@ -42,6 +44,8 @@ class JacobianGrid(SampleWidget):
 
     _rows = t.List(t.Int()).tag(sync=True)
     _jacobian = t.Dict().tag(**ARRAY_TRAIT)
+    #: The shown sample as an (H, W, 3) uint8 picture under the tiles (image inputs only).
+    _image = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
     @collection_deferred
     def __init__(
@@ -92,12 +96,12 @@ class JacobianGrid(SampleWidget):
         shape = "×".join(map(str, info.display_shape))
         scores = self._all_scores(self.output)[self.index].reshape(-1)
         tile = info.kind != "vector"
-        labels = [f"{self._labels[r]} · {format_value(scores[r])}" if tile else self._labels[r] for r in self._rows]
+        labels = [f"{self._labels[r]}\n{format_value(scores[r])}" if tile else self._labels[r] for r in self._rows]
         names = self._tokens_wire()["tokens"] if info.kind == "text" else self._feature_names
         return jacobian_figure(
             self._display_values(), kind=info.kind, scale=self._scale(),
             row_labels=labels, selected=self._rows.index(self.selected),
-            title="Jacobian", feature_names=names,
+            title="Jacobian", feature_names=names, image=self._picture(),
             subtitle=f"{len(self._rows)} outputs × {shape} inputs · {self.output}{channels}{self._sample_text()}", **kw,
         )
 
@@ -123,19 +127,34 @@ class JacobianGrid(SampleWidget):
     def _jacobian_of(self, index: int, output: str) -> np.ndarray:
         key = (index, output, self.entry)
         if key not in self._cache:
-            from ..attribution import jacobian
-
-            n_rows = len(self._rows or self._flat_rows())
-            display = int(np.prod(self._layout_info.display_shape, dtype=np.int64))
-            if n_rows * display * 4 > MAX_WIRE_BYTES:
-                raise SaliencyError(
-                    f"the Jacobian has {n_rows} outputs × {display} inputs, too large to draw; "
-                    "pass outputs=[...] to pick the outputs to show"
-                )
-            jac = jacobian(self._model, self._sample_x(index), output=output, outputs=self._outputs_arg,
-                           **self._engine_kw)
-            self._cache = {key: np.asarray(self._shown_part(jac)[0], dtype=np.float32)}
+            self._cache = {key: self._jacobian_job(index, output)()}
         return self._cache[key]
+
+    def _jacobian_job(self, index: int, output: str) -> Callable[[], np.ndarray]:
+        """:meth:`_jacobian_of`'s computation as a function that reads no trait (a worker may run it)."""
+        from ..attribution import jacobian
+
+        n_rows = len(self._rows or self._flat_rows())
+        display = int(np.prod(self._layout_info.display_shape, dtype=np.int64))
+        if n_rows * display * 4 > MAX_WIRE_BYTES:
+            raise SaliencyError(
+                f"the Jacobian has {n_rows} outputs × {display} inputs, too large to draw; "
+                "pass outputs=[...] to pick the outputs to show"
+            )
+        x, entry = self._sample_x(index), self.entry
+
+        def compute() -> np.ndarray:
+            jac = jacobian(self._model, x, output=output, outputs=self._outputs_arg, **self._engine_kw)
+            return np.asarray((jac if entry is None else jac[entry])[0], dtype=np.float32)
+
+        return compute
+
+    def _background_work(self) -> list[Step]:
+        """The shown sample's Jacobian when it is not computed yet (a worker may compute it)."""
+        key = (self.index, self.output, self.entry)
+        if key in self._cache:
+            return []
+        return [kept(self._jacobian_job(self.index, self.output), lambda jac: setattr(self, "_cache", {key: jac}))]
 
     def _rows_matrix(self) -> np.ndarray:
         """The current Jacobian as ``(rows, *sample_shape)``."""
@@ -148,8 +167,15 @@ class JacobianGrid(SampleWidget):
     def _show_entry(self) -> None:
         self._send_jacobian()
 
+    def _picture(self) -> Optional[np.ndarray]:
+        """The shown sample as the (H, W, 3) uint8 picture under the tiles; None unless an image."""
+        info = self._layout_info
+        return background_image(self._x[self.index], info) if info.kind == "image" else None
+
     def _send_jacobian(self) -> None:
         self._scores = self._scores_wire()
+        picture = self._picture()
+        self._image = None if picture is None else to_wire(picture, "uint8", index=self.index)
         self._jacobian = to_wire(self._display_values(), index=self.index, output=self.output)
 
     # ----------------------------------------------------------- observers

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import warnings
 from collections import OrderedDict
-from typing import Any, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import traitlets as t
 
-from .. import checks
+from .. import checks, colors
 from ..attribution import METHODS, METHOD_OPTIONS
 from ..config import config
 from ..errors import SaliencyError, SaliencyWarning, describe
-from ..export import METHOD_TEXT, format_value, saliency_figure, with_checks
+from ..export import (
+    METHOD_TEXT, Panel, Scale, format_value, panels_figure, pushes_text, saliency_figure, scale_range, target_legend,
+    with_checks,
+)
 from ..gradcam import CAM_METHODS, nonnegative
-from ..inputs import background_image
+from ..inputs import background_image, picture_caption
 from ..transport import ARRAY_TRAIT, to_wire
 from ..weights import LayerInfo
 from ..zero import zero_reason
 from . import _checks
 from ._base import SampleWidget
-from ._guarded import bundle
+from ._guarded import Step, bundle, kept
 from ._collection import collection_deferred
 from ._export import slug
 
 #: Methods the browser can compute from a prefetched Jacobian without the kernel.
 LOCAL_METHODS = ("gradient", "input_x_gradient")
+#: Values of ``view`` (the constructor's ``layout=``).
+VIEWS = ("overlay", "side_by_side")
 _CACHE_SIZE = 64
 _CHECKS_KEPT = 16
 
@@ -111,7 +116,20 @@ class SaliencyMap(SampleWidget):
     Under the map a strip of checks (``checks`` holds them; ``run_check(name)``
     runs the on-demand ones): IG completeness, random logit (from the
     prefetched Jacobian), deletion / insertion and the randomization test.
-    ``to_figure(checks=True)`` draws them under the map.
+    ``to_figure(checks=True)`` draws them under the map. Each check carries a one-line reading (what its
+    number is, which value is good); the deletion / insertion curves are drawn on labelled axes.
+
+    ``layout="side_by_side"`` (trait ``view``; ``layout`` itself is ipywidgets' CSS layout) draws an image's
+    input, map and overlay next to each other — the input in its own colours when it is an RGB picture in
+    [0, 1] or [0, 255] (``image=``, or ``x`` itself; else stretched, as the caption says) — and a sequence's
+    input signal above its time × feature map. Maps grow with the card's width (nearest-neighbour, so an
+    8×8 digit stays crisp). ``methods=["gradient", "integrated_gradients", ...]`` draws one map per method in
+    a row (``data-sw-method``), each on its own colour scale or, with ``shared_scale``, on one; a click on an
+    output retargets all of them in one request, a click on a map makes its method ``method`` (the checks,
+    the feature list and the colour bar follow it). ``attributions`` is ``{method: map}`` of the shown
+    sample (the one ``method`` without ``methods=``). Vector and text maps list the features or tokens that
+    push the explained score up and down most (``pushes``). ``to_figure`` and the export buttons draw the
+    same layout as the screen.
     """
 
     _esm = bundle("saliency_map.js")
@@ -124,6 +142,13 @@ class SaliencyMap(SampleWidget):
     method = t.Unicode("gradient").tag(sync=True)
     #: Opacity of the heatmap over an image (0..1).
     opacity = t.Float(0.75).tag(sync=True)
+    #: ``"overlay"`` (the map over the input) or ``"side_by_side"`` (input, map and overlay next to each other;
+    #: a sequence's signal above its map): the constructor's ``layout=``.
+    view = t.Unicode("overlay").tag(sync=True)
+    #: The methods drawn in a row, one map each (the constructor's ``methods=``); [] draws the map of ``method`` alone.
+    methods = t.List(t.Unicode()).tag(sync=True)
+    #: The methods row shares one colour scale (True) or draws each map on its own (False).
+    shared_scale = t.Bool(False).tag(sync=True)
     #: The layer Grad-CAM maps from ("" = the last layer with a spatial output).
     cam_layer = t.Unicode("").tag(sync=True)
     #: Number of the browser's latest map request (it sets it with target/method/cam_layer/index);
@@ -138,6 +163,9 @@ class SaliencyMap(SampleWidget):
     _tokens = t.Dict().tag(sync=True)
     _jacobian = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _attribution = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
+    #: The methods row's maps the browser cannot derive itself, stacked ``(k, *display_shape)``, tagged with
+    #: their ``methods`` and the key they answer (like ``_attribution``, without ``method``).
+    _method_maps = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
     _cam_layers = t.List(t.Unicode()).tag(sync=True)
     #: What the Grad-CAM layer picker shows for each of ``_cam_layers``: "name · type · output shape".
     _cam_layer_labels = t.List(t.Unicode()).tag(sync=True)
@@ -173,6 +201,9 @@ class SaliencyMap(SampleWidget):
         outlier_perc: float = 2.0,
         opacity: float = 0.75,
         method_kwargs: Optional[Mapping[str, Mapping[str, Any]]] = None,
+        layout: str = "overlay",
+        methods: Optional[Sequence[str]] = None,
+        shared_scale: bool = False,
     ) -> None:
         self._user_image = None if image is None else np.asarray(image)
         self._method_kwargs = {k: dict(v) for k, v in (method_kwargs or {}).items()}
@@ -180,12 +211,14 @@ class SaliencyMap(SampleWidget):
         self._jacobians: dict[tuple, Optional[np.ndarray]] = {}
         self._check_items: OrderedDict[tuple, dict[str, dict[str, Any]]] = OrderedDict()
         self._check_raw: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+        self._method_maps_key: Optional[tuple] = None  # what _method_maps holds (see _send_method_maps)
         super().__init__(
             model, x, kind=kind, labels=labels, feature_names=feature_names,
             head=head, layer=layer, fixed=fixed, tokens=tokens, entry=entry, output=output, index=index, sign=sign,
-            outlier_perc=outlier_perc, method="gradient" if method is None else method, opacity=opacity,
+            outlier_perc=outlier_perc, opacity=opacity, view=layout, shared_scale=shared_scale,
+            method=method or (methods[0] if methods else "gradient"),
         )
-        if method is None and self._layout_info.kind == "text":
+        if method is None and not methods and self._layout_info.kind == "text":
             self.method = "input_x_gradient"  # a per-token sum that means something (DESIGN §7)
         self._check_image()
         plain = layer is None and head is None and not self._spec.structured
@@ -193,6 +226,11 @@ class SaliencyMap(SampleWidget):
         self._cam_layers = [info.name for info in spatial]
         self._cam_layer_labels = [_layer_label(info) for info in spatial]
         self._methods = [m for m in METHODS if m not in CAM_METHODS or self._cam_layers]
+        if methods:
+            self.methods = list(methods)
+            if self.method not in self.methods:
+                raise SaliencyError(f"method={self.method!r} is not one of methods={list(methods)!r}; leave it out "
+                                    "(the first of methods is shown first) or pick one of them")
         self._on_demand = list(_checks.ON_DEMAND)
         self._pad_id = int(getattr(tokens, "pad_token_id", None) or 0)
         self._prefetchable = self._jacobian_fits()
@@ -225,9 +263,9 @@ class SaliencyMap(SampleWidget):
             self._invalid(f"run_check takes one of {offered} for this map; got {name!r}{hint}")
         key = self._key()
         items = self._check_items.setdefault(key, {})
-        for kept in (self._check_items, self._check_raw):  # results of the last _CHECKS_KEPT maps
-            while len(kept) > _CHECKS_KEPT:
-                kept.popitem(last=False)
+        for recent in (self._check_items, self._check_raw):  # results of the last _CHECKS_KEPT maps
+            while len(recent) > _CHECKS_KEPT:
+                recent.popitem(last=False)
         items[name] = _checks.computing()
         self._refresh_checks()
         try:
@@ -242,20 +280,23 @@ class SaliencyMap(SampleWidget):
             if name == "randomization":
                 self._send_randomization_maps()
             self._refresh_checks()
-        return items[name]
+        return self.checks[name]
 
-    def _key(self) -> tuple:
-        return (self.index, self.target, self.contrast, self.method, self.output, self.cam_layer, self.entry)
+    def _key(self, method: Optional[str] = None) -> tuple:
+        """What one map depends on: the current sample, target, contrast, output, layer and entry, and
+        ``method`` (default the current one)."""
+        return (self.index, self.target, self.contrast, method or self.method, self.output, self.cam_layer, self.entry)
 
     def _contrast_index(self) -> Any:
         """``contrast=`` for the functional core: the contrast as an index into one sample's output, or None."""
         return None if self.contrast is None else self._unravel(self.contrast)
 
-    def _method_kw(self) -> dict[str, Any]:
-        """The current method's options for sample ``index`` (``method_kwargs``, a per-sample
-        baseline's row), with ``head=``, ``layer=``/``cam_layer`` and ``fixed=``."""
-        kw = {**self._engine_kw, **self._sample_options(dict(self._options()))}
-        if self.method in CAM_METHODS and self.cam_layer:
+    def _method_kw(self, method: Optional[str] = None) -> dict[str, Any]:
+        """``method``'s (default the current one's) options for sample ``index`` (``method_kwargs``, a
+        per-sample baseline's row), with ``head=``, ``layer=``/``cam_layer`` and ``fixed=``."""
+        method = method or self.method
+        kw = {**self._engine_kw, **self._sample_options(dict(self._options(method)))}
+        if method in CAM_METHODS and self.cam_layer:
             kw["layer"] = self.cam_layer
         return kw
 
@@ -316,7 +357,8 @@ class SaliencyMap(SampleWidget):
             maps = _local_maps(jac, self.method, self._x[self.index], self.contrast)
             items["random_logit"] = _checks.random_logit_item(maps, self.target, self.contrast)
         items.update(self._check_items.get(key, {}))
-        self._checks = items
+        kind = self._layout_info.kind
+        self._checks = {k: v if k == "key" else _checks.with_reading(k, v, kind) for k, v in items.items()}
 
     # -------------------------------------------------------------- results
     @property
@@ -324,6 +366,29 @@ class SaliencyMap(SampleWidget):
         """The attribution of ``target`` (minus ``contrast``'s) for sample ``index`` (the sample's shape,
         float32): always the map of the current ``(index, target, contrast, method, output, cam_layer)``."""
         return self._lookup().values
+
+    @property
+    def attributions(self) -> dict[str, np.ndarray]:
+        """``{method: map}`` of the shown sample: one entry per method of the row (``methods``), or the one of
+        ``method``; each is ``attribution`` with that method."""
+        return {m: self._lookup(m).values for m in (self.methods or [self.method])}
+
+    def _scale(self, method: Optional[str] = None) -> Scale:
+        """The colour scale of ``method``'s map (default the current one's) on screen: locked at ``scale_max``;
+        in a methods row with ``shared_scale``, the largest of the row's own scales (maps that are zero up to
+        rounding left out); else the rule over the map. One-sided for a map that is ≥ 0 by construction."""
+        method = method or self.method
+        sign = colors.shown_sign(self.sign, self._nonnegative(method))
+        if self.lock_scale and self.scale_max > 0:
+            return Scale(sign, self.scale_max, self.outlier_perc, True, nonnegative=sign != self.sign)
+        row = self.methods if self.shared_scale and method in self.methods else [method]
+        own = [self._own_scale(m) for m in row if m == method or not self._lookup(m).note]
+        return Scale(sign, max(own), self.outlier_perc, False, nonnegative=sign != self.sign)
+
+    def _own_scale(self, method: str) -> float:
+        """The normalization rule's magnitude for ``method``'s map alone."""
+        sign = colors.shown_sign(self.sign, self._nonnegative(method))
+        return colors.scale_max(self._shown(self._lookup(method).values), sign, self.outlier_perc)
 
     @property
     def _values(self) -> np.ndarray:
@@ -357,16 +422,23 @@ class SaliencyMap(SampleWidget):
             + ("" if err is None else f" · completeness error {format_value(err)}")
         )
         image = self._picture(self.index) if info.kind == "image" else None
-        values, names = self._display_values(), self._feature_names
-        if info.kind == "text":
-            shown = [i for i, hidden in enumerate(self._tokens["hidden"]) if not hidden]
-            values, names = values[shown], [self._tokens["tokens"][i] for i in shown]
-        note = self.note
+        values, names = self._drawn(self._display_values()), self._drawn_names()
+        note, scale, title = self.note, self._scale(), f"Saliency of {self._explained()}"
+        legend = target_legend(scale.sign, self._explained())
+        words = self.pushes if info.kind in ("vector", "text") else []
+        panels = bool(self.methods) or (self.view == "side_by_side" and info.kind in ("image", "sequence"))
+        signal = self._layout_info.time_first(self._x[self.index]) if info.kind == "sequence" and self.view == "side_by_side" else None
 
         def draw(**more: Any) -> Any:
+            if panels:
+                return panels_figure(
+                    self._panels(), kind=info.kind, scale=scale, title=title, subtitle=subtitle, legend=legend,
+                    note=note, feature_names=names, signal=signal, words=words, relative=self._relative(),
+                    opacity=self.opacity, **more,
+                )
             return saliency_figure(
-                values, kind=info.kind, scale=self._scale(), title=f"Saliency of {self._explained()}",
-                subtitle=subtitle, feature_names=names, image=image, opacity=self.opacity, note=note, **more,
+                values, kind=info.kind, scale=scale, title=title, subtitle=subtitle, feature_names=names, image=image,
+                opacity=self.opacity, note=note, legend=legend, words=words, **more,
             )
 
         if not checks:
@@ -374,6 +446,52 @@ class SaliencyMap(SampleWidget):
         original = self._display_values()  # the randomization row's first map, neutral too when zero up to rounding
         return with_checks(draw, self.checks, np.zeros_like(original) if note else original, self._randomization_rows(),
                            kind=info.kind, scale=self._scale(), **kw)
+
+    def _panels(self) -> list[Panel]:
+        """The pictures of the side-by-side and methods layouts, in the screen's order: the input (side by side,
+        images), then the map and its overlay — or one map per method (over the input unless side by side)."""
+        info = self._layout_info
+        picture = self._picture(self.index) if info.kind == "image" else None
+        side = self.view == "side_by_side"
+        panels = [Panel(f"input · {self._picture_caption(self.index)}", picture=picture)] if side and picture is not None else []
+        if not self.methods:
+            values, scale, note = self._drawn(self._display_values()), self._scale(), self.note
+            panels.append(Panel("map", values, scale, note=note))
+            return panels + ([Panel("overlay", values, scale, picture=picture, note=note)] if picture is not None else [])
+        for method in self.methods:
+            found, scale = self._lookup(method), self._scale(method)
+            caption = METHOD_TEXT.get(method, method) + (f" · {scale_range(scale)}" if self._relative() else "")
+            panels.append(Panel(caption, self._drawn(self._shown(found.values)), scale, None if side else picture,
+                                selected=method == self.method, note=found.note or ""))
+        return panels
+
+    def _relative(self) -> bool:
+        """Whether the methods row draws each map on its own scale (not shared, not locked)."""
+        return bool(self.methods) and not self.shared_scale and not (self.lock_scale and self.scale_max > 0)
+
+    def _drawn(self, values: np.ndarray) -> np.ndarray:
+        """A display map as drawn: a text map without its hidden (padding) tokens."""
+        if self._layout_info.kind != "text":
+            return values
+        return values[[i for i, hidden in enumerate(self._tokens["hidden"]) if not hidden]]
+
+    def _drawn_names(self) -> list[str]:
+        """The names of the drawn entries: feature names, or a text map's shown tokens."""
+        if self._layout_info.kind != "text":
+            return list(self._feature_names)
+        return [tok for tok, hidden in zip(self._tokens["tokens"], self._tokens["hidden"]) if not hidden]
+
+    @property
+    def pushes(self) -> list[str]:
+        """What pushes the explained score most, as listed under a vector or text map: ``["pushes “cat” up:
+        proline +0.84, …", "down: hue −0.52, …"]`` (the largest positive and most negative entries of
+        ``attribution``, channels summed; [] for images and sequences, and for a map that is zero up to rounding)."""
+        if self._layout_info.kind not in ("vector", "text") or self.note:
+            return []
+        names = self._drawn_names()
+        values = self._drawn(self._display_values())
+        names = names or [f"feature {i}" for i in range(len(values))]
+        return pushes_text(values, names, self._explained())
 
     def export_name(self) -> str:
         """``saliency-<target label>[-vs-<contrast label>]-<method>``, the name of the browser's downloads."""
@@ -406,8 +524,15 @@ class SaliencyMap(SampleWidget):
 
     def _picture(self, index: int) -> np.ndarray:
         """The (H, W, 3) uint8 picture under sample ``index``'s map."""
-        img = self._user_image[index] if self._image_is_batch() else self._user_image
-        return background_image(self._x[index], self._layout_info, img)
+        return background_image(self._x[index], self._layout_info, self._image_of(index))
+
+    def _picture_caption(self, index: int) -> str:
+        """How sample ``index``'s picture is drawn (:func:`..inputs.picture_caption`)."""
+        return picture_caption(self._x[index], self._layout_info, self._image_of(index))
+
+    def _image_of(self, index: int) -> Any:
+        """``image=`` for sample ``index`` (its own picture of a batch), or None."""
+        return self._user_image[index] if self._image_is_batch() else self._user_image
 
     def _true_labels(self, y: Any) -> list[str]:
         """One display label per sample from ``y=`` (flat output indices or labels), or []."""
@@ -443,63 +568,103 @@ class SaliencyMap(SampleWidget):
         """One sample's Jacobian ``(n_outputs, *sample_shape)`` if it fits the prefetch budget."""
         key = (index, output, self.entry)
         if key not in self._jacobians:
-            if not self._jacobian_fits():
-                self._jacobians[key] = None
-            else:
-                from ..attribution import jacobian
-
-                jac = self._shown_part(jacobian(self._model, self._sample_x(index), output=output, **self._engine_kw))
-                self._jacobians[key] = np.asarray(jac, dtype=np.float32).reshape(
-                    (self.n_outputs,) + self._x.shape[1:]
-                )
+            self._jacobians[key] = self._jacobian_job(index, output)()
         return self._jacobians[key]
 
-    def _lookup(self) -> _Map:
-        """The map of the current key: from the cache, or computed (a map that is zero up to
-        rounding warns once, when it is computed)."""
-        key = self._key()
+    def _jacobian_job(self, index: int, output: str) -> Callable[[], Optional[np.ndarray]]:
+        """:meth:`_jacobian_of`'s computation as a function that reads no trait (a worker may run it)."""
+        if not self._jacobian_fits():
+            return lambda: None
+        from ..attribution import jacobian
+
+        x, entry, shape = self._sample_x(index), self.entry, (self.n_outputs,) + self._x.shape[1:]
+
+        def compute() -> np.ndarray:
+            jac = jacobian(self._model, x, output=output, **self._engine_kw)
+            return np.asarray(jac if entry is None else jac[entry], dtype=np.float32).reshape(shape)
+
+        return compute
+
+    def _lookup(self, method: Optional[str] = None) -> _Map:
+        """The map of the current key with ``method`` (default the current one): from the cache, or
+        computed (a map that is zero up to rounding warns once, when it is computed)."""
+        method = method or self.method
+        key = self._key(method)
         if key in self._cache:
             self._cache.move_to_end(key)
             return self._cache[key]
-        jac = self._jacobians.get((self.index, self.output, self.entry)) if self.method in LOCAL_METHODS else None
-        if jac is not None:
-            values, err = _local_maps(jac, self.method, self._x[self.index], self.contrast, self.target), None
-        else:
-            from ..attribution import attribute
+        return self._remember(method, *self._map_job(method)())
 
-            res = attribute(
-                self._model, self._sample_x(self.index), self._unravel(self.target), contrast=self._contrast_index(),
-                method=self.method, output=self.output, **self._method_kw(),
-            )
+    def _map_job(self, method: str) -> Callable[[], tuple[np.ndarray, Optional[float]]]:
+        """The computation of ``method``'s map of the current key as a function that reads no trait (a
+        worker may run it while they change): ``() -> (values, completeness error)``."""
+        jac = self._jacobians.get((self.index, self.output, self.entry)) if method in LOCAL_METHODS else None
+        if jac is not None:
+            local = _local_maps(jac, method, self._x[self.index], self.contrast, self.target)
+            return lambda: (local, None)
+        from ..attribution import attribute
+
+        x, target, contrast = self._sample_x(self.index), self._unravel(self.target), self._contrast_index()
+        output, kw, entry = self.output, self._method_kw(method), self.entry
+
+        def compute() -> tuple[np.ndarray, Optional[float]]:
+            res = attribute(self._model, x, target, contrast=contrast, method=method, output=output, **kw)
             err = None if res.completeness_error is None else float(np.asarray(res.completeness_error)[0])
-            values = np.asarray(self._shown_part(res.values)[0], dtype=np.float32)
-        result = _Map(values, err, self._zero_note(values))
+            return np.asarray((res.values if entry is None else res.values[entry])[0], dtype=np.float32), err
+
+        return compute
+
+    def _remember(self, method: str, values: np.ndarray, err: Optional[float]) -> _Map:
+        """Caches ``method``'s map of the current key (a map that is zero up to rounding warns once, here)."""
+        key = self._key(method)
+        result = _Map(values, err, self._zero_note(values, method))
         if result.note:
-            warnings.warn(f"the {METHOD_TEXT.get(self.method, self.method)} map of {self._explained()} "
-                          f"is drawn without colours: {result.note}", SaliencyWarning, stacklevel=2)
+            warnings.warn(f"the {METHOD_TEXT.get(method, method)} map of {self._explained()} "
+                          f"is drawn without colours: {result.note}", SaliencyWarning, stacklevel=3)
         self._cache[key] = result
         if len(self._cache) > _CACHE_SIZE:
             self._cache.popitem(last=False)
         return result
 
-    def _zero_note(self, values: np.ndarray) -> Optional[str]:
-        """Why ``values`` (one sample's map) is zero up to rounding on screen, or None (:mod:`..zero`)."""
+    def _background_work(self) -> list[Step]:
+        """The Jacobian the browser asked for and the maps on screen (``method``, the ``methods`` row)
+        not computed yet, as steps a worker may run (see ``GuardedWidget``); a gradient or input ×
+        gradient map that the Jacobian gives is left to the update."""
+        steps = []
+        jac_key = (self.index, self.output, self.entry)
+        if self._want_jacobian and jac_key not in self._jacobians:
+            steps.append(kept(self._jacobian_job(self.index, self.output),
+                               lambda jac: self._jacobians.__setitem__(jac_key, jac)))
+        by_jacobian = self._jacobians.get(jac_key) is not None or (self._want_jacobian and self._jacobian_fits())
+        for method in dict.fromkeys([self.method, *self.methods]):
+            if self._key(method) in self._cache or (method in LOCAL_METHODS and by_jacobian):
+                continue
+            key = self._key(method)
+            steps.append(kept(self._map_job(method),
+                               lambda found, m=method, k=key: self._key(m) == k and self._remember(m, *found)))
+        return steps
+
+    def _zero_note(self, values: np.ndarray, method: Optional[str] = None) -> Optional[str]:
+        """Why ``values`` (one sample's map by ``method``, default the current one) is zero up to rounding on
+        screen, or None (:mod:`..zero`)."""
+        method = method or self.method
         info = self._layout_info
         reduced = info.channel_axis is not None and values.shape == info.sample_shape
         shown = None
         if info.kind == "text" and self._token_text is not None:
             shown = ~np.asarray(self._token_text[1][self.index], dtype=bool)
-        relu = bool(self._options().get("relu", True))
-        return zero_reason(values, method=self.method, summed_axis=info.channel_axis if reduced else None,
+        relu = bool(self._options(method).get("relu", True))
+        return zero_reason(values, method=method, summed_axis=info.channel_axis if reduced else None,
                            axis_name="embedding" if info.kind == "text" else "channel", relu=relu, shown=shown)
 
-    def _options(self) -> dict[str, Any]:
-        """The current method's options as ``method_kwargs`` gives them."""
-        return self._method_kwargs.get(self.method, {})
+    def _options(self, method: Optional[str] = None) -> dict[str, Any]:
+        """``method``'s (default the current one's) options as ``method_kwargs`` gives them."""
+        return self._method_kwargs.get(method or self.method, {})
 
-    def _nonnegative(self) -> bool:
-        """Whether the current method's maps are ≥ 0 by construction (Grad-CAM with its ReLU)."""
-        return nonnegative(self.method, self._options())
+    def _nonnegative(self, method: Optional[str] = None) -> bool:
+        """Whether ``method``'s (default the current one's) maps are ≥ 0 by construction (Grad-CAM with its ReLU)."""
+        method = method or self.method
+        return nonnegative(method, self._options(method))
 
     def _shown(self, values: np.ndarray) -> np.ndarray:
         """One sample's map as displayed (channels summed; a Grad-CAM map already is)."""
@@ -519,7 +684,8 @@ class SaliencyMap(SampleWidget):
         self._scores = self._scores_wire()
         self._input = to_wire(self._layout_info.time_first(sample), index=self.index)
         if self._layout_info.kind == "image":
-            self._image = to_wire(self._picture(self.index), "uint8", index=self.index)
+            self._image = to_wire(self._picture(self.index), "uint8", index=self.index,
+                                  caption=self._picture_caption(self.index))
         self._send_jacobian()
 
     def _send_jacobian(self) -> None:
@@ -543,8 +709,26 @@ class SaliencyMap(SampleWidget):
                 output=self.output, cam_layer=self.cam_layer, request=self._request,
                 completeness_error=err, note=note or "", nonnegative=self._nonnegative(),
             )
+        self._send_method_maps()
         self._send_randomization_maps()
         self._refresh_checks()
+
+    def _send_method_maps(self) -> None:
+        """The methods row's maps the browser cannot derive from the Jacobian, in one update tagged with the
+        key they answer (``_method_maps``); not sent again while that key and the row are unchanged."""
+        local = self._jacobian is not None
+        sent = [m for m in self.methods if not (local and m in LOCAL_METHODS)]
+        key = (self._key()[:3], self.output, self.cam_layer, self.entry, tuple(sent))
+        if not sent or key == self._method_maps_key:
+            return
+        found = [self._lookup(m) for m in sent]
+        self._method_maps = to_wire(
+            np.stack([self._shown(f.values) for f in found]), methods=sent, target=self.target,
+            contrast=self.contrast, index=self.index, output=self.output, cam_layer=self.cam_layer,
+            notes=[f.note or "" for f in found], nonnegative=[self._nonnegative(m) for m in sent],
+            completeness_error=[f.error for f in found],
+        )
+        self._method_maps_key = key
 
     def _show_entry(self) -> None:
         self._send_sample()
@@ -582,7 +766,35 @@ class SaliencyMap(SampleWidget):
     def _check_method(self, proposal: Any) -> str:
         if proposal["value"] not in METHODS:
             self._invalid(f"method must be one of {', '.join(map(repr, METHODS))}; got {proposal['value']!r}")
+        if self.methods and proposal["value"] not in self.methods:
+            self._invalid(f"method must be one of the methods row, {', '.join(map(repr, self.methods))}; got "
+                          f"{proposal['value']!r} (set methods to change the row)")
         return proposal["value"]
+
+    @t.validate("methods")
+    def _check_methods(self, proposal: Any) -> list[str]:
+        methods = list(proposal["value"])
+        bad = [m for m in methods if m not in self._methods]
+        if bad:
+            self._invalid(f"methods must be a list of {', '.join(map(repr, self._methods))}; got {bad[0]!r}")
+        if len(set(methods)) < len(methods):
+            self._invalid(f"methods lists a method twice: {methods!r}")
+        return methods
+
+    @t.validate("view")
+    def _check_view(self, proposal: Any) -> str:
+        if proposal["value"] not in VIEWS:
+            self._invalid(f"layout (view) must be one of {', '.join(map(repr, VIEWS))}; got {proposal['value']!r}")
+        return proposal["value"]
+
+    @t.observe("methods")
+    def _on_methods(self, change: dict[str, Any]) -> None:
+        def update() -> None:
+            if self.methods and self.method not in self.methods:
+                self.method = self.methods[0]
+            self._send_method_maps()
+
+        self._guarded(change, update)
 
     @t.validate("opacity")
     def _check_opacity(self, proposal: Any) -> float:
@@ -616,7 +828,8 @@ class SaliencyMap(SampleWidget):
         if not self._ready or not name:
             return
         try:
-            self.run_check(name)
+            with self._watched():  # the views show its progress
+                self.run_check(name)
         except Exception as exc:
             self._show_error(describe(exc))
             raise
@@ -629,6 +842,11 @@ class SaliencyMap(SampleWidget):
             return {}
         wire = to_wire(self._layout_info.time_first(jac), index=self.index, output=self.output)
         return {"_want_jacobian": {"true": {"_jacobian": wire}}}
+
+    def _offline_state(self) -> dict[str, Any]:
+        """An offline page offers no on-demand check (they run the model); its note names them."""
+        removed = ["the deletion / insertion and randomization checks"] if self._on_demand else []
+        return {"_on_demand": [], "_page_needs": removed}
 
     @t.observe("index", "output")
     def _on_sample(self, change: dict[str, Any]) -> None:

@@ -39,7 +39,10 @@ class WeightInspector(GuardedWidget):
     are downsampled for display (each cell keeps its window's largest-magnitude
     weight); click a map to zoom into its full-resolution region; hover shows
     exact values. ``blocks`` holds the exact ``WeightBlock`` list. Torch models
-    show output shapes when ``x=`` (one batch) or ``input_shape=`` is given, or
+    show output shapes when ``x=`` (one batch) or ``input_shape=`` is given; else
+    when the model has already been attributed on an input (a SaliencyMap or
+    JacobianGrid on it, ``sw.saliency``, ``sw.jacobian``: its backend remembers the
+    input shapes it has seen, and the inspector traces zeros of the last one); else
     when their first layer is a ``Linear``.
     """
 
@@ -105,9 +108,12 @@ class WeightInspector(GuardedWidget):
 
     def to_figure(self, **kw: Any) -> Any:
         """The selected layer's block table as a matplotlib Figure: the same places, pictures,
-        colours and shared scale as the widget (``kw`` go to ``matplotlib.figure.Figure``)."""
+        colours and shared scale as the widget, under its title, subtitle and typeset update
+        equations (``kw`` go to ``matplotlib.figure.Figure``)."""
         info = self._info(self.layer)
-        return layer_figure(self._display, f"Weights of “{info.name}” ({info.type})", self.equation or "", **kw)
+        shape = "?" if info.output_shape is None else "×".join("?" if n is None else str(n) for n in info.output_shape)
+        return layer_figure(self._display, f"Weights of “{info.name}”", f"{info.type} · output {shape} · {info.n_params:,} params",
+                            self._equation.get("math", []), self._equation.get("notes", []), **kw)
 
     def export_name(self) -> str:
         """``weights-<layer>``, the name of the browser's downloads."""

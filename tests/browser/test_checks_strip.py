@@ -44,10 +44,12 @@ def test_a_stale_checks_trait_is_not_shown_for_another_map(show):
     assert page.locator('[data-sw-check="random_logit"]').count() == 0
 
 
-def test_deletion_insertion_sparkline_appears_after_the_click(show):
+def test_deletion_insertion_chart_appears_after_the_click(show):
+    """The curves arrive on labelled axes, named deletion and insertion with their AUCs, and a line saying
+    which shape is good."""
     w = SaliencyMap(mlp(), batch(3, 8), target=2)
     page = show(w)
-    assert page.locator("[data-sw-role=sparkline]").count() == 0
+    assert page.locator("[data-sw-role=check-chart]").count() == 0
     page.click('[data-sw-action="check-deletion-insertion"]')
     assert requests(page) == [{"_check_request": {"name": "deletion_insertion", "n": 1}}]
     assert page.get_attribute('[data-sw-check="deletion_insertion"]', "data-sw-status") == "computing"
@@ -55,11 +57,15 @@ def test_deletion_insertion_sparkline_appears_after_the_click(show):
     kernel_answers(page, w, "_checks")
     item = page.locator('[data-sw-check="deletion_insertion"]')
     assert item.get_attribute("data-sw-status") == w.checks["deletion_insertion"]["status"]
-    curves = page.locator("[data-sw-role=sparkline] polyline")
+    curves = page.locator("[data-sw-role=check-chart] polyline")
     assert curves.count() == 2
     points = curves.first.get_attribute("points").split()
     assert len(points) == len(w.checks["deletion_insertion"]["fractions"])
     assert item.locator("svg").get_attribute("aria-label").startswith("deletion AUC")
+    chart = item.locator("svg").text_content()
+    assert "fraction of features removed / revealed" in chart and "score" in chart
+    assert "deletion AUC" in chart and "insertion AUC" in chart
+    assert item.locator("[data-sw-role=check-explain]").text_content().startswith("Good: deletion falls fast")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

@@ -153,7 +153,8 @@ def test_offline_pages_keep_every_row_clickable_and_lock_the_kernel_controls(pag
     assert "<title>Explaining ' It' (generated token 4 of 8)</title>" in (artifacts / "generation-map-offline.svg").read_text()
     checks = page.locator('[data-sw-action="checks"]')
     assert checks.is_disabled() and "kernel" in checks.get_attribute("title")
-    assert "kernel" in page.text_content('[data-sw-role="checks-note"]') and page.is_visible('[data-sw-role="checks-note"]')
+    note = page.text_content('[data-sw-role="offline-note"]')
+    assert page.is_visible('[data-sw-role="offline-note"]') and "kernel" in note and "the checks" in note
 
 
 # ------------------------------------------------------------------ checks
@@ -165,7 +166,7 @@ def test_the_checks_button_draws_the_curves_with_their_aucs_and_follows_the_sele
     model, tokenizer = lm
     w = GenerationMap(model, "the capital of France is", tokenizer=tokenizer, max_new_tokens=4)
     page = show(w)
-    assert page.is_hidden('[data-sw-role="checks"]') and page.is_hidden('[data-sw-role="checks-note"]')
+    assert page.is_hidden('[data-sw-role="checks"]') and page.is_hidden('[data-sw-role="offline-note"]')
     page.click('[data-sw-output="1"]')
     page.click('[data-sw-action="checks"]')
     assert log(page, "save_changes") == [{"selected": 1, "span": None}, {"show_checks": True}]

@@ -74,7 +74,7 @@ def test_keyboard_moves_across_outputs_and_tab_reaches_every_control(show):
     reached = {s["action"] or s["output"] for s in stops}
     assert {"method", "prev-sample", "index", "next-sample", "sign", "lock-scale", "export-png", "export-svg", "export-pdf"} <= reached
     assert [s["output"] for s in stops if s["output"]] == ["4"]  # the selected output is the list's one tab stop
-    assert all(s["outline"] == "solid" for s in stops if s["tag"] != "BODY")  # focus is visible
+    assert all(s["outline"] == "dashed" for s in stops if s["tag"] != "BODY")  # focus is visible: a dashed ring, not the selection's accent
     label = page.get_attribute('[data-sw-role="heatmap"]', "aria-label")
     assert page.get_attribute('[data-sw-role="heatmap"]', "role") == "img"
     assert label.startswith("Saliency of “frog” by gradient, 8 features; strongest at feature ")

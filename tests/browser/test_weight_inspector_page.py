@@ -11,6 +11,8 @@ to ``test-artifacts/weight_inspector_<model>.png``.
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from pixels import canvas_rgba  # noqa: E402
+from viewports import SCHEMES, WIDTHS, at_width  # noqa: E402, F401 (a fixture)
 from saliency_widgets import colors  # noqa: E402
 from saliency_widgets.widgets.standalone import standalone_html  # noqa: E402
 from saliency_widgets.widgets.weight_inspector import WeightInspector  # noqa: E402
@@ -322,3 +325,54 @@ def test_offline_page_exports_an_svg_with_the_title_and_the_table(page, tmp_path
     root = ET.parse(info.value.path()).getroot()
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     assert "Weights of “lstm”" in texts and "c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t" in texts
+
+
+# ------------------------------------------------------------- issue 24, item 9
+RING_JS = """(sel) => { const e = document.querySelector(sel), s = getComputedStyle(e);
+  return { focused: e === document.activeElement && e.matches(':focus-visible'), outline: s.outlineStyle,
+           outlineColor: s.outlineColor, border: s.borderTopColor, text: s.color, pressed: e.getAttribute('aria-pressed') }; }"""
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_focus_ring_is_not_the_selection_and_a_new_layer_is_announced(at_width, artifacts, scheme, width):
+    torch.manual_seed(0)
+    w = WeightInspector(nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 10)))
+    page = at_width(w, scheme, width, variants=w._html_variants())
+    live = '[data-sw-role="announce"]'
+    assert page.get_attribute(live, "aria-live") == "polite" and page.text_content(live) == ""
+    page.focus('[data-sw-action="export-png"]')
+    while page.evaluate("document.activeElement.dataset.swLayer") != "0":  # Tab into the layer list
+        page.keyboard.press("Tab")
+    selected = page.evaluate(RING_JS, '[data-sw-layer="0"]')
+    assert selected["focused"] and selected["pressed"] == "true" and selected["outline"] == "dashed"
+    assert selected["outlineColor"] == selected["text"] != selected["border"]  # the ring: text colour; the selection: accent
+    page.keyboard.press("ArrowDown")  # focus moves, the selection stays
+    ring = page.evaluate(RING_JS, '[data-sw-layer="2"]')
+    assert ring["focused"] and ring["pressed"] == "false" and ring["outline"] == "dashed"
+    assert page.evaluate(RING_JS, '[data-sw-layer="0"]')["outline"] == "none"
+    page.locator(CARD).screenshot(path=str(artifacts / f"weight_inspector_focus-{scheme}-{width}.png"))
+    page.keyboard.press("Enter")
+    page.wait_for_function(f"document.querySelector('{live}').textContent === 'selected layer 2 (Linear)'")
+    assert page.evaluate(OVERFLOW, CARD)["out"] == []
+
+
+# Every <text> of an SVG shown in the page: its right edge against the SVG's width.
+SVG_TEXT_JS = """() => { const svg = document.querySelector('svg'); const w = svg.viewBox.baseVal.width;
+  return { width: w, texts: [...svg.querySelectorAll('text')].map((t) => { const b = t.getBBox();
+    return { text: t.textContent, left: b.x, right: b.x + b.width }; }) }; }"""
+
+
+def test_offline_export_wraps_the_subtitle_and_equations_to_its_width(page, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.LSTM(8, 64, num_layers=2, bidirectional=True))
+    path = WeightInspector(model, input_shape=(5, 8)).to_html(tmp_path / "w.html")
+    page.goto(path.as_uri())
+    page.wait_for_function("window.__sw && window.__sw.ready", timeout=30_000)
+    with page.expect_download() as info:
+        page.click('[data-sw-action="export-svg"]')
+    page.set_content(pathlib.Path(info.value.path()).read_text(encoding="utf-8"))  # the SVG inline, to measure its text
+    got = page.evaluate(SVG_TEXT_JS)
+    assert len(got["texts"]) > 10
+    assert all(t["left"] >= 0 and t["right"] <= got["width"] for t in got["texts"]), [t["text"] for t in got["texts"] if t["right"] > got["width"]]
+    assert any(t["text"].startswith("layer l ≥ 1 reads") for t in got["texts"])  # the notes are there, wrapped
