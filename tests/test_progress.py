@@ -168,7 +168,11 @@ def kernel(monkeypatch):
     (``set_state``) compute in a worker, whose results the loop applies (:func:`settle`)."""
     loop = asyncio.new_event_loop()
     monkeypatch.setattr(_guarded, "_main_loop", lambda: loop)
+    # an earlier test of the suite can leave a loop marked as running in this thread (seen in the full run)
+    left_running = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
     yield loop
+    asyncio._set_running_loop(left_running)
     loop.close()
 
 
