@@ -14,7 +14,6 @@ from saliency_widgets import colors
 from saliency_widgets.config import config
 from saliency_widgets.errors import SaliencyWarning
 from saliency_widgets.widgets import SaliencyMap
-from saliency_widgets.widgets.standalone import standalone_html
 from saliency_widgets.zero import zero_sentence
 
 pytestmark = pytest.mark.browser
@@ -25,28 +24,13 @@ ZERO_RGB = colors.sign_lut("all")[128][:3]  # the colour of 0 on the signed scal
 
 
 @pytest.fixture
-def show_in(chromium, tmp_path):
-    """Renders a widget in a page whose OS colour scheme is ``scheme`` (the Jacobian prefetched, as the
-    page would ask for it); fails on JavaScript errors."""
-    opened = []
-
+def show_in(show_in):
+    """conftest's ``show_in`` with the Jacobian prefetched first, as the page would ask for it."""
     def _show(widget, scheme):
         widget.prefetch()
-        context = chromium.new_context(viewport={"width": 1100, "height": 800}, color_scheme=scheme)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        opened.append((context, errors))
-        path = tmp_path / f"{scheme}.html"
-        path.write_text(standalone_html(widget, background="#1e1e1e" if scheme == "dark" else "#ffffff"), encoding="utf-8")
-        page.goto(path.as_uri())
-        page.wait_for_function("window.__sw && window.__sw.ready", timeout=30_000)
-        return page
+        return show_in(widget, scheme)
 
-    yield _show
-    for context, errors in opened:
-        context.close()
-        assert not errors, f"JavaScript errors: {errors}"
+    return _show
 
 
 def saves(page):
