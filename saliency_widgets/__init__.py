@@ -13,7 +13,8 @@ from .config import config
 from .dataset import DatasetAttribution, attribute_dataset
 from .generation import GenerationAttribution, attribute_generation
 from .errors import MemoryBudgetError, NonDifferentiableError, NotAModelError, SaliencyError, SaliencyWarning
-from .weights import LayerInfo, WeightBlock, layer_equation, layer_weights, layers
+from .model_layers import layer_equation, layer_weights, layers
+from .weights import LayerInfo, WeightBlock
 
 __version__ = "0.1.0"
 

@@ -4,7 +4,7 @@ Backends turn a framework's raw variables into these records; widgets and
 ``sw.layers`` / ``sw.layer_weights`` only ever see these. Everything that both
 frameworks share lives here: the gate packing tables, the block names, the
 description sentences and the update equations. The backend modules
-(``backends/torch_weights.py``, ``backends/keras_weights.py``) only map their
+(``backends/torch/weights.py``, ``backends/keras/weights.py``, ``backends/jax/weights.py``) only map their
 framework's variables onto the builders below.
 """
 
@@ -52,72 +52,6 @@ class WeightBlock:
     @property
     def shape(self) -> tuple:
         return tuple(self.array.shape)
-
-
-# ------------------------------------------------------------------ public API
-def layers(model: Any, example: Any = None, *, input_shape: Optional[Sequence[int]] = None) -> list[LayerInfo]:
-    """Every layer of ``model`` with its per-sample output shape and parameter count.
-
-    Torch models need ``example`` (a batch, as the model takes it) or
-    ``input_shape`` (one sample's shape, filled with zeros) to know output
-    shapes; without either, ``output_shape`` is ``None``. Models that take
-    integer tokens need an integer ``example``.
-    """
-    from .backends import get_backend
-
-    backend = get_backend(model)
-    if example is not None and input_shape is not None:
-        raise SaliencyError("pass either example= (a batch) or input_shape= (one sample's shape), not both")
-    if example is not None:
-        example = backend.to_numpy(example)
-    elif input_shape is not None:
-        example = np.zeros((1, *tuple(int(n) for n in input_shape)), dtype=np.float32)
-    return backend.layers(example)
-
-
-def layer_equation(model: Any, layer: Any) -> Optional[str]:
-    """The update equation of a recurrent layer, naming its weight blocks; ``None`` for other layers."""
-    cell = _framework_call(model, "layer_cell", layer)
-    return None if cell is None else recurrent_equation(cell)
-
-
-def layer_equation_parts(model: Any, layer: Any) -> tuple[list[str], list[str]]:
-    """``(math lines, prose lines)`` of :func:`layer_equation` (both empty for non-recurrent
-    layers): the widget typesets the first and prints the second."""
-    cell = _framework_call(model, "layer_cell", layer)
-    return ([], []) if cell is None else recurrent_equation_parts(cell)
-
-
-def layer_name(model: Any, layer: Any) -> str:
-    """The name (as in :func:`layers`) of ``layer``: a name, an index or the layer object."""
-    return _framework_call(model, "layer_name", layer)
-
-
-def _framework_call(model: Any, what: str, *args: Any) -> Any:
-    """Calls ``<framework>_<what>(model, *args)`` of the model's backend weights module.
-
-    That module is imported only once ``get_backend`` has recognised the model,
-    so this keeps ``import saliency_widgets`` light.
-    """
-    from importlib import import_module
-
-    from .backends import get_backend
-
-    backend = get_backend(model)
-    module = import_module(f"{__package__}.backends.{backend.framework}_weights")
-    return getattr(module, f"{backend.framework}_{what}")(backend.model, *args)
-
-
-def layer_weights(model: Any, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
-    """The named, documented weight blocks of one layer.
-
-    ``layer`` is a name (as in :func:`layers`), an index into :func:`layers`,
-    or the layer object. With ``split_gates`` the packed gate matrices of LSTM
-    and GRU layers come back as one block per gate.
-    """
-    from .backends import get_backend
-
-    return get_backend(model).layer_weights(layer, split_gates=split_gates)
 
 
 # ------------------------------------------------------------- layer lookup

@@ -8,7 +8,7 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 import saliency_widgets as sw  # noqa: E402
-from saliency_widgets.backends.keras_backend import KerasBackend  # noqa: E402
+from saliency_widgets.backends.keras.backend import KerasBackend  # noqa: E402
 from saliency_widgets.structure import flatten  # noqa: E402
 from models import keras_cnn, keras_lstm, tape_gradient  # noqa: E402
 

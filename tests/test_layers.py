@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import saliency_widgets.weights as sw_weights
+import saliency_widgets.model_layers as sw_weights
 from saliency_widgets.errors import SaliencyError, SaliencyWarning
 
 
@@ -152,7 +152,7 @@ def test_keras_nested_models_are_flattened(keras):
 
 
 def test_keras_unbuilt_model_has_unknown_shapes_and_says_so(keras):
-    from saliency_widgets.backends.keras_weights import keras_layers
+    from saliency_widgets.backends.keras.weights import keras_layers
 
     model = keras.Sequential([keras.layers.Dense(3, name="d")])
     with pytest.warns(SaliencyWarning, match="output shapes unknown for d"):

@@ -195,7 +195,7 @@ def test_cnn_jacobian_equals_per_target_gradients(rng):
 
 def test_every_jacobian_strategy_agrees(rng):
     from saliency_widgets.backends import get_backend
-    from saliency_widgets.backends.torch_backend import CHANNELS_LAST
+    from saliency_widgets.backends.torch.backend import CHANNELS_LAST
     from saliency_widgets.structure import flatten
 
     model = torch_cnn()  # held: the backend holds its model weakly
@@ -332,7 +332,7 @@ def test_points_staged_on_the_models_device_give_the_same_maps(rng, monkeypatch)
     GPU; tests/test_cuda.py runs it on one): IG equals the numpy path's, SmoothGrad is the mean
     gradient of its noisy copies (the numpy path's noise too), the same for a seed however the
     copies are split into passes."""
-    from saliency_widgets.backends.torch_backend import TorchBackend
+    from saliency_widgets.backends.torch.backend import TorchBackend
 
     model, x = torch_cnn(), rng.normal(size=(2, 3, 12, 12)).astype(np.float32)
     on_numpy = sw.attribute(model, x, 1, method="integrated_gradients", steps=24)

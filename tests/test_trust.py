@@ -17,7 +17,7 @@ from torch import nn
 
 import saliency_widgets as sw
 from saliency_widgets.backends import get_backend
-from saliency_widgets.backends.keras_backend import _join_traces
+from saliency_widgets.backends.keras.backend import _join_traces
 from saliency_widgets.errors import SaliencyError, SaliencyWarning
 
 from models import keras_mlp, tape_gradient, torch_cnn, torch_mlp

@@ -11,7 +11,7 @@ from torch import nn  # noqa: E402
 from saliency_widgets.export import COLORBAR_GID  # noqa: E402
 from saliency_widgets.errors import SaliencyError  # noqa: E402
 from saliency_widgets.transport import from_wire  # noqa: E402
-from saliency_widgets.weights import layer_weights  # noqa: E402
+from saliency_widgets.model_layers import layer_weights  # noqa: E402
 from saliency_widgets.widgets.weight_display import MAX_PICTURE_CELLS, layer_display, picture  # noqa: E402
 from saliency_widgets.widgets.weight_inspector import WeightInspector  # noqa: E402
 

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-import saliency_widgets.weights as sw_weights  # noqa: E402
-from saliency_widgets.backends.keras_weights import keras_layer_equation  # noqa: E402
+import saliency_widgets.model_layers as sw_weights  # noqa: E402
+from saliency_widgets.backends.keras.weights import keras_layer_equation  # noqa: E402
 from saliency_widgets.errors import SaliencyError  # noqa: E402
 
 L = keras.layers

@@ -8,8 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-import saliency_widgets.weights as sw_weights  # noqa: E402
-from saliency_widgets.backends.torch_weights import torch_layer_equation  # noqa: E402
+import saliency_widgets.model_layers as sw_weights  # noqa: E402
+from saliency_widgets.backends.torch.weights import torch_layer_equation  # noqa: E402
 from saliency_widgets.errors import SaliencyError, SaliencyWarning  # noqa: E402
 
 

@@ -1,8 +1,10 @@
-"""Framework detection. The only place that decides which backend module to import.
+"""Framework detection. The only place that decides which backend package to import.
 
 Detection looks at the model's class hierarchy by module name, so that
-``import saliency_widgets`` never imports torch or tensorflow: a backend module
-is imported only once a model of its framework shows up.
+``import saliency_widgets`` imports no framework: a backend package is imported only once a
+model of its framework shows up, and a model of one framework never imports another's.
+A Keras 3 model is recognised before anything else: on the torch backend it is also a
+``torch.nn.Module``, yet its layers, layout and weights are Keras's (DESIGN §3.9).
 """
 
 from __future__ import annotations
@@ -12,31 +14,42 @@ import weakref
 from importlib import import_module
 from typing import Any, Iterator, Optional
 
-from ..errors import NotAModelError
+from ..errors import NotAModelError, SaliencyError
 from .base import Backend
 
-_KERAS_ROOTS = ("keras", "tensorflow")
+#: The values of every public ``framework=`` keyword.
+FRAMEWORKS = ("torch", "keras", "jax")
+
+_KERAS_ROOTS = {"keras", "keras_hub", "keras_nlp", "keras_cv"}
+_JAX_ROOTS = {"jax", "jaxlib", "flax"}
+
+# One backend per live model: it keeps compiled functions, the chosen Jacobian strategy and
+# the detected final activation across calls. The backend asked for with ``framework=`` is
+# remembered too, so every later call on that model (by any entry point) gets it.
+_cache: "weakref.WeakKeyDictionary[Any, Backend]" = weakref.WeakKeyDictionary()
 
 
 def _class_roots(obj: Any) -> set[str]:
     return {cls.__module__.split(".")[0] for cls in type(obj).__mro__}
 
 
-# One backend per live model: it keeps compiled functions (Keras), the chosen
-# Jacobian strategy and the detected final activation across calls.
-_cache: "weakref.WeakKeyDictionary[Any, Backend]" = weakref.WeakKeyDictionary()
-
-
-def get_backend(model: Any) -> Backend:
-    """The backend for ``model``: a ``torch.nn.Module`` (or a callable on torch
-    tensors) or a Keras 3 model on the TensorFlow backend."""
+def get_backend(model: Any, framework: Optional[str] = None) -> Backend:
+    """The backend for ``model``: a Keras 3 model (on TensorFlow, torch or JAX), a
+    ``torch.nn.Module`` or a callable on torch tensors, a Flax NNX module or a ``jax.jit``
+    function. ``framework`` ("torch", "keras" or "jax") places a callable that detection cannot
+    (a plain function on jax arrays: ``framework="jax"``); None detects."""
     if isinstance(model, Backend):
         return model
+    if framework is not None and framework not in FRAMEWORKS:
+        raise SaliencyError(f"framework must be one of {', '.join(map(repr, FRAMEWORKS))} or None (detected); "
+                            f"got {framework!r}")
     try:
-        return _cache[model]
+        cached = _cache[model]
+        if framework is None or cached.framework == framework:
+            return cached
     except (KeyError, TypeError):
         pass
-    backend = _make_backend(model)
+    backend = _make_backend(model, framework or _detect(model))
     try:
         _cache[model] = backend
     except TypeError:  # not weak-referenceable (e.g. a bound method): no caching
@@ -44,7 +57,7 @@ def get_backend(model: Any) -> Backend:
     return backend
 
 
-def _make_backend(model: Any) -> Backend:
+def _detect(model: Any) -> str:
     roots = _class_roots(model)
     if "tf_keras" in roots and "keras" not in roots:
         raise NotAModelError(
@@ -52,28 +65,41 @@ def _make_backend(model: Any) -> Backend:
             "(its layers and variables differ from Keras 3's); load it in Keras 3: save it with "
             "model.save('model.h5') and load it with keras.saving.load_model('model.h5')"
         )
+    if roots & _KERAS_ROOTS:
+        return "keras"
     if "torch" in roots:
-        from .torch_backend import TorchBackend
+        return "torch"
+    if roots & _JAX_ROOTS:
+        return "jax"
+    if callable(model) and not isinstance(model, type):
+        if "torch" in sys.modules:
+            return "torch"
+        if "jax" in sys.modules:
+            return "jax"
+    raise NotAModelError(
+        f"expected a model: a Keras 3 model (on TensorFlow, torch or JAX), a torch.nn.Module or a callable "
+        f"on torch tensors, a Flax NNX module or a jax.jit function (a plain function on jax arrays: pass "
+        f"framework='jax'); got {type(model).__module__}.{type(model).__qualname__}"
+    )
 
-        return TorchBackend(model)
-    if roots & set(_KERAS_ROOTS):
-        from .keras_backend import KerasBackend
+
+def _make_backend(model: Any, framework: str) -> Backend:
+    if framework == "keras":
+        from .keras.backend import KerasBackend
 
         return KerasBackend(model)
-    if callable(model) and "torch" in sys.modules and not isinstance(model, type):
-        from .torch_backend import TorchBackend
+    if framework == "torch":
+        from .torch.backend import TorchBackend
 
         return TorchBackend(model)
-    raise NotAModelError(
-        f"expected a model: a torch.nn.Module, a callable on torch tensors, or a Keras 3 "
-        f"model (keras.Model / Sequential / functional) on the TensorFlow backend; "
-        f"got {type(model).__module__}.{type(model).__qualname__}"
-    )
+    from .jax.backend import JaxBackend
+
+    return JaxBackend(model)
 
 
 def randomized_copies(model: Any, *, cascade: bool = True, seed: Optional[int] = None) -> Iterator[tuple[str, Any]]:
     """Copies of ``model`` with its layers re-initialized from the output backwards, as
     ``(layer name, copy)`` (the model randomization test); ``model`` itself is never changed."""
     backend = get_backend(model)
-    module = import_module(f"{__name__}.{backend.framework}_randomize")
+    module = import_module(f"{__name__}.{backend.framework}.randomize")
     return module.randomized_copies(backend.model, cascade=cascade, seed=seed)

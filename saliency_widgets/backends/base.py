@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import SaliencyError
 from ..structure import InputSpec
-from ..weights import LayerInfo, WeightBlock
+from ..weights import LayerInfo, RecurrentCell, WeightBlock
 
 
 #: What ``vjp`` explains per sample: flat output indices (one per sample), one index for all, or
@@ -84,7 +84,7 @@ class Backend(ABC):
     from :meth:`staged` arrays; the backend moves them to and from the model's device.
     """
 
-    #: "torch" or "keras"
+    #: "torch", "keras" or "jax" (a Keras model is "keras" whatever Keras runs on)
     framework: str = ""
 
     def __init__(self, model: Any) -> None:
@@ -271,6 +271,11 @@ class Backend(ABC):
     @abstractmethod
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
         """The named weight blocks of one layer (a name, an index or the layer object)."""
+
+    def layer_cell(self, layer: Any) -> Optional[RecurrentCell]:
+        """What a recurrent layer computes (its update equation names its weight blocks); None for
+        other layers (the default)."""
+        return None
 
     def architecture(self) -> Optional[tuple]:
         """What makes two models the same network for speed: their class and their weights' names,

@@ -11,7 +11,8 @@ import traitlets as t
 from .. import colors
 from ..errors import SaliencyError, SaliencyWarning
 from ..transport import to_wire
-from ..weights import LayerInfo, WeightBlock, layer_equation_parts, layer_name, layer_weights, layers
+from ..model_layers import layer_equation_parts, layer_name, layer_weights, layers
+from ..weights import LayerInfo, WeightBlock
 from ._collection import collection_deferred
 from ._export import slug
 from ._guarded import GuardedWidget, bundle

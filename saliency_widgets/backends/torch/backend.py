@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import NonDifferentiableError, SaliencyError
-from ..heads import output_keys, select_output
-from ..structure import signature, tile
-from ..weights import LayerInfo, WeightBlock, did_not_run_error, resolve_layer
-from .base import Backend, LayerRef, Query, Targets, running_beside_the_user, to_numpy
+from ...errors import NonDifferentiableError, SaliencyError
+from ...heads import output_keys, select_output
+from ...structure import signature, tile
+from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
+from ..base import Backend, LayerRef, Query, Targets, running_beside_the_user, to_numpy
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
     nn.Softmax: "softmax",
@@ -131,7 +131,7 @@ class TorchBackend(Backend):
 
     @staticmethod
     def _search_layer(module: nn.Module, layer: Any) -> LayerRef:
-        from .torch_weights import listed_modules
+        from .weights import listed_modules
 
         listed = listed_modules(module)
         if isinstance(layer, str) and all(name != layer for name, _ in listed):
@@ -351,7 +351,7 @@ class TorchBackend(Backend):
 
     def _layers_that_run(self, query: Query, tensors: list[torch.Tensor]) -> list[tuple[str, str]]:
         """``(name, type)`` of the listed layers that run when the model is called on ``tensors``."""
-        from .torch_weights import listed_modules
+        from .weights import listed_modules
 
         listed = listed_modules(self._require_module())
         ran: set[int] = set()
@@ -534,12 +534,17 @@ class TorchBackend(Backend):
 
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
-        from .torch_weights import torch_layers
+        from .weights import torch_layers
 
         return torch_layers(self._require_module(), example)
 
+    def layer_cell(self, layer: Any) -> Optional[RecurrentCell]:
+        from .weights import torch_layer_cell
+
+        return torch_layer_cell(self.model, layer)
+
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
-        from .torch_weights import torch_layer_weights
+        from .weights import torch_layer_weights
 
         return torch_layer_weights(self._require_module(), layer, split_gates)
 

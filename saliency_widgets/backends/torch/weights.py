@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..errors import SaliencyError, SaliencyWarning
-from ..weights import (
+from ...errors import SaliencyError, SaliencyWarning
+from ...weights import (
     LayerInfo,
     Packed,
     RecurrentCell,
@@ -111,7 +111,7 @@ def seen_example(model: nn.Module) -> Optional[np.ndarray]:
     attributed on (``sw.saliency``, ``sw.jacobian``, a SaliencyMap or JacobianGrid on it): its backend
     keeps each input signature (:func:`..structure.signature`) it has seen as a key of ``output_shapes``.
     None when it has seen none."""
-    from . import get_backend
+    from .. import get_backend
 
     keys = list(get_backend(model).output_shapes)
     for key in reversed(keys):
@@ -227,11 +227,6 @@ def torch_layer_cell(model: nn.Module, layer: Any) -> Optional[RecurrentCell]:
     """What a recurrent module computes, ``None`` for other modules."""
     _, module = resolve_layer(listed_modules(model), layer)
     return _cell(module) if isinstance(module, nn.RNNBase) else None
-
-
-def torch_layer_name(model: nn.Module, layer: Any) -> str:
-    """The listed name of ``layer`` (a name, an index or the module)."""
-    return resolve_layer(listed_modules(model), layer)[0]
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:

@@ -10,13 +10,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..errors import NonDifferentiableError, NotAModelError, SaliencyError
-from ..heads import select_output
-from ..structure import signature
-from ..weights import LayerInfo, WeightBlock, did_not_run_error, resolve_layer
-from . import keras_graph
-from .base import Backend, LayerRef, Query, Targets, sum_of_copies
-from .keras_graph import is_graph_model
+from ...errors import NonDifferentiableError, NotAModelError, SaliencyError
+from ...heads import select_output
+from ...structure import signature
+from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
+from . import graph as keras_graph
+from ..base import Backend, LayerRef, Query, Targets, sum_of_copies
+from .graph import is_graph_model
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
 
@@ -107,7 +107,7 @@ class KerasBackend(Backend):
         return isinstance(obj, self._keras.layers.Layer)
 
     def find_layer(self, layer: Any) -> LayerRef:
-        from .keras_weights import listed_layers
+        from .weights import listed_layers
 
         name, obj = resolve_layer(listed_layers(self.model), layer)
         return LayerRef(name, obj)
@@ -117,7 +117,7 @@ class KerasBackend(Backend):
         return None if plan is None else plan.skipped
 
     def per_sample_output_shape(self, query: Query, entries: list[np.ndarray]) -> Optional[tuple[int, ...]]:
-        from .keras_samples import declared_output_shape
+        from .samples import declared_output_shape
 
         return declared_output_shape(self.model, self._plan(query).head, self._output_names(), query.spec, entries,
                                      self._keras)
@@ -293,7 +293,7 @@ class KerasBackend(Backend):
                     return function(*arrays)
                 result = body(*arrays)
             except _LayerDidNotRun as err:
-                from .keras_weights import type_name
+                from .weights import type_name
 
                 raise did_not_run_error(err.layer.name, type_name(err.layer.obj),
                                         self._layers_that_run(query, arrays[0])) from None
@@ -343,7 +343,7 @@ class KerasBackend(Backend):
     def _require_runnable(self) -> None:
         """Refuses, before any call, a model that a call would change: an unbuilt one (calling it
         builds it) or one holding a stateful layer (calling it moves its state on)."""
-        from .keras_weights import require_built, type_name
+        from .weights import require_built, type_name
 
         require_built(self.model)
         stateful = self._stateful
@@ -357,7 +357,7 @@ class KerasBackend(Backend):
     def _require_fitting_input(self, query: Query, entries: list[np.ndarray]) -> None:
         """Refuses entries that contradict the inputs the model declares, before it runs: an error
         raised while it runs then comes from the model's own code and reaches the user unchanged."""
-        from .keras_samples import input_mismatch
+        from .samples import input_mismatch
 
         key = (query.spec.kind, query.spec.keys, signature(entries))
         if key in self._fitting_inputs:
@@ -376,7 +376,7 @@ class KerasBackend(Backend):
 
     def _layers_that_run(self, query: Query, tensors: list[Any]) -> list[tuple[str, str]]:
         """``(name, type)`` of the listed layers that run when the model is called on ``tensors``."""
-        from .keras_weights import listed_layers, type_name
+        from .weights import listed_layers, type_name
 
         listed = listed_layers(self.model)
         ran: set[int] = set()
@@ -426,13 +426,18 @@ class KerasBackend(Backend):
 
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
-        from .keras_weights import keras_layers, require_built
+        from .weights import keras_layers, require_built
 
         require_built(self.model)
         return keras_layers(self.model, example)
 
+    def layer_cell(self, layer: Any) -> Optional[RecurrentCell]:
+        from .weights import keras_layer_cell
+
+        return keras_layer_cell(self.model, layer)
+
     def layer_weights(self, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
-        from .keras_weights import keras_layer_weights, require_built
+        from .weights import keras_layer_weights, require_built
 
         require_built(self.model)
         return keras_layer_weights(self.model, layer, split_gates)

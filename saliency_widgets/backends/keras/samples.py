@@ -13,9 +13,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..errors import SaliencyError
-from ..heads import select_output
-from .keras_graph import graph_of
+from ...errors import SaliencyError
+from ...heads import select_output
+from .graph import graph_of
 
 #: Layer classes (exact types: a subclass may override ``call``) whose inference-mode output
 #: for a sample is a function of that sample alone, whatever their settings except those

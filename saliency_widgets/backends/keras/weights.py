@@ -12,8 +12,8 @@ from typing import Any, Optional
 import keras
 import numpy as np
 
-from ..errors import SaliencyError, SaliencyWarning
-from ..weights import (
+from ...errors import SaliencyError, SaliencyWarning
+from ...weights import (
     ATTENTION_AXES,
     LayerInfo,
     Packed,
@@ -137,11 +137,6 @@ def keras_layer_cell(model: Any, layer: Any) -> Optional[RecurrentCell]:
     if isinstance(obj, keras.layers.Bidirectional) and isinstance(obj.forward_layer, _RNN):
         return _cell(obj.forward_layer, bidirectional=True)
     return _cell(obj) if isinstance(obj, _RNN) else None
-
-
-def keras_layer_name(model: Any, layer: Any) -> str:
-    """The listed name of ``layer`` (a name, an index or the layer object)."""
-    return resolve_layer(listed_layers(model), layer)[0]
 
 
 def _blocks(layer: Any, split_gates: bool, prefix: str, source_prefix: str) -> list[WeightBlock]:

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SaliencyError
-from .torch_weights import listed_modules
+from ...errors import SaliencyError
+from .weights import listed_modules
 
 
 def randomized_copies(model: nn.Module, *, cascade: bool, seed: int | None) -> Iterator[tuple[str, nn.Module]]:

@@ -12,8 +12,8 @@ from typing import Any, Iterator
 import keras
 import numpy as np
 
-from ..errors import SaliencyError
-from .keras_weights import listed_layers
+from ...errors import SaliencyError
+from .weights import listed_layers
 
 # Variables whose initializer attribute is not named "<variable>_initializer".
 _INITIALIZER_NAMES = {"recurrent_kernel": "recurrent_initializer"}
