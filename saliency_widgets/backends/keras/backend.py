@@ -1,68 +1,70 @@
-"""Keras 3 backend (TensorFlow): Sequential, functional and subclassed ``keras.Model``."""
+"""Keras 3 backend, on TensorFlow, torch or JAX: Sequential, functional and subclassed
+``keras.Model``. The Keras code is here once; gradients come from the engine of the backend
+Keras runs on (:mod:`.engine`)."""
 
 from __future__ import annotations
 
-import atexit
 import re
 import threading
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any, Callable, Optional
 
+import keras
 import numpy as np
 
-from ...errors import NonDifferentiableError, NotAModelError, SaliencyError
+from ...errors import NotAModelError, SaliencyError
 from ...heads import select_output
 from ...structure import signature
 from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
 from . import graph as keras_graph
 from ..base import Backend, LayerRef, Query, Targets, sum_of_copies
+from .engine import Engine, LayerDidNotRun, recorded, recording, replacing, target_array
 from .graph import is_graph_model
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")
-
-_NOT_DIFFERENTIABLE = ("the explained output does not depend differentiably on what is attributed "
-                       "(an argmax, a cast to int or a stop_gradient inside the model?)")
 
 # Keras colours its error messages for terminals.
 _ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _import_frameworks() -> tuple[Any, Any]:
-    import keras
-    import tensorflow as tf
+#: The gradient engine of each Keras backend: (module, class) in this package.
+_ENGINES = {"tensorflow": ("tensorflow_engine", "TensorFlowEngine"), "torch": ("torch_engine", "TorchEngine"),
+            "jax": ("jax_engine", "JaxEngine")}
 
-    if keras.backend.backend() != "tensorflow":
+
+def _engine(backend: "KerasBackend") -> Engine:
+    """The gradient engine for the backend Keras runs on (imported only now: Keras on JAX never
+    imports TensorFlow)."""
+    name = keras.backend.backend()
+    if name not in _ENGINES:
         raise NotAModelError(
-            f"Keras runs on the {keras.backend.backend()!r} backend; saliency_widgets supports "
-            "Keras 3 on TensorFlow (set KERAS_BACKEND=tensorflow before importing keras), "
-            "or pass a PyTorch model"
+            f"Keras runs on the {name!r} backend, which has no gradients; saliency_widgets supports Keras 3 on "
+            f"{', '.join(_ENGINES)} (set KERAS_BACKEND before importing keras)"
         )
-    return keras, tf
+    module, cls = _ENGINES[name]
+    return getattr(import_module(f"{__package__}.{module}"), cls)(backend)
 
 
 class KerasBackend(Backend):
-    """Runs a Keras model with ``training=False`` and differentiates it with compiled
-    ``tf.GradientTape`` functions (one trace per model, query and input signature).
+    """Runs a Keras model with ``training=False`` and differentiates it with the engine of the
+    backend Keras runs on (compiled ``tf.GradientTape`` functions, ``torch.autograd``, or jit-compiled
+    ``jax.vjp`` over the model's variables passed in a stateless scope).
 
     Nothing is changed on the model: no variable is written, ``trainable`` flags are
     left alone, and batch norm uses its moving statistics. Logits, head and attribution
-    layers are intercepted by :mod:`.keras_graph`, which swaps nothing another thread can see.
+    layers are intercepted by :mod:`.graph`, which swaps nothing another thread can see.
     """
 
     framework = "keras"
 
     def __init__(self, model: Any) -> None:
-        self._keras, self._tf = _import_frameworks()
+        self._keras = keras
         if not callable(model):
             raise NotAModelError(f"{type(model).__qualname__} is not a callable Keras model")
         super().__init__(model)
         self._plans: dict[tuple, _Plan] = {}
-        self._bodies: dict[tuple, Callable] = {}
-        #: Traced functions by (kind, query key, batch-agnostic input specs), and those being traced.
-        self._compiled: dict[tuple, Callable] = {}
-        self._tracing: set[tuple] = set()
-        #: Keys of calls run eagerly that are traced in the caller's thread when they come again.
-        self._eager_calls: set[tuple] = set()
+        self._engine = _engine(self)
         #: Input signatures found to fit the inputs the model declares.
         self._fitting_inputs: set[tuple] = set()
         #: A stateful layer of the model (refused by every computation), or None.
@@ -154,21 +156,21 @@ class KerasBackend(Backend):
             skipping = keras_graph.pre_activation(plan.skip, self._keras)
             handlers[id(plan.skip)] = (plan.skip, lambda call, *args, **kwargs: skipping(*args, **kwargs))
         if isinstance(plan.head, LayerRef):
-            handlers[id(plan.head.obj)] = (plan.head.obj, _recording(state, "head", handlers.get(id(plan.head.obj))))
+            handlers[id(plan.head.obj)] = (plan.head.obj, recording(state, "head", handlers.get(id(plan.head.obj))))
         if query.layer is not None:
             for layer in query.layer.objects:
-                handlers[id(layer)] = (layer, _replacing(query.layer, state, handlers.get(id(layer))))
+                handlers[id(layer)] = (layer, replacing(query.layer, state, handlers.get(id(layer))))
         return handlers
 
-    def _explained(self, query: Query, tensors: list[Any], state: dict[str, Any]) -> Any:
+    def explained(self, query: Query, tensors: list[Any], state: dict[str, Any]) -> Any:
         """The explained output (logits if asked) of one model call."""
         plan = self._plan(query)
         raw = keras_graph.run(self.model, query.spec.pack(tensors), self._handlers(query, plan, state), self._keras)
         if isinstance(plan.head, LayerRef):
-            return _recorded(state, "head", plan.head)
-        return select_output(raw, plan.head, self._tf.is_tensor, self._output_names())
+            return recorded(state, "head", plan.head)
+        return select_output(raw, plan.head, keras.ops.is_tensor, self._output_names())
 
-    def _thread_local(self, query: Query) -> bool:
+    def thread_local(self, query: Query) -> bool:
         """Whether this query's calls intercept a layer outside the graph walk, which only the
         caller's thread may do (so its function is traced there, not in the background)."""
         plan = self._plan(query)
@@ -177,168 +179,21 @@ class KerasBackend(Backend):
                 self.model, [layer for layer, _ in self._handlers(query, plan, {}).values()], self._keras)
         return plan.thread_local
 
-    def _body(self, kind: str, query: Query) -> Callable:
-        """The Python function of one kind of call; run eagerly, or traced by :meth:`_run`."""
-        key = (kind, query.key)
-        if key not in self._bodies:
-            tf = self._tf
-            explained = self._explained
-            layer_mode = query.layer is not None
-
-            def run(tensors: list[Any], activation: Any, tape: Any) -> tuple[Any, list[Any]]:
-                state = {"tape": tape, "activation": activation, "calls": 0}
-                if activation is not None:
-                    tape.watch(activation)
-                wrt = [tensors[i] for i in query.spec.attributed] if not layer_mode else []
-                for t in wrt:
-                    tape.watch(t)
-                y = explained(query, tensors, state)
-                return y, (_recorded(state, "leaves", query.layer) if layer_mode else wrt)
-
-            def forward(tensors: list[Any], activation: Any = None) -> Any:
-                state = {"tape": None, "activation": activation, "calls": 0}
-                y = explained(query, tensors, state)
-                if kind != "activation":
-                    return y
-                leaves = _recorded(state, "leaves", query.layer)
-                return tf.concat(leaves, axis=1) if len(leaves) > 1 else leaves[0]
-
-            def target_gradients(tensors: list[Any], targets: Any, activation: Any) -> tuple[Any, list[Any], list[Any]]:
-                with tf.GradientTape() as tape:
-                    y, wrt = run(tensors, activation, tape)
-                    flat = tf.reshape(y, (tf.shape(y)[0], -1))
-                    index = tf.where(targets < 0, tf.argmax(flat, axis=1, output_type=tf.int64), targets)
-                    weighted = tf.reduce_sum(flat * tf.one_hot(index, tf.shape(flat)[1], dtype=flat.dtype))
-                grads = tape.gradient(weighted, wrt)
-                if all(g is None for g in grads):
-                    raise NonDifferentiableError(_NOT_DIFFERENTIABLE)
-                return y, wrt, [tf.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
-
-            def vjp(tensors: list[Any], targets: Any, activation: Any = None) -> tuple[Any, list[Any]]:
-                y, _, grads = target_gradients(tensors, targets, activation)
-                return y, grads
-
-            def layer_vjp(tensors: list[Any], targets: Any) -> tuple[Any, Any, Any]:
-                y, (leaf,), (grad,) = target_gradients(tensors, targets, None)
-                return y, leaf, grad
-
-            def jacobian(tensors: list[Any], rows: Any) -> list[Any]:
-                with tf.GradientTape(persistent=True) as tape:
-                    y, wrt = run(tensors, None, tape)
-                    selected = tf.gather(tf.reshape(y, (tf.shape(y)[0], -1)), rows, axis=1)
-                out = []
-                for w in wrt:
-                    jac = tape.batch_jacobian(selected, w)
-                    shape = tf.concat([tf.shape(w)[:1], tf.shape(rows), tf.shape(w)[1:]], axis=0)
-                    out.append(tf.zeros(shape, w.dtype) if jac is None else jac)
-                return out
-
-            def output_rows(tensors: list[Any], positions: Any, tokens: Any, *rest: Any) -> tuple[Any, Any, Any]:
-                # Every row differentiated in its own copy of the batch, in one pass: TensorFlow's
-                # vectorised Jacobian (pfor) crashes the process on keras_hub's transformer layers.
-                normalize, subtracts = kind.split("/")[1:]
-                minus, rest = (rest[0], rest[1:]) if subtracts == "minus" else (None, rest)
-                n, batch = tf.shape(positions)[0], tf.shape(tensors[0])[0]
-
-                def copies(t: Any) -> Any:  # copy c of sample b at c * batch + b
-                    return tf.tile(t, tf.concat([[n], tf.ones([tf.rank(t) - 1], tf.int32)], 0))
-
-                activation = copies(rest[0]) if rest else None
-                with tf.GradientTape() as tape:
-                    y, wrt = run([copies(t) for t in tensors], activation, tape)
-                    scores = tf.reshape(_row_scores(tf, y, positions, tokens, minus, normalize), (n, batch, n))
-                    own = tf.linalg.diag_part(tf.transpose(scores, (1, 0, 2)))  # (batch, n): copy k's row k
-                    total = tf.reduce_sum(own)
-                grads = [tf.zeros_like(w) if g is None else g for g, w in zip(tape.gradient(total, wrt), wrt)]
-
-                def per_sample(t: Any) -> Any:  # (n * batch, ...) -> (batch, n, ...)
-                    t = tf.reshape(t, tf.concat([[n, batch], tf.shape(t)[1:]], 0))
-                    return tf.transpose(t, tf.concat([[1, 0], tf.range(2, tf.rank(t))], 0))
-
-                joined = (lambda ts, axis: tf.concat(ts, axis) if len(ts) > 1 else ts[0])
-                return own, joined([w[:batch] for w in wrt], 1), joined([per_sample(g) for g in grads], 2)
-
-            if kind.startswith("rows/"):
-                self._bodies[key] = output_rows
-                return output_rows
-            self._bodies[key] = {"forward": forward, "activation": forward, "vjp": vjp, "layer_vjp": layer_vjp,
-                                 "jacobian": jacobian}[kind]
-        return self._bodies[key]
-
-    def _run(self, kind: str, query: Query, entries: list[np.ndarray], *args: Any,
+    def _run(self, kind: str, query: Query, entries: list[np.ndarray], *args: np.ndarray,
              activation: Optional[np.ndarray] = None) -> Any:
-        """Runs one call, holding the model's lock (calls on one model are serialised): compiled
-        when its trace is ready, else eagerly. Traces have a batch-agnostic signature, so a new
-        batch size, target or method does not retrace. A query run by the graph walk alone is
-        traced at once in a background thread, which changes nothing the user can see, while
-        calls go on eagerly; one that intercepts layers outside the graph (``keras_graph``'s
-        thread-local calls) is traced in the caller's thread, on its second call; a Jacobian,
-        slow when eager, is traced on its first."""
-        tf = self._tf
+        """Runs one call in the engine, holding the model's lock (calls on one model are serialised),
+        after refusing a model a call would change and entries the model's inputs contradict."""
         with self._lock:
             self._require_runnable()
             self._require_fitting_input(query, entries)
-            arrays = [tf.convert_to_tensor(e) for e in entries], *(tf.convert_to_tensor(a) for a in args)
-            if activation is not None:
-                arrays = (*arrays, tf.convert_to_tensor(activation))
-            specs = tuple(_batch_agnostic(a) for a in arrays)
-            key = (kind, query.key, repr(specs))
-            body = self._body(kind, query)
             try:
-                function = self._compiled.get(key)
-                vectorised = kind == "jacobian" or kind.startswith("rows/")  # slow when eager
-                if function is None and (vectorised and key not in self._tracing or key in self._eager_calls):
-                    function = self._traced_here(key, body, specs, arrays)
-                if function is not None:
-                    return function(*arrays)
-                result = body(*arrays)
-            except _LayerDidNotRun as err:
+                return self._engine.run(kind, query, entries, list(args), activation)
+            except LayerDidNotRun as err:
                 from .weights import type_name
 
+                tensors = [keras.ops.convert_to_tensor(e) for e in entries]
                 raise did_not_run_error(err.layer.name, type_name(err.layer.obj),
-                                        self._layers_that_run(query, arrays[0])) from None
-            if self._thread_local(query):
-                if key not in self._tracing:
-                    self._eager_calls.add(key)
-            else:
-                self._trace_in_background(key, body, specs)
-            return result
-
-    def _traced_here(self, key: tuple, body: Callable, specs: tuple, arrays: tuple) -> Optional[Callable]:
-        """``body`` traced in this thread (with its thread-local calls), or None where it cannot be
-        traced (then the key stays eager: a model whose Python code needs eager tensors still runs)."""
-        self._eager_calls.discard(key)
-        try:
-            function = self._tf.function(body, input_signature=specs, autograph=False)
-            function.get_concrete_function(*specs)
-        except SaliencyError:
-            raise
-        except Exception:
-            self._tracing.add(key)  # never again
-            return None
-        self._compiled[key] = function
-        return function
-
-    def _trace_in_background(self, key: tuple, body: Callable, specs: tuple) -> None:
-        """Traces ``body`` once for ``specs`` in a background thread, started at once; until it is
-        ready (or if it fails) calls stay eager. The trace runs the graph walk, which intercepts
-        calls without changing any object of the user's (``keras_graph``), so it needs no lock."""
-        if key in self._tracing:
-            return
-        self._tracing.add(key)
-        tf = self._tf
-
-        def trace() -> None:
-            try:
-                function = tf.function(body, input_signature=specs, autograph=False)
-                function.get_concrete_function(*specs)
-            except Exception:  # some models cannot be traced: they stay eager
-                return
-            self._compiled[key] = function
-
-        thread = threading.Thread(target=trace, name="saliency-widgets-trace", daemon=True)
-        _TRACES.append(thread)
-        thread.start()
+                                        self._layers_that_run(query, tensors)) from None
 
     def _require_runnable(self) -> None:
         """Refuses, before any call, a model that a call would change: an unbuilt one (calling it
@@ -393,36 +248,34 @@ class KerasBackend(Backend):
         return [(name, type_name(obj)) for name, obj in listed if id(obj) in ran]
 
     def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
-        return np.asarray(self._run("forward", query, entries, activation=activation), dtype=np.float32)
+        return self._run("forward", query, entries, activation=activation)
 
     def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
-        return np.asarray(self._run("activation", query, entries), dtype=np.float32)
+        return self._run("activation", query, entries)
 
     def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
             activation: Optional[np.ndarray] = None, *, layout: Any = None,
             copy_weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
-        y, grads = self._run("vjp", query, entries, _target_array(targets, len(entries[0])), activation=activation)
-        grads = [np.asarray(g, dtype=np.float32) for g in grads]
+        y, grads = self._run("vjp", query, entries, target_array(targets, len(entries[0])), activation=activation)
         if copy_weights is not None:
             grads = [sum_of_copies(g, copy_weights) for g in grads]
-        return np.asarray(y, dtype=np.float32), grads
+        return y, list(grads)
 
     def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y, leaf, grad = self._run("layer_vjp", query, entries, _target_array(targets, len(entries[0])))
-        return tuple(np.asarray(a, dtype=np.float32) for a in (y, leaf, grad))
+        y, leaf, grad = self._run("layer_vjp", query, entries, target_array(targets, len(entries[0])))
+        return y, leaf, grad
 
     def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
-        jacs = self._run("jacobian", query, entries, rows.astype(np.int32))
-        return [np.asarray(j, dtype=np.float32) for j in jacs]
+        return list(self._run("jacobian", query, entries, rows.astype(np.int32)))
 
     def output_rows(self, query: Query, entries: list[np.ndarray], positions: np.ndarray, tokens: np.ndarray, *,
                     minus: Optional[np.ndarray] = None, normalize: Optional[str] = None,
                     activation: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         kind = f"rows/{normalize}/{'minus' if minus is not None else 'plain'}"
-        args = [np.asarray(positions, dtype=np.int64), np.asarray(tokens, dtype=np.int64)] + ([np.asarray(minus, dtype=np.int64)] if minus is not None else [])
+        args = [np.asarray(a, dtype=np.int64) for a in (positions, tokens, minus) if a is not None]
         scores, layer_output, grads = self._run(kind, query, entries, *args, activation=activation)
-        return tuple(np.asarray(t, dtype=np.float32) for t in (scores, layer_output, grads))
+        return scores, layer_output, grads
 
     # ---------------------------------------------------------------- weights
     def layers(self, example: Optional[np.ndarray] = None) -> list[LayerInfo]:
@@ -454,50 +307,6 @@ class KerasBackend(Backend):
         return [(str(i), self._keras.ops.convert_to_numpy(w.value)) for i, w in enumerate(self.model.weights)]
 
 
-#: Background traces still running; joined at exit so that none is cut off mid-trace.
-_TRACES: list[threading.Thread] = []
-
-
-def _row_scores(tf: Any, y: Any, positions: Any, tokens: Any, minus: Any, normalize: str) -> Any:
-    """``(batch, n)``: ``y`` ``(batch, length, vocabulary)`` at ``positions``, entries ``tokens``,
-    normalised over the vocabulary at those positions only (see :meth:`Backend.output_rows`),
-    minus entries ``minus``."""
-    vocabulary = tf.shape(y)[-1]
-    at = tf.gather(y, positions, axis=1)
-    if normalize == "log_softmax":
-        at = tf.nn.log_softmax(at, axis=-1)
-    elif normalize == "softmax":
-        at = tf.nn.softmax(at, axis=-1)
-
-    def pick(index: Any) -> Any:
-        return tf.reduce_sum(at * tf.one_hot(index, vocabulary, dtype=at.dtype), -1)
-
-    return pick(tokens) if minus is None else pick(tokens) - pick(minus)
-
-
-def _target_array(targets: Targets, batch: int) -> np.ndarray:
-    """``Backend.vjp``'s targets as the traced function takes them: one int64 per sample, -1 for
-    the arg-max (one argument signature whatever was asked, so nothing is traced again)."""
-    if targets is None or isinstance(targets, int):
-        return np.full(batch, -1 if targets is None else targets, dtype=np.int64)
-    return targets.astype(np.int64)
-
-
-@atexit.register
-def _join_traces() -> None:
-    for thread in _TRACES:
-        thread.join(timeout=120)
-
-
-def _batch_agnostic(value: Any) -> Any:
-    """A TensorSpec (nested like ``value``) whose leading batch axis is None."""
-    import tensorflow as tf
-
-    if isinstance(value, (list, tuple)):
-        return [_batch_agnostic(v) for v in value]
-    return tf.TensorSpec((None, *value.shape[1:]), value.dtype)
-
-
 @dataclass
 class _Plan:
     """What a query resolved to on this model."""
@@ -512,69 +321,10 @@ class _Plan:
     thread_local: Optional[bool] = None
 
 
-class _LayerDidNotRun(Exception):
-    """A call's head or attribution layer never ran; :meth:`KerasBackend._run` says which layers do."""
-
-    def __init__(self, layer: LayerRef) -> None:
-        super().__init__(layer.name)
-        self.layer = layer
-
-
 def _stateful_layer(model: Any) -> Optional[Any]:
     """The first layer of ``model`` (itself, or nested at any depth) built with ``stateful=True``."""
     layers = model._flatten_layers() if hasattr(model, "_flatten_layers") else []
     return next((layer for layer in layers if getattr(layer, "stateful", False) is True), None)
-
-
-def _recorded(state: dict[str, Any], key: str, layer: LayerRef) -> Any:
-    """What a handler recorded in ``state[key]`` for ``layer``, which must have run."""
-    if key not in state:
-        raise _LayerDidNotRun(layer)
-    return state[key]
-
-
-def _recording(state: dict[str, Any], key: str, inner: Optional[tuple[Any, Callable]]) -> Callable:
-    """A handler that runs the layer (through ``inner``'s handler, if any) and records its
-    (first) output in ``state[key]``."""
-    def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
-        out = inner[1](call, *args, **kwargs) if inner else call(*args, **kwargs)
-        state[key] = out[0] if isinstance(out, (list, tuple)) else out
-        return out
-
-    return handler
-
-
-def _replacing(layer: LayerRef, state: dict[str, Any], inner: Optional[tuple[Any, Callable]]) -> Callable:
-    """A handler for the attribution layer: its output is ``state["activation"]`` when given
-    (its slice along axis 1 for each call with ``calls="all"``), else its own output, watched by
-    ``state["tape"]``; recorded in ``state["leaves"]``. Refuses a second call in one forward pass
-    unless ``layer.calls`` says which calls count (:class:`LayerRef`)."""
-    def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
-        state["calls"] += 1
-        out = inner[1](call, *args, **kwargs) if inner else call(*args, **kwargs)
-        if state["calls"] > 1 and layer.calls == "first":
-            return out
-        if state["calls"] > 1 and layer.calls == "once":
-            raise SaliencyError(
-                f"layer {layer.name!r} runs more than once per forward pass (shared weights?); "
-                "attribution to it would mix its calls: choose a layer that runs once"
-            )
-        first = out[0] if isinstance(out, (list, tuple)) else out
-        activation = state["activation"]
-        if activation is None:
-            new = first
-            state.setdefault("leaves", []).append(new)
-        else:
-            start = state.setdefault("offset", 0)
-            length = first.shape[1] if layer.calls == "all" else None
-            new = activation if length is None else activation[:, start:start + length]
-            state["offset"] = start + (length or 0)
-            state["leaves"] = [activation]
-        if state["tape"] is not None:
-            state["tape"].watch(new)
-        return new if not isinstance(out, (list, tuple)) else type(out)((new, *out[1:]))
-
-    return handler
 
 
 def _graph_outputs(model: Any, keras: Any) -> Optional[list[Any]]:

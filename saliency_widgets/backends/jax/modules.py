@@ -1,0 +1,123 @@
+"""The structure of a Flax NNX module: its submodules by path, the ones listed as layers, their
+variables, and their train / eval flags. Reads the module; never writes it."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, NamedTuple
+
+import numpy as np
+from flax import nnx
+
+from ...errors import SaliencyError
+
+Path = tuple
+#: Modules listed as one layer, never descended into: their submodules are their gates.
+CELLS = (nnx.LSTMCell, nnx.OptimizedLSTMCell, nnx.GRUCell, nnx.SimpleCell)
+#: The name a listed root module gets (as torch's backend calls it).
+ROOT = "model"
+
+
+class Listed(NamedTuple):
+    """One layer as ``layers()`` lists it."""
+
+    name: str
+    path: Path
+    module: nnx.Module
+
+
+def path_name(path: Path) -> str:
+    """``("blocks", 0, "linear")`` → ``"blocks/0/linear"``; the root is ``"model"``."""
+    return "/".join(map(str, path)) if path else ROOT
+
+
+def submodules(model: nnx.Module) -> dict[Path, nnx.Module]:
+    """Every module under ``model`` (itself at ``()``) by path, in definition order; a module
+    reachable twice is kept at its first path."""
+    found = dict(nnx.iter_modules(model))
+    return {path: found[path] for path in sorted(found, key=lambda p: _order(found, p))}
+
+
+def _order(found: dict[Path, nnx.Module], path: Path) -> tuple:
+    """Sort key of ``path``: each step's position among its parent's attributes (definition order)."""
+    key = []
+    for i, step in enumerate(path):
+        parent = found.get(path[:i])
+        names = list(vars(parent)) if parent is not None else []
+        position = names.index(str(step)) if str(step) in names else len(names)
+        key.append((position, str(step)))
+    return tuple(key)
+
+
+def listed_modules(model: nnx.Module) -> list[Listed]:
+    """The modules ``layers()`` lists, in definition order: recurrent cells (whole), modules that
+    hold variables of their own, and modules without submodules (dropout, activations). The root
+    is listed (as ``"model"``) only when it is such a module itself."""
+    modules = submodules(model)
+    out = []
+    for path, module in modules.items():
+        if any(isinstance(modules.get(path[:i]), CELLS) for i in range(len(path))):
+            continue
+        children = [p for p in modules if len(p) == len(path) + 1 and p[:len(path)] == path]
+        if isinstance(module, CELLS) or not children or own_variables(module):
+            out.append(Listed(path_name(path), path, module))
+    return out
+
+
+def variables(module: nnx.Module, *, own: bool = False) -> dict[Path, Any]:
+    """The module's variables (``nnx.Variable``, random-number state left out) by path below it;
+    ``own``: only those not inside a submodule."""
+    flat = nnx.to_flat_state(nnx.state(module, nnx.Not(nnx.RngState)))
+    out = {tuple(path): var for path, var in flat}
+    if own:
+        out = {p: v for p, v in out.items() if not _inside_submodule(module, p)}
+    return out
+
+
+def own_variables(module: nnx.Module) -> dict[Path, Any]:
+    return variables(module, own=True)
+
+
+def _inside_submodule(module: nnx.Module, path: Path) -> bool:
+    node = module
+    for step in path[:-1]:
+        node = node[step] if isinstance(step, int) else getattr(node, step, None)
+        if isinstance(node, nnx.Module):
+            return True
+    return False
+
+
+def value(variable: Any) -> np.ndarray:
+    """A variable's value as a numpy array (a copy: it never shares memory with the model)."""
+    return np.array(variable.get_value())
+
+
+def size(module: nnx.Module, *, own: bool) -> int:
+    """How many numbers the module's variables hold (random-number state left out)."""
+    return int(sum(np.size(v.get_value()) for v in variables(module, own=own).values()))
+
+
+def at_path(model: nnx.Module, path: Path) -> nnx.Module:
+    """The submodule of ``model`` at ``path`` (``model`` itself at ``()``)."""
+    module = submodules(model).get(path)
+    if module is None:
+        raise SaliencyError(f"the model has no submodule {path_name(path)!r} any more; pass a layer it has")
+    return module
+
+
+def path_of(model: nnx.Module, obj: Any) -> Path:
+    """The path of the submodule ``obj`` (by identity) in ``model``."""
+    for path, module in submodules(model).items():
+        if module is obj:
+            return path
+    raise SaliencyError(f"the {type(obj).__name__} given is not a submodule of this model (any more)")
+
+
+def training_modules(model: nnx.Module) -> Iterator[str]:
+    """Names of the submodules in training mode where that changes their output: batch norm with
+    ``use_running_average=False``, dropout (any module with ``deterministic=False`` and a
+    non-zero ``rate`` / ``dropout_rate``)."""
+    for path, module in submodules(model).items():
+        rate = getattr(module, "rate", getattr(module, "dropout_rate", 1.0))
+        if getattr(module, "use_running_average", None) is False or (
+                getattr(module, "deterministic", None) is False and rate):
+            yield path_name(path)

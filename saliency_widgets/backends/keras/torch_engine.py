@@ -1,0 +1,108 @@
+"""Keras on torch: ``torch.autograd.grad`` through the Keras model's own call (eager; never
+``.backward()``, so no ``.grad`` is written on the model's variables)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import keras
+import numpy as np
+import torch
+
+from ...errors import NonDifferentiableError
+from ..base import Query
+from .engine import NOT_DIFFERENTIABLE, Engine, chosen_sum, joined, recorded, row_scores, rows_kind
+
+
+class TorchEngine(Engine):
+    """Every kind of call eagerly, with gradients taken where Keras put the tensors. The gradient
+    with respect to a layer's output is taken at that output in the same pass."""
+
+    def run(self, kind: str, query: Query, entries: list[np.ndarray], args: list[np.ndarray],
+            activation: Optional[np.ndarray]) -> Any:
+        tensors = [keras.ops.convert_to_tensor(e) for e in entries]
+        args = [keras.ops.convert_to_tensor(a) for a in args]
+        if activation is not None:
+            activation = keras.ops.convert_to_tensor(activation)
+        if kind in ("forward", "activation"):
+            with torch.no_grad():
+                state = self.new_state(activation, None)
+                y = self.explain(query, tensors, state)
+                return _numpy(y if kind == "forward" else joined(recorded(state, "leaves", query.layer), 1))
+        with torch.enable_grad():
+            y, wrt = self._differentiable(query, tensors, activation)
+            if kind == "jacobian":
+                return [_numpy(j) for j in _jacobian(y, wrt, args[0])]
+            if kind.startswith("rows/"):
+                normalize, subtracts = rows_kind(kind)
+                scores = row_scores(y, args[0], args[1], args[2] if subtracts else None, normalize)
+                grads = _row_gradients(scores, wrt)
+                return _numpy(scores), _numpy(joined(wrt, 1)), _numpy(grads)
+            total = chosen_sum(y, args[0])
+            if not total.requires_grad:
+                raise NonDifferentiableError(NOT_DIFFERENTIABLE)
+            grads = _gradients(torch.autograd.grad(total, wrt, allow_unused=True), wrt)
+            if kind == "layer_vjp":
+                return _numpy(y), _numpy(wrt[0]), _numpy(grads[0])
+            return _numpy(y), [_numpy(g) for g in grads]
+
+    def _differentiable(self, query: Query, tensors: list[torch.Tensor], activation: Optional[torch.Tensor]
+                        ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(explained output, tensors to differentiate with respect to)``: the attributed entries
+        (fresh tensors of ours, made to require grad), or the layer's output or the activation given."""
+        if query.layer is None:
+            for i in query.spec.attributed:
+                tensors[i] = tensors[i].detach().requires_grad_(True)
+            return self.explain(query, tensors, self.new_state(None, None)), [tensors[i] for i in query.spec.attributed]
+        if activation is not None:
+            activation = activation.detach().requires_grad_(True)
+        state = self.new_state(activation, _watched)
+        y = self.explain(query, tensors, state)
+        return y, list(recorded(state, "leaves", query.layer))
+
+
+def _watched(tensor: torch.Tensor) -> torch.Tensor:
+    """A layer output to differentiate with respect to: itself inside the graph, else (a model
+    whose variables require no grad, the layer first) a leaf of ours that requires grad."""
+    return tensor if tensor.requires_grad else tensor.detach().requires_grad_(True)
+
+
+def _gradients(grads: tuple, wrt: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``grads`` with an unused input's None as zeros; all None: nothing is differentiable."""
+    if all(g is None for g in grads):
+        raise NonDifferentiableError(NOT_DIFFERENTIABLE)
+    return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
+
+
+def _jacobian(y: torch.Tensor, wrt: list[torch.Tensor], rows: torch.Tensor) -> list[torch.Tensor]:
+    """``(batch, len(rows), *shape)`` per tensor of ``wrt``: one backward pass batched over the rows
+    (``is_grads_batched``), or one per row where an op has no batching rule."""
+    selected = y.reshape(y.shape[0], -1)[:, rows.long()]
+    n = selected.shape[1]
+    if not selected.requires_grad:
+        raise NonDifferentiableError(NOT_DIFFERENTIABLE)
+    cotangents = torch.eye(n, dtype=selected.dtype, device=selected.device)[:, None, :].expand(n, *selected.shape)
+    try:
+        grads = torch.autograd.grad(selected, wrt, grad_outputs=cotangents, is_grads_batched=True,
+                                    allow_unused=True, retain_graph=True)
+        return [g.transpose(0, 1) for g in _gradients(grads, [w.expand(n, *w.shape) for w in wrt])]
+    except RuntimeError:  # an op vmap cannot batch
+        per_row = [_gradients(torch.autograd.grad(selected[:, k].sum(), wrt, allow_unused=True,
+                                                  retain_graph=k < n - 1), wrt) for k in range(n)]
+        return [torch.stack([row[i] for row in per_row], dim=1) for i in range(len(wrt))]
+
+
+def _row_gradients(scores: torch.Tensor, wrt: list[torch.Tensor]) -> torch.Tensor:
+    """``(batch, n, *layer shape)``: each score's gradient, one backward pass per row through the one
+    graph (a sample's score reads that sample only: one sum for all samples); the layer's calls
+    joined along its axis 1."""
+    if not scores.requires_grad:
+        raise NonDifferentiableError(NOT_DIFFERENTIABLE)
+    n = scores.shape[1]
+    rows = [joined(_gradients(torch.autograd.grad(scores[:, k].sum(), wrt, allow_unused=True,
+                                                  retain_graph=k < n - 1), wrt), 1) for k in range(n)]
+    return torch.stack(rows, dim=1)
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().to("cpu", torch.float32).numpy()
