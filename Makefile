@@ -49,7 +49,7 @@ test-python: install chromium
 test: test-js test-python
 
 BENCHES := engine_bench widgets_bench methods_bench structured_bench zoo_bench first_calls_bench dataset_bench \
-	generation_bench
+	generation_bench backends_bench
 
 # Every benchmark runs, also after one misses a goal; the target fails at the end if any did.
 # inseq (an alternative the generation benchmark measures) installs beside the pins, for the benchmarks only.

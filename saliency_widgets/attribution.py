@@ -27,6 +27,7 @@ from .inputs import infer_layout
 from .passes import PassSizes, remember_settled, starting_sizes
 from .occlusion import occlusion
 from .structure import Structure, baseline_entries, flatten, replaced, select, signature, tile
+from .frameworks import accepts_framework
 
 METHODS = ("gradient", "input_x_gradient", "smoothgrad", "integrated_gradients", "gradcam", "gradcam_plus_plus",
            "occlusion")
@@ -132,6 +133,7 @@ class _Problem:
 
 
 # --------------------------------------------------------------------- public
+@accepts_framework
 def saliency(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
              output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None,
              **kw: Any) -> Any:
@@ -167,6 +169,7 @@ def saliency(model: Any, x: Any, target: Target = None, *, contrast: Target = No
                       contrast=contrast).values
 
 
+@accepts_framework
 def attribute(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
               output: str = "logits", head: Any = None, layer: Any = None, fixed: Any = None,
               **kw: Any) -> Attribution:
@@ -256,6 +259,7 @@ def _attribute(model: Any, x: Any, target: Target, method: str, output: str, hea
     )
 
 
+@accepts_framework
 def jacobian(model: Any, x: Any, *, output: str = "logits",
              outputs: Optional[Sequence[Union[int, tuple]]] = None, head: Any = None,
              layer: Any = None, fixed: Any = None) -> Any:

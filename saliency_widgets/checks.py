@@ -37,6 +37,7 @@ from .heads import explained_scores
 from .inputs import Layout, infer_layout, layer_kind
 from .structure import InputSpec, Structure, flatten
 from .occlusion import samples_per_pass
+from .frameworks import accepts_framework
 
 _FROM_JACOBIAN = ("gradient", "input_x_gradient")
 
@@ -102,6 +103,7 @@ class Randomization:
 
 
 # --------------------------------------------------------------------- checks
+@accepts_framework
 def random_logit(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
                  n: int = 5, seed: Optional[int] = None, output: str = "logits", head: Any = None, layer: Any = None,
                  fixed: Any = None, **kw: Any) -> RandomLogit:
@@ -142,6 +144,7 @@ def _random_logit(model: Any, x: Any, reference: Any, n: int, seed: Optional[int
     return RandomLogit(correlations, others, reference.targets, reference.contrasts)
 
 
+@accepts_framework
 def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = None, *, contrast: Target = None,
                        steps: int = 20, baseline: Any = 0.0, output: str = "logits", head: Any = None,
                        layer: Any = None, fixed: Any = None) -> DeletionInsertion:
@@ -193,6 +196,7 @@ def deletion_insertion(model: Any, x: Any, attribution: Any, target: Target = No
     return DeletionInsertion(fractions, curves[0], curves[1])
 
 
+@accepts_framework
 def randomization(model: Any, x: Any, target: Target = None, *, contrast: Target = None, method: str = "gradient",
                   cascade: bool = True, seed: Optional[int] = None, output: str = "logits", head: Any = None,
                   layer: Any = None, fixed: Any = None, **kw: Any) -> Randomization:
@@ -230,6 +234,7 @@ def randomization(model: Any, x: Any, target: Target = None, *, contrast: Target
     return Randomization(original, names, np.stack(maps), spearmans, ssims)
 
 
+@accepts_framework
 def completeness(model: Any, x: Any, target: Target = None, *, contrast: Target = None, steps: int = 50,
                  baseline: Any = None, output: str = "logits", head: Any = None, layer: Any = None,
                  fixed: Any = None) -> np.ndarray:

@@ -15,18 +15,19 @@ import numpy as np
 from .backends import get_backend
 from .errors import SaliencyError
 from .weights import LayerInfo, WeightBlock, recurrent_equation, recurrent_equation_parts
+from .frameworks import accepts_framework
 
 
-def layers(model: Any, example: Any = None, *, input_shape: Optional[Sequence[int]] = None,
-           framework: Optional[str] = None) -> list[LayerInfo]:
+@accepts_framework
+def layers(model: Any, example: Any = None, *, input_shape: Optional[Sequence[int]] = None) -> list[LayerInfo]:
     """Every layer of ``model`` with its per-sample output shape and parameter count.
 
     Torch models need ``example`` (a batch, as the model takes it) or
     ``input_shape`` (one sample's shape, filled with zeros) to know output
     shapes; without either, ``output_shape`` is ``None``. Models that take
-    integer tokens need an integer ``example``. ``framework``: see :func:`~.backends.get_backend`.
+    integer tokens need an integer ``example``.
     """
-    backend = get_backend(model, framework)
+    backend = get_backend(model)
     if example is not None and input_shape is not None:
         raise SaliencyError("pass either example= (a batch) or input_shape= (one sample's shape), not both")
     if example is not None:
@@ -36,30 +37,33 @@ def layers(model: Any, example: Any = None, *, input_shape: Optional[Sequence[in
     return backend.layers(example)
 
 
-def layer_equation(model: Any, layer: Any, *, framework: Optional[str] = None) -> Optional[str]:
+@accepts_framework
+def layer_equation(model: Any, layer: Any) -> Optional[str]:
     """The update equation of a recurrent layer, naming its weight blocks; ``None`` for other layers."""
-    cell = get_backend(model, framework).layer_cell(layer)
+    cell = get_backend(model).layer_cell(layer)
     return None if cell is None else recurrent_equation(cell)
 
 
-def layer_equation_parts(model: Any, layer: Any, *, framework: Optional[str] = None) -> tuple[list[str], list[str]]:
+@accepts_framework
+def layer_equation_parts(model: Any, layer: Any) -> tuple[list[str], list[str]]:
     """``(math lines, prose lines)`` of :func:`layer_equation` (both empty for non-recurrent
     layers): the widget typesets the first and prints the second."""
-    cell = get_backend(model, framework).layer_cell(layer)
+    cell = get_backend(model).layer_cell(layer)
     return ([], []) if cell is None else recurrent_equation_parts(cell)
 
 
-def layer_name(model: Any, layer: Any, *, framework: Optional[str] = None) -> str:
+@accepts_framework
+def layer_name(model: Any, layer: Any) -> str:
     """The name (as in :func:`layers`) of ``layer``: a name, an index or the layer object."""
-    return get_backend(model, framework).find_layer(layer).name
+    return get_backend(model).find_layer(layer).name
 
 
-def layer_weights(model: Any, layer: Any, *, split_gates: bool = True,
-                  framework: Optional[str] = None) -> list[WeightBlock]:
+@accepts_framework
+def layer_weights(model: Any, layer: Any, *, split_gates: bool = True) -> list[WeightBlock]:
     """The named, documented weight blocks of one layer.
 
     ``layer`` is a name (as in :func:`layers`), an index into :func:`layers`,
     or the layer object. With ``split_gates`` the packed gate matrices of LSTM
     and GRU layers come back as one block per gate.
     """
-    return get_backend(model, framework).layer_weights(layer, split_gates=split_gates)
+    return get_backend(model).layer_weights(layer, split_gates=split_gates)

@@ -18,7 +18,7 @@ import numpy as np
 from .errors import SaliencyError
 
 Role = Literal["kernel", "input", "recurrent", "bias"]
-Framework = Literal["keras", "torch"]
+Framework = Literal["keras", "torch", "flax"]
 CellKind = Literal["simple", "lstm", "gru"]
 
 
@@ -231,6 +231,9 @@ GATES: dict[tuple[Framework, CellKind], tuple[tuple[str, str], ...]] = {
     ("torch", "gru"): (("r", "reset"), ("z", "update"), ("n", "candidate")),
     ("keras", "simple"): (),
     ("torch", "simple"): (),
+    ("flax", "lstm"): (("i", "input"), ("f", "forget"), ("g", "cell"), ("o", "output")),
+    ("flax", "gru"): (("r", "reset"), ("z", "update"), ("n", "candidate")),
+    ("flax", "simple"): (),
 }
 
 
@@ -246,6 +249,8 @@ class RecurrentCell:
     num_layers: int = 1
     bidirectional: bool = False
     projection: bool = False
+    #: Flax ``SimpleCell(residual=True)``: h(t−1) is added to the pre-activation.
+    residual: bool = False
 
     @property
     def gates(self) -> tuple[tuple[str, str], ...]:
@@ -350,7 +355,7 @@ def recurrent_equation(cell: RecurrentCell) -> str:
 
 def recurrent_equation_parts(cell: RecurrentCell) -> tuple[list[str], list[str]]:
     """``(math lines, prose lines)``: the update equations, then the legend and notes."""
-    body = (_keras_equation if cell.framework == "keras" else _torch_equation)(cell)
+    body = {"keras": _keras_equation, "flax": _flax_equation}.get(cell.framework, _torch_equation)(cell)
     notes = []
     if cell.num_layers > 1:
         both = " (both directions concatenated)" if cell.bidirectional else ""
@@ -416,3 +421,32 @@ def _torch_equation(cell: RecurrentCell) -> list[str]:
         lines.append(f"n_t = {a}(W_in x_t + b_in + r_t ⊙ (W_hn h_{{t−1}} + b_hn))")
         lines.append("h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}")
     return [*lines, f"{legend}; {_gate_legend(cell)}"]
+
+
+def _flax_equation(cell: RecurrentCell) -> list[str]:
+    """Flax NNX cells: kernels ``(in, out)`` as Keras's, one ``Linear`` per gate (``LSTMCell``) or
+    the gates packed in one (``OptimizedLSTMCell``, ``GRUCell``)."""
+    a, s = _act(cell.activation), _act(cell.recurrent_activation)
+    if cell.kind == "simple":
+        residual = " + h_{t−1}" if cell.residual else ""
+        return [
+            f"h_t = {a}(x_t·W_i + b + h_{{t−1}}·W_h{residual})",
+            "W_i = input kernel, b = bias, W_h = recurrent kernel",
+        ]
+    if cell.kind == "lstm":
+        lines = [f"{g}_t = {s}(x_t·W_i{g} + h_{{t−1}}·W_h{g} + b_{g})" for g in "if"]
+        lines.append(f"g_t = {a}(x_t·W_ig + h_{{t−1}}·W_hg + b_g)")
+        lines.append(f"o_t = {s}(x_t·W_io + h_{{t−1}}·W_ho + b_o)")
+        return [
+            *lines,
+            "c_t = f_t ⊙ c_{t−1} + i_t ⊙ g_t",
+            f"h_t = o_t ⊙ {a}(c_t)",
+            f"W_i* = input kernel, W_h* = recurrent kernel, b_* = bias; {_gate_legend(cell)}",
+        ]
+    lines = [f"{g}_t = {s}(x_t·W_i{g} + b_i{g} + h_{{t−1}}·W_h{g})" for g in "rz"]
+    lines.append(f"n_t = {a}(x_t·W_in + b_in + r_t ⊙ (h_{{t−1}}·W_hn))")
+    return [
+        *lines,
+        "h_t = (1 − z_t) ⊙ n_t + z_t ⊙ h_{t−1}",
+        f"W_i* = input kernel, b_i* = input bias, W_h* = recurrent kernel (no recurrent bias); {_gate_legend(cell)}",
+    ]

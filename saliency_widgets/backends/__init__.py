@@ -49,7 +49,7 @@ def get_backend(model: Any, framework: Optional[str] = None) -> Backend:
             return cached
     except (KeyError, TypeError):
         pass
-    backend = _make_backend(model, framework or _detect(model))
+    backend = _make_backend(model, _detect(model, framework))
     try:
         _cache[model] = backend
     except TypeError:  # not weak-referenceable (e.g. a bound method): no caching
@@ -57,7 +57,33 @@ def get_backend(model: Any, framework: Optional[str] = None) -> Backend:
     return backend
 
 
-def _detect(model: Any) -> str:
+def _detect(model: Any, framework: Optional[str]) -> str:
+    """The framework of ``model``: its classes' (refusing a ``framework`` they contradict), else for a
+    plain callable ``framework``, else torch's or JAX's, whichever is loaded (torch first)."""
+    placed = _placed_by_class(model)
+    if placed is not None:
+        if framework is not None and framework != placed:
+            raise NotAModelError(f"{type(model).__qualname__} is a {placed} model, not {framework}: leave framework= "
+                                 "out (it is for plain functions, which detection cannot place)")
+        return placed
+    if framework is not None:
+        if not callable(model) or isinstance(model, type):
+            raise NotAModelError(f"framework={framework!r} needs a callable model; got {type(model).__qualname__}")
+        return framework
+    if callable(model) and not isinstance(model, type):
+        if "torch" in sys.modules:
+            return "torch"
+        if "jax" in sys.modules:
+            return "jax"
+    raise NotAModelError(
+        f"expected a model: a Keras 3 model (on TensorFlow, torch or JAX), a torch.nn.Module or a callable "
+        f"on torch tensors, a Flax NNX module or a jax.jit function (a plain function on jax arrays: pass "
+        f"framework='jax'); got {type(model).__module__}.{type(model).__qualname__}"
+    )
+
+
+def _placed_by_class(model: Any) -> Optional[str]:
+    """The framework the classes of ``model`` belong to (Keras first), or None."""
     roots = _class_roots(model)
     if "tf_keras" in roots and "keras" not in roots:
         raise NotAModelError(
@@ -71,16 +97,7 @@ def _detect(model: Any) -> str:
         return "torch"
     if roots & _JAX_ROOTS:
         return "jax"
-    if callable(model) and not isinstance(model, type):
-        if "torch" in sys.modules:
-            return "torch"
-        if "jax" in sys.modules:
-            return "jax"
-    raise NotAModelError(
-        f"expected a model: a Keras 3 model (on TensorFlow, torch or JAX), a torch.nn.Module or a callable "
-        f"on torch tensors, a Flax NNX module or a jax.jit function (a plain function on jax arrays: pass "
-        f"framework='jax'); got {type(model).__module__}.{type(model).__qualname__}"
-    )
+    return None
 
 
 def _make_backend(model: Any, framework: str) -> Backend:

@@ -27,12 +27,14 @@ from .job import LABEL_TARGET, BatchJob, BatchResult
 from .plan import PassPlan
 from .result import DatasetAttribution
 from .store import Store, another_run
+from ..frameworks import accepts_framework
 
 ENGINES = ("local", "ray")
 
 __all__ = ["ENGINES", "DatasetAttribution", "attribute_dataset"]
 
 
+@accepts_framework
 def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str = "gradient",
                       path: Union[str, Path, None] = None, batch_size: int = 64, engine: str = "local",
                       labels: Any = None, progress: bool = True, engine_options: Optional[dict[str, Any]] = None,
@@ -102,7 +104,8 @@ def attribute_dataset(model: Any, data: Any, target: Any = None, *, method: str 
                     root, f"the data goes on after row {store.rows - 1}, where the run there ended"))
             return DatasetAttribution(root)
     job = BatchJob(model, source.structure, target, method, kw,
-                   passes=None if store is None else PassPlan.from_json(store.manifest.get("passes")))
+                   passes=None if store is None else PassPlan.from_json(store.manifest.get("passes")),
+                   framework=get_backend(model).framework)
     writer = _Writer(root, fingerprint, store, {
         "framework": get_backend(model).framework, "method": method,
         "structure": [source.structure.kind, list(source.structure.keys)],

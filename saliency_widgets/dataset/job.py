@@ -54,6 +54,9 @@ class BatchJob:
     passes: Optional[PassPlan] = None
     #: Batches attributed while the backend's search chose the passes.
     searched: int = 0
+    #: The model's framework as detected (or given) where the run started: a copy of the model in a
+    #: Ray worker is placed the same way (a plain function on jax arrays has no class to tell).
+    framework: Optional[str] = None
 
     @property
     def searching(self) -> bool:
@@ -65,6 +68,7 @@ class BatchJob:
         ``x``, or one array with ``layer=``), ``targets`` and ``predictions`` (flat output
         indices), ``labels``, and for integrated gradients ``completeness_error``."""
         passes = RunPasses(self.passes)
+        get_backend(self.model, self.framework)
         result = attribute_in_passes(passes, self.model, self.structure.pack(batch.x), self._target(batch),
                                      method=self.method, **self.options)
         if self.passes is None and passes.used is not None:

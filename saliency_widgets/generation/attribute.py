@@ -16,6 +16,7 @@ from ..errors import SaliencyError
 from .language_model import Context, LanguageModel
 from .prompts import continuation_ids, one_token, prompt_ids, token_strings
 from .result import GenerationAttribution
+from ..frameworks import accepts_framework
 
 METHODS = ("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad")
 #: Each target's normalisation of the logits over the vocabulary (see ``Backend.output_rows``).
@@ -43,6 +44,7 @@ class Rows:
                      None if self.minus is None else self.minus[start:stop], self.normalize)
 
 
+@accepts_framework
 def attribute_generation(model: Any, prompt: Any, *, tokenizer: Any = None, continuation: Any = None,
                          max_new_tokens: int = 20, method: str = "input_x_gradient", target: str = "log_prob",
                          contrast: Any = None, layer: Any = None, generate_kwargs: Optional[dict] = None,

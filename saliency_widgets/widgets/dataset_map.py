@@ -23,6 +23,7 @@ from ._base import feature_labels, layout_wire, output_labels
 from ._collection import collection_deferred
 from ._export import REPR_DPI, slug
 from ._guarded import GuardedWidget, bundle
+from ..frameworks import accepts_framework
 
 #: Samples per page of thumbnails: the browser asks for pages of this many positions of the gallery.
 PAGE = 64
@@ -100,6 +101,7 @@ class DatasetMap(GuardedWidget):
     _detail = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
     @collection_deferred
+    @accepts_framework
     def __init__(
         self,
         result: DatasetAttribution,

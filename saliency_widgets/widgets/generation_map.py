@@ -22,6 +22,7 @@ from ._collection import collection_deferred
 from ._export import slug
 from ._guarded import GuardedWidget, Step, bundle, kept
 from .standalone import html_budget, standalone_html
+from ..frameworks import accepts_framework
 
 #: Groupings the granularity control offers (each sent with the first paint).
 GRANULARITIES = ("token", "word", "sentence")
@@ -98,6 +99,7 @@ class GenerationMap(GuardedWidget):
     _checks = t.Dict().tag(sync=True)
 
     @collection_deferred
+    @accepts_framework
     def __init__(
         self,
         model: Any,

@@ -16,6 +16,7 @@ from ._base import SampleWidget, output_labels
 from ._guarded import Step, bundle, kept
 from ._collection import collection_deferred
 from ._export import slug
+from ..frameworks import accepts_framework
 
 #: The largest display Jacobian sent to the browser; beyond it, ask for ``outputs=``.
 MAX_WIRE_BYTES = 64 << 20
@@ -48,6 +49,7 @@ class JacobianGrid(SampleWidget):
     _image = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
     @collection_deferred
+    @accepts_framework
     def __init__(
         self,
         model: Any,

@@ -27,6 +27,7 @@ from ._base import SampleWidget
 from ._guarded import Step, bundle, kept
 from ._collection import collection_deferred
 from ._export import slug
+from ..frameworks import accepts_framework
 
 #: Methods the browser can compute from a prefetched Jacobian without the kernel.
 LOCAL_METHODS = ("gradient", "input_x_gradient")
@@ -177,6 +178,7 @@ class SaliencyMap(SampleWidget):
     _randomization_maps = t.Dict(allow_none=True, default_value=None).tag(**ARRAY_TRAIT)
 
     @collection_deferred
+    @accepts_framework
     def __init__(
         self,
         model: Any,

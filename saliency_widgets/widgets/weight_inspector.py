@@ -18,6 +18,7 @@ from ._export import slug
 from ._guarded import GuardedWidget, bundle
 from .weight_display import LayerDisplay, Panel, histogram, layer_display, region
 from .weight_figure import layer_figure
+from ..frameworks import accepts_framework
 
 #: Signed weights: red positive, blue negative, white at 0.
 CMAP = "RdBu_r"
@@ -66,6 +67,7 @@ class WeightInspector(GuardedWidget):
     _lut = t.Dict().tag(sync=True, echo_update=False)
 
     @collection_deferred
+    @accepts_framework
     def __init__(
         self,
         model: Any,

@@ -121,3 +121,14 @@ def training_modules(model: nnx.Module) -> Iterator[str]:
         if getattr(module, "use_running_average", None) is False or (
                 getattr(module, "deterministic", None) is False and rate):
             yield path_name(path)
+
+
+def navigate(model: nnx.Module, path: Path) -> Any:
+    """The node at ``path`` below ``model`` (attribute names and list indices), or None."""
+    node: Any = model
+    for step in path:
+        try:
+            node = node[step] if isinstance(step, int) else getattr(node, step)
+        except (AttributeError, IndexError, KeyError, TypeError):
+            return None
+    return node
