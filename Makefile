@@ -7,6 +7,8 @@ PIP_STAMP := $(VENV)/.installed
 JS_STAMP := js/node_modules/.installed
 BUNDLE := saliency_widgets/static/saliency_map.js
 TORCH_PIN := torch==2.13.0
+# jax installs its CPU build from the registry; the pins keep the suite reproducible.
+JAX_PIN := jax==0.10.2 jaxlib==0.10.2 flax==0.12.8
 
 .PHONY: install test test-python test-js bundle chromium demo bench clean
 
@@ -21,7 +23,7 @@ $(PY):
 # keras-hub (a Keras causal LM for the generation tests) would pull the full `tensorflow` and
 # tensorflow-text beside tensorflow-cpu: it and its model-hub client go in without dependencies.
 $(PIP_STAMP): pyproject.toml | $(PY) $(BUNDLE)
-	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[torch,tensorflow,dev]"
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" $(JAX_PIN) -e ".[torch,tensorflow,jax,dev]"
 	$(PY) -m pip install --quiet --no-deps tf_keras==2.21.0 keras-hub==0.32.0 kagglehub==1.0.3 kagglesdk==0.1.38
 	touch $@
 
@@ -43,8 +45,15 @@ chromium:
 test-js: $(JS_STAMP)
 	cd js && npm test
 
+# Keras picks its backend at import: the Keras test modules run again, each backend in its own process
+# (the default run is on TensorFlow; tests/test_keras_backends.py compares the three in one test).
+KERAS_TESTS := tests/test_keras_gradients.py tests/test_keras_per_sample.py tests/test_structured_keras.py \
+	tests/test_weights_keras.py
+
 test-python: install chromium
 	$(PY) -m pytest
+	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider $(KERAS_TESTS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(KERAS_TESTS)
 
 test: test-js test-python
 

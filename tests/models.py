@@ -93,16 +93,67 @@ def keras_lstm(steps: int = 7, n_features: int = 3, hidden: int = 5, n_out: int 
     ])
 
 
-def tape_gradient(model, x: np.ndarray, target) -> np.ndarray:
-    """d model(x)[i, target[i]] / d x for a Keras model, written out by hand with a GradientTape."""
-    import tensorflow as tf
+def keras_backend() -> str:
+    """The backend Keras runs on: "tensorflow", "torch" or "jax"."""
+    import keras
 
-    xt = tf.constant(x)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        out = tf.reshape(model(xt, training=False), (len(x), -1))
-        selected = tf.gather(out, target, axis=1, batch_dims=1)
-    return tape.gradient(selected, xt).numpy()
+    return keras.backend.backend()
+
+
+def keras_grad(f, inputs) -> list[np.ndarray]:
+    """The gradient of ``f(tensors)`` (a scalar written with ``keras.ops``) with respect to each of
+    ``inputs`` (numpy arrays or backend tensors), written out by hand with the framework Keras runs
+    on: a ``tf.GradientTape``, ``torch.autograd.grad`` on fresh tensors that require grad, or
+    ``jax.grad``. An input ``f`` does not use gets zeros."""
+    import keras
+
+    arrays = [np.asarray(keras.ops.convert_to_numpy(v)) for v in inputs]
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        tensors = [tf.convert_to_tensor(a) for a in arrays]
+        with tf.GradientTape() as tape:
+            for t in tensors:
+                tape.watch(t)
+            y = f(tensors)
+        grads = [None if g is None else g.numpy() for g in tape.gradient(y, tensors)]
+    elif name == "torch":
+        import torch
+
+        tensors = [keras.ops.convert_to_tensor(a).detach().requires_grad_(True) for a in arrays]
+        grads = [None if g is None else g.detach().cpu().numpy()
+                 for g in torch.autograd.grad(f(tensors), tensors, allow_unused=True)]
+    elif name == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        grads = [np.asarray(g) for g in jax.grad(lambda ts: f(list(ts)))([jnp.asarray(a) for a in arrays])]
+    else:
+        raise NotImplementedError(f"no hand-written gradient for Keras on {name!r}")
+    return [np.zeros_like(a) if g is None else g for g, a in zip(grads, arrays)]
+
+
+def keras_numpy(tensor) -> np.ndarray:
+    """A Keras output (a tf / torch tensor or a jax array) as numpy."""
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(tensor))
+
+
+def tape_gradient(model, x: np.ndarray, target) -> np.ndarray:
+    """d model(x)[i, target[i]] / d x for a Keras model, written out by hand with the framework
+    Keras runs on (:func:`keras_grad`)."""
+    import keras
+
+    ops = keras.ops
+    index = np.asarray(target, dtype="int32").reshape(-1, 1)
+
+    def selected(ts):
+        out = ops.reshape(model(ts[0], training=False), (len(x), -1))
+        return ops.sum(ops.take_along_axis(out, ops.convert_to_tensor(index), axis=1))
+
+    return keras_grad(selected, [x])[0]
 
 
 def torch_noise(seed, copies: int, shape: tuple) -> np.ndarray:

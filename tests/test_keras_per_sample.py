@@ -4,7 +4,6 @@
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 import saliency_widgets as sw  # noqa: E402
