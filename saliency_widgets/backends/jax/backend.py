@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ...errors import NonDifferentiableError, NotAModelError, SaliencyError
-from ...heads import select_output
+from ...heads import output_keys, select_output
 from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
 from ..base import Backend, LayerRef, Query, Targets, sum_of_copies
 from .calls import Call, LayerDidNotRun, first_calls, run
@@ -201,10 +201,11 @@ class JaxBackend(Backend):
             if isinstance(head, (int, np.integer, str)) and not isinstance(head, bool):
                 spec, function = query.spec, self.model
                 raw = jax.eval_shape(lambda s, t: run(function, plain, s, spec, t)[0], state, list(entries))
-                if isinstance(raw, jax.ShapeDtypeStruct):
-                    if not self._is_module:
-                        raise SaliencyError(f"head={head!r} picks an entry of several outputs, but the function "
-                                            "returns one array; pass head=None, or a callable head(outputs)")
+                one = isinstance(raw, jax.ShapeDtypeStruct)
+                if one and not self._is_module:
+                    raise SaliencyError(f"head={head!r} picks an entry of several outputs, but the function "
+                                        "returns one array; pass head=None, or a callable head(outputs)")
+                if one or isinstance(head, str) and head not in output_keys(raw):
                     head = self.find_layer(head)
             self._heads[query.key] = head
         return self._heads[query.key]

@@ -30,7 +30,7 @@ from ...weights import (
     raw_block,
     recurrent_blocks,
 )
-from .modules import Path, value, variables
+from .modules import CELLS, Path, value, variables
 
 #: Variable name → batch-norm part, for the normalization layers (scale and offset; statistics).
 _NORM_PARTS = {"scale": "gamma", "bias": "beta", "mean": "mean", "var": "variance"}
@@ -40,8 +40,10 @@ _LSTM_LINEARS = {"i": ("ii", "hi"), "f": ("if_", "hf"), "g": ("ig", "hg"), "o": 
 
 
 def jax_layer_weights(name: str, path: Path, module: nnx.Module, split_gates: bool) -> list[WeightBlock]:
-    """The blocks of the layer ``module`` (listed as ``name``, at ``path`` in the model)."""
-    arrays = {"/".join(map(str, p)): value(v) for p, v in variables(module).items()}
+    """The blocks of the layer ``module`` (listed as ``name``, at ``path`` in the model): its own
+    variables (a recurrent cell's gate submodules' too), not those of its other submodules."""
+    own = variables(module, own=not isinstance(module, CELLS))
+    arrays = {"/".join(map(str, p)): value(v) for p, v in own.items()}
     prefix = "".join(f"{step}/" for step in path)
     blocks = _interpret(module, arrays, split_gates, prefix)
     blocks += [raw_block(prefix + p, a, type(module).__name__) for p, a in arrays.items()]
