@@ -58,6 +58,7 @@ CALLS = {
     "stride": ("saliency", {"method": "occlusion", "window": 2}),
     "outputs": ("jacobian", {}),
     "sign": ("saliency", {}),
+    "framework": ("saliency", {}),
 }
 
 

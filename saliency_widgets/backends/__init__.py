@@ -40,9 +40,9 @@ def get_backend(model: Any, framework: Optional[str] = None) -> Backend:
     (a plain function on jax arrays: ``framework="jax"``); None detects."""
     if isinstance(model, Backend):
         return model
-    if framework is not None and framework not in FRAMEWORKS:
+    if framework is not None and not (isinstance(framework, str) and framework in FRAMEWORKS):
         raise SaliencyError(f"framework must be one of {', '.join(map(repr, FRAMEWORKS))} or None (detected); "
-                            f"got {framework!r}")
+                            f"got {framework!r}"[:200])
     try:
         cached = _cache[model]
         if framework is None or cached.framework == framework:
@@ -63,12 +63,12 @@ def _detect(model: Any, framework: Optional[str]) -> str:
     placed = _placed_by_class(model)
     if placed is not None:
         if framework is not None and framework != placed:
-            raise NotAModelError(f"{type(model).__qualname__} is a {placed} model, not {framework}: leave framework= "
+            raise SaliencyError(f"{type(model).__qualname__} is a {placed} model, not {framework}: leave framework= "
                                  "out (it is for plain functions, which detection cannot place)")
         return placed
     if framework is not None:
         if not callable(model) or isinstance(model, type):
-            raise NotAModelError(f"framework={framework!r} needs a callable model; got {type(model).__qualname__}")
+            raise SaliencyError(f"framework={framework!r} needs a callable model; got {type(model).__qualname__}")
         return framework
     if callable(model) and not isinstance(model, type):
         if "torch" in sys.modules:

@@ -48,9 +48,9 @@ def _weights(module: nnx.Module) -> dict:
 
 
 def _reinitialize(module: nnx.Module, key: Any) -> None:
-    for (path, variable), variable_key in zip(_weights(module).items(), jax.random.split(key, len(_weights(module)))):
-        old = variable.get_value()
-        variable.set_value(_fresh(str(path[-1]), old, module, variable_key))
+    weights = _weights(module)
+    for (path, variable), variable_key in zip(weights.items(), jax.random.split(key, len(weights))):
+        variable.set_value(_fresh(str(path[-1]), variable.get_value(), module, variable_key))
 
 
 def _fresh(name: str, old: Any, module: nnx.Module, key: Any) -> Any:
