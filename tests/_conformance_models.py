@@ -6,7 +6,8 @@ the Ray workers of the ``dataset_ray`` cells (which need not be able to import t
 
 A :class:`Case` holds what every entry point is called with (``model``, ``x``, ``kw``: the
 ``head=`` / ``layer=`` of the row) and the references the cells compare against, written
-out with ``torch.autograd.grad`` / ``tf.GradientTape`` and the model's own forward pass,
+out with ``torch.autograd.grad`` / the gradient of the framework Keras runs on (``models.keras_grad``)
+and the model's own forward pass,
 never through ``saliency_widgets``.
 """
 
@@ -84,8 +85,14 @@ def mirror(x: Any, fn: Callable[[str, np.ndarray], Any]) -> Any:
 
 
 def weights_bytes(model: Any) -> list[bytes]:
-    """Every weight of a torch or Keras model, as bytes (to see that nothing changed)."""
-    if hasattr(model, "state_dict"):
+    """Every weight of a torch, Keras or Flax NNX model (its whole state: RNG counts too), as bytes
+    (to see that nothing changed)."""
+    if any(cls.__module__.startswith("flax") for cls in type(model).__mro__):
+        import jax
+        from flax import nnx
+
+        return [np.asarray(v).tobytes() for v in jax.tree_util.tree_leaves(nnx.state(model))]
+    if hasattr(model, "state_dict") and not hasattr(model, "get_weights"):
         return [v.detach().cpu().numpy().tobytes() for v in model.state_dict().values()]
     return [w.tobytes() for w in model.get_weights()]
 
@@ -271,23 +278,24 @@ def torch_layer_twice(rng: np.random.Generator) -> Case:
 
 # ------------------------------------------------------------------ keras
 def _keras_references(model: Any, x: Any, pick: Callable[[Any], Any]) -> dict[str, Any]:
-    """Hand-written ``tf.GradientTape`` gradient and scores of ``pick(model(x))`` w.r.t. ``x``'s entries."""
-    import tensorflow as tf
+    """Hand-written gradient (a ``tf.GradientTape``, ``torch.autograd.grad`` or ``jax.grad``: the
+    framework Keras runs on, see ``models.keras_grad``) and scores of ``pick(model(x))`` w.r.t. ``x``'s entries."""
+    import keras
+    from models import keras_grad
 
     def gradient(target: int) -> tuple[Any, Any]:
-        inputs = mirror(x, lambda _k, v: tf.constant(v))
-        watched = leaves(inputs)
-        with tf.GradientTape() as tape:
-            for t in watched:
-                tape.watch(t)
-            feed = watched if isinstance(inputs, tuple) else inputs
-            score = tf.reduce_sum(pick(model(feed, training=False))[:, target])
-        grads = iter(g.numpy() for g in tape.gradient(score, watched))
+        def score(tensors: list[Any]) -> Any:
+            rebuilt = iter(tensors)
+            inputs = mirror(x, lambda _k, _v: next(rebuilt))
+            feed = list(inputs) if isinstance(inputs, tuple) else inputs
+            return keras.ops.sum(pick(model(feed, training=False))[:, target])
+
+        grads = iter(keras_grad(score, leaves(x)))
         return mirror(x, lambda _k, _v: next(grads)), x
 
     def scores(batch: Any) -> np.ndarray:
         feed = list(batch) if isinstance(batch, tuple) else batch
-        return np.asarray(pick(model(feed, training=False)))
+        return np.asarray(keras.ops.convert_to_numpy(pick(model(feed, training=False))))
 
     return {"gradient": gradient, "scores": scores, "n_params": model.count_params(),
             "baseline_scores": lambda: scores(mirror(x, lambda _k, v: np.zeros_like(v)))}
@@ -342,25 +350,24 @@ def _keras_token_model(length: int, vocab: int) -> tuple[Any, Any, Any, Any]:
 
 
 def keras_tokens(rng: np.random.Generator) -> Case:
-    """Token ids attributed at the Embedding layer object; references from its output, by tape."""
-    import tensorflow as tf
+    """Token ids attributed at the Embedding layer object; references from its output, by hand."""
+    import keras
+    from models import keras_grad
 
     model, embedding, pooling, dense = _keras_token_model(length=5, vocab=12)
     x = rng.integers(1, 12, size=(BATCH, 5)).astype(np.int32)
 
     def gradient(target: int) -> tuple[np.ndarray, np.ndarray]:
-        act = tf.constant(embedding(x))
-        with tf.GradientTape() as tape:
-            tape.watch(act)
-            score = tf.reduce_sum(dense(pooling(act))[:, target])
-        return tape.gradient(score, act).numpy(), act.numpy()
+        act = keras.ops.convert_to_numpy(embedding(x))
+        (grad,) = keras_grad(lambda ts: keras.ops.sum(dense(pooling(ts[0]))[:, target]), [act])
+        return grad, act
 
     def baseline_scores() -> np.ndarray:  # the zero embedding of every token
-        return np.asarray(dense(pooling(np.zeros((BATCH, 5, 4), np.float32))))
+        return keras.ops.convert_to_numpy(dense(pooling(np.zeros((BATCH, 5, 4), np.float32))))
 
     return Case("keras", "tokens", model, x, {"layer": embedding}, gradient=gradient,
-                scores=lambda batch: np.asarray(model(batch, training=False)), baseline_scores=baseline_scores,
-                n_params=model.count_params())
+                scores=lambda batch: keras.ops.convert_to_numpy(model(batch, training=False)),
+                baseline_scores=baseline_scores, n_params=model.count_params())
 
 
 def keras_ids_without_layer(rng: np.random.Generator) -> Case:

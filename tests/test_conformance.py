@@ -11,7 +11,8 @@ method, ``contrast=`` (gradient, and integrated gradients' linearity and complet
 ``sw.jacobian``, the four checks, ``sw.attribute_dataset`` on both engines, and each widget's
 constructor (``SaliencyMap`` with a ``contrast`` too), retarget, ``to_figure`` and ``to_html``. The gradient,
 integrated-gradients (captum / completeness) and occlusion cells compare with hand-written
-references (``torch.autograd.grad``, ``tf.GradientTape``, the model's own forward pass); the
+references (``torch.autograd.grad``, the gradient of the framework Keras runs on, ``jax.grad``,
+the model's own forward pass); the
 other cells compare with ``sw.saliency`` / ``sw.attribute`` / ``sw.jacobian`` on the same
 inputs and options. A feature that works through ``sw.saliency`` but not through a check, a
 dataset run or a widget fails here by construction.
@@ -37,6 +38,7 @@ import numpy as np
 import pytest
 
 import saliency_widgets as sw
+from _conformance_jax import BUILDERS as JAX_BUILDERS
 from _conformance_models import BUILDERS, N_OUT, OTHER, TARGET, Case, leaves, mirror, weights_bytes
 from saliency_widgets.errors import SaliencyError
 
@@ -44,7 +46,7 @@ STEPS, N_SAMPLES = 8, 4
 #: Integrated gradients' steps in the completeness cells: one step (the midpoint rule) leaves an
 #: error well above rounding, so the check's number is compared, not its rounding noise.
 COMPLETENESS_STEPS = 1
-FRAMEWORKS = ("torch", "keras")
+FRAMEWORKS = ("torch", "keras", "jax")
 KINDS = ("array", "tuple", "dict", "tokens", "head")
 REFUSALS = ("ids_without_layer", "layer_twice")
 #: Rows whose ``kw`` has ``layer=``.
@@ -429,10 +431,11 @@ def case_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], Ca
     built: dict[tuple[str, str], Case] = {}
 
     def get(framework: str, kind: str) -> Case:
-        for module in {"torch": ("torch", "captum", "transformers"), "keras": ("keras", "tensorflow")}[framework]:
+        for module in {"torch": ("torch", "captum", "transformers"), "keras": ("keras",),
+                       "jax": ("jax", "flax")}[framework]:
             pytest.importorskip(module)
         if (framework, kind) not in built:
-            built[framework, kind] = BUILDERS[framework, kind](np.random.default_rng(0),
+            built[framework, kind] = {**BUILDERS, **JAX_BUILDERS}[framework, kind](np.random.default_rng(0),
                                                                tmp_path_factory.mktemp("vocab"))
         return built[framework, kind]
 
