@@ -45,15 +45,21 @@ chromium:
 test-js: $(JS_STAMP)
 	cd js && npm test
 
-# Keras picks its backend at import: the Keras test modules run again, each backend in its own process
-# (the default run is on TensorFlow; tests/test_keras_backends.py compares the three in one test).
+# Keras picks its backend at import: the Keras test modules and the Keras cells of the conformance
+# matrix run again on torch and on JAX, each backend in its own process, the two side by side (the
+# default run is on TensorFlow; tests/test_keras_backends.py compares the three in one test).
 KERAS_TESTS := tests/test_keras_gradients.py tests/test_keras_per_sample.py tests/test_structured_keras.py \
-	tests/test_weights_keras.py
+	tests/test_weights_keras.py "tests/test_conformance.py::test_cell" -k "keras or not test_cell"
 
 test-python: install chromium
 	$(PY) -m pytest
-	KERAS_BACKEND=torch $(PY) -m pytest -q -p no:cacheprovider $(KERAS_TESTS)
-	KERAS_BACKEND=jax $(PY) -m pytest -q -p no:cacheprovider $(KERAS_TESTS)
+	@mkdir -p test-artifacts; pids=""; \
+	for b in torch jax; do \
+	  KERAS_BACKEND=$$b $(PY) -m pytest -q -p no:cacheprovider $(KERAS_TESTS) > test-artifacts/keras-on-$$b.log 2>&1 & \
+	  pids="$$pids $$!"; \
+	done; failed=0; for pid in $$pids; do wait $$pid || failed=1; done; \
+	for b in torch jax; do echo "== Keras tests on $$b"; tail -n 25 test-artifacts/keras-on-$$b.log; done; \
+	exit $$failed
 
 test: test-js test-python
 
