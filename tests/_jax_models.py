@@ -9,15 +9,17 @@ from flax import nnx
 
 
 class MLP(nnx.Module):
-    """6 → 16 → 4, with dropout (switched off by ``eval()``)."""
+    """6 → 16 → 4, with dropout (switched off by ``eval()``) and a config dict: an unhashable static
+    attribute, which makes its graph definition unhashable too."""
 
     def __init__(self, rngs: nnx.Rngs) -> None:
         self.hidden = nnx.Linear(6, 16, rngs=rngs)
         self.drop = nnx.Dropout(0.5, rngs=rngs)
         self.out = nnx.Linear(16, 4, rngs=rngs)
+        self.config = {"activation": "tanh"}
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.out(self.drop(jnp.tanh(self.hidden(x))))
+        return self.out(self.drop(getattr(jnp, self.config["activation"])(self.hidden(x))))
 
 
 class CNN(nnx.Module):
@@ -121,28 +123,38 @@ class EveryLayer(nnx.Module):
         return a * self.scale
 
 
-def with_statistics(model: nnx.Module, seed: int = 3) -> nnx.Module:
-    """``model`` with its batch norms' running statistics, scales and offsets set away from their
-    initial values (as after training), so that inference mode visibly differs from training mode."""
+def build(cls: type, *args: object, seed: int = 0, **kwargs: object) -> nnx.Module:
+    """``cls(*args, rngs=nnx.Rngs(seed), **kwargs)`` with its variables drawn here by numpy: kernels
+    normal / √fan-in, biases and means normal(0, 0.2), scales and variances uniform(0.5, 1.5) — batch
+    norms look trained, so inference mode visibly differs from training mode. Built abstractly
+    (``nnx.eval_shape``): Flax's initializers would compile one XLA program per shape, seconds per model."""
+    abstract = nnx.eval_shape(lambda: cls(*args, rngs=nnx.Rngs(seed), **kwargs))
+    graphdef, state = nnx.split(abstract)
     rng = np.random.default_rng(seed)
-    for _, module in nnx.iter_modules(model):
-        if isinstance(module, nnx.BatchNorm):
-            n = module.mean.shape
-            module.mean[...] = rng.normal(0, 0.5, n).astype(np.float32)
-            module.var[...] = rng.uniform(0.5, 2.0, n).astype(np.float32)
-            module.scale[...] = rng.uniform(0.5, 1.5, n).astype(np.float32)
-            module.bias[...] = rng.normal(0, 0.2, n).astype(np.float32)
-    return model
+    for path, var in nnx.to_flat_state(state):
+        shape, dtype = var.get_value().shape, var.get_value().dtype
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+            values = jax.random.key(seed)
+        elif isinstance(var, nnx.RngCount):
+            values = np.zeros(shape, dtype)
+        elif path[-1] in ("var", "scale"):
+            values = rng.uniform(0.5, 1.5, shape).astype(dtype)
+        elif len(shape) >= 2:
+            values = (rng.normal(size=shape) / np.sqrt(np.prod(shape[:-1]))).astype(dtype)
+        else:
+            values = rng.normal(0, 0.2, shape).astype(dtype)
+        var.set_value(jnp.asarray(values))
+    return nnx.merge(graphdef, state)
 
 
 def mlp(seed: int = 0) -> MLP:
-    model = MLP(nnx.Rngs(seed))
+    model = build(MLP, seed=seed)
     model.eval()
     return model
 
 
 def cnn(seed: int = 0) -> CNN:
-    model = with_statistics(CNN(nnx.Rngs(seed)))
+    model = build(CNN, seed=seed)
     model.eval()
     return model
 
@@ -156,3 +168,65 @@ def plain_function(x: jax.Array) -> jax.Array:
 
 
 jitted_function = jax.jit(plain_function)
+
+
+class Recurrent(nnx.Module):
+    """(batch, 5, 3) sequences → nnx.RNN(LSTMCell) → last step → Linear → 2."""
+
+    def __init__(self, rngs: nnx.Rngs) -> None:
+        self.rnn = nnx.RNN(nnx.LSTMCell(3, 4, rngs=rngs))
+        self.out = nnx.Linear(4, 2, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(self.rnn(x)[:, -1])
+
+
+class Vmapped(nnx.Module):
+    """Runs ``inner`` under ``jax.vmap``, one sample at a time."""
+
+    def __init__(self, rngs: nnx.Rngs) -> None:
+        self.inner = nnx.Linear(6, 3, rngs=rngs)
+        self.out = nnx.Linear(3, 2, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(jax.vmap(self.inner)(x))
+
+
+class Causal(nnx.Module):
+    """A tiny language model: ids (batch, 6) → logits (batch, 6, 11). Its embedding runs twice, on the
+    first three tokens and on the rest (a prompt and a continuation); ``from_embedding`` is the rest."""
+
+    def __init__(self, rngs: nnx.Rngs) -> None:
+        self.embed = nnx.Embed(11, 4, rngs=rngs)
+        self.mix = nnx.Linear(4, 4, rngs=rngs)
+        self.vocab = nnx.Linear(4, 11, rngs=rngs)
+
+    def from_embedding(self, e: jax.Array) -> jax.Array:
+        h = jnp.cumsum(jnp.tanh(self.mix(e)), axis=1) / jnp.arange(1, e.shape[1] + 1)[:, None]
+        return self.vocab(h)
+
+    def __call__(self, ids: jax.Array) -> jax.Array:
+        e = jnp.concatenate([self.embed(ids[:, :3]), self.embed(ids[:, 3:])], axis=1)
+        return self.from_embedding(e)
+
+
+class Pair(nnx.Module):
+    """Two inputs, called ``model(a, b)`` (a tuple ``x``) or ``model(a=…, b=…)`` (a dict ``x``)."""
+
+    def __init__(self, rngs: nnx.Rngs) -> None:
+        self.dense = nnx.Linear(4, 3, rngs=rngs)
+
+    def __call__(self, a: jax.Array, b: jax.Array) -> jax.Array:
+        return self.dense(a) * jnp.tanh(b).sum(axis=1, keepdims=True)
+
+
+class Spare(nnx.Module):
+    """Holds a Linear it never calls."""
+
+    def __init__(self, rngs: nnx.Rngs) -> None:
+        self.hidden = nnx.Linear(6, 4, rngs=rngs)
+        self.spare = nnx.Linear(4, 4, rngs=rngs)
+        self.out = nnx.Linear(4, 2, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(jnp.tanh(self.hidden(x)))

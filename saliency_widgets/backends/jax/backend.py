@@ -9,6 +9,7 @@ streams and its batch statistics are never written (:mod:`.calls`).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import threading
@@ -29,6 +30,8 @@ _NO_LAYERS = ("a jax function has no layers: layer= and head=<layer> need a Flax
               "the layers); explain the function's output (head=None, an output index or key, or a callable "
               "head(outputs)) with respect to its input")
 _CONV_SPATIAL_AXES = {1: "length", 2: "height, width", 3: "depth, height, width"}
+#: Graph definitions (train / eval flags, structure) kept compiled per kind and query.
+_GRAPHS_KEPT = 4
 
 
 class JaxBackend(Backend):
@@ -44,20 +47,27 @@ class JaxBackend(Backend):
         super().__init__(model)
         self._is_module = _is_nnx_module(model)
         self._lock = threading.Lock()
-        #: Jitted functions by (kind, query key).
-        self._compiled: dict[tuple, Callable] = {}
+        #: Jitted functions by (kind, query key): ``(call, function)`` of the last graphs seen.
+        self._compiled: dict[tuple, list[tuple[Call, Callable]]] = {}
         #: The head each query resolved to (an int / str head of a one-array output names a layer).
         self._heads: dict[tuple, Any] = {}
         #: Paths of layer objects by id, checked on use.
         self._paths: dict[int, tuple] = {}
 
     # ----------------------------------------------------------------- inputs
+    def to_numpy(self, x: Any) -> np.ndarray:
+        """numpy, torch, tf or jax arrays as numpy; jax floats numpy lacks (bfloat16 …) as float32."""
+        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating) and x.dtype not in (
+                jnp.float16, jnp.float32, jnp.float64):
+            x = x.astype(jnp.float32)
+        return super().to_numpy(x)
+
     def describe_expected_input(self) -> Optional[str]:
         if not self._is_module:
             return None
         from flax import nnx
 
-        from .modules import CELLS, listed_modules
+        from .modules import WHOLE, listed_modules, type_name
 
         for item in listed_modules(self.model):
             module = item.module
@@ -68,8 +78,9 @@ class JaxBackend(Backend):
                 return f"(batch, {spatial}, {module.in_features}) for its first Conv layer (channels last)"
             if isinstance(module, nnx.Embed):
                 return "integer token ids (an Embed layer comes first)"
-            if isinstance(module, CELLS):
-                return f"(batch, time, {module.in_features}) for its first {type(module).__name__}"
+            if isinstance(module, WHOLE):
+                cell = getattr(module, "cell", module)
+                return f"(batch, time, {cell.in_features}) for its first {type_name(module)}"
         return None
 
     def input_names(self, count: int) -> Optional[list[str]]:
@@ -107,14 +118,16 @@ class JaxBackend(Backend):
         model = self._require_module()
         from .modules import listed_modules, path_name, submodules
 
-        listed = listed_modules(model)
+        listed = [(item.name, item.module) for item in listed_modules(model)]
         if isinstance(layer, str) or self.is_layer(layer):
-            if all(item.name != layer and item.module is not layer for item in listed):
+            if all(name != layer and module is not layer for name, module in listed):
                 for path, module in submodules(model).items():
                     if path_name(path) == layer or module is layer:
                         self._paths[id(module)] = path
                         return LayerRef(path_name(path), module)
-        name, module = resolve_layer([(item.name, item.module) for item in listed], layer)
+                if self.is_layer(layer):  # named by its class in the refusal: an NNX repr runs for pages
+                    layer = f"<the {type(layer).__name__} given, not a submodule of this model>"
+        name, module = resolve_layer(listed, layer)
         return LayerRef(name, module)
 
     def skipped_activation(self, query: Query) -> Optional[str]:
@@ -165,7 +178,7 @@ class JaxBackend(Backend):
         :class:`SaliencyError` that says what the model expects."""
         try:
             call, state = self._prepared(query, entries)
-            return self._compiled_body(kind, query)(call, state, list(entries), *args)
+            return self._compiled_body(kind, query, call)(state, list(entries), *args)
         except LayerDidNotRun as err:
             raise self._did_not_run(query, entries, err.path) from None
         except SaliencyError:
@@ -219,12 +232,18 @@ class JaxBackend(Backend):
             path = self._paths[id(obj)] = path_of(self.model, obj)
         return path
 
-    def _compiled_body(self, kind: str, query: Query) -> Callable:
-        key = (kind, query.key)
+    def _compiled_body(self, kind: str, query: Query, call: Call) -> Callable:
+        """The jitted function of this kind, query and call (graph definitions are compared, not
+        hashed: a module may hold unhashable static attributes, such as a config dict); the last
+        few graphs stay compiled (flags switched back and forth)."""
         with self._lock:
-            if key not in self._compiled:
-                self._compiled[key] = jax.jit(self._body(kind, query), static_argnums=0)
-            return self._compiled[key]
+            compiled = self._compiled.setdefault((kind, query.key), [])
+            for known, function in compiled:
+                if known == call:
+                    return function
+            function = jax.jit(functools.partial(self._body(kind, query), call))
+            compiled[:] = [*compiled[-(_GRAPHS_KEPT - 1):], (call, function)]
+            return function
 
     def _body(self, kind: str, query: Query) -> Callable:
         """The pure function of one kind of call: ``(call, state, tensors, *args)``."""
@@ -329,7 +348,7 @@ class JaxBackend(Backend):
         ran: set = set()
 
         def probe(s: Any, t: list) -> Any:
-            ran.update(first_calls(None, graphdef, s, query.spec, t, [item.path for item in listed]))
+            ran.update(first_calls(graphdef, s, query.spec, t, [item.path for item in listed]))
             return jnp.zeros(())
 
         jax.eval_shape(probe, state, list(entries))

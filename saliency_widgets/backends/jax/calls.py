@@ -1,8 +1,9 @@
 """One call of the model inside a traced function: a private copy of an NNX module, in inference
 mode, whose chosen submodules are tapped — their output recorded, replaced by an argument, or
-shifted by one (a zero whose gradient is the gradient with respect to that output).
+shifted by an argument (a zero, whose gradient is the gradient with respect to that output).
 
-``nnx.merge(graphdef, state)`` inside the trace builds the copy; only the copy is ever changed
+``nnx.merge(graphdef, state, copy=True)`` inside the trace builds the copy, with variables of its
+own; only the copy is ever changed
 (its train / eval flags, and the class of a tapped submodule, swapped for a subclass whose
 ``__call__`` hands the call to this thread's handler). The user's module is read by
 ``nnx.split`` and never written.
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional
 
 import jax
-import jax.numpy as jnp
+from jax._src import core as jax_core
 
 from ...errors import SaliencyError
 from ...structure import InputSpec
@@ -31,10 +32,14 @@ _TAPPED: dict[type, type] = {}
 _TAPPED_LOCK = threading.Lock()
 _LOCAL = threading.local()
 
+_IN_TRANSFORM = ("runs inside a JAX transform of the model (jax.vmap, lax.scan, nnx.scan, nnx.vmap, nnx.remat ...; "
+                 "e.g. a recurrent cell run once per time step), where its output for the whole batch cannot be "
+                 "reached: choose the module that applies the transform (e.g. the nnx.RNN)")
+
 
 @dataclass(frozen=True)
 class Call:
-    """What one model call taps (hashable: a static argument of the jitted functions)."""
+    """What one model call taps: the static part of a jitted function, compared by equality."""
 
     #: The module's graph definition (None for a plain or jitted function).
     graphdef: Any
@@ -77,8 +82,8 @@ def run(function: Any, call: Call, state: Any, spec: InputSpec, tensors: list, *
         return invoke(function, spec, tensors), Record()
     from flax import nnx
 
-    model = nnx.merge(call.graphdef, state)
-    model.eval()
+    model = nnx.merge(call.graphdef, state, copy=True)
+    _inference_mode(model)
     record = Record()
     handlers: dict[Path, Callable] = {}
     for path in call.layer:
@@ -86,37 +91,46 @@ def run(function: Any, call: Call, state: Any, spec: InputSpec, tensors: list, *
     if call.head is not None:
         handlers[call.head] = _head_handler(record, handlers.get(call.head))
     modules = dict(nnx.iter_modules(model)) if handlers else {}
-    with tapping({id(_tap(modules[p])): h for p, h in handlers.items()}):
+    with tapping({id(_tap(modules[p])): h for p, h in handlers.items()}, strict=True):
         raw = invoke(model, spec, tensors)
-    for path in call.layer:
-        if not record.calls:
-            raise LayerDidNotRun(path)
+    if call.layer and not record.calls:
+        raise LayerDidNotRun(call.layer[0])
     if call.head is not None and not record.head_ran:
         raise LayerDidNotRun(call.head)
     return raw, record
 
 
-def first_calls(function: Any, graphdef: Any, state: Any, spec: InputSpec, tensors: list,
-                paths: list[Path]) -> dict[Path, Any]:
-    """The output (its first array) of each submodule at ``paths`` that runs, at its first call."""
+def first_calls(graphdef: Any, state: Any, spec: InputSpec, tensors: list, paths: list[Path]) -> dict[Path, Any]:
+    """The output (its first array) of each submodule at ``paths`` that runs, at its first call
+    (outside any transform inside the model), in a private copy of the module."""
     from flax import nnx
 
-    model = nnx.merge(graphdef, state)
-    model.eval()
+    model = nnx.merge(graphdef, state, copy=True)
+    _inference_mode(model)
     modules = dict(nnx.iter_modules(model))
     seen: dict[Path, Any] = {}
+    outer = _current_trace()
 
     def recorder(path: Path) -> Callable:
         def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
             out = call(*args, **kwargs)
-            seen.setdefault(path, first_array(out))
+            if _current_trace() is outer:  # not one element of a transform inside the model
+                seen.setdefault(path, first_array(out))
             return out
 
         return handler
 
-    with tapping({id(_tap(modules[p])): recorder(p) for p in paths if p in modules}):
+    with tapping({id(_tap(modules[p])): recorder(p) for p in paths if p in modules}, strict=False):
         invoke(model, spec, tensors)
     return seen
+
+
+def _inference_mode(model: Any) -> None:
+    """The private copy in inference mode (dropout off, batch norm with its running statistics), as
+    ``Module.eval`` sets it (called on the base class: a model's own ``eval`` may mean something else)."""
+    from flax import nnx
+
+    nnx.Module.set_attributes(model, deterministic=True, use_running_average=True, raise_if_not_found=False)
 
 
 def invoke(model: Any, spec: InputSpec, tensors: list) -> Any:
@@ -147,7 +161,11 @@ def _layer_handler(call: Call, record: Record, mode: Mode, value: Any) -> Callab
     """The attribution layer's tap: counts its calls (refusing a second unless ``call.calls`` says
     which count), records its output, and replaces it (``"replace"``) or adds to it (``"add"``) the
     slice of ``value`` for this call (along axis 1 with ``calls="all"``, else all of it)."""
+    outer = _current_trace()
+
     def handler(module_call: Callable, *args: Any, **kwargs: Any) -> Any:
+        if _current_trace() is not outer:
+            raise SaliencyError(f"layer {call.layer_name!r} {_IN_TRANSFORM}")
         record.calls += 1
         out = module_call(*args, **kwargs)
         if record.calls > 1 and call.calls == "first":
@@ -179,7 +197,11 @@ def _layer_handler(call: Call, record: Record, mode: Mode, value: Any) -> Callab
 
 def _head_handler(record: Record, inner: Optional[Callable]) -> Callable:
     """The head layer's tap: records its (first) output at its first call, after ``inner``'s tap."""
+    outer = _current_trace()
+
     def handler(module_call: Callable, *args: Any, **kwargs: Any) -> Any:
+        if _current_trace() is not outer:
+            raise SaliencyError(f"the layer given as head= {_IN_TRANSFORM}")
         out = inner(module_call, *args, **kwargs) if inner else module_call(*args, **kwargs)
         if not record.head_ran:
             record.head_ran, record.head = True, first_array(out)
@@ -189,14 +211,23 @@ def _head_handler(record: Record, inner: Optional[Callable]) -> Callable:
 
 
 @contextmanager
-def tapping(handlers: dict[int, Callable]) -> Iterator[None]:
-    """The handlers (by ``id`` of a tapped copy's submodule) of this thread, for one call."""
-    before = getattr(_LOCAL, "handlers", {})
-    _LOCAL.handlers = {**before, **handlers}
+def tapping(handlers: dict[int, Callable], *, strict: bool) -> Iterator[None]:
+    """The handlers (by ``id`` of a tapped copy's submodule) of this thread, for one call.
+    ``strict``: a tapped module reached without its handler (a copy that a transform inside the
+    model made of it) is refused, else it runs untapped."""
+    before = getattr(_LOCAL, "handlers", {}), getattr(_LOCAL, "strict", True)
+    _LOCAL.handlers, _LOCAL.strict = {**before[0], **handlers}, strict
     try:
         yield
     finally:
-        _LOCAL.handlers = before
+        _LOCAL.handlers, _LOCAL.strict = before
+
+
+def _current_trace() -> Any:
+    """JAX's current trace (read only): a module called inside a transform of the model (``jax.vmap``,
+    ``lax.scan`` …) runs under another trace than the model's call, and sees one element of the batch."""
+    context = getattr(jax_core, "trace_ctx", None)
+    return getattr(context, "trace", None)
 
 
 def _tap(module: Any) -> Any:
@@ -214,14 +245,12 @@ def _tapped_class(cls: type) -> type:
         if cls not in _TAPPED:
             def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
                 handler = getattr(_LOCAL, "handlers", {}).get(id(self))
-                if handler is None:  # a copy of the copy, made by a transform inside the model
-                    raise SaliencyError(
-                        f"a {cls.__name__} chosen as layer= or head= runs inside a JAX transform of the model "
-                        "(nnx.scan, nnx.vmap, nnx.remat, nnx.jit ...; e.g. a recurrent cell run once per time "
-                        "step), where its output cannot be reached: choose the module that applies the transform "
-                        "(e.g. the nnx.RNN)"
-                    )
-                return handler(super(tapped, self).__call__, *args, **kwargs)
+                call = super(tapped, self).__call__
+                if handler is not None:
+                    return handler(call, *args, **kwargs)
+                if getattr(_LOCAL, "strict", True):  # a copy of the copy, made by a transform inside the model
+                    raise SaliencyError(f"the {cls.__name__} chosen as layer= or head= {_IN_TRANSFORM}")
+                return call(*args, **kwargs)
 
             namespace = {"__call__": __call__, "__module__": cls.__module__, "__qualname__": cls.__qualname__}
             tapped = types.new_class(cls.__name__, (cls,), {"pytree": cls._pytree__is_pytree},
@@ -229,6 +258,3 @@ def _tapped_class(cls: type) -> type:
             _TAPPED[cls] = tapped
     return _TAPPED[cls]
 
-
-def zeros_like_shape(shape: jax.ShapeDtypeStruct) -> Any:
-    return jnp.zeros(shape.shape, shape.dtype)

@@ -11,8 +11,11 @@ from flax import nnx
 from ...errors import SaliencyError
 
 Path = tuple
-#: Modules listed as one layer, never descended into: their submodules are their gates.
+#: Recurrent cells: their submodules are their gates.
 CELLS = (nnx.LSTMCell, nnx.OptimizedLSTMCell, nnx.GRUCell, nnx.SimpleCell)
+#: Modules listed as one layer with every variable below them, never descended into: recurrent
+#: cells, and the ``nnx.RNN`` that runs one over a sequence (as Keras lists an LSTM, not its cell).
+WHOLE = (*CELLS, nnx.RNN)
 #: The name a listed root module gets (as torch's backend calls it).
 ROOT = "model"
 
@@ -49,16 +52,17 @@ def _order(found: dict[Path, nnx.Module], path: Path) -> tuple:
 
 
 def listed_modules(model: nnx.Module) -> list[Listed]:
-    """The modules ``layers()`` lists, in definition order: recurrent cells (whole), modules that
-    hold variables of their own, and modules without submodules (dropout, activations). The root
-    is listed (as ``"model"``) only when it is such a module itself."""
+    """The modules ``layers()`` lists, in definition order (a module rebuilt by ``nnx.merge`` or
+    ``nnx.clone`` holds its attributes sorted by name): recurrent layers (whole, see :data:`WHOLE`),
+    modules that hold variables of their own, and modules without submodules (dropout,
+    activations). The root is listed (as ``"model"``) only when it is such a module itself."""
     modules = submodules(model)
     out = []
     for path, module in modules.items():
-        if any(isinstance(modules.get(path[:i]), CELLS) for i in range(len(path))):
+        if any(isinstance(modules.get(path[:i]), WHOLE) for i in range(len(path))):
             continue
         children = [p for p in modules if len(p) == len(path) + 1 and p[:len(path)] == path]
-        if isinstance(module, CELLS) or not children or own_variables(module):
+        if isinstance(module, WHOLE) or not children or variables(module, own=True):
             out.append(Listed(path_name(path), path, module))
     return out
 
@@ -73,17 +77,20 @@ def variables(module: nnx.Module, *, own: bool = False) -> dict[Path, Any]:
     return out
 
 
-def own_variables(module: nnx.Module) -> dict[Path, Any]:
-    return variables(module, own=True)
+def layer_variables(module: nnx.Module) -> dict[Path, Any]:
+    """The variables a layer's weight blocks show: every one below a :data:`WHOLE` layer, else its own."""
+    return variables(module, own=not isinstance(module, WHOLE))
+
+
+def type_name(module: nnx.Module) -> str:
+    """The class name; an ``nnx.RNN`` names its cell, e.g. ``"RNN(LSTMCell)"``."""
+    cell = getattr(module, "cell", None) if isinstance(module, nnx.RNN) else None
+    return f"RNN({type(cell).__name__})" if cell is not None else type(module).__name__
 
 
 def _inside_submodule(module: nnx.Module, path: Path) -> bool:
-    node = module
-    for step in path[:-1]:
-        node = node[step] if isinstance(step, int) else getattr(node, step, None)
-        if isinstance(node, nnx.Module):
-            return True
-    return False
+    """Whether the variable at ``path`` below ``module`` belongs to a submodule of it."""
+    return any(isinstance(navigate(module, path[:i]), nnx.Module) for i in range(1, len(path)))
 
 
 def value(variable: Any) -> np.ndarray:
@@ -91,17 +98,9 @@ def value(variable: Any) -> np.ndarray:
     return np.array(variable.get_value())
 
 
-def size(module: nnx.Module, *, own: bool) -> int:
-    """How many numbers the module's variables hold (random-number state left out)."""
-    return int(sum(np.size(v.get_value()) for v in variables(module, own=own).values()))
-
-
-def at_path(model: nnx.Module, path: Path) -> nnx.Module:
-    """The submodule of ``model`` at ``path`` (``model`` itself at ``()``)."""
-    module = submodules(model).get(path)
-    if module is None:
-        raise SaliencyError(f"the model has no submodule {path_name(path)!r} any more; pass a layer it has")
-    return module
+def size(module: nnx.Module) -> int:
+    """How many numbers the layer's variables hold (:func:`layer_variables`)."""
+    return int(sum(np.size(v.get_value()) for v in layer_variables(module).values()))
 
 
 def path_of(model: nnx.Module, obj: Any) -> Path:

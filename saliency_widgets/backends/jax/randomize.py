@@ -18,7 +18,7 @@ import numpy as np
 from flax import nnx
 
 from ...errors import SaliencyError
-from .modules import CELLS, listed_modules, navigate, variables
+from .modules import layer_variables, listed_modules, navigate
 
 _ZEROS = ("bias", "mean")
 _ONES = ("scale", "var")
@@ -32,7 +32,7 @@ def randomized_copies(model: Any, *, cascade: bool, seed: int | None) -> Iterato
     if not isinstance(model, nnx.Module):
         raise SaliencyError("the randomization test re-initializes layers, so it needs a Flax NNX module, not a "
                             "function")
-    layers = [item for item in listed_modules(model) if _weights(item.module)]
+    layers = [item for item in listed_modules(model) if layer_variables(item.module)]
     seeds = np.random.default_rng(seed).integers(2**31, size=len(layers))
     current = nnx.clone(model)
     for item, layer_seed in zip(reversed(layers), seeds):
@@ -42,13 +42,8 @@ def randomized_copies(model: Any, *, cascade: bool, seed: int | None) -> Iterato
         yield item.name, current
 
 
-def _weights(module: nnx.Module) -> dict:
-    """The variables a layer's blocks show (its own; a recurrent cell's gate submodules' too)."""
-    return variables(module, own=not isinstance(module, CELLS))
-
-
 def _reinitialize(module: nnx.Module, key: Any) -> None:
-    weights = _weights(module)
+    weights = layer_variables(module)
     for (path, variable), variable_key in zip(weights.items(), jax.random.split(key, len(weights))):
         variable.set_value(_fresh(str(path[-1]), variable.get_value(), module, variable_key))
 

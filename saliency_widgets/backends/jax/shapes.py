@@ -14,7 +14,7 @@ from ...errors import SaliencyError, SaliencyWarning
 from ...structure import InputSpec
 from ...weights import LayerInfo
 from .calls import first_calls
-from .modules import CELLS, Listed, listed_modules, size
+from .modules import Listed, listed_modules, size, type_name
 
 _ONE_ARRAY = InputSpec("array", (0,), attributed=(0,))
 
@@ -40,13 +40,8 @@ def jax_layers(model: nnx.Module, example: Optional[np.ndarray], seen: list[tupl
             "(one sample's shape) to sw.layers, or attribute the model once first (sw.saliency on an input)",
             SaliencyWarning, stacklevel=4,
         )
-    return [LayerInfo(item.name, type(item.module).__name__, shape, size(item.module, own=not _whole(item)))
+    return [LayerInfo(item.name, type_name(item.module), shape, size(item.module))
             for item, shape in zip(listed, shapes)]
-
-
-def _whole(item: Listed) -> bool:
-    """Whether a listed layer owns its submodules' variables (a recurrent cell's gates)."""
-    return isinstance(item.module, CELLS)
 
 
 def _shapes(model: nnx.Module, listed: list[Listed], example: np.ndarray) -> list[Optional[tuple]]:
@@ -54,7 +49,7 @@ def _shapes(model: nnx.Module, listed: list[Listed], example: np.ndarray) -> lis
     paths = [item.path for item in listed]
 
     def outputs(s: Any, x: Any) -> dict[int, Any]:
-        seen = first_calls(None, graphdef, s, _ONE_ARRAY, [x], paths)
+        seen = first_calls(graphdef, s, _ONE_ARRAY, [x], paths)
         return {i: seen[p] for i, p in enumerate(paths) if isinstance(seen.get(p), jax.Array)}
 
     one = np.asarray(example)[:1]
@@ -91,7 +86,7 @@ def _guesses(listed: list[Listed], seen: list[tuple]) -> list[np.ndarray]:
                 break
         if guesses:
             break
-    first = next((item.module for item in listed if size(item.module, own=False)), None)
+    first = next((item.module for item in listed if size(item.module)), None)
     if isinstance(first, nnx.Linear):
         guesses.append(np.zeros((1, first.in_features), np.float32))
     return guesses

@@ -30,7 +30,7 @@ from ...weights import (
     raw_block,
     recurrent_blocks,
 )
-from .modules import CELLS, Path, value, variables
+from .modules import Path, layer_variables, value
 
 #: Variable name → batch-norm part, for the normalization layers (scale and offset; statistics).
 _NORM_PARTS = {"scale": "gamma", "bias": "beta", "mean": "mean", "var": "variance"}
@@ -41,9 +41,10 @@ _LSTM_LINEARS = {"i": ("ii", "hi"), "f": ("if_", "hf"), "g": ("ig", "hg"), "o": 
 
 def jax_layer_weights(name: str, path: Path, module: nnx.Module, split_gates: bool) -> list[WeightBlock]:
     """The blocks of the layer ``module`` (listed as ``name``, at ``path`` in the model): its own
-    variables (a recurrent cell's gate submodules' too), not those of its other submodules."""
-    own = variables(module, own=not isinstance(module, CELLS))
-    arrays = {"/".join(map(str, p)): value(v) for p, v in own.items()}
+    variables (a recurrent layer's gate submodules' too), not those of its other submodules."""
+    if isinstance(module, nnx.RNN):  # its cell's blocks
+        return jax_layer_weights(name, (*path, "cell"), module.cell, split_gates)
+    arrays = {"/".join(map(str, p)): value(v) for p, v in layer_variables(module).items()}
     prefix = "".join(f"{step}/" for step in path)
     blocks = _interpret(module, arrays, split_gates, prefix)
     blocks += [raw_block(prefix + p, a, type(module).__name__) for p, a in arrays.items()]
@@ -53,7 +54,9 @@ def jax_layer_weights(name: str, path: Path, module: nnx.Module, split_gates: bo
 
 
 def jax_layer_cell(module: nnx.Module) -> Optional[RecurrentCell]:
-    """What a recurrent cell computes; None for other modules."""
+    """What a recurrent cell (or the ``nnx.RNN`` running one) computes; None for other modules."""
+    if isinstance(module, nnx.RNN):
+        module = module.cell
     kind = {nnx.LSTMCell: "lstm", nnx.OptimizedLSTMCell: "lstm", nnx.GRUCell: "gru", nnx.SimpleCell: "simple"}.get(
         type(module))
     if kind is None:
