@@ -523,7 +523,7 @@ def _default_cam_layer(model: Any, x: Any, fixed: Any) -> str:
     spec, entries = flatten(x, backend.to_numpy, fixed)
     key = ("default cam layer", signature(entries))
     if key not in backend.output_shapes:
-        if spec.structured and backend.framework == "torch":
+        if spec.structured and backend.framework != "keras":  # only Keras declares its layers' shapes
             raise SaliencyError("with a tuple/list/dict x, pass layer= (a convolutional layer; sw.layers lists them)")
         layers = backend.layers(entries[0][:1])
         backend.output_shapes[key] = default_layer(layers, channel_axis=0 if backend.framework == "torch" else -1,

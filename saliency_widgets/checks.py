@@ -32,7 +32,7 @@ from .attribution import (METHOD_OPTIONS, Target, attribute, jacobian, predict, 
                           saliency)
 from .backends import get_backend, randomized_copies
 from .backends.base import to_numpy
-from .errors import SaliencyError
+from .errors import SaliencyError, SaliencyWarning
 from .heads import explained_scores
 from .inputs import Layout, infer_layout, layer_kind
 from .structure import InputSpec, Structure, flatten
@@ -372,7 +372,9 @@ def _deletion_baseline(value: Any, entry: np.ndarray, name: str) -> np.ndarray:
 def _weighted_layers(backend: Any) -> int:
     """About how many layers the randomization test re-initializes (its progress; at least 1)."""
     try:
-        return max(1, sum(1 for info in backend.layers() if info.n_params))
+        with warnings.catch_warnings():  # output shapes unknown without an input: only the counts are read
+            warnings.simplefilter("ignore", SaliencyWarning)
+            return max(1, sum(1 for info in backend.layers() if info.n_params))
     except Exception:  # a model whose layers cannot be listed without an input: progress is only a guess
         return 1
 

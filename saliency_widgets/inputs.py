@@ -105,8 +105,10 @@ def infer_layout(sample_shape: tuple[int, ...], framework: str, kind: Optional[s
 
 
 def layer_kind(layer: Any) -> Optional[str]:
-    """``"text"`` for an embedding layer object (its output is drawn one chip per token), else None."""
-    return "text" if "embedding" in type(layer).__name__.lower() else None
+    """``"text"`` for an embedding layer object (torch / Keras ``Embedding``, Flax ``nnx.Embed``: its output is
+    drawn one chip per token), else None."""
+    name = type(layer).__name__.lower()
+    return "text" if "embedding" in name or name == "embed" else None
 
 
 def background_image(sample: np.ndarray, layout: Layout, image: Any = None) -> np.ndarray:
