@@ -229,7 +229,8 @@ class _Bar:
 
             self.bar = tqdm(total=100, desc=f"{run.label}: " if run.label else "", bar_format=self.FORMAT,
                             leave=False, smoothing=0.1)
-            self.bar.start_t -= run.elapsed  # the call started before its bar
+            if hasattr(self.bar, "start_t"):  # a disabled bar (TQDM_DISABLE=1) keeps no clock
+                self.bar.start_t -= run.elapsed  # the call started before its bar
         self.bar.n = round(100 * (1.0 if run.finished else run.fraction), 1)
         self.bar.refresh()
         if run.finished:

@@ -59,7 +59,17 @@ def zero_reason(values: np.ndarray, *, method: str, summed_axis: Optional[int] =
             return (f"{_CAM_NAMES[method]}'s ReLU clipped every pixel: no location raises this score; "
                     "try relu=False or another layer")
         return "the map is exactly 0 everywhere: nothing here moves this score (e.g. every ReLU on its path is off)"
-    if summed_axis is None or not np.all(np.abs(total) <= SUM_RTOL * mass):
+    if summed_axis is None:
+        return None
+    return summed_zero_reason(total, mass, method=method, axis_name=axis_name)
+
+
+def summed_zero_reason(total: np.ndarray, mass: np.ndarray, *, method: str, axis_name: str = "embedding"
+                       ) -> Optional[str]:
+    """Why a map of sums ``total`` (each over the ``axis_name`` axis of terms whose absolute values
+    sum to ``mass``) is zero up to float rounding, or None when some cell is not rounding noise."""
+    total, mass = np.asarray(total, dtype=np.float64), np.asarray(mass, dtype=np.float64)
+    if not np.any(mass) or not np.all(np.abs(total) <= SUM_RTOL * mass):
         return None
     plural = _PLURAL.get(axis_name, axis_name + "s")
     if method in _SIGNED:

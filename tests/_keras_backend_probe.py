@@ -464,6 +464,33 @@ def main(out: str) -> None:
 
     run("widgets", widgets)
 
+    # --------------------------------------------------------------- generated text (a keras_hub causal LM)
+    def generation():
+        import keras_hub
+
+        backbone = keras_hub.models.GPT2Backbone(vocabulary_size=20, num_layers=2, num_heads=2, hidden_dim=16,
+                                                 intermediate_dim=32, max_sequence_length=32)
+        lm = keras_hub.models.GPT2CausalLM(backbone=backbone, preprocessor=None)
+        lm.set_weights([rng_weights.normal(scale=0.2, size=w.shape).astype(np.float32) for w in lm.get_weights()])
+        before_lm = state(lm)
+        prompt, continuation = np.array([2, 10, 4, 3, 10, 5]), [3, 7, 1, 9]
+        for method in ("input_x_gradient", "gradient", "integrated_gradients"):
+            options = {"steps": 32} if method == "integrated_gradients" else {}
+            result = sw.attribute_generation(lm, prompt, continuation=continuation, method=method, **options)
+            save(f"generation/{method}/scores", result.scores)
+            if method == "gradient":  # its rows are rounding noise: GPT-2's embeddings feed LayerNorms
+                check("generation/gradient rows said to be rounding noise",
+                      any("0 up to rounding" in note for note in result.notes), f"notes: {result.notes}")
+                continue
+            save(f"generation/{method}/matrix", result.matrix)
+            if method == "integrated_gradients":
+                check("generation/integrated gradients complete", result.completeness_error < 0.01,
+                      f"completeness error {result.completeness_error}")
+        check("unchanged/causal LM variables", state(lm)[0] == before_lm[0], "a variable's bytes changed")
+
+    rng_weights = np.random.default_rng(7)
+    run("generation", generation)
+
     # --------------------------------------------------------------- the models unchanged
     for name, model in models.items():
         after = state(model)

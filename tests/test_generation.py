@@ -353,3 +353,15 @@ def test_deletion_insertion_over_prompt_tokens_against_a_hand_loop(gpt2, tokeniz
         deletion_insertion(gpt2, result.aggregate("word"))
     with pytest.raises(sw.SaliencyError, match="selected"):
         deletion_insertion(gpt2, result, 3)
+
+
+def test_signed_gradient_rows_before_a_layernorm_are_said_to_be_rounding_noise(gpt2):
+    """GPT-2's token embeddings feed LayerNorms, which ignore a shift along (1, …, 1): the signed
+    gradient summed over the embedding axis is 0 up to float rounding, for every model. The result
+    says so (DESIGN §7) instead of passing rounding noise off as a map; input × gradient does not cancel."""
+    prompt = np.array([2, 10, 4, 3])
+    for method in ("gradient", "smoothgrad"):
+        options = {"n_samples": 2, "seed": 0} if method == "smoothgrad" else {}
+        result = sw.attribute_generation(gpt2, prompt, continuation=[5, 6], method=method, **options)
+        assert any("0 up to rounding" in note and "input × gradient" in note for note in result.notes), result.notes
+    assert sw.attribute_generation(gpt2, prompt, continuation=[5, 6]).notes == ()

@@ -17,6 +17,7 @@ from .language_model import Context, LanguageModel
 from .prompts import continuation_ids, one_token, prompt_ids, token_strings
 from .result import GenerationAttribution
 from ..frameworks import accepts_framework
+from ..zero import summed_zero_reason, zero_sentence
 
 METHODS = ("gradient", "input_x_gradient", "integrated_gradients", "smoothgrad")
 #: Each target's normalisation of the logits over the vocabulary (see ``Backend.output_rows``).
@@ -95,14 +96,17 @@ def _explain(lm: LanguageModel, prompt: np.ndarray, tokenizer: Any, continuation
     budget = _Budget(length + n, lm.vocabulary(context), lm)
     completeness, notes = None, ()
     if method in ("gradient", "input_x_gradient"):
-        values, scores = _gradient_times(lm, prompt, generated, rows, budget, times_input=method == "input_x_gradient")
+        values, mass, scores = _gradient_times(lm, prompt, generated, rows, budget,
+                                               times_input=method == "input_x_gradient")
+        notes = _rounding_notes(values, mass, method)
     else:
         scores = row_scores(lm.logits(context)[0], rows)
         if method == "integrated_gradients":
             values, base_scores, zero = _integrated_gradients(lm, prompt, generated, rows, budget, context, **options)
             completeness, notes = _completeness(values, scores - base_scores, lm, zero)
         else:
-            values = _smoothgrad(lm, prompt, generated, rows, budget, context, **options)
+            values, mass = _smoothgrad(lm, prompt, generated, rows, budget, context, **options)
+            notes = _rounding_notes(values, mass, method)
     if minus is None and target != "logit":  # the scores are the probabilities, or their logarithms
         probabilities = np.exp(scores) if target == "log_prob" else scores
     else:
@@ -120,10 +124,11 @@ def _explain(lm: LanguageModel, prompt: np.ndarray, tokenizer: Any, continuation
 
 # ------------------------------------------------------------------ methods
 def _gradient_times(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows, budget: "_Budget",
-                    times_input: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``((n, length), scores)``: each row's gradient at the layer, times the layer's output if
-    asked, summed over the embedding axis. One pass for all rows unless the budget splits them."""
-    parts, scores = [], []
+                    times_input: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``((n, length), its terms' mass, scores)``: each row's gradient at the layer, times the layer's
+    output if asked, summed over the embedding axis, and the sums of the terms' absolute values (see
+    :func:`_rounding_notes`). One pass for all rows unless the budget splits them."""
+    parts, masses, scores = [], [], []
     with progress.stage(len(generated), "rows"):
         for start, stop in budget.row_chunks(len(generated), copies=1):
             context = lm.context(prompt, generated[:stop - 1] if budget.truncate else generated[:-1])
@@ -132,9 +137,10 @@ def _gradient_times(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray
                                                                 part.tokens, minus=part.minus, normalize=part.normalize)
             values = grads[0] * layer_output[0] if times_input else grads[0]
             parts.append(values.sum(axis=-1))
+            masses.append(np.abs(values).sum(axis=-1))
             scores.append(score[0])
             progress.step(stop - start)
-    return _stacked(parts), np.concatenate(scores).astype(np.float64)
+    return _stacked(parts), _stacked(masses), np.concatenate(scores).astype(np.float64)
 
 
 def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows,
@@ -168,15 +174,16 @@ def _integrated_gradients(lm: LanguageModel, prompt: np.ndarray, generated: np.n
 
 
 def _smoothgrad(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, rows: Rows, budget: "_Budget",
-                context: Context, *, n_samples: int, noise: float, seed: Any) -> np.ndarray:
-    """``(n, length)``: the mean gradient over ``n_samples`` noisy copies of the layer's output
-    (σ = ``noise`` × its range), summed over the embedding axis; every row sees the same noise."""
+                context: Context, *, n_samples: int, noise: float, seed: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``((n, length), its terms' mass)``: the mean gradient over ``n_samples`` noisy copies of the
+    layer's output (σ = ``noise`` × its range), summed over the embedding axis; every row sees the
+    same noise."""
     embedded = lm.embeddings(context)[0]
     sigma = np.float32(noise * (embedded.max() - embedded.min()))
     if isinstance(seed, np.random.Generator):  # a generator of the caller's: one seed drawn from it
         seed = int(seed.integers(2 ** 63))
     entropy = np.random.SeedSequence(seed)  # every row chunk draws the same noise from it
-    parts = []
+    parts, masses = [], []
     with progress.stage(len(generated) * n_samples, "SmoothGrad"):  # rows × samples per pass
         for start, stop in budget.row_chunks(len(generated), copies=n_samples, truncate=False):
             part, rng = rows.part(start, stop), np.random.default_rng(entropy)
@@ -189,7 +196,8 @@ def _smoothgrad(lm: LanguageModel, prompt: np.ndarray, generated: np.ndarray, ro
                 total += grads.sum(axis=0)
                 progress.step((stop - start) * (b - a))
             parts.append((total / n_samples).sum(axis=-1))
-    return _stacked(parts)
+            masses.append(np.abs(total / n_samples).sum(axis=-1))
+    return _stacked(parts), _stacked(masses)
 
 
 # ------------------------------------------------------------------ pieces
@@ -231,6 +239,13 @@ class _Budget:
 def _read_length(lm: LanguageModel, prompt_length: int, stop: int, full: int) -> int:
     """How many layer positions rows ``< stop`` read (their context up to generated token ``stop - 1``)."""
     return prompt_length + stop if lm.encoder_decoder else min(full, prompt_length + stop - 1)
+
+
+def _rounding_notes(values: np.ndarray, mass: np.ndarray, method: str) -> tuple[str, ...]:
+    """A note when every row is zero up to float rounding (DESIGN §7): the signed gradient of
+    embeddings that feed a LayerNorm sums to 0 over the embedding axis, whatever the model does."""
+    reason = summed_zero_reason(values, mass, method=method)
+    return () if reason is None else (zero_sentence(reason),)
 
 
 def _stacked(parts: list[np.ndarray], width: Optional[int] = None) -> np.ndarray:
