@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+import inspect
 import threading
 import types
 import weakref
@@ -47,6 +48,23 @@ class LayerRef:
     @property
     def objects(self) -> tuple:
         return (self.obj, *self.others)
+
+    def attributes_call(self, number: int) -> bool:
+        """Whether the ``number``-th call (from 1) of this layer in one forward pass is attributed to
+        (see :func:`attributes_call`)."""
+        return attributes_call(self.name, self.calls, number)
+
+
+def attributes_call(name: str, calls: str, number: int) -> bool:
+    """Whether the ``number``-th call (from 1) in one forward pass of layer ``name`` is attributed to,
+    as ``calls`` (:class:`LayerRef`) says: every call with ``"all"``, the first with ``"first"``; a
+    second call with ``"once"`` is refused (attributing to a layer with shared weights would mix its calls)."""
+    if number > 1 and calls == "once":
+        raise SaliencyError(
+            f"layer {name!r} runs more than once per forward pass (shared weights?); "
+            "attribution to it would mix its calls: choose a layer that runs once"
+        )
+    return number == 1 or calls == "all"
 
 
 @dataclass(frozen=True)
@@ -308,6 +326,19 @@ def beside_the_user() -> Iterator[None]:
 def running_beside_the_user() -> bool:
     """Whether this thread computes :func:`beside_the_user`."""
     return getattr(_BESIDE, "on", False)
+
+
+def positional_names(function: Callable, count: int) -> Optional[list[str]]:
+    """The positional parameters of ``function`` (what names the entries of a tuple ``x``); None where
+    ``*args`` takes ``count`` entries beyond them, or where it has no signature."""
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if count > len(positional) and any(p.kind is p.VAR_POSITIONAL for p in parameters):
+        return None
+    return positional
 
 
 def sum_of_copies(gradient: np.ndarray, copy_weights: np.ndarray) -> np.ndarray:

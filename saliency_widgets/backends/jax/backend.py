@@ -10,7 +10,6 @@ streams and its batch statistics are never written (:mod:`.calls`).
 from __future__ import annotations
 
 import functools
-import inspect
 import sys
 import threading
 from pathlib import Path as FilePath
@@ -23,7 +22,7 @@ import numpy as np
 from ...errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ...heads import output_keys, select_output
 from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
-from ..base import Backend, LayerRef, Query, Targets, sum_of_copies
+from ..base import Backend, LayerRef, Query, Targets, positional_names, sum_of_copies
 from .calls import Call, LayerDidNotRun, first_calls, run
 
 _NO_LAYERS = ("a jax function has no layers: layer= and head=<layer> need a Flax NNX module (its submodules are "
@@ -86,14 +85,7 @@ class JaxBackend(Backend):
     def input_names(self, count: int) -> Optional[list[str]]:
         """The positional parameters of ``__call__`` (a function's own); None where ``*args`` takes
         entries beyond them, or where there is no signature."""
-        try:
-            parameters = list(inspect.signature(self.model).parameters.values())
-        except (TypeError, ValueError):
-            return None
-        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if count > len(positional) and any(p.kind is p.VAR_POSITIONAL for p in parameters):
-            return None
-        return positional
+        return positional_names(self.model, count)
 
     def computes_unseen(self) -> bool:
         """True: a computation reads the module (``nnx.split``) and changes only its private copy."""

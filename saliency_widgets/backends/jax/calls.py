@@ -21,6 +21,7 @@ import jax
 from jax._src import core as jax_core
 
 from ...errors import SaliencyError
+from ..base import attributes_call
 from ...structure import InputSpec
 
 Path = tuple
@@ -168,13 +169,8 @@ def _layer_handler(call: Call, record: Record, mode: Mode, value: Any) -> Callab
             raise SaliencyError(f"layer {call.layer_name!r} {_IN_TRANSFORM}")
         record.calls += 1
         out = module_call(*args, **kwargs)
-        if record.calls > 1 and call.calls == "first":
+        if not attributes_call(call.layer_name, call.calls, record.calls):
             return out
-        if record.calls > 1 and call.calls == "once":
-            raise SaliencyError(
-                f"layer {call.layer_name!r} runs more than once per forward pass (shared weights?); "
-                "attribution to it would mix its calls: choose a layer that runs once"
-            )
         first = first_array(out)
         if not isinstance(first, jax.Array):
             raise SaliencyError(f"layer {call.layer_name!r} returned {type(first).__name__}, not an array")

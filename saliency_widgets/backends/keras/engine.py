@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import keras
 import numpy as np
 
-from ...errors import SaliencyError
 from ..base import LayerRef, Query, Targets
 
 if TYPE_CHECKING:
@@ -95,13 +94,8 @@ def replacing(layer: LayerRef, state: dict[str, Any], inner: Optional[tuple[Any,
     def handler(call: Callable, *args: Any, **kwargs: Any) -> Any:
         state["calls"] += 1
         out = inner[1](call, *args, **kwargs) if inner else call(*args, **kwargs)
-        if state["calls"] > 1 and layer.calls == "first":
+        if not layer.attributes_call(state["calls"]):
             return out
-        if state["calls"] > 1 and layer.calls == "once":
-            raise SaliencyError(
-                f"layer {layer.name!r} runs more than once per forward pass (shared weights?); "
-                "attribution to it would mix its calls: choose a layer that runs once"
-            )
         first = out[0] if isinstance(out, (list, tuple)) else out
         activation = state["activation"]
         if activation is None:

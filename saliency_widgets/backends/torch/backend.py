@@ -19,7 +19,7 @@ from ...errors import NonDifferentiableError, SaliencyError
 from ...heads import output_keys, select_output
 from ...structure import signature, tile
 from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
-from ..base import Backend, LayerRef, Query, Targets, running_beside_the_user, to_numpy
+from ..base import Backend, LayerRef, Query, Targets, positional_names, running_beside_the_user, to_numpy
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
     nn.Softmax: "softmax",
@@ -87,15 +87,7 @@ class TorchBackend(Backend):
     def input_names(self, count: int) -> Optional[list[str]]:
         """``forward``'s positional parameters (a plain callable's own); None where ``*args`` takes
         entries beyond them, or where there is no signature."""
-        try:
-            parameters = list(inspect.signature(self.model.forward if self._is_module else self.model)
-                              .parameters.values())
-        except (TypeError, ValueError):
-            return None
-        positional = [p.name for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if count > len(positional) and any(p.kind is p.VAR_POSITIONAL for p in parameters):
-            return None
-        return positional
+        return positional_names(self.model.forward if self._is_module else self.model, count)
 
     @property
     def is_training(self) -> bool:
@@ -667,13 +659,8 @@ class _LayerHooks:
     def _replace(self, module: nn.Module, args: Any, output: Any) -> Any:
         layer = self.query.layer
         self.layer_calls += 1
-        if self.layer_calls > 1 and layer.calls == "first":
+        if not layer.attributes_call(self.layer_calls):
             return None
-        if self.layer_calls > 1 and layer.calls == "once":
-            raise SaliencyError(
-                f"layer {layer.name!r} runs more than once per forward pass (shared weights?); "
-                "attribution to it would mix its calls: choose a layer that runs once"
-            )
         tensor = _first_tensor(output)
         if tensor is None:
             raise SaliencyError(f"layer {layer.name!r} returned {type(output).__name__}, not a tensor")
