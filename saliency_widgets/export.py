@@ -173,7 +173,7 @@ def _new_figure(size: tuple[float, float], into: Any = None, **kw: Any) -> Any:
 def _titles(fig: Any, ax: Any, title: str, subtitle: str) -> None:
     """The title, and the subtitle wrapped to the figure's width (a small image's figure is narrow)."""
     fig.suptitle(title, fontsize=12)
-    ax.set_title(_wrap(subtitle, 0.95 * fig.get_size_inches()[0], points=9, min_chars=20), **_SUBTITLE)
+    ax.set_title(_wrap(subtitle, 0.95 * fig.bbox.width / fig.dpi, points=9, min_chars=20), **_SUBTITLE)
 
 
 #: Colours of the note that replaces the colour bar of a map that is zero up to rounding
@@ -185,7 +185,7 @@ def draw_legend(ax: Any, scale: Scale, label: str = "", note: str = "") -> None:
     """The colour bar, or — for a map that is zero up to rounding — ``note`` in its place."""
     if not note:
         draw_colorbar(ax, scale, label)
-        fit_colorbar_caption(ax, ax.figure.get_size_inches()[0])
+        fit_colorbar_caption(ax, ax.figure.bbox.width / ax.figure.dpi)  # a figure's or a subfigure's width
         return
     ax.set_axis_off()
     width = ax.figure.get_size_inches()[0] * ax.get_position().width

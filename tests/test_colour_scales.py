@@ -44,10 +44,12 @@ def cam_map(**kw):
 
 
 def colorbar(fig):
-    """``(LUT pixels, tick labels, caption)`` of the figure's colour bar."""
+    """``(LUT pixels, tick labels, caption)`` of the figure's colour bar (the caption's lines, wrapped to
+    the figure's width, joined)."""
     bar = next(ax for ax in fig.axes for im in ax.images if im.get_gid() == COLORBAR_GID)
     image = next(im for im in bar.images if im.get_gid() == COLORBAR_GID)
-    return np.asarray(image.get_array())[0], [t.get_text() for t in bar.get_xticklabels()], bar.get_xlabel()
+    caption = " ".join(bar.get_xlabel().split())
+    return np.asarray(image.get_array())[0], [t.get_text() for t in bar.get_xticklabels()], caption
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam_plus_plus"])
