@@ -97,9 +97,9 @@ class JaxBackend(Backend):
         ``deterministic=False``, batch norm with ``use_running_average=False``), as the module says."""
         if not self._is_module:
             return False
-        from .modules import training_modules
+        from .modules import in_training
 
-        return next(training_modules(self.model), None) is not None
+        return in_training(self.model)
 
     def is_layer(self, obj: Any) -> bool:
         return _is_nnx_module(obj)

@@ -111,15 +111,36 @@ def path_of(model: nnx.Module, obj: Any) -> Path:
     raise SaliencyError(f"the {type(obj).__name__} given is not a submodule of this model (any more)")
 
 
-def training_modules(model: nnx.Module) -> Iterator[str]:
-    """Names of the submodules in training mode where that changes their output: batch norm with
-    ``use_running_average=False``, dropout (any module with ``deterministic=False`` and a
-    non-zero ``rate`` / ``dropout_rate``)."""
-    for path, module in submodules(model).items():
-        rate = getattr(module, "rate", getattr(module, "dropout_rate", 1.0))
-        if getattr(module, "use_running_average", None) is False or (
-                getattr(module, "deterministic", None) is False and rate):
-            yield path_name(path)
+def in_training(model: nnx.Module) -> bool:
+    """Whether a submodule is in training mode where that changes its output: batch norm with
+    ``use_running_average=False``, dropout (any module with ``deterministic=False`` and a non-zero
+    ``rate`` / ``dropout_rate``). Read on every call, so it walks the attributes itself, unordered
+    (``nnx.iter_modules`` costs a third of a millisecond on a three-layer MLP)."""
+    return any(_trains(module) for module in _walk(model, set()))
+
+
+def _walk(node: Any, seen: set[int]) -> Iterator[nnx.Module]:
+    """Every module reachable from ``node`` through attributes, lists, tuples and dicts, once each."""
+    if isinstance(node, nnx.Module):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        yield node
+        children = vars(node).values()
+    elif isinstance(node, (list, tuple)):
+        children = node
+    elif isinstance(node, dict):
+        children = node.values()
+    else:
+        return
+    for child in children:
+        yield from _walk(child, seen)
+
+
+def _trains(module: nnx.Module) -> bool:
+    rate = getattr(module, "rate", getattr(module, "dropout_rate", 1.0))
+    return getattr(module, "use_running_average", None) is False or (
+        getattr(module, "deterministic", None) is False and bool(rate))
 
 
 def navigate(model: nnx.Module, path: Path) -> Any:

@@ -11,19 +11,25 @@ import torch
 
 from ...errors import NonDifferentiableError
 from ..base import Query
-from .engine import NOT_DIFFERENTIABLE, Engine, chosen_sum, joined, recorded, row_scores, rows_kind
+from .engine import NOT_DIFFERENTIABLE, Engine, joined, recorded, row_scores, rows_kind
 
 
 class TorchEngine(Engine):
     """Every kind of call eagerly, with gradients taken where Keras put the tensors. The gradient
     with respect to a layer's output is taken at that output in the same pass."""
 
+    def __init__(self, backend: Any) -> None:
+        super().__init__(backend)
+        #: Where Keras puts tensors (its torch backend's device), asked once: ``keras.ops.convert_to_tensor``
+        #: costs 0.06 ms an array, ``torch.as_tensor`` a tenth of it.
+        self._device = keras.ops.convert_to_tensor(np.zeros(1, np.float32)).device
+
     def run(self, kind: str, query: Query, entries: list[np.ndarray], args: list[np.ndarray],
             activation: Optional[np.ndarray]) -> Any:
-        tensors = [keras.ops.convert_to_tensor(e) for e in entries]
-        args = [keras.ops.convert_to_tensor(a) for a in args]
+        tensors = [torch.as_tensor(e, device=self._device) for e in entries]
+        args = [torch.as_tensor(a, device=self._device) for a in args]
         if activation is not None:
-            activation = keras.ops.convert_to_tensor(activation)
+            activation = torch.as_tensor(activation, device=self._device)
         if kind in ("forward", "activation"):
             with torch.no_grad():
                 state = self.new_state(activation, None)
@@ -38,7 +44,7 @@ class TorchEngine(Engine):
                 scores = row_scores(y, args[0], args[1], args[2] if subtracts else None, normalize)
                 grads = _row_gradients(scores, wrt)
                 return _numpy(scores), _numpy(joined(wrt, 1)), _numpy(grads)
-            total = chosen_sum(y, args[0])
+            total = _chosen_sum(y, args[0])
             if not total.requires_grad:
                 raise NonDifferentiableError(NOT_DIFFERENTIABLE)
             grads = _gradients(torch.autograd.grad(total, wrt, allow_unused=True), wrt)
@@ -59,6 +65,15 @@ class TorchEngine(Engine):
         state = self.new_state(activation, _watched)
         y = self.explain(query, tensors, state)
         return y, list(recorded(state, "leaves", query.layer))
+
+
+def _chosen_sum(y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """:func:`.engine.chosen_sum` in torch's own ops: a gather, where ``keras.ops``' one-hot product
+    costs half a millisecond a call on the CPU (measured on a 3072-512-512-100 MLP, batch 32)."""
+    flat = y.reshape(y.shape[0], -1)
+    targets = targets.to(flat.device)
+    index = torch.where(targets < 0, flat.argmax(dim=1), targets)
+    return flat.gather(1, index[:, None]).sum()
 
 
 def _watched(tensor: torch.Tensor) -> torch.Tensor:
