@@ -63,19 +63,22 @@ def show(page, tmp_path):
 
 @pytest.fixture
 def show_in(chromium, tmp_path):
-    """Renders a widget in a page whose OS colour scheme is ``scheme``; fails on JavaScript errors."""
+    """``show_in(widget, scheme, width=1100, height=800, variants=None)``: the widget's offline page
+    (``variants``: its ``_html_variants()``) in a window of that size whose OS colour scheme is
+    ``scheme``; fails on JavaScript errors."""
     opened = []
 
-    def _show(widget, scheme):
-        context = chromium.new_context(viewport={"width": 1100, "height": 800}, color_scheme=scheme)
+    def _show(widget, scheme, width=1100, height=800, variants=None):
+        context = chromium.new_context(viewport={"width": width, "height": height}, color_scheme=scheme)
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         opened.append((context, errors))
-        path = tmp_path / f"{scheme}.html"
+        path = tmp_path / f"{scheme}-{width}.html"
         from saliency_widgets.widgets.standalone import standalone_html
 
-        path.write_text(standalone_html(widget, background="#1e1e1e" if scheme == "dark" else "#ffffff"), encoding="utf-8")
+        path.write_text(standalone_html(widget, background="#1e1e1e" if scheme == "dark" else "#ffffff",
+                                        **({"variants": variants} if variants else {})), encoding="utf-8")
         page.goto(path.as_uri())
         page.wait_for_function("window.__sw && window.__sw.ready", timeout=30_000)
         return page

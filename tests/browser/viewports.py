@@ -10,30 +10,14 @@ SCHEMES = ("light", "dark")
 
 
 @pytest.fixture
-def at_width(chromium, tmp_path):
+def at_width(show_in):
     """``at_width(widget, scheme, width, variants=None)``: the widget's offline page (``variants``: its
-    ``_html_variants()``), in a ``width`` px wide window with OS colour scheme ``scheme``; JavaScript errors fail."""
-    from saliency_widgets.widgets.standalone import standalone_html
-
-    opened = []
+    ``_html_variants()``), its Jacobian prefetched, in a ``width`` px wide window with OS colour scheme
+    ``scheme`` (conftest's ``show_in``); JavaScript errors fail."""
 
     def _open(widget, scheme: str, width: int, variants=None):
-        context = chromium.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        opened.append((context, errors))
         if hasattr(widget, "prefetch"):
             widget.prefetch()
-        path = tmp_path / f"{scheme}-{width}.html"
-        html = standalone_html(widget, background="#1e1e1e" if scheme == "dark" else "#ffffff",
-                               **({"variants": variants} if variants else {}))
-        path.write_text(html, encoding="utf-8")
-        page.goto(path.as_uri())
-        page.wait_for_function("window.__sw && window.__sw.ready", timeout=30_000)
-        return page
+        return show_in(widget, scheme, width=width, height=900, variants=variants)
 
-    yield _open
-    for context, errors in opened:
-        context.close()
-        assert not errors, f"JavaScript errors: {errors}"
+    return _open
