@@ -59,7 +59,6 @@ class KerasBackend(Backend):
     framework = "keras"
 
     def __init__(self, model: Any) -> None:
-        self._keras = keras
         if not callable(model):
             raise NotAModelError(f"{type(model).__qualname__} is not a callable Keras model")
         super().__init__(model)
@@ -95,10 +94,10 @@ class KerasBackend(Backend):
         no query then needs a thread-local ``call``, which only the caller's thread may install
         (:mod:`.keras_graph`). Traces already run in background threads (:meth:`_trace_in_background`)."""
         model = self.model
-        if not keras_graph.is_graph_model(model, self._keras):
+        if not keras_graph.is_graph_model(model, keras):
             return False
-        reachable = keras_graph.graph_operations(model, self._keras)
-        return all(id(layer) in reachable or isinstance(layer, self._keras.layers.InputLayer)
+        reachable = keras_graph.graph_operations(model, keras)
+        return all(id(layer) in reachable or isinstance(layer, keras.layers.InputLayer)
                    for layer in model._flatten_layers(include_self=False, recursive=True))
 
     @property
@@ -106,7 +105,7 @@ class KerasBackend(Backend):
         return False  # Keras has no model-wide mode: every call here passes training=False
 
     def is_layer(self, obj: Any) -> bool:
-        return isinstance(obj, self._keras.layers.Layer)
+        return isinstance(obj, keras.layers.Layer)
 
     def find_layer(self, layer: Any) -> LayerRef:
         from .weights import listed_layers
@@ -122,7 +121,7 @@ class KerasBackend(Backend):
         from .samples import declared_output_shape
 
         return declared_output_shape(self.model, self._plan(query).head, self._output_names(), query.spec, entries,
-                                     self._keras)
+                                     keras)
 
     def _output_names(self) -> list[str]:
         names = getattr(self.model, "output_names", None)
@@ -134,14 +133,14 @@ class KerasBackend(Backend):
             return self._plans[query.key]
         head = query.head
         names = self._output_names()
-        n_outputs = len(_graph_outputs(self.model, self._keras) or names) or 1
+        n_outputs = len(_graph_outputs(self.model, keras) or names) or 1
         if isinstance(head, int) and n_outputs == 1 or isinstance(head, str) and head not in names:
             head = self.find_layer(head)
         if isinstance(head, LayerRef):
-            final = _final_activation(head.obj, 0, self._keras)
+            final = _final_activation(head.obj, 0, keras)
         else:
-            producer = _output_producer(self.model, head, names, self._keras)
-            final = None if producer is None else _final_activation(*producer, self._keras)
+            producer = _output_producer(self.model, head, names, keras)
+            final = None if producer is None else _final_activation(*producer, keras)
         plan = _Plan(head, *(final or (None, None)))
         self._plans[query.key] = plan
         return plan
@@ -153,7 +152,7 @@ class KerasBackend(Backend):
         (watched by ``state["tape"]``) or replaced by ``state["activation"]``."""
         handlers: keras_graph.Handlers = {}
         if query.logits and plan.skip is not None:
-            skipping = keras_graph.pre_activation(plan.skip, self._keras)
+            skipping = keras_graph.pre_activation(plan.skip, keras)
             handlers[id(plan.skip)] = (plan.skip, lambda call, *args, **kwargs: skipping(*args, **kwargs))
         if isinstance(plan.head, LayerRef):
             handlers[id(plan.head.obj)] = (plan.head.obj, recording(state, "head", handlers.get(id(plan.head.obj))))
@@ -165,7 +164,7 @@ class KerasBackend(Backend):
     def explained(self, query: Query, tensors: list[Any], state: dict[str, Any]) -> Any:
         """The explained output (logits if asked) of one model call."""
         plan = self._plan(query)
-        raw = keras_graph.run(self.model, query.spec.pack(tensors), self._handlers(query, plan, state), self._keras)
+        raw = keras_graph.run(self.model, query.spec.pack(tensors), self._handlers(query, plan, state), keras)
         if isinstance(plan.head, LayerRef):
             return recorded(state, "head", plan.head)
         return select_output(raw, plan.head, keras.ops.is_tensor, self._output_names())
@@ -176,7 +175,7 @@ class KerasBackend(Backend):
         plan = self._plan(query)
         if plan.thread_local is None:
             plan.thread_local = keras_graph.needs_thread_local_calls(
-                self.model, [layer for layer, _ in self._handlers(query, plan, {}).values()], self._keras)
+                self.model, [layer for layer, _ in self._handlers(query, plan, {}).values()], keras)
         return plan.thread_local
 
     def _run(self, kind: str, query: Query, entries: list[np.ndarray], *args: np.ndarray,
@@ -217,7 +216,7 @@ class KerasBackend(Backend):
         key = (query.spec.kind, query.spec.keys, signature(entries))
         if key in self._fitting_inputs:
             return
-        mismatch = input_mismatch(self.model, query.spec, entries, self._keras)
+        mismatch = input_mismatch(self.model, query.spec, entries, keras)
         if mismatch is not None:
             raise self._input_error(query, entries, mismatch)
         self._fitting_inputs.add(key)
@@ -244,7 +243,7 @@ class KerasBackend(Backend):
             return handler
 
         handlers = {id(obj): (obj, recorder(obj)) for _, obj in listed}
-        keras_graph.run(self.model, query.spec.pack(tensors), handlers, self._keras)
+        keras_graph.run(self.model, query.spec.pack(tensors), handlers, keras)
         return [(name, type_name(obj)) for name, obj in listed if id(obj) in ran]
 
     def forward(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray] = None) -> np.ndarray:
@@ -304,7 +303,7 @@ class KerasBackend(Backend):
     def named_weights(self) -> Optional[list[tuple[str, np.ndarray]]]:
         """``model.weights``, trainable or not, by position: their paths hold generated names
         (``dense_3/kernel``) that a rebuilt model changes."""
-        return [(str(i), self._keras.ops.convert_to_numpy(w.value)) for i, w in enumerate(self.model.weights)]
+        return [(str(i), keras.ops.convert_to_numpy(w.value)) for i, w in enumerate(self.model.weights)]
 
 
 @dataclass

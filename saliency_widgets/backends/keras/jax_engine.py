@@ -32,26 +32,27 @@ class JaxEngine(Engine):
         tensors = [jnp.asarray(e) for e in entries]
         args = [jnp.asarray(a) for a in args]
         if query.layer is not None and activation is None and kind not in ("forward", "activation"):
-            activation = self._function("activation", query)(values, tensors, [], None)
+            activation = self._function("activation", query, variables)(values, tensors, [], None)
         elif activation is not None:
             activation = jnp.asarray(activation)
-        result = self._function(kind, query)(values, tensors, args, activation)
+        result = self._function(kind, query, variables)(values, tensors, args, activation)
         if kind == "layer_vjp":
             y, grad = result
             result = (y, activation, grad)
         return jax.tree_util.tree_map(lambda a: np.asarray(a, dtype=np.float32), result)
 
-    def _function(self, kind: str, query: Query) -> Callable:
-        """The compiled function of one kind of call: ``(variable values, tensors, args, activation)``."""
-        key = (kind, query.key)
+    def _function(self, kind: str, query: Query, variables: list[Any]) -> Callable:
+        """The compiled function of one kind of call: ``(values of variables, tensors, args, activation)``,
+        one per list of variables (a layer added or replaced since gets its own: the values passed
+        in are always mapped onto the variables they were read from)."""
+        key = (kind, query.key, tuple(id(v) for v in variables))
         if key not in self._compiled:
-            self._compiled[key] = jax.jit(self._body(kind, query))
+            self._compiled[key] = jax.jit(self._body(kind, query, variables))
         return self._compiled[key]
 
-    def _body(self, kind: str, query: Query) -> Callable:
+    def _body(self, kind: str, query: Query, model_variables: list[Any]) -> Callable:
         layer_mode = query.layer is not None
         attributed = query.spec.attributed
-        model_variables = self.backend.model.variables
 
         def call(values: list[Any], tensors: list[Any], activation: Any, leaves: bool = False) -> Any:
             state = self.new_state(activation, None)
