@@ -328,6 +328,14 @@ def running_beside_the_user() -> bool:
     return getattr(_BESIDE, "on", False)
 
 
+def target_array(targets: Targets, batch: int, dtype: Any = np.int64) -> np.ndarray:
+    """:meth:`Backend.vjp`'s ``targets`` as a compiled function takes them: one int per sample, -1 for
+    the arg-max (one argument signature whatever was asked, so nothing is traced again)."""
+    if targets is None or isinstance(targets, (int, np.integer)):
+        return np.full(batch, -1 if targets is None else int(targets), dtype=dtype)
+    return np.asarray(targets, dtype=dtype)
+
+
 def positional_names(function: Callable, count: int) -> Optional[list[str]]:
     """The positional parameters of ``function`` (what names the entries of a tuple ``x``); None where
     ``*args`` takes ``count`` entries beyond them, or where it has no signature."""

@@ -22,7 +22,7 @@ import numpy as np
 from ...errors import NonDifferentiableError, NotAModelError, SaliencyError
 from ...heads import output_keys, select_output
 from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
-from ..base import Backend, LayerRef, Query, Targets, positional_names, sum_of_copies
+from ..base import Backend, LayerRef, Query, Targets, positional_names, sum_of_copies, target_array
 from .calls import Call, LayerDidNotRun, first_calls, run
 
 _NO_LAYERS = ("a jax function has no layers: layer= and head=<layer> need a Flax NNX module (its submodules are "
@@ -139,7 +139,7 @@ class JaxBackend(Backend):
     def vjp(self, query: Query, entries: list[np.ndarray], targets: Targets,
             activation: Optional[np.ndarray] = None, *, layout: Any = None,
             copy_weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
-        y, grads = self._run("vjp", query, entries, _target_array(targets, len(entries[0])), activation)
+        y, grads = self._run("vjp", query, entries, target_array(targets, len(entries[0]), np.int32), activation)
         grads = [_numpy(g) for g in grads]
         if copy_weights is not None:
             grads = [sum_of_copies(g, copy_weights) for g in grads]
@@ -147,7 +147,7 @@ class JaxBackend(Backend):
 
     def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        y, leaf, grad = self._run("layer_vjp", query, entries, _target_array(targets, len(entries[0])))
+        y, leaf, grad = self._run("layer_vjp", query, entries, target_array(targets, len(entries[0]), np.int32))
         return _numpy(y), _numpy(leaf), _numpy(grad)
 
     def jacobian_rows(self, query: Query, entries: list[np.ndarray], rows: np.ndarray) -> list[np.ndarray]:
@@ -457,14 +457,6 @@ def _row_scores(y: Any, positions: Any, tokens: Any, minus: Any, normalize: str)
     k = jnp.arange(positions.shape[0])
     picked = at[:, k, tokens]
     return picked if minus is None else picked - at[:, k, minus]
-
-
-def _target_array(targets: Targets, batch: int) -> np.ndarray:
-    """``Backend.vjp``'s targets as the jitted function takes them: one int per sample, -1 for the
-    arg-max (one argument signature whatever was asked)."""
-    if targets is None or isinstance(targets, (int, np.integer)):
-        return np.full(batch, -1 if targets is None else int(targets), dtype=np.int32)
-    return np.asarray(targets, dtype=np.int32)
 
 
 def _numpy(array: Any) -> np.ndarray:

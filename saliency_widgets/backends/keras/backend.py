@@ -18,8 +18,8 @@ from ...heads import select_output
 from ...structure import signature
 from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
 from . import graph as keras_graph
-from ..base import Backend, LayerRef, Query, Targets, sum_of_copies
-from .engine import Engine, LayerDidNotRun, recorded, recording, replacing, target_array
+from ..base import Backend, LayerRef, Query, Targets, sum_of_copies, target_array
+from .engine import Engine, LayerDidNotRun, recorded, recording, replacing
 from .graph import is_graph_model
 
 _FINAL_ACTIVATIONS = ("softmax", "sigmoid", "log_softmax")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import keras
 import numpy as np
 
-from ..base import LayerRef, Query, Targets
+from ..base import LayerRef, Query
 
 if TYPE_CHECKING:
     from .backend import KerasBackend
@@ -138,14 +138,6 @@ def row_scores(y: Any, positions: Any, tokens: Any, minus: Any, normalize: str) 
         return ops.sum(at * ops.one_hot(index, vocabulary, dtype=at.dtype), axis=-1)
 
     return pick(tokens) if minus is None else pick(tokens) - pick(minus)
-
-
-def target_array(targets: Targets, batch: int) -> np.ndarray:
-    """``Backend.vjp``'s targets as engines take them: one int64 per sample, -1 for the arg-max
-    (one argument signature whatever was asked, so nothing is traced again)."""
-    if targets is None or isinstance(targets, int):
-        return np.full(batch, -1 if targets is None else targets, dtype=np.int64)
-    return targets.astype(np.int64)
 
 
 def rows_kind(kind: str) -> tuple[str, bool]:
