@@ -11,6 +11,7 @@ import torch
 
 from ...errors import NonDifferentiableError
 from ..base import Query
+from ..torch.autograd import float32_numpy, gradient_or_zeros, row_gradients
 from .engine import NOT_DIFFERENTIABLE, Engine, joined, recorded, row_scores, rows_kind
 
 
@@ -34,23 +35,24 @@ class TorchEngine(Engine):
             with torch.no_grad():
                 state = self.new_state(activation, None)
                 y = self.explain(query, tensors, state)
-                return _numpy(y if kind == "forward" else joined(recorded(state, "leaves", query.layer), 1))
+                return float32_numpy(y if kind == "forward" else joined(recorded(state, "leaves", query.layer), 1))
         with torch.enable_grad():
             y, wrt = self._differentiable(query, tensors, activation)
             if kind == "jacobian":
-                return [_numpy(j) for j in _jacobian(y, wrt, args[0])]
+                return [float32_numpy(j) for j in _jacobian(y, wrt, args[0])]
             if kind.startswith("rows/"):
                 normalize, subtracts = rows_kind(kind)
                 scores = row_scores(y, args[0], args[1], args[2] if subtracts else None, normalize)
-                grads = _row_gradients(scores, wrt)
-                return _numpy(scores), _numpy(joined(wrt, 1)), _numpy(grads)
+                if not scores.requires_grad:
+                    raise NonDifferentiableError(NOT_DIFFERENTIABLE)
+                return float32_numpy(scores), float32_numpy(joined(wrt, 1)), float32_numpy(row_gradients(scores, wrt))
             total = _chosen_sum(y, args[0])
             if not total.requires_grad:
                 raise NonDifferentiableError(NOT_DIFFERENTIABLE)
             grads = _gradients(torch.autograd.grad(total, wrt, allow_unused=True), wrt)
             if kind == "layer_vjp":
-                return _numpy(y), _numpy(wrt[0]), _numpy(grads[0])
-            return _numpy(y), [_numpy(g) for g in grads]
+                return float32_numpy(y), float32_numpy(wrt[0]), float32_numpy(grads[0])
+            return float32_numpy(y), [float32_numpy(g) for g in grads]
 
     def _differentiable(self, query: Query, tensors: list[torch.Tensor], activation: Optional[torch.Tensor]
                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -86,7 +88,7 @@ def _gradients(grads: tuple, wrt: list[torch.Tensor]) -> list[torch.Tensor]:
     """``grads`` with an unused input's None as zeros; all None: nothing is differentiable."""
     if all(g is None for g in grads):
         raise NonDifferentiableError(NOT_DIFFERENTIABLE)
-    return [torch.zeros_like(w) if g is None else g for g, w in zip(grads, wrt)]
+    return [gradient_or_zeros(g, w) for g, w in zip(grads, wrt)]
 
 
 def _jacobian(y: torch.Tensor, wrt: list[torch.Tensor], rows: torch.Tensor) -> list[torch.Tensor]:
@@ -105,19 +107,3 @@ def _jacobian(y: torch.Tensor, wrt: list[torch.Tensor], rows: torch.Tensor) -> l
         per_row = [_gradients(torch.autograd.grad(selected[:, k].sum(), wrt, allow_unused=True,
                                                   retain_graph=k < n - 1), wrt) for k in range(n)]
         return [torch.stack([row[i] for row in per_row], dim=1) for i in range(len(wrt))]
-
-
-def _row_gradients(scores: torch.Tensor, wrt: list[torch.Tensor]) -> torch.Tensor:
-    """``(batch, n, *layer shape)``: each score's gradient, one backward pass per row through the one
-    graph (a sample's score reads that sample only: one sum for all samples); the layer's calls
-    joined along its axis 1."""
-    if not scores.requires_grad:
-        raise NonDifferentiableError(NOT_DIFFERENTIABLE)
-    n = scores.shape[1]
-    rows = [joined(_gradients(torch.autograd.grad(scores[:, k].sum(), wrt, allow_unused=True,
-                                                  retain_graph=k < n - 1), wrt), 1) for k in range(n)]
-    return torch.stack(rows, dim=1)
-
-
-def _numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().to("cpu", torch.float32).numpy()

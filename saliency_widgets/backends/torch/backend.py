@@ -19,6 +19,7 @@ from ...errors import NonDifferentiableError, SaliencyError
 from ...heads import output_keys, select_output
 from ...structure import signature, tile
 from ...weights import LayerInfo, RecurrentCell, WeightBlock, did_not_run_error, resolve_layer
+from .autograd import float32_numpy, gradient_or_zeros, row_gradients
 from ..base import Backend, LayerRef, Query, Targets, positional_names, running_beside_the_user, to_numpy
 
 _FINAL_ACTIVATIONS: dict[type, str] = {
@@ -369,13 +370,13 @@ class TorchBackend(Backend):
             tensors = self._tensors(entries, placement)
             act = None if activation is None else self._tensors([activation], placement)[0]
             out, _ = self._explained(query, tensors, act, leaf=False)
-            return _numpy(out)
+            return float32_numpy(out)
 
     def activation(self, query: Query, entries: list[np.ndarray]) -> np.ndarray:
         with self._inference() as placement, torch.no_grad():
             tensors = self._tensors(entries, placement)
             _, leaves = self._explained(query, tensors, None, leaf=True)
-            return _numpy(torch.cat(leaves, dim=1) if len(leaves) > 1 else leaves[0])
+            return float32_numpy(torch.cat(leaves, dim=1) if len(leaves) > 1 else leaves[0])
 
     def _differentiable(self, query: Query, entries: list[np.ndarray], activation: Optional[np.ndarray],
                         placement: "_Placement", layout: Optional[str] = None
@@ -402,18 +403,18 @@ class TorchBackend(Backend):
             copy_weights: Optional[np.ndarray] = None) -> tuple[np.ndarray, list[np.ndarray]]:
         with self._inference() as placement:
             out, wrt, grads = self._target_gradients(query, entries, targets, activation, placement, layout)
-            grads = [_gradient(g, w) for g, w in zip(grads, wrt)]
+            grads = [gradient_or_zeros(g, w) for g, w in zip(grads, wrt)]
             if copy_weights is not None:  # summed where they are: a GPU sends one copy's worth back
                 weights = torch.from_numpy(copy_weights.astype(np.float32)).to(grads[0].device)
                 grads = [torch.tensordot(weights, g.float().reshape(len(weights), -1, *g.shape[1:]), dims=1)
                          for g in grads]
-            return _numpy(out.detach()), [_numpy(g) for g in grads]
+            return float32_numpy(out.detach()), [float32_numpy(g) for g in grads]
 
     def layer_vjp(self, query: Query, entries: list[np.ndarray], targets: Targets
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         with self._inference() as placement:
             out, (leaf,), (grad,) = self._target_gradients(query, entries, targets, None, placement, None)
-            return _numpy(out.detach()), _numpy(leaf.detach()), _numpy(_gradient(grad, leaf))
+            return float32_numpy(out.detach()), float32_numpy(leaf.detach()), float32_numpy(gradient_or_zeros(grad, leaf))
 
     def _target_gradients(self, query: Query, entries: list[np.ndarray], targets: Targets,
                           activation: Optional[np.ndarray], placement: "_Placement", layout: Optional[str]
@@ -476,7 +477,7 @@ class TorchBackend(Backend):
             flat = out.reshape(out.shape[0], -1)
             cot = _one_hot_rows(rows, flat.shape, flat)
             grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, is_grads_batched=True, allow_unused=True)
-            return [_numpy(_gradient(g, w, batched=len(rows)).transpose(0, 1)) for g, w in zip(grads, wrt)]
+            return [float32_numpy(gradient_or_zeros(g, w, batched=len(rows)).transpose(0, 1)) for g, w in zip(grads, wrt)]
 
     def _jacobian_tile(self, query: Query, entries: list[np.ndarray], rows: np.ndarray,
                        layout: Optional[str] = None) -> list[np.ndarray]:
@@ -486,15 +487,13 @@ class TorchBackend(Backend):
             flat = out.reshape(n_rows, batch, -1)
             cot = _one_hot_rows(rows, (batch, flat.shape[-1]), flat)
             grads = torch.autograd.grad(flat, wrt, grad_outputs=cot, allow_unused=True)
-            return [_numpy(_gradient(g, w).reshape(n_rows, batch, *w.shape[1:]).transpose(0, 1))
+            return [float32_numpy(gradient_or_zeros(g, w).reshape(n_rows, batch, *w.shape[1:]).transpose(0, 1))
                     for g, w in zip(grads, wrt)]
 
     def output_rows(self, query: Query, entries: list[np.ndarray], positions: np.ndarray, tokens: np.ndarray, *,
                     minus: Optional[np.ndarray] = None, normalize: Optional[str] = None,
                     activation: Optional[Any] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One forward pass, then one backward pass per row through its graph: on the CPU that ran
-        faster than batching the backward over the rows (``is_grads_batched``: 1.8× the time for
-        8 rows of a GPT-2 config, measured), and it holds one row's gradients at a time."""
+        """One forward pass, then one backward pass per row through its graph (:func:`.autograd.row_gradients`)."""
         with self._inference() as placement:
             if activation is not None:
                 activation = self._tensors([activation], placement, shared=(0,))[0].requires_grad_(True)
@@ -502,13 +501,8 @@ class TorchBackend(Backend):
             scores = _row_scores(out, positions, tokens, minus, normalize)
             if not scores.requires_grad:
                 raise NonDifferentiableError("the explained output does not depend differentiably on the layer")
-            rows = []
-            for k in range(scores.shape[1]):  # a sample's score reads that sample only: one sum for all
-                grads = torch.autograd.grad(scores[:, k].sum(), wrt, retain_graph=k < scores.shape[1] - 1,
-                                            allow_unused=True)
-                rows.append(torch.cat([_gradient(g, w) for g, w in zip(grads, wrt)], dim=1))
             layer_output = torch.cat(wrt, dim=1) if len(wrt) > 1 else wrt[0]
-            return _numpy(scores), _numpy(layer_output), _numpy(torch.stack(rows, dim=1))
+            return float32_numpy(scores), float32_numpy(layer_output), float32_numpy(row_gradients(scores, wrt))
 
     def generate(self, inputs: dict[str, np.ndarray], max_new_tokens: int, options: dict[str, Any]
                  ) -> Optional[np.ndarray]:
@@ -760,14 +754,6 @@ def _forward_parameters(module: nn.Module) -> list[str]:
         return []
 
 
-def _gradient(grad: Optional[torch.Tensor], wrt: torch.Tensor, batched: int = 0) -> torch.Tensor:
-    """A gradient from ``autograd.grad``; zeros where the output does not depend on ``wrt`` at all."""
-    if grad is not None:
-        return grad
-    shape = (batched, *wrt.shape) if batched else wrt.shape
-    return torch.zeros(shape, dtype=wrt.dtype, device=wrt.device)
-
-
 def _row_scores(out: torch.Tensor, positions: np.ndarray, tokens: np.ndarray, minus: Optional[np.ndarray],
                 normalize: Optional[str]) -> torch.Tensor:
     """``(batch, n)``: ``out`` ``(batch, length, vocabulary)`` at ``positions``, entries ``tokens``,
@@ -793,11 +779,3 @@ def _one_hot_rows(rows: np.ndarray, flat_shape: tuple, like: torch.Tensor) -> to
     cot = np.zeros((len(rows), *flat_shape), dtype=np.float32)  # built in numpy: fewer small torch ops
     cot[np.arange(len(rows)), :, rows] = 1
     return torch.from_numpy(cot).to(device=like.device, dtype=like.dtype)
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    t = t.detach()
-    if t.dtype != torch.float32 or t.device.type != "cpu":
-        t = t.to("cpu", torch.float32)
-    return t.numpy()
-
