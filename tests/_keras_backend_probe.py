@@ -138,6 +138,7 @@ def main(out: str) -> None:
     meta["backend"] = backend
     ops = keras.ops
     L = keras.layers
+    from models import keras_grad  # the hand-written gradient of the backend's framework (tests/models.py)
     rng = np.random.default_rng(0)
 
     def set_weights(model):
@@ -197,32 +198,12 @@ def main(out: str) -> None:
             return y
         return model(inputs, training=False)
 
-    def grads(f, inputs):
-        """d f(tensors) / d each input (f: a scalar), written out with this backend's framework."""
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            ts = [tf.convert_to_tensor(i) for i in inputs]
-            with tf.GradientTape() as tape:
-                for t in ts:
-                    tape.watch(t)
-                y = f(ts)
-            return [g.numpy() for g in tape.gradient(y, ts)]
-        if backend == "torch":
-            import torch
-
-            ts = [ops.convert_to_tensor(i).detach().clone().requires_grad_(True) for i in inputs]
-            return [g.detach().cpu().numpy() for g in torch.autograd.grad(f(ts), ts)]
-        import jax
-
-        return [np.asarray(g) for g in jax.jit(jax.grad(f))([jax.numpy.asarray(i) for i in inputs])]
-
     def jacobian(f, x):
         """(batch, n, *sample shape): d f(x)[i, k] / d x[i] (f: (batch, ...) → (batch, n)), one
         hand-written gradient per output k (samples never mix, so the sum over the batch's k-th
         outputs differentiates each sample's)."""
         n = int(np.prod(f(ops.convert_to_tensor(x)).shape[1:]))
-        return np.stack([grads(lambda ts: ops.sum(ops.reshape(f(ts[0]), (len(x), n))[:, k]), [x])[0]
+        return np.stack([keras_grad(lambda ts: ops.sum(ops.reshape(f(ts[0]), (len(x), n))[:, k]), [x])[0]
                          for k in range(n)], axis=1)
 
     def selected(y, targets):
@@ -255,32 +236,32 @@ def main(out: str) -> None:
     def reference_cnn():
         targets = [0, 2]
         check_close("reference/cnn gradient (logits)", sw.saliency(cnn, x_img, targets),
-                    grads(lambda ts: selected(cnn_logits(ts[0]), targets), [x_img])[0])
+                    keras_grad(lambda ts: selected(cnn_logits(ts[0]), targets), [x_img])[0])
         check_close("reference/cnn gradient (probabilities)",
                     sw.saliency(cnn, x_img, targets, output="probabilities"),
-                    grads(lambda ts: selected(call(cnn, ts[0]), targets), [x_img])[0])
+                    keras_grad(lambda ts: selected(call(cnn, ts[0]), targets), [x_img])[0])
         check_close("reference/cnn jacobian (logits)", sw.jacobian(cnn, x_img), jacobian(cnn_logits, x_img))
         check_close("reference/cnn jacobian (probabilities)", sw.jacobian(cnn, x_img, output="probabilities"),
                     jacobian(lambda xt: call(cnn, xt), x_img))
 
     def reference_rnn(name, model, x, targets, with_jacobian=True):
         check_close(f"reference/{name} gradient", sw.saliency(model, x, targets),
-                    grads(lambda ts: selected(call(model, ts[0]), targets), [x])[0])
+                    keras_grad(lambda ts: selected(call(model, ts[0]), targets), [x])[0])
         if with_jacobian:
             check_close(f"reference/{name} jacobian", sw.jacobian(model, x), jacobian(lambda xt: call(model, xt), x))
 
     def reference_heads():
-        ref_cls = grads(lambda ts: selected(pre_activation(two, "cls", as_dict(ts)), [2, 2]), two_in)
+        ref_cls = keras_grad(lambda ts: selected(pre_activation(two, "cls", as_dict(ts)), [2, 2]), two_in)
         for head in (0, "cls", two.get_layer("cls")):
             got = sw.saliency(two, x_two, 2, head=head)
             for key, ref in zip("ab", ref_cls):
                 check_close(f"reference/two head={head!r} gradient [{key}]", got[key], ref)
-        ref_reg = grads(lambda ts: selected(call(two, as_dict(ts))[1], [1, 1]), two_in)
+        ref_reg = keras_grad(lambda ts: selected(call(two, as_dict(ts))[1], [1, 1]), two_in)
         for head in (1, "reg", two.get_layer("reg")):
             got = sw.saliency(two, x_two, 1, head=head)
             for key, ref in zip("ab", ref_reg):
                 check_close(f"reference/two head={head!r} gradient [{key}]", got[key], ref)
-        ref_hidden = grads(lambda ts: selected(hidden_of(two, "hidden", as_dict(ts)), [4, 4]), two_in)
+        ref_hidden = keras_grad(lambda ts: selected(hidden_of(two, "hidden", as_dict(ts)), [4, 4]), two_in)
         got = sw.saliency(two, x_two, 4, head="hidden")
         for key, ref in zip("ab", ref_hidden):
             check_close(f"reference/two head='hidden' gradient [{key}]", got[key], ref)
@@ -292,7 +273,7 @@ def main(out: str) -> None:
         """layer=: the gradient with respect to the hidden activation, from there to the cls logits."""
         act = ops.convert_to_numpy(hidden_of(two, "hidden", x_two))
         cls = two.get_layer("cls")
-        ref = grads(lambda ts: selected(ops.matmul(ts[0], ops.convert_to_tensor(cls.kernel.value))
+        ref = keras_grad(lambda ts: selected(ops.matmul(ts[0], ops.convert_to_tensor(cls.kernel.value))
                                         + ops.convert_to_tensor(cls.bias.value), [2, 2]), [act])[0]
         check_close("reference/two layer='hidden' gradient", sw.saliency(two, x_two, 2, head="cls", layer="hidden"),
                     ref)
